@@ -1,0 +1,114 @@
+/*
+ * conf.h -- reporterd.yaml as a typed, validated object.
+ *
+ * rd_conf_load() reads one YAML file with libyaml's document API, expands
+ * ${VAR} and ${VAR:-default} in scalars, checks every key against a
+ * declarative option table (type, range, default) and returns a complete
+ * object or nothing: a reload either gets a whole new configuration or
+ * keeps the old one.  Errors name the file, line, column and key:
+ *
+ *     /etc/reporterd/reporterd.yaml:7:9: rabbitmq.port: 70000 is out of range (1..65535)
+ *
+ * The loader never logs; it returns the message to the caller.
+ */
+#ifndef RD_CONF_H
+#define RD_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum rd_log_level {
+    RD_LOG_DEBUG = 0,
+    RD_LOG_INFO,
+    RD_LOG_WARN,
+    RD_LOG_ERROR
+};
+
+enum rd_queue_type {
+    RD_QUEUE_CLASSIC = 0,
+    RD_QUEUE_QUORUM
+};
+
+struct rd_conf_amqp {
+    char   *host;               /* "127.0.0.1" */
+    int     port;               /* 5672 (5671 when tls is on and port unset) */
+    char   *user;               /* "guest" */
+    char   *password;           /* "guest", or read from password_file */
+    char   *password_file;      /* NULL unless set */
+    char   *vhost;              /* "/" */
+    char   *task_queue;         /* "reports.tasks" */
+    char   *result_queue;       /* "reports.results" */
+    char   *dead_letter_queue;  /* default "<task_queue>.dead" */
+    int     queue_type;         /* enum rd_queue_type, "classic" */
+    int     prefetch;           /* 1 (1..65535) */
+    int     heartbeat;          /* seconds, 30 (0 = off, 0..3600) */
+    int     max_redeliveries;   /* 5 (0..1000) */
+    int     connect_timeout_ms; /* 5000 */
+    int     confirm_timeout_ms; /* 5000 */
+    int     tls;                /* off */
+    char   *tls_ca_file;        /* NULL; required when tls is on */
+    char   *tls_cert_file;      /* NULL */
+    char   *tls_key_file;       /* NULL */
+    int     tls_verify;         /* on */
+};
+
+struct rd_conf_mongo {
+    char   *uri;                /* effective URI (built from host/port/... if
+                                   uri was not given) */
+    char   *host;               /* NULL unless given */
+    int     port;               /* 0 unless given */
+    char   *user;               /* NULL unless given */
+    char   *password;           /* NULL unless given or password_file */
+    char   *password_file;      /* NULL unless set */
+    char   *auth_source;        /* NULL unless given */
+    char   *database;           /* "calls" */
+    char   *collection;         /* "calls" */
+    int     max_time_ms;        /* 20000 (1..3600000) */
+};
+
+struct rd_conf_task {
+    int     max_phones;         /* 100 (1..100000) */
+    int     max_message_size;   /* 1048576 bytes (64..67108864) */
+    int     max_depth;          /* 16 JSON nesting levels (2..1000) */
+};
+
+struct rd_conf_report {
+    double  price_per_second;   /* 10 (finite, >= 0) */
+};
+
+struct rd_conf_status {
+    char   *listen;             /* NULL = off; "127.0.0.1:9187" */
+};
+
+struct rd_conf {
+    char   *path;               /* the file it was read from */
+    int     daemon;             /* off */
+    int     worker_processes;   /* 2; "auto" resolves to the CPU count */
+    int     worker_processes_auto;
+    char   *pid;                /* RD_DEFAULT_PID */
+    char   *error_log;          /* "stderr" or a path */
+    int     log_level;          /* enum rd_log_level, info */
+    char   *user;               /* NULL = do not switch user */
+    int     worker_shutdown_timeout_ms; /* 30000 */
+
+    struct rd_conf_amqp   rabbitmq;
+    struct rd_conf_mongo  mongodb;
+    struct rd_conf_task   task;
+    struct rd_conf_report report;
+    struct rd_conf_status status;
+
+    int     world_readable_secret; /* set when the file is readable by
+                                      others and holds a password */
+};
+
+/* Load and validate; on failure return NULL and put one line in err. */
+struct rd_conf *rd_conf_load(const char *path, char *err, size_t errlen);
+
+void rd_conf_free(struct rd_conf *conf);
+
+/* Print the effective configuration as YAML, passwords masked ("********"). */
+void rd_conf_dump(const struct rd_conf *conf, FILE *out);
+
+const char *rd_log_level_name(int level);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * log.h -- the process's error log: one line per event with time, level,
+ * pid and role, written with a single write(2) so lines from the master
+ * and its workers never interleave.  Reopened on USR1 for logrotate.
+ */
+#ifndef RD_LOG_H
+#define RD_LOG_H
+
+#include "conf.h"
+
+#define RD_LOG_ALERT (RD_LOG_ERROR + 1)    /* a bug or a lost invariant */
+
+/* Role printed on every line: "master", "worker", "reporterctl". */
+void rd_log_set_role(const char *role);
+
+/* Open "stderr" or a file path (O_APPEND); 0 or -1 with err filled. */
+int  rd_log_open(const char *target, int level, char *err, size_t errlen);
+/* Reopen the same path (USR1); keeps the old fd if the new open fails. */
+int  rd_log_reopen(char *err, size_t errlen);
+void rd_log_set_level(int level);
+int  rd_log_fd(void);
+void rd_log_close(void);
+
+void rd_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define rd_debug(...) rd_log(RD_LOG_DEBUG, __VA_ARGS__)
+#define rd_info(...)  rd_log(RD_LOG_INFO, __VA_ARGS__)
+#define rd_warn(...)  rd_log(RD_LOG_WARN, __VA_ARGS__)
+#define rd_error(...) rd_log(RD_LOG_ERROR, __VA_ARGS__)
+#define rd_alert(...) rd_log(RD_LOG_ALERT, __VA_ARGS__)
+
+/* Route libmongoc's log through rd_log (debug/warn levels). */
+void rd_log_capture_mongoc(void);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * main.c -- reporterd's entry point and command line.
+ *
+ *   reporterd [-c FILE]                 run (master + workers)
+ *   reporterd -t [-c FILE]              check the configuration
+ *   reporterd -T [-c FILE]              check it and print it, secrets masked
+ *   reporterd -s SIGNAL [-c FILE]       stop | quit | reload | reopen
+ *   reporterd -v | -h
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mongoc/mongoc.h>
+
+#include "conf.h"
+#include "log.h"
+#include "master.h"
+#include "process.h"
+
+#ifndef RD_DEFAULT_CONF
+#define RD_DEFAULT_CONF "/usr/local/etc/reporterd/reporterd.yaml"
+#endif
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: reporterd [-c FILE] [-t | -T | -s SIGNAL | -v | -h]\n"
+            "\n"
+            "  -c FILE    configuration file (default " RD_DEFAULT_CONF ")\n"
+            "  -t         test the configuration and exit\n"
+            "  -T         test the configuration, print it (secrets masked) and exit\n"
+            "  -s SIGNAL  send a signal to the running master: stop, quit, reload, reopen\n"
+            "  -v         print the version and exit\n"
+            "  -h         print this help and exit\n");
+}
+
+static int
+send_signal(const struct rd_conf *conf, const char *name)
+{
+    static const struct { const char *name; int sig; } map[] = {
+        { "stop", SIGTERM }, { "quit", SIGQUIT }, { "reload", SIGHUP }, { "reopen", SIGUSR1 }
+    };
+    char   err[512];
+    pid_t  pid;
+    size_t i;
+
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i].name, name) == 0)
+            break;
+    if (i == sizeof(map) / sizeof(map[0])) {
+        fprintf(stderr, "reporterd: invalid signal \"%s\": use stop, quit, reload or reopen\n",
+                name);
+        return 1;
+    }
+    pid = rd_pidfile_live(conf->pid, err, sizeof(err));
+    if (pid < 0) {
+        fprintf(stderr, "reporterd: %s\n", err);
+        return 1;
+    }
+    if (kill(pid, map[i].sig) != 0) {
+        fprintf(stderr, "reporterd: kill(%ld, SIG%s) failed: %s\n", (long) pid,
+                sigabbrev_np(map[i].sig), strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char     *conf_arg = RD_DEFAULT_CONF, *signal_name = NULL;
+    char            conf_path[PATH_MAX], err[1024];
+    struct rd_conf *conf;
+    int             opt, test = 0, dump = 0, pidfd, status;
+
+    rd_log_capture_mongoc();
+    while ((opt = getopt(argc, argv, "c:tTs:vh")) != -1) {
+        switch (opt) {
+        case 'c': conf_arg = optarg; break;
+        case 't': test = 1; break;
+        case 'T': test = dump = 1; break;
+        case 's': signal_name = optarg; break;
+        case 'v':
+            printf("reporterd version " PACKAGE_VERSION "\n");
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "reporterd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+    /* The daemon chdirs to / and re-reads the file on reload. */
+    if (realpath(conf_arg, conf_path) == NULL)
+        snprintf(conf_path, sizeof(conf_path), "%s", conf_arg);
+
+    conf = rd_conf_load(conf_path, err, sizeof(err));
+    if (conf == NULL) {
+        fprintf(stderr, "reporterd: %s\n", err);
+        if (test)
+            fprintf(stderr, "reporterd: configuration file %s test failed\n", conf_path);
+        return 1;
+    }
+    if (conf->world_readable_secret)
+        fprintf(stderr, "reporterd: warning: %s holds a password and is readable by other "
+                "users (chmod o-r)\n", conf_path);
+    if (test) {
+        if (dump)
+            rd_conf_dump(conf, stdout);
+        fprintf(stderr, "reporterd: configuration file %s test is successful\n", conf_path);
+        rd_conf_free(conf);
+        return 0;
+    }
+    if (signal_name != NULL) {
+        status = send_signal(conf, signal_name);
+        rd_conf_free(conf);
+        return status;
+    }
+
+    rd_proctitle_init(argc, argv);
+    if (rd_log_open(conf->error_log, conf->log_level, err, sizeof(err)) != 0) {
+        fprintf(stderr, "reporterd: error_log: %s\n", err);
+        rd_conf_free(conf);
+        return 1;
+    }
+    if (conf->daemon && rd_daemonize(err, sizeof(err)) != 0) {
+        rd_error("%s", err);
+        return 1;
+    }
+    pidfd = rd_pidfile_create(conf->pid, err, sizeof(err));
+    if (pidfd < 0) {
+        rd_error("%s", err);
+        if (!conf->daemon && rd_log_fd() != 2)
+            fprintf(stderr, "reporterd: %s\n", err);
+        rd_conf_free(conf);
+        return 1;
+    }
+    char pid_path[PATH_MAX];
+    snprintf(pid_path, sizeof(pid_path), "%s", conf->pid);
+    mongoc_init();
+    status = rd_master_run(conf, conf_path, pidfd);
+    rd_pidfile_remove(pid_path, pidfd);
+    mongoc_cleanup();
+    return status;
+}

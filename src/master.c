@@ -1,0 +1,468 @@
+/*
+ * master.c -- the master's cycle.
+ *
+ * Signal handlers only set flags.  The signals stay blocked except inside
+ * ppoll(), where the master sleeps between events while also watching
+ * the workers' channels, so a flag is never missed and never raced.
+ *
+ * Workers sit in a slot table with their generation.  A reload loads the
+ * whole new configuration first; only if all of it is valid does a new
+ * generation start, and the old one is asked to stop (as QUIT) once every
+ * new worker has reported that it consumes.  A worker of the current
+ * generation that dies unasked is replaced; one that dies within
+ * THROTTLE_WINDOW_MS of its start is replaced after a delay that doubles
+ * up to THROTTLE_CAP_MS (Postfix's throttle), reset once one stays up.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "log.h"
+#include "master.h"
+#include "process.h"
+#include "util.h"
+#include "worker.h"
+
+#define MAX_SLOTS          4096
+#define THROTTLE_WINDOW_MS 5000
+#define THROTTLE_BASE_MS   1000
+#define THROTTLE_CAP_MS    60000
+#define FAST_STOP_KILL_MS  1000
+
+struct slot {
+    pid_t   pid;                /* 0: free */
+    int     fd;                 /* master's end of the channel, -1 when closed */
+    int     generation;
+    int     index;              /* position within its generation */
+    int     ready;              /* reported RD_CHAN_CONSUMING */
+    int     exiting;            /* asked to stop */
+    int64_t started_ms;
+    int64_t kill_at_ms;         /* SIGKILL then, 0: never */
+};
+
+struct respawn {
+    int64_t at_ms;              /* 0: nothing scheduled */
+    int64_t delay_ms;           /* last throttle delay */
+    int     disabled;           /* exited with RD_WORKER_EXIT_FATAL */
+};
+
+struct master {
+    struct rd_conf *conf;
+    const char     *conf_path;
+    int             pidfd;
+    struct slot     slots[MAX_SLOTS];
+    struct respawn *respawn;    /* one per worker of the current generation */
+    int             generation; /* the newest generation */
+    int             serving;    /* the generation taking tasks */
+    int             stopping;   /* 0, or SIGQUIT / SIGTERM */
+};
+
+static volatile sig_atomic_t m_child, m_terminate, m_quit, m_reload, m_reopen;
+
+static void
+on_signal(int sig)
+{
+    switch (sig) {
+    case SIGCHLD: m_child = 1; break;
+    case SIGTERM:
+    case SIGINT:  m_terminate = 1; break;
+    case SIGQUIT: m_quit = 1; break;
+    case SIGHUP:  m_reload = 1; break;
+    case SIGUSR1: m_reopen = 1; break;
+    }
+}
+
+static void
+setup_signals(sigset_t *waitmask)
+{
+    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 };
+    struct sigaction sa;
+    sigset_t         block;
+    size_t           i;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&block);
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        sigaction(sigs[i], &sa, NULL);
+        sigaddset(&block, sigs[i]);
+    }
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigprocmask(SIG_BLOCK, &block, waitmask);
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigdelset(waitmask, sigs[i]);
+}
+
+static int
+live_workers(struct master *m, int generation)
+{
+    int i, n = 0;
+
+    for (i = 0; i < MAX_SLOTS; i++)
+        if (m->slots[i].pid != 0 && (generation == 0 || m->slots[i].generation == generation))
+            n++;
+    return n;
+}
+
+static void
+spawn(struct master *m, int index)
+{
+    struct slot *s = NULL;
+    int          fds[2], i, status;
+    pid_t        pid;
+
+    for (i = 0; i < MAX_SLOTS && s == NULL; i++)
+        if (m->slots[i].pid == 0)
+            s = &m->slots[i];
+    if (s == NULL) {
+        rd_alert("no free worker slot");
+        return;
+    }
+    if (rd_channel_open(fds) != 0) {
+        rd_error("socketpair() failed while spawning a worker: %s", strerror(errno));
+        m->respawn[index].at_ms = rd_now_ms() + THROTTLE_BASE_MS;
+        return;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        rd_error("fork() failed while spawning a worker: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        m->respawn[index].at_ms = rd_now_ms() + THROTTLE_BASE_MS;
+        return;
+    }
+    if (pid == 0) {
+        /* The worker keeps nothing of the master's but its config. */
+        for (i = 0; i < MAX_SLOTS; i++)
+            if (m->slots[i].pid != 0 && m->slots[i].fd >= 0)
+                close(m->slots[i].fd);
+        close(fds[0]);
+        if (m->pidfd >= 0)
+            close(m->pidfd);
+        status = rd_worker_main(m->conf, fds[1], m->generation);
+        exit(status);
+    }
+    close(fds[1]);
+    memset(s, 0, sizeof(*s));
+    s->pid = pid;
+    s->fd = fds[0];
+    s->generation = m->generation;
+    s->index = index;
+    s->started_ms = rd_now_ms();
+    m->respawn[index].at_ms = 0;
+    rd_info("spawned worker %ld (generation %d, #%d)", (long) pid, m->generation, index);
+}
+
+static int
+spawn_generation(struct master *m)
+{
+    int i, n = m->conf->worker_processes;
+
+    free(m->respawn);
+    m->respawn = calloc(n, sizeof(*m->respawn));
+    if (m->respawn == NULL) {
+        rd_alert("out of memory");
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        spawn(m, i);
+    return 0;
+}
+
+static void
+signal_slot(struct slot *s, int sig, int64_t kill_after_ms)
+{
+    int64_t kill_at = rd_now_ms() + kill_after_ms;
+
+    if (kill(s->pid, sig) != 0 && errno != ESRCH)
+        rd_error("kill(%ld, %d) failed: %s", (long) s->pid, sig, strerror(errno));
+    s->exiting = 1;
+    if (s->kill_at_ms == 0 || kill_at < s->kill_at_ms)
+        s->kill_at_ms = kill_at;
+}
+
+/* Stop every worker matching (generation == 0: all; else older than it). */
+static void
+stop_workers(struct master *m, int sig, int older_than)
+{
+    int64_t grace = sig == SIGQUIT ? m->conf->worker_shutdown_timeout_ms : FAST_STOP_KILL_MS;
+    int     i;
+
+    for (i = 0; i < MAX_SLOTS; i++) {
+        struct slot *s = &m->slots[i];
+
+        if (s->pid == 0 || (older_than != 0 && s->generation >= older_than))
+            continue;
+        if (s->exiting && sig == SIGQUIT)
+            continue;
+        signal_slot(s, sig, grace);
+    }
+}
+
+static void
+reap(struct master *m)
+{
+    int      status, i;
+    pid_t    pid;
+    int64_t  now = rd_now_ms(), lived;
+    char     how[64];
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct slot *s = NULL;
+
+        for (i = 0; i < MAX_SLOTS && s == NULL; i++)
+            if (m->slots[i].pid == pid)
+                s = &m->slots[i];
+        if (WIFSIGNALED(status))
+            snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
+        else
+            snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+        if (s == NULL) {
+            rd_info("process %ld %s", (long) pid, how);
+            continue;
+        }
+        if (s->fd >= 0)
+            close(s->fd);
+        lived = now - s->started_ms;
+        if (s->exiting || m->stopping || s->generation != m->generation) {
+            rd_info("worker %ld %s", (long) pid, how);
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL) {
+            rd_error("worker %ld %s: a fatal configuration problem (see above); not "
+                     "respawning it until the configuration is reloaded", (long) pid, how);
+            m->respawn[s->index].disabled = 1;
+        } else {
+            struct respawn *r = &m->respawn[s->index];
+
+            if (lived < THROTTLE_WINDOW_MS)
+                r->delay_ms = r->delay_ms == 0 ? THROTTLE_BASE_MS
+                              : (r->delay_ms * 2 > THROTTLE_CAP_MS ? THROTTLE_CAP_MS
+                                                                   : r->delay_ms * 2);
+            else
+                r->delay_ms = 0;
+            r->at_ms = now + (r->delay_ms > 0 ? r->delay_ms : 1);
+            if (r->delay_ms > 0)
+                rd_warn("worker %ld %s after %lld ms; throttled: respawning in %lld ms",
+                        (long) pid, how, (long long) lived, (long long) r->delay_ms);
+            else
+                rd_warn("worker %ld %s unexpectedly; respawning", (long) pid, how);
+        }
+        memset(s, 0, sizeof(*s));
+        s->fd = -1;
+    }
+}
+
+static void
+read_channels(struct master *m, struct pollfd *pfd, int n)
+{
+    int i, j, msg;
+
+    for (i = 0; i < n; i++) {
+        struct slot *s = NULL;
+
+        if (pfd[i].revents == 0)
+            continue;
+        for (j = 0; j < MAX_SLOTS && s == NULL; j++)
+            if (m->slots[j].pid != 0 && m->slots[j].fd == pfd[i].fd)
+                s = &m->slots[j];
+        if (s == NULL)
+            continue;
+        while ((msg = rd_channel_recv(s->fd)) > 0) {
+            if (msg == RD_CHAN_CONSUMING && !s->ready) {
+                s->ready = 1;
+                rd_debug("worker %ld is consuming", (long) s->pid);
+            } else if (msg == RD_CHAN_BROKER_DOWN || msg == RD_CHAN_STORE_DOWN) {
+                s->ready = 0;
+            }
+        }
+        if (msg < 0) {           /* the worker is exiting: reap will follow */
+            close(s->fd);
+            s->fd = -1;
+        }
+    }
+}
+
+/* Once every worker of the newest generation consumes, retire the rest. */
+static void
+check_generation(struct master *m)
+{
+    int i, ready = 0;
+
+    if (m->serving == m->generation)
+        return;
+    for (i = 0; i < MAX_SLOTS; i++)
+        if (m->slots[i].pid != 0 && m->slots[i].generation == m->generation
+            && m->slots[i].ready)
+            ready++;
+    if (ready < m->conf->worker_processes)
+        return;
+    rd_info("generation %d: all %d workers consuming; stopping older generations gracefully",
+            m->generation, ready);
+    stop_workers(m, SIGQUIT, m->generation);
+    m->serving = m->generation;
+}
+
+static void
+reload(struct master *m)
+{
+    struct rd_conf *conf;
+    char            err[1024];
+
+    rd_info("reloading configuration from %s", m->conf_path);
+    conf = rd_conf_load(m->conf_path, err, sizeof(err));
+    if (conf == NULL) {
+        rd_error("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (strcmp(conf->pid, m->conf->pid) != 0)
+        rd_warn("a new pid file path takes effect only after a restart");
+    if (strcmp(conf->error_log, m->conf->error_log) != 0 || conf->log_level != m->conf->log_level) {
+        if (rd_log_open(conf->error_log, conf->log_level, err, sizeof(err)) != 0) {
+            rd_error("reload failed, keeping the running configuration: %s", err);
+            rd_conf_free(conf);
+            return;
+        }
+    }
+    if (conf->world_readable_secret)
+        rd_warn("%s holds a password and is readable by other users", m->conf_path);
+    /* Generations started by earlier reloads that never got ready. */
+    for (int i = 0; i < MAX_SLOTS; i++)
+        if (m->slots[i].pid != 0 && m->slots[i].generation > m->serving && !m->slots[i].exiting)
+            signal_slot(&m->slots[i], SIGQUIT, m->conf->worker_shutdown_timeout_ms);
+    rd_conf_free(m->conf);
+    m->conf = conf;
+    m->generation++;
+    rd_info("starting generation %d with %d workers", m->generation, conf->worker_processes);
+    spawn_generation(m);
+}
+
+static void
+run_timers(struct master *m, int64_t now)
+{
+    int i;
+
+    for (i = 0; i < MAX_SLOTS; i++) {
+        struct slot *s = &m->slots[i];
+
+        if (s->pid != 0 && s->kill_at_ms != 0 && now >= s->kill_at_ms) {
+            rd_warn("worker %ld did not exit in time; sending SIGKILL", (long) s->pid);
+            kill(s->pid, SIGKILL);
+            s->kill_at_ms = 0;
+        }
+    }
+    if (m->stopping)
+        return;
+    for (i = 0; i < m->conf->worker_processes; i++)
+        if (m->respawn[i].at_ms != 0 && !m->respawn[i].disabled && now >= m->respawn[i].at_ms)
+            spawn(m, i);
+}
+
+static int64_t
+next_timer(struct master *m, int64_t now)
+{
+    int64_t next = now + 1000;
+    int     i;
+
+    for (i = 0; i < MAX_SLOTS; i++)
+        if (m->slots[i].pid != 0 && m->slots[i].kill_at_ms != 0 && m->slots[i].kill_at_ms < next)
+            next = m->slots[i].kill_at_ms;
+    if (!m->stopping)
+        for (i = 0; i < m->conf->worker_processes; i++)
+            if (m->respawn[i].at_ms != 0 && m->respawn[i].at_ms < next)
+                next = m->respawn[i].at_ms;
+    return next > now ? next - now : 0;
+}
+
+int
+rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
+{
+    static struct master m;
+    struct pollfd        pfd[MAX_SLOTS];
+    struct timespec      ts;
+    sigset_t             waitmask;
+    char                 err[512];
+    int64_t              wait_ms;
+    int                  i, n;
+
+    memset(&m, 0, sizeof(m));
+    for (i = 0; i < MAX_SLOTS; i++)
+        m.slots[i].fd = -1;
+    m.conf = conf;
+    m.conf_path = conf_path;
+    m.pidfd = pidfd;
+    m.generation = m.serving = 1;
+    setup_signals(&waitmask);
+    rd_proctitle_set("reporterd: master process %s", conf_path);
+    rd_info("master started: %d workers, config %s", conf->worker_processes, conf_path);
+    if (spawn_generation(&m) != 0)
+        return 1;
+
+    for (;;) {
+        n = 0;
+        for (i = 0; i < MAX_SLOTS; i++)
+            if (m.slots[i].pid != 0 && m.slots[i].fd >= 0) {
+                pfd[n].fd = m.slots[i].fd;
+                pfd[n].events = POLLIN;
+                pfd[n].revents = 0;
+                n++;
+            }
+        wait_ms = next_timer(&m, rd_now_ms());
+        ts.tv_sec = wait_ms / 1000;
+        ts.tv_nsec = (wait_ms % 1000) * 1000000;
+        if (ppoll(pfd, n, &ts, &waitmask) < 0 && errno != EINTR)
+            rd_error("ppoll() failed: %s", strerror(errno));
+
+        if (m_child) {
+            m_child = 0;
+            reap(&m);
+        }
+        if (m_terminate) {
+            m_terminate = 0;
+            if (m.stopping != SIGTERM)
+                rd_info("fast stop requested%s", m.stopping ? " during a graceful stop" : "");
+            m.stopping = SIGTERM;
+            stop_workers(&m, SIGTERM, 0);
+        }
+        if (m_quit) {
+            m_quit = 0;
+            if (!m.stopping) {
+                rd_info("graceful stop requested");
+                m.stopping = SIGQUIT;
+                stop_workers(&m, SIGQUIT, 0);
+            }
+        }
+        if (m_reload) {
+            m_reload = 0;
+            if (!m.stopping)
+                reload(&m);
+        }
+        if (m_reopen) {
+            m_reopen = 0;
+            if (rd_log_reopen(err, sizeof(err)) != 0)
+                rd_error("reopening the log failed: %s", err);
+            else
+                rd_info("log reopened");
+            for (i = 0; i < MAX_SLOTS; i++)
+                if (m.slots[i].pid != 0)
+                    kill(m.slots[i].pid, SIGUSR1);
+        }
+        read_channels(&m, pfd, n);
+        check_generation(&m);
+        run_timers(&m, rd_now_ms());
+        if (m.stopping && live_workers(&m, 0) == 0)
+            break;
+    }
+    rd_info("all workers gone; master exiting");
+    free(m.respawn);
+    rd_conf_free(m.conf);
+    return 0;
+}

@@ -1,0 +1,228 @@
+/*
+ * process.c -- pid file, daemonize, process titles, privilege drop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "process.h"
+
+pid_t
+rd_pidfile_live(const char *path, char *err, size_t errlen)
+{
+    char  buf[32];
+    char *end;
+    long  pid;
+    int   fd;
+    ssize_t n;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open pid file \"%s\": %s (is reporterd running?)",
+                 path, strerror(errno));
+        return -1;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0) {
+        snprintf(err, errlen, "pid file \"%s\" is empty", path);
+        close(fd);
+        return -1;
+    }
+    buf[n] = '\0';
+    errno = 0;
+    pid = strtol(buf, &end, 10);
+    if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') || pid <= 1) {
+        snprintf(err, errlen, "pid file \"%s\" does not hold a pid", path);
+        close(fd);
+        return -1;
+    }
+    /* A live master holds an exclusive lock on the file. */
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        snprintf(err, errlen, "pid file \"%s\" is stale: process %ld is not a running "
+                 "reporterd master", path, pid);
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return (pid_t) pid;
+}
+
+int
+rd_pidfile_create(const char *path, char *err, size_t errlen)
+{
+    char  tmp[4096], buf[32];
+    char  why[256];
+    pid_t live;
+    int   fd, n;
+
+    live = rd_pidfile_live(path, why, sizeof(why));
+    if (live > 0) {
+        snprintf(err, errlen, "reporterd is already running with pid %ld (pid file \"%s\")",
+                 (long) live, path);
+        return -1;
+    }
+    n = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long) getpid());
+    if (n >= (int) sizeof(tmp)) {
+        snprintf(err, errlen, "pid file path too long");
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "open(\"%s\") failed: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "flock(\"%s\") failed: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long) getpid());
+    if (write(fd, buf, n) != n || fsync(fd) != 0) {
+        snprintf(err, errlen, "write(\"%s\") failed: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        snprintf(err, errlen, "rename(\"%s\", \"%s\") failed: %s", tmp, path, strerror(errno));
+        goto fail;
+    }
+    return fd;
+
+fail:
+    close(fd);
+    unlink(tmp);
+    return -1;
+}
+
+void
+rd_pidfile_remove(const char *path, int fd)
+{
+    if (fd < 0)
+        return;
+    unlink(path);
+    close(fd);
+}
+
+int
+rd_daemonize(char *err, size_t errlen)
+{
+    pid_t pid;
+    int   fd;
+
+    for (int round = 0; round < 2; round++) {
+        pid = fork();
+        if (pid < 0) {
+            snprintf(err, errlen, "fork() failed: %s", strerror(errno));
+            return -1;
+        }
+        if (pid > 0)
+            _exit(0);
+        if (round == 0 && setsid() < 0) {
+            snprintf(err, errlen, "setsid() failed: %s", strerror(errno));
+            return -1;
+        }
+    }
+    umask(022);
+    if (chdir("/") != 0) {
+        snprintf(err, errlen, "chdir(\"/\") failed: %s", strerror(errno));
+        return -1;
+    }
+    fd = open("/dev/null", O_RDWR);
+    if (fd < 0) {
+        snprintf(err, errlen, "open(\"/dev/null\") failed: %s", strerror(errno));
+        return -1;
+    }
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+        close(fd);
+    return 0;
+}
+
+/* ps shows the memory argv[] pointed into at exec: the argv strings and,
+ * right after them, the environment.  Move both elsewhere and reuse that
+ * contiguous area for the title (what nginx and postgres do). */
+static char   *title_start;
+static size_t  title_len;
+
+void
+rd_proctitle_init(int argc, char **argv)
+{
+    extern char **environ;
+    char         *start, *end, **env;
+    int           i, n;
+
+    if (argc <= 0 || argv[0] == NULL)
+        return;
+    start = argv[0];
+    end = argv[0] + strlen(argv[0]) + 1;
+    for (i = 1; i < argc; i++)
+        if (argv[i] == end)
+            end = argv[i] + strlen(argv[i]) + 1;
+    for (n = 0; environ[n] != NULL; n++)
+        if (environ[n] == end)
+            end = environ[n] + strlen(environ[n]) + 1;
+    env = malloc((n + 1) * sizeof(char *));
+    if (env == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        env[i] = strdup(environ[i]);
+    env[n] = NULL;
+    environ = env;
+    for (i = 0; i < argc; i++)
+        argv[i] = strdup(argv[i]);
+    title_start = start;
+    title_len = end - start;
+}
+
+void
+rd_proctitle_set(const char *fmt, ...)
+{
+    char    buf[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    prctl(PR_SET_NAME, buf, 0, 0, 0);
+    if (title_start == NULL || title_len < 2)
+        return;
+    memset(title_start, '\0', title_len);
+    snprintf(title_start, title_len - 1, "%s", buf);
+}
+
+int
+rd_drop_privileges(const char *user, char *err, size_t errlen)
+{
+    struct passwd *pw;
+
+    if (user == NULL || geteuid() != 0)
+        return 0;
+    errno = 0;
+    pw = getpwnam(user);
+    if (pw == NULL) {
+        snprintf(err, errlen, "user \"%s\" not found%s%s", user,
+                 errno ? ": " : "", errno ? strerror(errno) : "");
+        return -1;
+    }
+    if (setgid(pw->pw_gid) != 0 || initgroups(pw->pw_name, pw->pw_gid) != 0
+        || setuid(pw->pw_uid) != 0) {
+        snprintf(err, errlen, "switching to user \"%s\" failed: %s", user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        snprintf(err, errlen, "switching to user \"%s\" failed: root can be regained", user);
+        return -1;
+    }
+    /* setuid clears the parent-death signal; callers set it again. */
+    prctl(PR_SET_DUMPABLE, 1);
+    return 0;
+}

@@ -1,0 +1,32 @@
+/*
+ * process.h -- process plumbing: the pid file (atomic, locked), detaching
+ * from the terminal, process titles, signalling a running master, and
+ * dropping privileges.
+ */
+#ifndef RD_PROCESS_H
+#define RD_PROCESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Write our pid to path atomically (temp file + rename) and keep it
+ * locked while we live.  Refuses when a live master holds it.
+ * Returns the locked fd, or -1 with err. */
+int   rd_pidfile_create(const char *path, char *err, size_t errlen);
+void  rd_pidfile_remove(const char *path, int fd);
+
+/* The pid of the live master named by path, or -1 with err saying why
+ * (missing, empty, garbage, stale). */
+pid_t rd_pidfile_live(const char *path, char *err, size_t errlen);
+
+/* Double fork, setsid, chdir /; stdio to /dev/null except the log fd. */
+int   rd_daemonize(char *err, size_t errlen);
+
+/* Rewrite argv in place so ps shows title; call rd_proctitle_init first. */
+void  rd_proctitle_init(int argc, char **argv);
+void  rd_proctitle_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* setgid/initgroups/setuid to user; -1 with err. */
+int   rd_drop_privileges(const char *user, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,311 @@
+/*
+ * report.c -- the aggregation pipeline and the result message.
+ *
+ * The database does the counting: one $match on the requested phones and
+ * one $group with the bucket and price expressions.  Durations are
+ * (end_date - start_date) / 1000 seconds, prices duration * price.
+ * Buckets are half-open: < 10, [10, 30), >= 30; the sum is over
+ * durations strictly above 15 s.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "report.h"
+
+double
+rd_round2(double v)
+{
+    double r = round(v * 100.0) / 100.0;
+
+    return r == 0.0 ? 0.0 : r;           /* no "-0" */
+}
+
+/* {$cond: [cond, then, else]} appended under key. */
+static void
+append_cond_sum(bson_t *group, const char *key, const bson_t *cond, const char *then_field)
+{
+    bson_t sum, c, arr;
+
+    BSON_APPEND_DOCUMENT_BEGIN(group, key, &sum);
+    BSON_APPEND_DOCUMENT_BEGIN(&sum, "$sum", &c);
+    BSON_APPEND_ARRAY_BEGIN(&c, "$cond", &arr);
+    BSON_APPEND_DOCUMENT(&arr, "0", cond);
+    if (then_field != NULL)
+        BSON_APPEND_UTF8(&arr, "1", then_field);
+    else
+        BSON_APPEND_INT32(&arr, "1", 1);
+    BSON_APPEND_INT32(&arr, "2", 0);
+    bson_append_array_end(&c, &arr);
+    bson_append_document_end(&sum, &c);
+    bson_append_document_end(group, &sum);
+}
+
+/* {op: ["$dur", value]} */
+static void
+cmp_dur(bson_t *out, const char *op, double value)
+{
+    bson_t arr;
+
+    BSON_APPEND_ARRAY_BEGIN(out, op, &arr);
+    BSON_APPEND_UTF8(&arr, "0", "$dur");
+    BSON_APPEND_DOUBLE(&arr, "1", value);
+    bson_append_array_end(out, &arr);
+}
+
+bson_t *
+rd_report_pipeline(const int64_t *phones, size_t n, double price_per_second)
+{
+    bson_t     *p = bson_new();
+    bson_t      stage, match, phone, in, project, dur, div, sub, price, mul;
+    bson_t      group, acc, cond, and, c1, c2;
+    char        key[24];
+    const char *k;
+    size_t      i;
+
+    /* {$match: {phone: {$in: [...]}}} */
+    BSON_APPEND_DOCUMENT_BEGIN(p, "0", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$match", &match);
+    BSON_APPEND_DOCUMENT_BEGIN(&match, "phone", &phone);
+    BSON_APPEND_ARRAY_BEGIN(&phone, "$in", &in);
+    for (i = 0; i < n; i++) {
+        bson_uint32_to_string((uint32_t) i, &k, key, sizeof(key));
+        BSON_APPEND_INT64(&in, k, phones[i]);
+    }
+    bson_append_array_end(&phone, &in);
+    bson_append_document_end(&match, &phone);
+    bson_append_document_end(&stage, &match);
+    bson_append_document_end(p, &stage);
+
+    /* {$project: {phone: 1, dur: (end - start) / 1000, price: dur * pps}} */
+    BSON_APPEND_DOCUMENT_BEGIN(p, "1", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$project", &project);
+    BSON_APPEND_INT32(&project, "_id", 0);
+    BSON_APPEND_INT32(&project, "phone", 1);
+    BSON_APPEND_DOCUMENT_BEGIN(&project, "dur", &dur);
+    BSON_APPEND_ARRAY_BEGIN(&dur, "$divide", &div);
+    BSON_APPEND_DOCUMENT_BEGIN(&div, "0", &sub);
+    bson_t subarr;
+    BSON_APPEND_ARRAY_BEGIN(&sub, "$subtract", &subarr);
+    BSON_APPEND_UTF8(&subarr, "0", "$end_date");
+    BSON_APPEND_UTF8(&subarr, "1", "$start_date");
+    bson_append_array_end(&sub, &subarr);
+    bson_append_document_end(&div, &sub);
+    BSON_APPEND_DOUBLE(&div, "1", 1000.0);
+    bson_append_array_end(&dur, &div);
+    bson_append_document_end(&project, &dur);
+    bson_append_document_end(&stage, &project);
+    bson_append_document_end(p, &stage);
+
+    BSON_APPEND_DOCUMENT_BEGIN(p, "2", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$addFields", &project);
+    BSON_APPEND_DOCUMENT_BEGIN(&project, "price", &price);
+    BSON_APPEND_ARRAY_BEGIN(&price, "$multiply", &mul);
+    BSON_APPEND_UTF8(&mul, "0", "$dur");
+    BSON_APPEND_DOUBLE(&mul, "1", price_per_second);
+    bson_append_array_end(&price, &mul);
+    bson_append_document_end(&project, &price);
+    bson_append_document_end(&stage, &project);
+    bson_append_document_end(p, &stage);
+
+    /* {$group: {...}} */
+    BSON_APPEND_DOCUMENT_BEGIN(p, "3", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$group", &group);
+    BSON_APPEND_UTF8(&group, "_id", "$phone");
+    BSON_APPEND_DOCUMENT_BEGIN(&group, "cnt_all", &acc);
+    BSON_APPEND_INT32(&acc, "$sum", 1);
+    bson_append_document_end(&group, &acc);
+
+    bson_init(&cond);
+    cmp_dur(&cond, "$lt", 10);
+    append_cond_sum(&group, "cnt_10", &cond, NULL);
+    bson_destroy(&cond);
+
+    bson_init(&cond);
+    BSON_APPEND_ARRAY_BEGIN(&cond, "$and", &and);
+    BSON_APPEND_DOCUMENT_BEGIN(&and, "0", &c1);
+    cmp_dur(&c1, "$gte", 10);
+    bson_append_document_end(&and, &c1);
+    BSON_APPEND_DOCUMENT_BEGIN(&and, "1", &c2);
+    cmp_dur(&c2, "$lt", 30);
+    bson_append_document_end(&and, &c2);
+    bson_append_array_end(&cond, &and);
+    append_cond_sum(&group, "cnt_10_30", &cond, NULL);
+    bson_destroy(&cond);
+
+    bson_init(&cond);
+    cmp_dur(&cond, "$gte", 30);
+    append_cond_sum(&group, "cnt_30", &cond, NULL);
+    bson_destroy(&cond);
+
+    bson_init(&cond);
+    cmp_dur(&cond, "$gt", 15);
+    append_cond_sum(&group, "sum_price_over_15", &cond, "$price");
+    bson_destroy(&cond);
+
+    BSON_APPEND_DOCUMENT_BEGIN(&group, "min_price", &acc);
+    BSON_APPEND_UTF8(&acc, "$min", "$price");
+    bson_append_document_end(&group, &acc);
+    BSON_APPEND_DOCUMENT_BEGIN(&group, "max_price", &acc);
+    BSON_APPEND_UTF8(&acc, "$max", "$price");
+    bson_append_document_end(&group, &acc);
+    BSON_APPEND_DOCUMENT_BEGIN(&group, "avg_dur", &acc);
+    BSON_APPEND_UTF8(&acc, "$avg", "$dur");
+    bson_append_document_end(&group, &acc);
+
+    bson_append_document_end(&stage, &group);
+    bson_append_document_end(p, &stage);
+    return p;
+}
+
+void
+rd_report_init(struct rd_phone_stats *stats, const struct rd_task *task)
+{
+    size_t i;
+
+    for (i = 0; i < task->nphones; i++) {
+        memset(&stats[i], 0, sizeof(stats[i]));
+        stats[i].phone = task->phones[i];
+    }
+}
+
+static int
+num(const bson_t *row, const char *key, double *d, int64_t *i, char *err, size_t errlen)
+{
+    bson_iter_t it;
+
+    if (!bson_iter_init_find(&it, row, key) || !BSON_ITER_HOLDS_NUMBER(&it)) {
+        snprintf(err, errlen, "aggregation row lacks a numeric %s", key);
+        return -1;
+    }
+    if (d != NULL)
+        *d = bson_iter_as_double(&it);
+    if (i != NULL)
+        *i = bson_iter_as_int64(&it);
+    return 0;
+}
+
+int
+rd_report_add_row(const bson_t *row, struct rd_phone_stats *stats, size_t n,
+                  char *err, size_t errlen)
+{
+    struct rd_phone_stats *s = NULL;
+    int64_t                phone;
+    size_t                 i;
+
+    if (num(row, "_id", NULL, &phone, err, errlen) != 0)
+        return -1;
+    for (i = 0; i < n; i++)
+        if (stats[i].phone == phone)
+            s = &stats[i];
+    if (s == NULL) {
+        snprintf(err, errlen, "aggregation returned phone %lld, which was not asked for",
+                 (long long) phone);
+        return -1;
+    }
+    if (num(row, "cnt_all", NULL, &s->cnt_all, err, errlen) != 0
+        || num(row, "cnt_10", NULL, &s->cnt_10, err, errlen) != 0
+        || num(row, "cnt_10_30", NULL, &s->cnt_10_30, err, errlen) != 0
+        || num(row, "cnt_30", NULL, &s->cnt_30, err, errlen) != 0
+        || num(row, "sum_price_over_15", &s->sum_price_over_15, NULL, err, errlen) != 0
+        || num(row, "min_price", &s->min_price, NULL, err, errlen) != 0
+        || num(row, "max_price", &s->max_price, NULL, err, errlen) != 0
+        || num(row, "avg_dur", &s->avg_dur, NULL, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* A JSON number rounded to 2 decimals, printed without trailing zeros. */
+static struct json_object *
+money(double v)
+{
+    char buf[64];
+    int  n;
+
+    if (!isfinite(v))
+        return json_object_new_null();
+    n = snprintf(buf, sizeof(buf), "%.2f", rd_round2(v));
+    while (n > 0 && buf[n - 1] == '0')
+        buf[--n] = '\0';
+    if (n > 0 && buf[n - 1] == '.')
+        buf[--n] = '\0';
+    return json_object_new_double_s(rd_round2(v), buf);
+}
+
+static struct json_object *
+envelope(const struct rd_task *task, const char *status, const char *task_received)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "correlation_id", task->id_is_string
+                           ? json_object_new_string(task->id_text)
+                           : json_object_new_int64(task->id_int));
+    json_object_object_add(o, "status", json_object_new_string(status));
+    json_object_object_add(o, "task_received", json_object_new_string(task_received));
+    json_object_object_add(o, "from", json_object_new_string("report_service"));
+    json_object_object_add(o, "to", json_object_new_string("client"));
+    return o;
+}
+
+static char *
+finish(struct json_object *o, double total_duration)
+{
+    char  buf[32];
+    char *out;
+
+    snprintf(buf, sizeof(buf), "%.6f", total_duration);
+    json_object_object_add(o, "total_duration",
+                           json_object_new_double_s(total_duration, buf));
+    out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN
+                                                | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return out;
+}
+
+char *
+rd_report_complete_json(const struct rd_task *task, const struct rd_phone_stats *stats,
+                        const char *task_received, double total_duration)
+{
+    struct json_object *o = envelope(task, "Complete", task_received);
+    struct json_object *data = json_object_new_array(), *e, *dur;
+    const struct rd_phone_stats *s;
+    size_t i;
+
+    for (i = 0; i < task->nphones; i++) {
+        s = &stats[i];
+        e = json_object_new_object();
+        json_object_object_add(e, "phone", json_object_new_int64(s->phone));
+        json_object_object_add(e, "cnt_all_attempts", json_object_new_int64(s->cnt_all));
+        dur = json_object_new_object();
+        json_object_object_add(dur, "10_sec", json_object_new_int64(s->cnt_10));
+        json_object_object_add(dur, "10_30_sec", json_object_new_int64(s->cnt_10_30));
+        json_object_object_add(dur, "30_sec", json_object_new_int64(s->cnt_30));
+        json_object_object_add(e, "cnt_att_dur", dur);
+        if (s->cnt_all > 0) {
+            json_object_object_add(e, "min_price_att", money(s->min_price));
+            json_object_object_add(e, "max_price_att", money(s->max_price));
+            json_object_object_add(e, "avg_dur_att", money(s->avg_dur));
+        } else {
+            json_object_object_add(e, "min_price_att", NULL);
+            json_object_object_add(e, "max_price_att", NULL);
+            json_object_object_add(e, "avg_dur_att", NULL);
+        }
+        json_object_object_add(e, "sum_price_att_over_15", money(s->sum_price_over_15));
+        json_object_array_add(data, e);
+    }
+    json_object_object_add(o, "data", data);
+    return finish(o, total_duration);
+}
+
+char *
+rd_report_error_json(const struct rd_task *task, const char *error,
+                     const char *task_received, double total_duration)
+{
+    struct json_object *o = envelope(task, "Error", task_received);
+
+    json_object_object_add(o, "error", json_object_new_string(error));
+    json_object_object_add(o, "data", json_object_new_array());
+    return finish(o, total_duration);
+}

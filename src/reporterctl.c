@@ -1,0 +1,317 @@
+/*
+ * reporterctl.c -- the operator's tool, reading the same reporterd.yaml:
+ *
+ *   reporterctl [-c FILE] seed [--phones N] [--records N] [--seed S] [--drop]
+ *   reporterctl [-c FILE] send [-n N] [--phones-per-task K] [--max-phone P]
+ *   reporterctl [-c FILE] results [-n N] [--timeout SEC]
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mongoc/mongoc.h>
+
+#include "broker.h"
+#include "conf.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#ifndef RD_DEFAULT_CONF
+#define RD_DEFAULT_CONF "/usr/local/etc/reporterd/reporterd.yaml"
+#endif
+
+#define BATCH 10000
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: reporterctl [-c FILE] COMMAND [OPTIONS]\n"
+            "\n"
+            "Commands:\n"
+            "  seed     generate call records into MongoDB and index them by phone\n"
+            "           --phones N (200)  --records N per phone (10000)  --seed S (42)  --drop\n"
+            "  send     publish report tasks with random phones to the task queue\n"
+            "           -n N (10)  --phones-per-task K (10)  --max-phone P (200)  --seed S\n"
+            "  results  print results from the result queue (and ack them)\n"
+            "           -n N (all, until --timeout)  --timeout SEC (10)\n");
+}
+
+/* xorshift64*: a fixed seed gives the same data set everywhere. */
+static uint64_t
+next_rand(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static void
+progress(int tty, int64_t done, int64_t total, double started, int final)
+{
+    double el = rd_now_sec() - started, rate = el > 0 ? done / el : 0;
+
+    if (tty)
+        fprintf(stderr, "\rseed: %" PRId64 "/%" PRId64 " records (%3.0f%%), %.0f/s, ETA %.0f s%s",
+                done, total, 100.0 * done / total, rate,
+                rate > 0 ? (total - done) / rate : 0, final ? "\n" : "");
+    else
+        fprintf(stderr, "seed: %" PRId64 "/%" PRId64 " records, %.0f/s\n", done, total, rate);
+}
+
+static int
+cmd_seed(struct rd_conf *conf, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "phones", required_argument, NULL, 'p' }, { "records", required_argument, NULL, 'r' },
+        { "seed", required_argument, NULL, 's' }, { "drop", no_argument, NULL, 'd' },
+        { NULL, 0, NULL, 0 }
+    };
+    int64_t          phones = 200, records = 10000, total, done = 0, last = 0;
+    uint64_t         rnd = 42;
+    int              drop = 0, opt, tty = isatty(STDERR_FILENO), rc = 0;
+    struct rd_store *st;
+    bson_t          *docs[BATCH];
+    char             err[512];
+    double           started;
+    size_t           n = 0, i;
+
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'p': phones = atoll(optarg); break;
+        case 'r': records = atoll(optarg); break;
+        case 's': rnd = strtoull(optarg, NULL, 10) | 1; break;
+        case 'd': drop = 1; break;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (phones <= 0 || records < 0) {
+        fprintf(stderr, "reporterctl: --phones must be > 0 and --records >= 0\n");
+        return 1;
+    }
+    st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
+    if (st == NULL) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        return 1;
+    }
+    if (drop && rd_store_drop(st, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        rd_store_close(st);
+        return 1;
+    }
+    total = phones * records;
+    started = rd_now_sec();
+    for (int64_t p = 0; p < phones && rc == 0; p++) {
+        for (int64_t r = 0; r < records && rc == 0; r++) {
+            /* Calls during May 2023, whole-second durations 0..120 s. */
+            int64_t start = 1682899200000LL + (int64_t) (next_rand(&rnd) % 2678400000ULL);
+            int64_t dur = (int64_t) (next_rand(&rnd) % 121);
+
+            docs[n] = BCON_NEW("phone", BCON_INT64(p), "start_date", BCON_INT64(start),
+                               "end_date", BCON_INT64(start + dur * 1000));
+            if (++n == BATCH || (p == phones - 1 && r == records - 1)) {
+                if (rd_store_insert_many(st, (const bson_t **) docs, n, err, sizeof(err)) != RD_OK) {
+                    fprintf(stderr, "%sreporterctl: %s\n", tty ? "\n" : "", err);
+                    rc = 1;
+                }
+                for (i = 0; i < n; i++)
+                    bson_destroy(docs[i]);
+                done += n;
+                n = 0;
+                if (tty || done - last >= 200000) {
+                    progress(tty, done, total, started, 0);
+                    last = done;
+                }
+            }
+        }
+    }
+    if (rc == 0) {
+        if (total > 0)
+            progress(tty, done, total, started, 1);
+        if (rd_store_index_phone(st, err, sizeof(err)) != RD_OK) {
+            fprintf(stderr, "reporterctl: %s\n", err);
+            rc = 1;
+        } else {
+            fprintf(stderr, "seed: %" PRId64 " records for %" PRId64 " phones in %s.%s, "
+                    "index {phone: 1} created\n", done, phones, conf->mongodb.database,
+                    conf->mongodb.collection);
+        }
+    }
+    rd_store_close(st);
+    return rc;
+}
+
+static struct rd_broker *
+open_broker(struct rd_conf *conf)
+{
+    struct rd_broker *b;
+    char              err[512];
+    int               fatal;
+
+    b = rd_broker_open(&conf->rabbitmq, "reporterctl", &fatal, err, sizeof(err));
+    if (b == NULL) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        return NULL;
+    }
+    if (rd_broker_declare(b, &fatal, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        rd_broker_close(b, 0);
+        return NULL;
+    }
+    return b;
+}
+
+static int
+cmd_send(struct rd_conf *conf, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "phones-per-task", required_argument, NULL, 'k' },
+        { "max-phone", required_argument, NULL, 'p' },
+        { "seed", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 }
+    };
+    long              n = 10, k = 10, maxp = 200, i, j;
+    uint64_t          rnd = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32);
+    struct rd_broker *b;
+    struct rd_publish p = { 0 };
+    char              body[8192], id[32], err[512];
+    int               opt, len, rc = 0;
+
+    while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': n = atol(optarg); break;
+        case 'k': k = atol(optarg); break;
+        case 'p': maxp = atol(optarg); break;
+        case 's': rnd = strtoull(optarg, NULL, 10) | 1; break;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (n < 0 || k < 1 || k > 500 || maxp < 1) {
+        fprintf(stderr, "reporterctl: need -n >= 0, 1 <= --phones-per-task <= 500, --max-phone >= 1\n");
+        return 1;
+    }
+    if ((b = open_broker(conf)) == NULL)
+        return 1;
+    for (i = 0; i < n && rc == 0; i++) {
+        int64_t cid = (int64_t) (next_rand(&rnd) >> 12);
+
+        len = snprintf(body, sizeof(body), "{\"correlation_id\": %" PRId64 ", \"phones\": [", cid);
+        for (j = 0; j < k; j++)
+            len += snprintf(body + len, sizeof(body) - len, "%s%ld", j ? "," : "",
+                            (long) (next_rand(&rnd) % (uint64_t) maxp));
+        len += snprintf(body + len, sizeof(body) - len, "]}");
+        snprintf(id, sizeof(id), "%" PRId64, cid);
+        p.correlation_id = id;
+        if (rd_broker_publish(b, conf->rabbitmq.task_queue, body, len, &p, err, sizeof(err))
+            != RD_OK) {
+            fprintf(stderr, "reporterctl: %s\n", err);
+            rc = 1;
+        } else {
+            printf("%s\n", body);
+        }
+    }
+    fprintf(stderr, "send: %ld tasks published to %s\n", rc ? i - 1 : i, conf->rabbitmq.task_queue);
+    rd_broker_close(b, 1);
+    return rc;
+}
+
+static int
+cmd_results(struct rd_conf *conf, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "timeout", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 }
+    };
+    long               n = -1, got = 0;
+    double             timeout = 10, deadline;
+    struct rd_broker  *b;
+    struct rd_delivery d;
+    char               err[512];
+    int                opt, rc = 0, r;
+
+    while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': n = atol(optarg); break;
+        case 't': timeout = atof(optarg); break;
+        default: usage(stderr); return 1;
+        }
+    }
+    if ((b = open_broker(conf)) == NULL)
+        return 1;
+    if (rd_broker_consume(b, conf->rabbitmq.result_queue, 100, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        rd_broker_close(b, 0);
+        return 1;
+    }
+    deadline = rd_now_sec() + timeout;
+    while ((n < 0 || got < n) && rd_now_sec() < deadline) {
+        r = rd_broker_next(b, &d, 200, err, sizeof(err));
+        if (r == RD_AGAIN)
+            continue;
+        if (r != RD_OK) {
+            fprintf(stderr, "reporterctl: %s\n", err);
+            rc = 1;
+            break;
+        }
+        printf("%.*s\n", (int) d.len, d.body);
+        fflush(stdout);
+        rd_broker_ack(b, d.tag);
+        rd_delivery_free(&d);
+        got++;
+    }
+    if (n > 0 && got < n) {
+        fprintf(stderr, "reporterctl: got %ld of %ld results within %.0f s\n", got, n, timeout);
+        rc = 1;
+    }
+    rd_broker_close(b, rc == 0);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char     *conf_path = RD_DEFAULT_CONF, *cmd;
+    struct rd_conf *conf;
+    char            err[1024];
+    int             rc;
+
+    rd_log_set_role("reporterctl");
+    rd_log_capture_mongoc();
+    if (argc > 2 && strcmp(argv[1], "-c") == 0) {
+        conf_path = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2;
+    }
+    cmd = argv[1];
+    argc--;
+    argv++;
+    conf = rd_conf_load(conf_path, err, sizeof(err));
+    if (conf == NULL) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        return 1;
+    }
+    rd_log_set_level(RD_LOG_WARN);
+    mongoc_init();
+    if (strcmp(cmd, "seed") == 0)
+        rc = cmd_seed(conf, argc, argv);
+    else if (strcmp(cmd, "send") == 0)
+        rc = cmd_send(conf, argc, argv);
+    else if (strcmp(cmd, "results") == 0)
+        rc = cmd_results(conf, argc, argv);
+    else {
+        fprintf(stderr, "reporterctl: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+        rc = 1;
+    }
+    rd_conf_free(conf);
+    mongoc_cleanup();
+    return rc;
+}

@@ -1,0 +1,199 @@
+/*
+ * task.c -- parsing and validating a task body (json-c, strict mode).
+ *
+ * Every body is hostile: the size is capped before parsing, the tokener
+ * runs strict with UTF-8 validation and a depth limit, trailing bytes are
+ * rejected, and integers must be json ints inside int64 without having
+ * been clamped by json-c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "task.h"
+
+/* json-c clamps out-of-range integers to these; treat them as overflow. */
+static int
+get_int64(struct json_object *v, int64_t *out)
+{
+    int64_t n;
+
+    if (!json_object_is_type(v, json_type_int))
+        return -1;
+    n = json_object_get_int64(v);
+    if (n == INT64_MAX || n == INT64_MIN)
+        return -1;             /* clamped, or at the edge we cannot tell */
+    *out = n;
+    return 0;
+}
+
+static const char *
+type_name(struct json_object *v)
+{
+    return v == NULL ? "null" : json_type_to_name(json_object_get_type(v));
+}
+
+static int
+read_id(struct json_object *root, struct rd_task *task, char *err, size_t errlen)
+{
+    struct json_object *id;
+    const char         *s;
+    int                 len;
+
+    if (!json_object_object_get_ex(root, "correlation_id", &id)) {
+        snprintf(err, errlen, "correlation_id is missing");
+        return -1;
+    }
+    if (json_object_is_type(id, json_type_string)) {
+        s = json_object_get_string(id);
+        len = json_object_get_string_len(id);
+        if (len == 0 || len > RD_CORRELATION_ID_MAX || memchr(s, '\0', len)) {
+            snprintf(err, errlen, "correlation_id must be a string of 1 to %d bytes "
+                     "without NUL", RD_CORRELATION_ID_MAX);
+            return -1;
+        }
+        memcpy(task->id_text, s, len);
+        task->id_text[len] = '\0';
+        task->id_is_string = 1;
+        return 0;
+    }
+    if (json_object_is_type(id, json_type_int)) {
+        if (get_int64(id, &task->id_int) != 0) {
+            snprintf(err, errlen, "correlation_id is outside the 64-bit integer range");
+            return -1;
+        }
+        snprintf(task->id_text, sizeof(task->id_text), "%lld", (long long) task->id_int);
+        return 0;
+    }
+    snprintf(err, errlen, "correlation_id must be an integer or a string, not %s",
+             type_name(id));
+    return -1;
+}
+
+static int
+read_phones(struct json_object *root, const struct rd_conf_task *limits,
+            struct rd_task *task, char *err, size_t errlen)
+{
+    struct json_object *phones, *v;
+    size_t              n, i, j;
+    int64_t             p;
+
+    if (!json_object_object_get_ex(root, "phones", &phones)) {
+        snprintf(err, errlen, "phones is missing");
+        return -1;
+    }
+    if (!json_object_is_type(phones, json_type_array)) {
+        snprintf(err, errlen, "phones must be an array of integers, not %s",
+                 type_name(phones));
+        return -1;
+    }
+    n = json_object_array_length(phones);
+    if (n == 0) {
+        snprintf(err, errlen, "phones is empty");
+        return -1;
+    }
+    if (n > (size_t) limits->max_phones) {
+        snprintf(err, errlen, "phones has %zu entries, more than the maximum of %d",
+                 n, limits->max_phones);
+        return -1;
+    }
+    task->phones = malloc(n * sizeof(*task->phones));
+    if (task->phones == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        v = json_object_array_get_idx(phones, i);
+        if (!json_object_is_type(v, json_type_int)) {
+            snprintf(err, errlen, "phones[%zu] must be an integer, not %s", i, type_name(v));
+            return -1;
+        }
+        if (get_int64(v, &p) != 0) {
+            snprintf(err, errlen, "phones[%zu] is outside the 64-bit integer range", i);
+            return -1;
+        }
+        for (j = 0; j < task->nphones && task->phones[j] != p; j++)
+            ;
+        if (j == task->nphones)
+            task->phones[task->nphones++] = p;
+    }
+    return 0;
+}
+
+int
+rd_task_parse(const char *body, size_t len, const struct rd_conf_task *limits,
+              struct rd_task *task, char *err, size_t errlen)
+{
+    struct json_tokener *tok;
+    struct json_object  *root = NULL;
+    enum json_tokener_error jerr;
+    char                *copy;
+    int                  rc = RD_TASK_UNREADABLE;
+
+    memset(task, 0, sizeof(*task));
+    if (len > (size_t) limits->max_message_size) {
+        snprintf(err, errlen, "message of %zu bytes exceeds max_message_size %d",
+                 len, limits->max_message_size);
+        return RD_TASK_UNREADABLE;
+    }
+    /* AMQP bodies are not NUL-terminated; the tokener wants the NUL. */
+    copy = malloc(len + 1);
+    tok = json_tokener_new_ex(limits->max_depth);
+    if (copy == NULL || tok == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    root = json_tokener_parse_ex(tok, copy, (int) len + 1);
+    jerr = json_tokener_get_error(tok);
+    if (root == NULL || jerr != json_tokener_success) {
+        if (memchr(body, '\0', len) != NULL)
+            snprintf(err, errlen, "not JSON: the body contains a NUL byte");
+        else
+            snprintf(err, errlen, "not JSON: %s at offset %zu",
+                     json_tokener_error_desc(jerr == json_tokener_success
+                                             ? json_tokener_error_parse_eof : jerr),
+                     json_tokener_get_parse_end(tok));
+        goto done;
+    }
+    if (json_tokener_get_parse_end(tok) < len) {
+        snprintf(err, errlen, "not JSON: trailing data at offset %zu",
+                 json_tokener_get_parse_end(tok));
+        goto done;
+    }
+    if (!json_object_is_type(root, json_type_object)) {
+        snprintf(err, errlen, "the task must be a JSON object, not %s", type_name(root));
+        goto done;
+    }
+    if (read_id(root, task, err, errlen) != 0)
+        goto done;
+    rc = RD_TASK_INVALID;
+    if (read_phones(root, limits, task, err, errlen) != 0)
+        goto done;
+    rc = RD_TASK_OK;
+
+done:
+    if (rc != RD_TASK_OK) {
+        free(task->phones);
+        task->phones = NULL;
+        task->nphones = 0;
+    }
+    json_object_put(root);
+    if (tok != NULL)
+        json_tokener_free(tok);
+    free(copy);
+    return rc;
+}
+
+void
+rd_task_free(struct rd_task *task)
+{
+    free(task->phones);
+    task->phones = NULL;
+    task->nphones = 0;
+}

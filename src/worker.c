@@ -1,0 +1,478 @@
+/*
+ * worker.c -- the worker cycle.
+ *
+ * A worker owns one broker connection and one database client, both made
+ * after fork.  It takes one task at a time (prefetch), has MongoDB run the
+ * report pipeline, publishes the result with a publisher confirm and only
+ * then acks the task: at-least-once, never lost.  Signals only set flags;
+ * the cycle checks them between tasks and at least once a second while
+ * waiting for a message.
+ *
+ *   QUIT, channel EOF, master death:  stop consuming, finish what was
+ *                                     delivered, close, exit 0
+ *   TERM, INT:                        drop everything unacked, exit 0
+ *   USR1:                             reopen the log
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "log.h"
+#include "process.h"
+#include "report.h"
+#include "store.h"
+#include "task.h"
+#include "util.h"
+#include "worker.h"
+
+#define WAIT_MS         1000        /* longest wait before checking flags */
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_CAP_MS  30000
+
+static volatile sig_atomic_t w_quit, w_terminate, w_reopen;
+
+struct worker {
+    const struct rd_conf *conf;
+    int                   chan;
+    struct rd_broker     *broker;
+    struct rd_store      *store;
+    int                   consuming;
+    int                   store_ok;
+    int64_t               backoff_ms;
+    int64_t               test_delay_ms;
+};
+
+/* What handling one delivery did to the connections. */
+enum outcome { DONE, BROKER_LOST, STORE_LOST, STOP_NOW };
+
+static void
+on_signal(int sig)
+{
+    switch (sig) {
+    case SIGQUIT: w_quit = 1; break;
+    case SIGTERM:
+    case SIGINT:  w_terminate = 1; break;
+    case SIGUSR1: w_reopen = 1; break;
+    }
+}
+
+static void
+setup_signals(void)
+{
+    struct sigaction sa;
+    sigset_t         all;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static void
+check_flags(struct worker *w)
+{
+    char err[256];
+
+    if (w_reopen) {
+        w_reopen = 0;
+        if (rd_log_reopen(err, sizeof(err)) != 0)
+            rd_error("reopening the log failed: %s", err);
+    }
+    if (w->chan >= 0 && rd_channel_recv(w->chan) < 0) {
+        rd_warn("the master is gone (channel closed): stopping");
+        close(w->chan);
+        w->chan = -1;
+        w_quit = 1;
+    }
+}
+
+static int
+stopping(void)
+{
+    return w_quit || w_terminate;
+}
+
+static void
+set_state(struct worker *w, enum rd_channel_msg msg)
+{
+    rd_channel_send(w->chan, msg);
+}
+
+static void
+drop_broker(struct worker *w, int graceful)
+{
+    rd_broker_close(w->broker, graceful);
+    w->broker = NULL;
+    w->consuming = 0;
+}
+
+static void
+backoff(struct worker *w, const char *what, const char *err)
+{
+    w->backoff_ms = rd_backoff_next(w->backoff_ms, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+    rd_warn("%s: %s; retrying in %lld ms", what, err, (long long) w->backoff_ms);
+    rd_sleep_ms(w->backoff_ms, &w_quit);
+}
+
+/* Make sure we have a database, a broker connection and a consumer.
+ * RD_OK when consuming, RD_AGAIN after a failed attempt, RD_ERROR when the
+ * configuration cannot work (exit with RD_WORKER_EXIT_FATAL). */
+static int
+connect_all(struct worker *w)
+{
+    const struct rd_conf *c = w->conf;
+    char                  err[512], name[64];
+    int                   fatal, klass;
+
+    if (w->store == NULL) {
+        snprintf(name, sizeof(name), "reporterd worker %ld", (long) getpid());
+        w->store = rd_store_open(&c->mongodb, name, err, sizeof(err));
+        if (w->store == NULL) {
+            rd_error("%s", err);
+            return RD_ERROR;
+        }
+    }
+    if (!w->store_ok) {
+        if (rd_store_ping(w->store, &klass, err, sizeof(err)) != RD_OK) {
+            set_state(w, RD_CHAN_STORE_DOWN);
+            backoff(w, "database unreachable", err);
+            return RD_AGAIN;
+        }
+        w->store_ok = 1;
+        rd_info("database %s reachable", c->mongodb.database);
+    }
+    if (w->broker == NULL) {
+        snprintf(name, sizeof(name), "reporterd worker %ld", (long) getpid());
+        w->broker = rd_broker_open(&c->rabbitmq, name, &fatal, err, sizeof(err));
+        if (w->broker == NULL) {
+            if (fatal) {
+                rd_error("%s", err);
+                return RD_ERROR;
+            }
+            set_state(w, RD_CHAN_BROKER_DOWN);
+            backoff(w, "broker unreachable", err);
+            return RD_AGAIN;
+        }
+        if (rd_broker_declare(w->broker, &fatal, err, sizeof(err)) != RD_OK) {
+            drop_broker(w, 0);
+            if (fatal) {
+                rd_error("%s", err);
+                return RD_ERROR;
+            }
+            backoff(w, "declaring queues failed", err);
+            return RD_AGAIN;
+        }
+    }
+    if (!w->consuming) {
+        if (rd_broker_consume(w->broker, c->rabbitmq.task_queue, c->rabbitmq.prefetch,
+                              err, sizeof(err)) != RD_OK) {
+            drop_broker(w, 0);
+            backoff(w, "consuming failed", err);
+            return RD_AGAIN;
+        }
+        w->consuming = 1;
+        w->backoff_ms = 0;
+        rd_info("consuming from \"%s\" (prefetch %d), results to \"%s\"",
+                c->rabbitmq.task_queue, c->rabbitmq.prefetch, c->rabbitmq.result_queue);
+        set_state(w, RD_CHAN_CONSUMING);
+    }
+    return RD_OK;
+}
+
+/* A stable id for a result, the same for every delivery of the same task. */
+static void
+message_id(const struct rd_task *t, const char *body, size_t len, char *out, size_t size)
+{
+    uint64_t h = 14695981039346656037ULL;
+    size_t   i;
+
+    for (i = 0; i < len; i++) {
+        h ^= (unsigned char) body[i];
+        h *= 1099511628211ULL;
+    }
+    snprintf(out, size, "%.200s-%016llx", t->id_text, (unsigned long long) h);
+}
+
+struct rows {
+    struct rd_phone_stats *stats;
+    size_t                 n;
+};
+
+static int
+add_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct rows *r = arg;
+
+    return rd_report_add_row(row, r->stats, r->n, err, errlen);
+}
+
+/* Publish a result and ack its task once the broker confirmed it. */
+static enum outcome
+answer(struct worker *w, const struct rd_delivery *d, const struct rd_task *t,
+       const char *json)
+{
+    const struct rd_conf_amqp *c = &w->conf->rabbitmq;
+    struct rd_publish          p = { 0 };
+    char                       mid[256], err[512];
+    int                        rc;
+
+    message_id(t, d->body, d->len, mid, sizeof(mid));
+    p.correlation_id = t->id_text;
+    p.message_id = mid;
+    rc = rd_broker_publish(w->broker, c->result_queue, json, strlen(json), &p,
+                           err, sizeof(err));
+    if (rc == RD_ERROR) {
+        rd_warn("task %s: publishing the result failed, the task will be redelivered: %s",
+                t->id_text, err);
+        return BROKER_LOST;
+    }
+    if (rc == RD_DECLINED) {
+        rd_warn("task %s: the result was not accepted, requeueing the task: %s",
+                t->id_text, err);
+        return rd_broker_reject(w->broker, d->tag, 1) == RD_OK ? DONE : BROKER_LOST;
+    }
+    return rd_broker_ack(w->broker, d->tag) == RD_OK ? DONE : BROKER_LOST;
+}
+
+/* Put a task back at the tail of the queue with its attempt count. */
+static enum outcome
+requeue(struct worker *w, const struct rd_delivery *d, int64_t attempts, const char *why)
+{
+    struct rd_publish p = { 0 };
+    char              err[512];
+    int               rc;
+
+    p.correlation_id = d->correlation_id[0] ? d->correlation_id : NULL;
+    p.message_id = d->message_id[0] ? d->message_id : NULL;
+    p.attempts = attempts;
+    rc = rd_broker_publish(w->broker, w->conf->rabbitmq.task_queue, d->body, d->len, &p,
+                           err, sizeof(err));
+    if (rc != RD_OK) {
+        rd_warn("requeueing a task (%s) failed: %s", why, err);
+        return rc == RD_DECLINED && rd_broker_reject(w->broker, d->tag, 1) == RD_OK
+               ? DONE : BROKER_LOST;
+    }
+    return rd_broker_ack(w->broker, d->tag) == RD_OK ? DONE : BROKER_LOST;
+}
+
+static enum outcome
+handle(struct worker *w, struct rd_delivery *d)
+{
+    const struct rd_conf  *c = w->conf;
+    struct rd_task         t;
+    struct rd_phone_stats *stats = NULL;
+    struct rows            rows;
+    bson_t                *pipeline;
+    char                   received[40], err[512], *json = NULL;
+    double                 t0 = rd_now_sec();
+    int                    rc, klass;
+    enum outcome           out;
+
+    rd_format_wall_time(received, sizeof(received));
+
+    /* Classic queues do not count redeliveries: count them ourselves by
+     * republishing with an attempts header, so a message that kills its
+     * worker ends in the dead-letter queue instead of cycling. */
+    if (d->redelivered && c->rabbitmq.queue_type == RD_QUEUE_CLASSIC) {
+        if (d->attempts + 1 > c->rabbitmq.max_redeliveries) {
+            rd_error("dead-lettering a message redelivered %lld times (%zu bytes, delivery "
+                     "tag %llu, correlation_id \"%s\")", (long long) d->attempts + 1, d->len,
+                     (unsigned long long) d->tag, d->correlation_id);
+            return rd_broker_reject(w->broker, d->tag, 0) == RD_OK ? DONE : BROKER_LOST;
+        }
+        return requeue(w, d, d->attempts + 1, "redelivered");
+    }
+
+    rc = rd_task_parse(d->body, d->len, &c->task, &t, err, sizeof(err));
+    if (rc == RD_TASK_UNREADABLE) {
+        rd_warn("rejecting an unreadable message (%zu bytes, delivery tag %llu) to the "
+                "dead-letter queue: %s", d->len, (unsigned long long) d->tag, err);
+        return rd_broker_reject(w->broker, d->tag, 0) == RD_OK ? DONE : BROKER_LOST;
+    }
+    if (rc == RD_TASK_INVALID) {
+        rd_warn("task %s: invalid: %s", t.id_text, err);
+        json = rd_report_error_json(&t, err, received, rd_now_sec() - t0);
+        goto publish;
+    }
+
+    rd_debug("task %s: %zu phones", t.id_text, t.nphones);
+    stats = calloc(t.nphones, sizeof(*stats));
+    if (stats == NULL) {
+        rd_task_free(&t);
+        return rd_broker_reject(w->broker, d->tag, 1) == RD_OK ? STORE_LOST : BROKER_LOST;
+    }
+    rd_report_init(stats, &t);
+    rows.stats = stats;
+    rows.n = t.nphones;
+    pipeline = rd_report_pipeline(t.phones, t.nphones, c->report.price_per_second);
+    rc = rd_store_aggregate(w->store, pipeline, c->mongodb.max_time_ms, add_row, &rows,
+                            &klass, err, sizeof(err));
+    bson_destroy(pipeline);
+    if (w->test_delay_ms > 0)
+        rd_sleep_ms(w->test_delay_ms, NULL);
+    if (w_terminate) {
+        out = STOP_NOW;                 /* fast stop: leave it unacked */
+        goto done;
+    }
+    if (rc != RD_OK && klass == RD_STORE_TRANSIENT) {
+        rd_warn("task %s: database unavailable, returning the task to the queue: %s",
+                t.id_text, err);
+        out = requeue(w, d, d->attempts, "database unavailable");
+        if (out == DONE)
+            out = STORE_LOST;
+        goto done;
+    }
+    if (rc != RD_OK) {
+        rd_error("task %s: the database rejected the report: %s", t.id_text, err);
+        char msg[600];
+        snprintf(msg, sizeof(msg), "database error: %s", err);
+        json = rd_report_error_json(&t, msg, received, rd_now_sec() - t0);
+    } else {
+        json = rd_report_complete_json(&t, stats, received, rd_now_sec() - t0);
+    }
+
+publish:
+    if (json == NULL) {
+        rd_error("task %s: out of memory building the result", t.id_text);
+        out = rd_broker_reject(w->broker, d->tag, 1) == RD_OK ? DONE : BROKER_LOST;
+        goto done;
+    }
+    out = answer(w, d, &t, json);
+    if (out == DONE)
+        rd_info("task %s: %s, %zu phones, %.3f s", t.id_text,
+                rc == RD_TASK_INVALID ? "error result" : "complete", t.nphones,
+                rd_now_sec() - t0);
+
+done:
+    free(json);
+    free(stats);
+    rd_task_free(&t);
+    return out;
+}
+
+/* Cancel the consumer and deal with what the broker had already sent:
+ * finish it (graceful stop) or put it back uncounted (database away). */
+static enum outcome
+release_consumer(struct worker *w, int put_back)
+{
+    struct rd_delivery d;
+    enum outcome       out = DONE;
+    char               err[512];
+
+    if (rd_broker_cancel(w->broker, err, sizeof(err)) != RD_OK) {
+        rd_warn("cancelling the consumer failed: %s", err);
+        return BROKER_LOST;
+    }
+    w->consuming = 0;
+    while (out == DONE && !w_terminate
+           && rd_broker_next(w->broker, &d, 0, err, sizeof(err)) == RD_OK) {
+        out = put_back ? requeue(w, &d, d.attempts, "database unavailable") : handle(w, &d);
+        rd_delivery_free(&d);
+    }
+    return out == STORE_LOST ? DONE : out;
+}
+
+int
+rd_worker_main(const struct rd_conf *conf, int chan, int generation)
+{
+    struct worker      w;
+    struct rd_delivery d;
+    char               err[512];
+    int                rc, status = RD_WORKER_EXIT_OK;
+
+    memset(&w, 0, sizeof(w));
+    w.conf = conf;
+    w.chan = chan;
+    w_quit = w_terminate = w_reopen = 0;
+    rd_log_set_role("worker");
+    rd_log_set_level(conf->log_level);
+    rd_proctitle_set("reporterd: worker process (generation %d)", generation);
+    setup_signals();
+    if (conf->user != NULL && rd_drop_privileges(conf->user, err, sizeof(err)) != 0) {
+        rd_error("%s", err);
+        return RD_WORKER_EXIT_FATAL;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGQUIT);
+    if (chan >= 0 && getppid() == 1)
+        w_quit = 1;                     /* the master died before the prctl */
+#ifdef RD_TEST_HOOKS
+    {
+        const char *v = getenv("REPORTERD_TEST_TASK_DELAY_MS");
+        const char *x = getenv("REPORTERD_TEST_WORKER_EXIT");
+
+        w.test_delay_ms = v != NULL ? atoll(v) : 0;
+        if (x != NULL)
+            return atoi(x);
+    }
+#endif
+    rd_info("worker started (generation %d)", generation);
+
+    while (!stopping()) {
+        check_flags(&w);
+        if (stopping())
+            break;
+        rc = connect_all(&w);
+        if (rc == RD_ERROR) {
+            status = RD_WORKER_EXIT_FATAL;
+            break;
+        }
+        if (rc == RD_AGAIN)
+            continue;
+        rc = rd_broker_next(w.broker, &d, WAIT_MS, err, sizeof(err));
+        if (rc == RD_AGAIN)
+            continue;
+        if (rc == RD_ERROR) {
+            rd_warn("lost the broker: %s; reconnecting", err);
+            set_state(&w, RD_CHAN_BROKER_DOWN);
+            drop_broker(&w, 0);
+            continue;
+        }
+        switch (handle(&w, &d)) {
+        case DONE:
+            break;
+        case BROKER_LOST:
+            set_state(&w, RD_CHAN_BROKER_DOWN);
+            drop_broker(&w, 0);
+            break;
+        case STORE_LOST:
+            w.store_ok = 0;
+            set_state(&w, RD_CHAN_STORE_DOWN);
+            /* Pause: take no tasks until the database answers again. */
+            if (release_consumer(&w, 1) != DONE) {
+                set_state(&w, RD_CHAN_BROKER_DOWN);
+                drop_broker(&w, 0);
+            }
+            break;
+        case STOP_NOW:
+            break;
+        }
+        rd_delivery_free(&d);
+    }
+
+    set_state(&w, RD_CHAN_STOPPING);
+    if (w.broker != NULL && !w_terminate && w.consuming
+        && release_consumer(&w, 0) != DONE)
+        drop_broker(&w, 0);
+    if (w.broker != NULL)
+        drop_broker(&w, !w_terminate);
+    rd_store_close(w.store);
+    rd_info("worker exiting (%s)", w_terminate ? "fast stop" : status ? "fatal error"
+                                                                       : "graceful stop");
+    return status;
+}
