@@ -230,8 +230,8 @@ static int
 rd_conf_verror(struct rd_conf_ctx *ctx, const yaml_mark_t *mark,
     const char *key, const char *fmt, va_list ap)
 {
-    char  where[64];
-    int   n;
+    char   where[64], *p;
+    int    n;
 
     if (ctx->errlen == 0)
         return -1;
@@ -245,6 +245,12 @@ rd_conf_verror(struct rd_conf_ctx *ctx, const yaml_mark_t *mark,
                  key ? key : "", key ? ": " : "");
     if (n >= 0 && (size_t) n < ctx->errlen)
         vsnprintf(ctx->err + n, ctx->errlen - n, fmt, ap);
+
+    /* one line, whatever the values quoted in it hold */
+    for (p = ctx->err; *p != '\0'; p++) {
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    }
     return -1;
 }
 
@@ -1342,8 +1348,9 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
 {
     const void  *field;
     const char  *s;
-    char        *masked;
+    char        *masked, buf[32];
     size_t       start, end, n;
+    double       d;
     int          v;
 
     field = rd_conf_field(conf, opt);
@@ -1380,7 +1387,12 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
         break;
 
     case RD_CONF_DOUBLE:
-        fprintf(out, "%.17g", *(const double *) field);
+        /* the shortest form that reads back as the same number */
+        d = *(const double *) field;
+        snprintf(buf, sizeof(buf), "%.15g", d);
+        if (strtod(buf, NULL) != d)
+            snprintf(buf, sizeof(buf), "%.17g", d);
+        fputs(buf, out);
         break;
 
     case RD_CONF_STR:

@@ -1,0 +1,46 @@
+# contrib/deps.sh -- sourced by test.sh and quickstart.sh: installs what is
+# missing (Debian packages; Node.js and npm only when no node/npm is on
+# PATH) and starts a local RabbitMQ when none answers.
+rd_sudo() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+rd_install_deps() {
+    local pkgs="build-essential autoconf automake pkg-config librabbitmq-dev libmongoc-dev
+                libbson-dev libjson-c-dev libyaml-dev rabbitmq-server ca-certificates"
+    local need=() p
+    for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+    done
+    command -v node >/dev/null 2>&1 || need+=(nodejs)
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "== installing: ${need[*]}"
+        rd_sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        rd_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+    fi
+}
+
+# The broker the tests and the demo use: 127.0.0.1:5672, guest/guest.
+rd_start_rabbitmq() {
+    if rd_sudo rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "== starting rabbitmq-server"
+    rd_sudo flock /tmp/reporterd-test-rabbitmq.lock sh -c \
+        'rabbitmq-diagnostics -q ping >/dev/null 2>&1 || rabbitmq-server -detached'
+    local i
+    for i in $(seq 1 90); do
+        if rd_sudo rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+            echo "== rabbitmq is up"
+            return 0
+        fi
+        sleep 1
+    done
+    echo "rabbitmq-server did not answer a ping within 90 s; see /var/log/rabbitmq/" >&2
+    return 1
+}
+
+rd_build() {
+    [ -x configure ] || autoreconf -fi
+    [ -f Makefile ] || ./configure "$@"
+    make -j"$(nproc)"
+}

@@ -1,0 +1,144 @@
+/*
+ * test_task.c -- task parsing and validation: every outcome and every
+ * kind of bad input the contract names.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "task.h"
+
+static struct rd_conf_task limits = { 100, 1048576, 16 };
+
+static int
+parse(const char *body, struct rd_task *t, char *err)
+{
+    return rd_task_parse(body, strlen(body), &limits, t, err, 512);
+}
+
+static void
+expect(const char *body, int outcome, const char *needle)
+{
+    struct rd_task t;
+    char           err[512] = "";
+    int            rc = parse(body, &t, err);
+
+    is_int(rc, outcome, "%.60s -> outcome %d", body, outcome);
+    if (needle != NULL)
+        like(err, needle, "  error says \"%s\"", needle);
+    rd_task_free(&t);
+}
+
+int
+main(void)
+{
+    struct rd_task t;
+    char           err[512], big[4096];
+    int            rc, i, n;
+
+    rc = parse("{\"correlation_id\": 13242421424214, \"phones\": [1,2,3,4,5,6,7,8,9,10]}", &t, err);
+    is_int(rc, RD_TASK_OK, "the seed's example task is valid");
+    is_int(t.id_int, 13242421424214LL, "integer correlation_id kept exactly");
+    is_int(t.id_is_string, 0, "integer id stays an integer");
+    is_str(t.id_text, "13242421424214", "id text");
+    is_int(t.nphones, 10, "ten phones");
+    rd_task_free(&t);
+
+    rc = parse("{\"phones\": [5, 3, 5, 3, 7], \"correlation_id\": \"abc-1\"}", &t, err);
+    is_int(rc, RD_TASK_OK, "string correlation_id accepted");
+    ok(t.id_is_string, "string id stays a string");
+    is_str(t.id_text, "abc-1", "string id text");
+    is_int(t.nphones, 3, "duplicate phones folded");
+    ok(t.phones[0] == 5 && t.phones[1] == 3 && t.phones[2] == 7, "request order kept");
+    rd_task_free(&t);
+
+    rc = parse("{\"correlation_id\": 9223372036854775806, \"phones\": [-1, 0, 9223372036854775806]}",
+               &t, err);
+    is_int(rc, RD_TASK_OK, "int64 edge values accepted");
+    is_str(t.id_text, "9223372036854775806", "big id text exact");
+    rd_task_free(&t);
+
+    rc = parse("{\"correlation_id\": 1, \"phones\": [1], \"extra\": {\"a\": [1]}}", &t, err);
+    is_int(rc, RD_TASK_OK, "unknown keys are ignored");
+    rd_task_free(&t);
+
+    /* Unreadable: no answer possible. */
+    expect("", RD_TASK_UNREADABLE, "not JSON");
+    expect("not json", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": 1, \"phones\": [1]", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": 1, \"phones\": [1]} trailing", RD_TASK_UNREADABLE, "not JSON");
+    expect("[1,2,3]", RD_TASK_UNREADABLE, "must be a JSON object");
+    expect("42", RD_TASK_UNREADABLE, "must be a JSON object");
+    expect("\"str\"", RD_TASK_UNREADABLE, "must be a JSON object");
+    expect("null", RD_TASK_UNREADABLE, NULL);
+    expect("{\"phones\": [1]}", RD_TASK_UNREADABLE, "correlation_id is missing");
+    expect("{\"correlation_id\": null, \"phones\": [1]}", RD_TASK_UNREADABLE, "integer or a string");
+    expect("{\"correlation_id\": 1.5, \"phones\": [1]}", RD_TASK_UNREADABLE, "integer or a string");
+    expect("{\"correlation_id\": true, \"phones\": [1]}", RD_TASK_UNREADABLE, "integer or a string");
+    expect("{\"correlation_id\": {}, \"phones\": [1]}", RD_TASK_UNREADABLE, "integer or a string");
+    expect("{\"correlation_id\": \"\", \"phones\": [1]}", RD_TASK_UNREADABLE, "1 to 255 bytes");
+    expect("{\"correlation_id\": 99999999999999999999999, \"phones\": [1]}",
+           RD_TASK_UNREADABLE, "64-bit");
+    expect("{\"correlation_id\": -99999999999999999999999, \"phones\": [1]}",
+           RD_TASK_UNREADABLE, "64-bit");
+    expect("{'correlation_id': 1, 'phones': [1]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": NaN, \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": 1, \"phones\": [Infinity]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": \"a\tb\", \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": 01, \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": 1, \"phones\": [1,]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": \"a\\u0000b\", \"phones\": [1]}", RD_TASK_UNREADABLE, "without NUL");
+    expect(" {\"correlation_id\": 5, \"phones\": [1e0]} ", RD_TASK_INVALID, "phones[0] must be an integer");
+    {
+        static const char nul[] = "{\"correlation_id\": 1, \"phones\": [1]}\0garbage";
+        rc = rd_task_parse(nul, sizeof(nul) - 1, &limits, &t, err, sizeof(err));
+        is_int(rc, RD_TASK_UNREADABLE, "an embedded NUL byte is unreadable");
+        rd_task_free(&t);
+    }
+    expect("{\"correlation_id\": \"\xff\xfe\", \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    n = snprintf(big, sizeof(big), "{\"correlation_id\": \"");
+    for (i = 0; i < 300; i++)
+        big[n++] = 'x';
+    snprintf(big + n, sizeof(big) - n, "\", \"phones\": [1]}");
+    expect(big, RD_TASK_UNREADABLE, "1 to 255 bytes");
+
+    /* Depth limit. */
+    n = snprintf(big, sizeof(big), "{\"correlation_id\": 1, \"phones\": [1], \"x\": ");
+    for (i = 0; i < 40; i++)
+        big[n++] = '[';
+    for (i = 0; i < 40; i++)
+        big[n++] = ']';
+    snprintf(big + n, sizeof(big) - n, "}");
+    expect(big, RD_TASK_UNREADABLE, "not JSON");
+
+    /* Size limit. */
+    {
+        struct rd_conf_task small = { 100, 64, 16 };
+        const char *b = "{\"correlation_id\": 1, \"phones\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14]}";
+
+        rc = rd_task_parse(b, strlen(b), &small, &t, err, sizeof(err));
+        is_int(rc, RD_TASK_UNREADABLE, "a body over max_message_size is unreadable");
+        like(err, "exceeds max_message_size", "size error names the limit");
+    }
+
+    /* Invalid: answered with an Error result carrying the id. */
+    rc = parse("{\"correlation_id\": 77}", &t, err);
+    is_int(rc, RD_TASK_INVALID, "missing phones is invalid");
+    is_str(t.id_text, "77", "id still known for the Error result");
+    like(err, "phones is missing", "says phones is missing");
+    expect("{\"correlation_id\": 1, \"phones\": []}", RD_TASK_INVALID, "phones is empty");
+    expect("{\"correlation_id\": 1, \"phones\": 5}", RD_TASK_INVALID, "must be an array");
+    expect("{\"correlation_id\": 1, \"phones\": \"1,2\"}", RD_TASK_INVALID, "must be an array");
+    expect("{\"correlation_id\": 1, \"phones\": null}", RD_TASK_INVALID, "must be an array");
+    expect("{\"correlation_id\": 1, \"phones\": [1, \"2\"]}", RD_TASK_INVALID, "phones[1] must be an integer");
+    expect("{\"correlation_id\": 1, \"phones\": [1.5]}", RD_TASK_INVALID, "phones[0] must be an integer");
+    expect("{\"correlation_id\": 1, \"phones\": [1, null]}", RD_TASK_INVALID, "phones[1]");
+    expect("{\"correlation_id\": 1, \"phones\": [[1]]}", RD_TASK_INVALID, "phones[0]");
+    expect("{\"correlation_id\": 1, \"phones\": [18446744073709551615]}", RD_TASK_INVALID, "64-bit");
+    n = snprintf(big, sizeof(big), "{\"correlation_id\": \"s\", \"phones\": [");
+    for (i = 0; i < 101; i++)
+        n += snprintf(big + n, sizeof(big) - n, "%s%d", i ? "," : "", i);
+    snprintf(big + n, sizeof(big) - n, "]}");
+    expect(big, RD_TASK_INVALID, "more than the maximum of 100");
+    return done_testing();
+}
