@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# contrib/quickstart.sh -- the README's first command: install what is
+# missing, build, start a local RabbitMQ and the TEST MongoDB server (a
+# wire-protocol stand-in kept under t/, for tests and demos only), seed
+# call records, run reporterd, send tasks and print a result.
+# Everything it starts it stops again, by pid.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. contrib/deps.sh
+
+PHONES=${PHONES:-200}
+RECORDS=${RECORDS:-10000}
+TASKS=${TASKS:-3}
+
+rd_install_deps
+rd_start_rabbitmq
+rd_build
+(cd t && npm ci --no-audit --no-fund --loglevel=error)
+export MONGOC_DISABLE_SHM=1
+
+dir=$(mktemp -d /tmp/reporterd-quickstart.XXXXXX)
+suffix=$$
+mongod_pid= ; daemon_pid=
+cleanup() {
+    [ -n "$daemon_pid" ] && kill -QUIT "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+    [ -n "$mongod_pid" ] && kill "$mongod_pid" 2>/dev/null && wait "$mongod_pid" 2>/dev/null
+    for q in "quickstart.tasks.$suffix" "quickstart.tasks.$suffix.dead" "quickstart.results.$suffix"; do
+        rd_sudo rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
+    done
+    true
+}
+trap cleanup EXIT
+
+echo "== starting the test MongoDB server (not a real MongoDB: see t/mongod/server.js)"
+node t/mongod/server.js --port 0 >"$dir/mongod.out" 2>"$dir/mongod.log" &
+mongod_pid=$!
+for i in $(seq 1 100); do
+    grep -q '^listening' "$dir/mongod.out" 2>/dev/null && break
+    sleep 0.1
+done
+addr=$(sed -n 's/^listening //p' "$dir/mongod.out")
+[ -n "$addr" ] || { echo "the test MongoDB server did not start; see $dir/mongod.log" >&2; exit 1; }
+
+cat >"$dir/reporterd.yaml" <<YAML
+daemon: off
+worker_processes: 2
+pid: $dir/reporterd.pid
+error_log: $dir/error.log
+log_level: info
+rabbitmq:
+  host: 127.0.0.1
+  port: 5672
+  user: guest
+  password: guest
+  vhost: /
+  task_queue: quickstart.tasks.$suffix
+  result_queue: quickstart.results.$suffix
+  prefetch: 1
+mongodb:
+  uri: mongodb://$addr/
+  database: calls
+  collection: calls
+YAML
+chmod 600 "$dir/reporterd.yaml"
+
+echo "== seeding $PHONES phones x $RECORDS call records"
+./src/reporterctl -c "$dir/reporterd.yaml" seed --phones "$PHONES" --records "$RECORDS" --drop
+
+echo "== starting reporterd (log: $dir/error.log)"
+./src/reporterd -c "$dir/reporterd.yaml" &
+daemon_pid=$!
+
+echo "== sending $TASKS tasks"
+./src/reporterctl -c "$dir/reporterd.yaml" send -n "$TASKS" --max-phone "$PHONES"
+echo "== results"
+./src/reporterctl -c "$dir/reporterd.yaml" results -n "$TASKS" --timeout 60
+echo "== done; reporterd log:"
+cat "$dir/error.log"
