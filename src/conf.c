@@ -16,6 +16,8 @@
 
 #define _POSIX_C_SOURCE 200809L
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1155,6 +1157,56 @@ rd_conf_mongodb(struct rd_conf_ctx *ctx)
 
 
 /* Keys that depend on each other. */
+int
+rd_conf_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
+                       size_t errlen)
+{
+    struct sockaddr_in  *in4 = (struct sockaddr_in *) ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ss;
+    char                 host[128], *end;
+    const char          *colon;
+    long                 port;
+    size_t               n;
+
+    memset(ss, 0, sizeof(*ss));
+    colon = strrchr(listen, ':');
+    if (colon == NULL || colon == listen) {
+        snprintf(err, errlen, "\"%s\": expected HOST:PORT", listen);
+        return -1;
+    }
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == colon + 1 || port < 1 || port > 65535) {
+        snprintf(err, errlen, "\"%s\": port must be 1..65535", listen);
+        return -1;
+    }
+    n = (size_t) (colon - listen);
+    if (n >= sizeof(host)) {
+        snprintf(err, errlen, "\"%s\": host too long", listen);
+        return -1;
+    }
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+        host[n - 1] = '\0';
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t) port);
+        if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1)
+            return 0;
+    } else {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t) port);
+        if (strcmp(host, "*") == 0) {
+            in4->sin_addr.s_addr = htonl(INADDR_ANY);
+            return 0;
+        }
+        if (inet_pton(AF_INET, host, &in4->sin_addr) == 1)
+            return 0;
+    }
+    snprintf(err, errlen, "\"%s\": \"%s\" is not an IP address", listen, host);
+    return -1;
+}
+
 static int
 rd_conf_check(struct rd_conf_ctx *ctx)
 {
@@ -1210,6 +1262,15 @@ rd_conf_check(struct rd_conf_ctx *ctx)
                             "longer blocking query lets the broker drop the "
                             "connection", ctx->conf->mongodb.max_time_ms,
                             a->confirm_timeout_ms, a->heartbeat);
+    }
+
+    if (ctx->conf->status.listen != NULL) {
+        struct sockaddr_storage ss;
+        char                    why[256];
+
+        if (rd_conf_parse_listen(ctx->conf->status.listen, &ss, why, sizeof(why)) != 0)
+            return rd_conf_fail(ctx, rd_conf_find("status.listen"), "%s",
+                                why);
     }
 
     return 0;

@@ -111,4 +111,9 @@ void rd_conf_dump(const struct rd_conf *conf, FILE *out);
 
 const char *rd_log_level_name(int level);
 
+/* Parse "HOST:PORT" ("127.0.0.1:9187", "[::1]:9187", "*:9187"); 0 or -1. */
+struct sockaddr_storage;
+int rd_conf_parse_listen(const char *listen, struct sockaddr_storage *ss,
+                         char *err, size_t errlen);
+
 #endif

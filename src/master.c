@@ -26,7 +26,9 @@
 #include "channel.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "process.h"
+#include "status.h"
 #include "util.h"
 #include "worker.h"
 
@@ -36,8 +38,11 @@
 #define THROTTLE_CAP_MS    60000
 #define FAST_STOP_KILL_MS  1000
 
+enum role { ROLE_WORKER = 0, ROLE_STATUS };
+
 struct slot {
     pid_t   pid;                /* 0: free */
+    int     role;
     int     fd;                 /* master's end of the channel, -1 when closed */
     int     generation;
     int     index;              /* position within its generation */
@@ -59,6 +64,7 @@ struct master {
     int             pidfd;
     struct slot     slots[MAX_SLOTS];
     struct respawn *respawn;    /* one per worker of the current generation */
+    struct respawn  status;     /* the status process */
     int             generation; /* the newest generation */
     int             serving;    /* the generation taking tasks */
     int             stopping;   /* 0, or SIGQUIT / SIGTERM */
@@ -108,28 +114,31 @@ live_workers(struct master *m, int generation)
     int i, n = 0;
 
     for (i = 0; i < MAX_SLOTS; i++)
-        if (m->slots[i].pid != 0 && (generation == 0 || m->slots[i].generation == generation))
+        if (m->slots[i].pid != 0
+            && (generation == 0 || (generation < 0 && m->slots[i].role == ROLE_WORKER)
+                || m->slots[i].generation == generation))
             n++;
     return n;
 }
 
 static void
-spawn(struct master *m, int index)
+spawn(struct master *m, int role, int index)
 {
-    struct slot *s = NULL;
-    int          fds[2], i, status;
-    pid_t        pid;
+    struct slot    *s = NULL;
+    struct respawn *r = role == ROLE_STATUS ? &m->status : &m->respawn[index];
+    int             fds[2], i, slot = 0, status;
+    pid_t           pid;
 
     for (i = 0; i < MAX_SLOTS && s == NULL; i++)
         if (m->slots[i].pid == 0)
-            s = &m->slots[i];
+            s = &m->slots[slot = i];
     if (s == NULL) {
         rd_alert("no free worker slot");
         return;
     }
     if (rd_channel_open(fds) != 0) {
         rd_error("socketpair() failed while spawning a worker: %s", strerror(errno));
-        m->respawn[index].at_ms = rd_now_ms() + THROTTLE_BASE_MS;
+        r->at_ms = rd_now_ms() + THROTTLE_BASE_MS;
         return;
     }
     fflush(NULL);
@@ -138,7 +147,7 @@ spawn(struct master *m, int index)
         rd_error("fork() failed while spawning a worker: %s", strerror(errno));
         close(fds[0]);
         close(fds[1]);
-        m->respawn[index].at_ms = rd_now_ms() + THROTTLE_BASE_MS;
+        r->at_ms = rd_now_ms() + THROTTLE_BASE_MS;
         return;
     }
     if (pid == 0) {
@@ -149,17 +158,33 @@ spawn(struct master *m, int index)
         close(fds[0]);
         if (m->pidfd >= 0)
             close(m->pidfd);
-        status = rd_worker_main(m->conf, fds[1], m->generation);
+        if (role == ROLE_STATUS) {
+            close(fds[1]);
+            status = rd_status_main(m->conf);
+        } else {
+            if (rd_metrics != NULL)
+                rd_metrics_self = &rd_metrics->workers[slot];
+            status = rd_worker_main(m->conf, fds[1], m->generation);
+        }
         exit(status);
     }
     close(fds[1]);
     memset(s, 0, sizeof(*s));
     s->pid = pid;
+    s->role = role;
     s->fd = fds[0];
-    s->generation = m->generation;
+    s->generation = role == ROLE_STATUS ? 0 : m->generation;
     s->index = index;
     s->started_ms = rd_now_ms();
-    m->respawn[index].at_ms = 0;
+    r->at_ms = 0;
+    if (role == ROLE_STATUS) {
+        rd_info("spawned status process %ld (%s)", (long) pid, m->conf->status.listen);
+        return;
+    }
+    if (rd_metrics != NULL) {
+        rd_metrics->workers[slot].generation = m->generation;
+        __atomic_store_n(&rd_metrics->workers[slot].pid, pid, __ATOMIC_RELAXED);
+    }
     rd_info("spawned worker %ld (generation %d, #%d)", (long) pid, m->generation, index);
 }
 
@@ -175,7 +200,7 @@ spawn_generation(struct master *m)
         return -1;
     }
     for (i = 0; i < n; i++)
-        spawn(m, i);
+        spawn(m, ROLE_WORKER, i);
     return 0;
 }
 
@@ -201,12 +226,37 @@ stop_workers(struct master *m, int sig, int older_than)
     for (i = 0; i < MAX_SLOTS; i++) {
         struct slot *s = &m->slots[i];
 
-        if (s->pid == 0 || (older_than != 0 && s->generation >= older_than))
+        if (s->pid == 0
+            || (older_than != 0 && (s->role != ROLE_WORKER || s->generation >= older_than)))
             continue;
         if (s->exiting && sig == SIGQUIT)
             continue;
         signal_slot(s, sig, grace);
     }
+}
+
+/* A process died unasked: schedule its replacement, throttled. */
+static void
+throttle(struct respawn *r, const char *what, pid_t pid, const char *how, int64_t lived,
+         int fatal, int64_t now)
+{
+    if (fatal) {
+        rd_error("%s %ld %s: a fatal configuration problem (see above); not "
+                 "respawning it until the configuration is reloaded", what, (long) pid, how);
+        r->disabled = 1;
+        return;
+    }
+    if (lived < THROTTLE_WINDOW_MS)
+        r->delay_ms = r->delay_ms == 0 ? THROTTLE_BASE_MS
+                      : (r->delay_ms * 2 > THROTTLE_CAP_MS ? THROTTLE_CAP_MS : r->delay_ms * 2);
+    else
+        r->delay_ms = 0;
+    r->at_ms = now + (r->delay_ms > 0 ? r->delay_ms : 1);
+    if (r->delay_ms > 0)
+        rd_warn("%s %ld %s after %lld ms; throttled: respawning in %lld ms",
+                what, (long) pid, how, (long long) lived, (long long) r->delay_ms);
+    else
+        rd_warn("%s %ld %s unexpectedly; respawning", what, (long) pid, how);
 }
 
 static void
@@ -234,27 +284,20 @@ reap(struct master *m)
         if (s->fd >= 0)
             close(s->fd);
         lived = now - s->started_ms;
-        if (s->exiting || m->stopping || s->generation != m->generation) {
+        if (rd_metrics != NULL)
+            memset(&rd_metrics->workers[s - m->slots], 0, sizeof(struct rd_metrics_worker));
+        if (s->role == ROLE_STATUS) {
+            rd_info("status process %ld %s", (long) pid, how);
+            if (!s->exiting && !m->stopping)
+                throttle(&m->status, "status process", pid, how, lived, WIFEXITED(status)
+                         && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL, now);
+        } else if (s->exiting || m->stopping || s->generation != m->generation) {
             rd_info("worker %ld %s", (long) pid, how);
-        } else if (WIFEXITED(status) && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL) {
-            rd_error("worker %ld %s: a fatal configuration problem (see above); not "
-                     "respawning it until the configuration is reloaded", (long) pid, how);
-            m->respawn[s->index].disabled = 1;
         } else {
-            struct respawn *r = &m->respawn[s->index];
-
-            if (lived < THROTTLE_WINDOW_MS)
-                r->delay_ms = r->delay_ms == 0 ? THROTTLE_BASE_MS
-                              : (r->delay_ms * 2 > THROTTLE_CAP_MS ? THROTTLE_CAP_MS
-                                                                   : r->delay_ms * 2);
-            else
-                r->delay_ms = 0;
-            r->at_ms = now + (r->delay_ms > 0 ? r->delay_ms : 1);
-            if (r->delay_ms > 0)
-                rd_warn("worker %ld %s after %lld ms; throttled: respawning in %lld ms",
-                        (long) pid, how, (long long) lived, (long long) r->delay_ms);
-            else
-                rd_warn("worker %ld %s unexpectedly; respawning", (long) pid, how);
+            throttle(&m->respawn[s->index], "worker", pid, how, lived, WIFEXITED(status)
+                     && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL, now);
+            if (rd_metrics != NULL)
+                rd_metrics_add(&rd_metrics->worker_restarts, 1);
         }
         memset(s, 0, sizeof(*s));
         s->fd = -1;
@@ -338,9 +381,17 @@ reload(struct master *m)
     for (int i = 0; i < MAX_SLOTS; i++)
         if (m->slots[i].pid != 0 && m->slots[i].generation > m->serving && !m->slots[i].exiting)
             signal_slot(&m->slots[i], SIGQUIT, m->conf->worker_shutdown_timeout_ms);
+    if ((conf->status.listen == NULL) != (m->conf->status.listen == NULL)
+        || (conf->status.listen != NULL && strcmp(conf->status.listen, m->conf->status.listen) != 0))
+        for (int i = 0; i < MAX_SLOTS; i++)
+            if (m->slots[i].pid != 0 && m->slots[i].role == ROLE_STATUS)
+                signal_slot(&m->slots[i], SIGTERM, FAST_STOP_KILL_MS);
+    memset(&m->status, 0, sizeof(m->status));
     rd_conf_free(m->conf);
     m->conf = conf;
     m->generation++;
+    if (rd_metrics != NULL)
+        rd_metrics_add(&rd_metrics->reloads, 1);
     rd_info("starting generation %d with %d workers", m->generation, conf->worker_processes);
     spawn_generation(m);
 }
@@ -363,7 +414,14 @@ run_timers(struct master *m, int64_t now)
         return;
     for (i = 0; i < m->conf->worker_processes; i++)
         if (m->respawn[i].at_ms != 0 && !m->respawn[i].disabled && now >= m->respawn[i].at_ms)
-            spawn(m, i);
+            spawn(m, ROLE_WORKER, i);
+    /* One status process whenever status.listen is set. */
+    if (m->conf->status.listen != NULL && !m->status.disabled && now >= m->status.at_ms) {
+        for (i = 0; i < MAX_SLOTS; i++)
+            if (m->slots[i].pid != 0 && m->slots[i].role == ROLE_STATUS)
+                return;
+        spawn(m, ROLE_STATUS, 0);
+    }
 }
 
 static int64_t
@@ -375,10 +433,13 @@ next_timer(struct master *m, int64_t now)
     for (i = 0; i < MAX_SLOTS; i++)
         if (m->slots[i].pid != 0 && m->slots[i].kill_at_ms != 0 && m->slots[i].kill_at_ms < next)
             next = m->slots[i].kill_at_ms;
-    if (!m->stopping)
+    if (!m->stopping) {
         for (i = 0; i < m->conf->worker_processes; i++)
             if (m->respawn[i].at_ms != 0 && m->respawn[i].at_ms < next)
                 next = m->respawn[i].at_ms;
+        if (m->status.at_ms != 0 && m->status.at_ms < next)
+            next = m->status.at_ms;
+    }
     return next > now ? next - now : 0;
 }
 
@@ -401,6 +462,8 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     m.pidfd = pidfd;
     m.generation = m.serving = 1;
     setup_signals(&waitmask);
+    if (rd_metrics_init() != 0)
+        rd_warn("mmap() failed: no shared metrics: %s", strerror(errno));
     rd_proctitle_set("reporterd: master process %s", conf_path);
     rd_info("master started: %d workers, config %s", conf->worker_processes, conf_path);
     if (spawn_generation(&m) != 0)
@@ -458,6 +521,8 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
         read_channels(&m, pfd, n);
         check_generation(&m);
         run_timers(&m, rd_now_ms());
+        if (rd_metrics != NULL)
+            __atomic_store_n(&rd_metrics->live_workers, live_workers(&m, -1), __ATOMIC_RELAXED);
         if (m.stopping && live_workers(&m, 0) == 0)
             break;
     }

@@ -24,6 +24,7 @@
 #include "broker.h"
 #include "channel.h"
 #include "log.h"
+#include "metrics.h"
 #include "process.h"
 #include "report.h"
 #include "store.h"
@@ -108,10 +109,22 @@ stopping(void)
     return w_quit || w_terminate;
 }
 
+/* Tell the master (readiness) and the status page (health). */
 static void
 set_state(struct worker *w, enum rd_channel_msg msg)
 {
     rd_channel_send(w->chan, msg);
+    rd_metrics_state(msg == RD_CHAN_CONSUMING,
+                     msg == RD_CHAN_CONSUMING || (msg == RD_CHAN_BROKER_DOWN && w->store_ok));
+}
+
+static enum outcome
+settle(struct worker *w, const struct rd_delivery *d, int requeue, enum rd_outcome o, double t0)
+{
+    if (rd_broker_reject(w->broker, d->tag, requeue) != RD_OK)
+        return BROKER_LOST;
+    rd_metrics_task(o, rd_now_sec() - t0);
+    return DONE;
 }
 
 static void
@@ -225,7 +238,7 @@ add_row(const bson_t *row, void *arg, char *err, size_t errlen)
 /* Publish a result and ack its task once the broker confirmed it. */
 static enum outcome
 answer(struct worker *w, const struct rd_delivery *d, const struct rd_task *t,
-       const char *json)
+       const char *json, enum rd_outcome o, double t0)
 {
     const struct rd_conf_amqp *c = &w->conf->rabbitmq;
     struct rd_publish          p = { 0 };
@@ -245,9 +258,12 @@ answer(struct worker *w, const struct rd_delivery *d, const struct rd_task *t,
     if (rc == RD_DECLINED) {
         rd_warn("task %s: the result was not accepted, requeueing the task: %s",
                 t->id_text, err);
-        return rd_broker_reject(w->broker, d->tag, 1) == RD_OK ? DONE : BROKER_LOST;
+        return settle(w, d, 1, RD_OUT_REQUEUED, t0);
     }
-    return rd_broker_ack(w->broker, d->tag) == RD_OK ? DONE : BROKER_LOST;
+    if (rd_broker_ack(w->broker, d->tag) != RD_OK)
+        return BROKER_LOST;
+    rd_metrics_task(o, rd_now_sec() - t0);
+    return DONE;
 }
 
 /* Put a task back at the tail of the queue with its attempt count. */
@@ -265,10 +281,12 @@ requeue(struct worker *w, const struct rd_delivery *d, int64_t attempts, const c
                            err, sizeof(err));
     if (rc != RD_OK) {
         rd_warn("requeueing a task (%s) failed: %s", why, err);
-        return rc == RD_DECLINED && rd_broker_reject(w->broker, d->tag, 1) == RD_OK
-               ? DONE : BROKER_LOST;
+        return rc == RD_DECLINED ? settle(w, d, 1, RD_OUT_REQUEUED, 0) : BROKER_LOST;
     }
-    return rd_broker_ack(w->broker, d->tag) == RD_OK ? DONE : BROKER_LOST;
+    if (rd_broker_ack(w->broker, d->tag) != RD_OK)
+        return BROKER_LOST;
+    rd_metrics_task(RD_OUT_REQUEUED, 0);
+    return DONE;
 }
 
 static enum outcome
@@ -280,7 +298,7 @@ handle(struct worker *w, struct rd_delivery *d)
     struct rows            rows;
     bson_t                *pipeline;
     char                   received[40], err[512], *json = NULL;
-    double                 t0 = rd_now_sec();
+    double                 t0 = rd_now_sec(), t1;
     int                    rc, klass;
     enum outcome           out;
 
@@ -294,7 +312,7 @@ handle(struct worker *w, struct rd_delivery *d)
             rd_error("dead-lettering a message redelivered %lld times (%zu bytes, delivery "
                      "tag %llu, correlation_id \"%s\")", (long long) d->attempts + 1, d->len,
                      (unsigned long long) d->tag, d->correlation_id);
-            return rd_broker_reject(w->broker, d->tag, 0) == RD_OK ? DONE : BROKER_LOST;
+            return settle(w, d, 0, RD_OUT_DEAD_LETTERED, t0);
         }
         return requeue(w, d, d->attempts + 1, "redelivered");
     }
@@ -303,7 +321,7 @@ handle(struct worker *w, struct rd_delivery *d)
     if (rc == RD_TASK_UNREADABLE) {
         rd_warn("rejecting an unreadable message (%zu bytes, delivery tag %llu) to the "
                 "dead-letter queue: %s", d->len, (unsigned long long) d->tag, err);
-        return rd_broker_reject(w->broker, d->tag, 0) == RD_OK ? DONE : BROKER_LOST;
+        return settle(w, d, 0, RD_OUT_DEAD_LETTERED, t0);
     }
     if (rc == RD_TASK_INVALID) {
         rd_warn("task %s: invalid: %s", t.id_text, err);
@@ -321,8 +339,10 @@ handle(struct worker *w, struct rd_delivery *d)
     rows.stats = stats;
     rows.n = t.nphones;
     pipeline = rd_report_pipeline(t.phones, t.nphones, c->report.price_per_second);
+    t1 = rd_now_sec();
     rc = rd_store_aggregate(w->store, pipeline, c->mongodb.max_time_ms, add_row, &rows,
                             &klass, err, sizeof(err));
+    rd_metrics_db(rd_now_sec() - t1);
     bson_destroy(pipeline);
     if (w->test_delay_ms > 0)
         rd_sleep_ms(w->test_delay_ms, NULL);
@@ -353,10 +373,10 @@ publish:
         out = rd_broker_reject(w->broker, d->tag, 1) == RD_OK ? DONE : BROKER_LOST;
         goto done;
     }
-    out = answer(w, d, &t, json);
+    out = answer(w, d, &t, json, rc == RD_OK ? RD_OUT_COMPLETE : RD_OUT_ERROR, t0);
     if (out == DONE)
         rd_info("task %s: %s, %zu phones, %.3f s", t.id_text,
-                rc == RD_TASK_INVALID ? "error result" : "complete", t.nphones,
+                rc == RD_OK ? "complete" : "error result", t.nphones,
                 rd_now_sec() - t0);
 
 done:

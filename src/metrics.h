@@ -1,0 +1,62 @@
+/*
+ * metrics.h -- counters shared by the master, the workers and the status
+ * process: one anonymous shared mapping made by the master before it
+ * forks anything.  Writers use atomic adds and stores; the status process
+ * only reads.
+ */
+#ifndef RD_METRICS_H
+#define RD_METRICS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum rd_outcome {
+    RD_OUT_COMPLETE = 0,        /* a Complete result was confirmed */
+    RD_OUT_ERROR,               /* an Error result was confirmed */
+    RD_OUT_REQUEUED,            /* returned to the queue (database away, redelivery count) */
+    RD_OUT_DEAD_LETTERED,       /* rejected to the dead-letter queue */
+    RD_OUT_MAX
+};
+
+#define RD_METRICS_BUCKETS 12   /* plus +Inf */
+#define RD_METRICS_WORKERS 4096 /* indexed like the master's slot table */
+
+struct rd_histogram {
+    uint64_t buckets[RD_METRICS_BUCKETS + 1];
+    uint64_t count;
+    uint64_t sum_us;
+};
+
+struct rd_metrics_worker {
+    pid_t    pid;               /* 0: free */
+    int      generation;
+    int      broker_up;
+    int      db_up;
+};
+
+struct rd_metrics {
+    uint64_t                 tasks[RD_OUT_MAX];
+    struct rd_histogram      task_seconds;
+    struct rd_histogram      db_seconds;
+    uint64_t                 worker_restarts;
+    uint64_t                 reloads;
+    int                      live_workers;
+    struct rd_metrics_worker workers[RD_METRICS_WORKERS];
+};
+
+extern const double rd_metrics_bounds[RD_METRICS_BUCKETS];
+
+/* The mapping, made once by the master (NULL when unavailable: every
+ * recording function then does nothing). */
+extern struct rd_metrics *rd_metrics;
+int  rd_metrics_init(void);
+
+/* This process's worker entry (set in the worker after fork). */
+extern struct rd_metrics_worker *rd_metrics_self;
+
+void rd_metrics_task(enum rd_outcome outcome, double seconds);
+void rd_metrics_db(double seconds);
+void rd_metrics_state(int broker_up, int db_up);
+void rd_metrics_add(uint64_t *counter, uint64_t n);
+
+#endif

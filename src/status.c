@@ -1,0 +1,253 @@
+/*
+ * status.c -- the status process and its two endpoints.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "process.h"
+#include "status.h"
+#include "worker.h"
+
+static volatile sig_atomic_t s_stop;
+
+static void
+on_signal(int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+struct buf {
+    char   *p;
+    size_t  len, cap;
+};
+
+static void
+put(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int     n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->len + n < b->cap) {
+            b->len += n;
+            return;
+        }
+        char *p = realloc(b->p, b->cap * 2 + n);
+        if (p == NULL)
+            return;
+        b->p = p;
+        b->cap = b->cap * 2 + n;
+    }
+}
+
+static uint64_t
+load(const uint64_t *v)
+{
+    return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+static void
+histogram(struct buf *b, const char *name, const char *help, const struct rd_histogram *h)
+{
+    uint64_t acc = 0;
+    int      i;
+
+    put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (i = 0; i < RD_METRICS_BUCKETS; i++) {
+        acc += load(&h->buckets[i]);
+        put(b, "%s_bucket{le=\"%g\"} %llu\n", name, rd_metrics_bounds[i], (unsigned long long) acc);
+    }
+    acc += load(&h->buckets[RD_METRICS_BUCKETS]);
+    put(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long) acc);
+    put(b, "%s_sum %.6f\n%s_count %llu\n", name, load(&h->sum_us) / 1e6, name,
+        (unsigned long long) load(&h->count));
+}
+
+static char *
+render_metrics(size_t *len)
+{
+    static const char *outcomes[RD_OUT_MAX] = { "complete", "error", "requeued", "dead_lettered" };
+    const struct rd_metrics *m = rd_metrics;
+    struct buf               b = { malloc(16384), 0, 16384 };
+    int                      i;
+
+    if (b.p == NULL)
+        return NULL;
+    put(&b, "# HELP reporterd_build_info Build information.\n# TYPE reporterd_build_info gauge\n"
+        "reporterd_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+    put(&b, "# HELP reporterd_tasks_total Tasks handled, by outcome.\n"
+        "# TYPE reporterd_tasks_total counter\n");
+    for (i = 0; i < RD_OUT_MAX; i++)
+        put(&b, "reporterd_tasks_total{outcome=\"%s\"} %llu\n", outcomes[i],
+            (unsigned long long) load(&m->tasks[i]));
+    histogram(&b, "reporterd_task_duration_seconds",
+              "Time from taking a task to its confirmed result.", &m->task_seconds);
+    histogram(&b, "reporterd_db_query_duration_seconds",
+              "Time of one report aggregation in MongoDB.", &m->db_seconds);
+    put(&b, "# HELP reporterd_workers Live worker processes.\n# TYPE reporterd_workers gauge\n"
+        "reporterd_workers %d\n", __atomic_load_n(&m->live_workers, __ATOMIC_RELAXED));
+    put(&b, "# HELP reporterd_worker_restarts_total Workers replaced after dying unasked.\n"
+        "# TYPE reporterd_worker_restarts_total counter\nreporterd_worker_restarts_total %llu\n",
+        (unsigned long long) load(&m->worker_restarts));
+    put(&b, "# HELP reporterd_reloads_total Configuration reloads applied.\n"
+        "# TYPE reporterd_reloads_total counter\nreporterd_reloads_total %llu\n",
+        (unsigned long long) load(&m->reloads));
+    put(&b, "# HELP reporterd_worker_broker_connected Worker connected to RabbitMQ and consuming.\n"
+        "# TYPE reporterd_worker_broker_connected gauge\n");
+    for (i = 0; i < RD_METRICS_WORKERS; i++) {
+        pid_t pid = __atomic_load_n(&m->workers[i].pid, __ATOMIC_RELAXED);
+
+        if (pid != 0)
+            put(&b, "reporterd_worker_broker_connected{pid=\"%ld\",generation=\"%d\"} %d\n",
+                (long) pid, m->workers[i].generation,
+                __atomic_load_n(&m->workers[i].broker_up, __ATOMIC_RELAXED));
+    }
+    put(&b, "# HELP reporterd_worker_db_connected Worker reached MongoDB.\n"
+        "# TYPE reporterd_worker_db_connected gauge\n");
+    for (i = 0; i < RD_METRICS_WORKERS; i++) {
+        pid_t pid = __atomic_load_n(&m->workers[i].pid, __ATOMIC_RELAXED);
+
+        if (pid != 0)
+            put(&b, "reporterd_worker_db_connected{pid=\"%ld\",generation=\"%d\"} %d\n",
+                (long) pid, m->workers[i].generation,
+                __atomic_load_n(&m->workers[i].db_up, __ATOMIC_RELAXED));
+    }
+    *len = b.len;
+    return b.p;
+}
+
+static char *
+render_health(unsigned *code, size_t *len)
+{
+    int   i, workers = 0, broker = 0, db = 0, both = 0;
+    char *out = malloc(256);
+
+    for (i = 0; i < RD_METRICS_WORKERS; i++) {
+        const struct rd_metrics_worker *w = &rd_metrics->workers[i];
+        int b, d;
+
+        if (__atomic_load_n(&w->pid, __ATOMIC_RELAXED) == 0)
+            continue;
+        b = __atomic_load_n(&w->broker_up, __ATOMIC_RELAXED);
+        d = __atomic_load_n(&w->db_up, __ATOMIC_RELAXED);
+        workers++;
+        broker += b;
+        db += d;
+        both += b && d;
+    }
+    if (out == NULL)
+        return NULL;
+    *code = both > 0 ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (both > 0)
+        *len = (size_t) snprintf(out, 256, "ok: %d of %d workers connected to the broker "
+                                 "and the database\n", both, workers);
+    else
+        *len = (size_t) snprintf(out, 256, "unavailable: no worker is connected to both the "
+                                 "broker and the database (%d workers, %d with the broker, "
+                                 "%d with the database)\n", workers, broker, db);
+    return out;
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+       const char *version, const char *upload, size_t *upload_size, void **state)
+{
+    struct MHD_Response *r;
+    enum MHD_Result      ret;
+    unsigned             code = MHD_HTTP_OK;
+    const char          *type = "text/plain; charset=utf-8";
+    char                *body = NULL;
+    size_t               len = 0;
+
+    (void) cls; (void) version; (void) upload; (void) upload_size; (void) state;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        code = MHD_HTTP_METHOD_NOT_ALLOWED;
+        body = strdup("only GET\n");
+    } else if (strcmp(url, "/metrics") == 0) {
+        body = render_metrics(&len);
+        type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (strcmp(url, "/healthz") == 0) {
+        body = render_health(&code, &len);
+    } else {
+        code = MHD_HTTP_NOT_FOUND;
+        body = strdup("not found: try /metrics or /healthz\n");
+    }
+    if (body == NULL)
+        return MHD_NO;
+    if (len == 0)
+        len = strlen(body);
+    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", type);
+    ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+int
+rd_status_main(const struct rd_conf *conf)
+{
+    struct sockaddr_storage ss;
+    struct MHD_Daemon      *d;
+    struct sigaction        sa;
+    sigset_t                none;
+    char                    err[256];
+
+    rd_log_set_role("status");
+    rd_log_set_level(conf->log_level);
+    rd_proctitle_set("reporterd: status process %s", conf->status.listen);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    /* Blocked here and in the server's thread; taken only in sigsuspend. */
+    sigemptyset(&none);
+    sigaddset(&none, SIGTERM);
+    sigaddset(&none, SIGINT);
+    sigaddset(&none, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &none, NULL);
+    sigemptyset(&none);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        return 0;
+    if (rd_conf_parse_listen(conf->status.listen, &ss, err, sizeof(err)) != 0) {
+        rd_error("%s", err);
+        return RD_WORKER_EXIT_FATAL;
+    }
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
+                         | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                         0, NULL, NULL, handle, NULL,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 10,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 64,
+                         MHD_OPTION_END);
+    if (d == NULL) {
+        rd_error("cannot serve status on %s: %s", conf->status.listen, strerror(errno));
+        return 1;
+    }
+    rd_info("serving /metrics and /healthz on %s", conf->status.listen);
+    while (!s_stop)
+        sigsuspend(&none);
+    MHD_stop_daemon(d);
+    return 0;
+}
