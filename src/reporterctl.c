@@ -4,6 +4,8 @@
  *   reporterctl [-c FILE] seed [--phones N] [--records N] [--seed S] [--drop]
  *   reporterctl [-c FILE] send [-n N] [--phones-per-task K] [--max-phone P]
  *   reporterctl [-c FILE] results [-n N] [--timeout SEC]
+ *   reporterctl [-c FILE] import FILE|- [--format json|ndjson|csv] [--batch N] [--drop]
+ *   reporterctl [-c FILE] bench [-n N] [--concurrency C | --rate R] [--phones LIST] [--json]
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,6 +18,7 @@
 #include <mongoc/mongoc.h>
 
 #include "broker.h"
+#include "ctl.h"
 #include "conf.h"
 #include "log.h"
 #include "store.h"
@@ -39,7 +42,13 @@ usage(FILE *out)
             "  send     publish report tasks with random phones to the task queue\n"
             "           -n N (10)  --phones-per-task K (10)  --max-phone P (200)  --seed S\n"
             "  results  print results from the result queue (and ack them)\n"
-            "           -n N (all, until --timeout)  --timeout SEC (10)\n");
+            "           -n N (all, until --timeout)  --timeout SEC (10)\n"
+            "  import   stream call records from FILE (JSON array, NDJSON or CSV; - = stdin)\n"
+            "           --format json|ndjson|csv  --batch N (10000)  --drop\n"
+            "           exit status 3: imported, but some records were malformed\n"
+            "  bench    publish tasks and measure throughput and latency\n"
+            "           -n N (100)  --concurrency C (4) | --rate R/s  --phones-per-task K (10)\n"
+            "           --max-phone P (200) | --phones 1,2,3  --timeout SEC (300)  --json\n");
 }
 
 /* xorshift64*: a fixed seed gives the same data set everywhere. */
@@ -306,6 +315,10 @@ main(int argc, char **argv)
         rc = cmd_send(conf, argc, argv);
     else if (strcmp(cmd, "results") == 0)
         rc = cmd_results(conf, argc, argv);
+    else if (strcmp(cmd, "import") == 0)
+        rc = rd_ctl_import(conf, argc, argv);
+    else if (strcmp(cmd, "bench") == 0)
+        rc = rd_ctl_bench(conf, argc, argv);
     else {
         fprintf(stderr, "reporterctl: unknown command \"%s\"\n", cmd);
         usage(stderr);

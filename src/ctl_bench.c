@@ -1,0 +1,248 @@
+/*
+ * ctl_bench.c -- `reporterctl bench`: publish N tasks at a concurrency or
+ * a rate, match the results by correlation_id, and print throughput,
+ * end-to-end latency percentiles and the daemon's mean total_duration.
+ * It consumes the configured result queue: run it where no other client
+ * takes results from that queue.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "broker.h"
+#include "ctl.h"
+#include "util.h"
+
+struct bench {
+    long     n, concurrency, k, max_phone;
+    double   rate, timeout;
+    int      json;
+    int64_t *fixed;
+    size_t   nfixed;
+    int64_t  base;              /* correlation ids are base + index */
+    double  *sent_at, *latency;
+    long     sent, received, errors, stray;
+    double   sum_total_duration;
+};
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+pct(const double *sorted, long n, double p)
+{
+    long i;
+
+    if (n == 0)
+        return NAN;
+    i = (long) ceil(p / 100.0 * n) - 1;
+    return sorted[i < 0 ? 0 : i];
+}
+
+static int
+parse_phones(struct bench *bn, const char *list)
+{
+    const char *p = list;
+    char       *end;
+
+    bn->fixed = calloc(strlen(list) / 2 + 2, sizeof(int64_t));
+    if (bn->fixed == NULL)
+        return -1;
+    while (*p) {
+        bn->fixed[bn->nfixed++] = strtoll(p, &end, 10);
+        if (end == p || (*end != ',' && *end != '\0'))
+            return -1;
+        p = *end ? end + 1 : end;
+    }
+    return bn->nfixed > 0 ? 0 : -1;
+}
+
+static int
+publish_one(struct bench *bn, struct rd_broker *b, const struct rd_conf *conf, uint64_t *rnd)
+{
+    struct rd_publish p = { 0 };
+    char              body[16384], id[32], err[512];
+    int64_t           cid = bn->base + bn->sent;
+    int               len;
+    long              j, k = bn->nfixed ? (long) bn->nfixed : bn->k;
+
+    len = snprintf(body, sizeof(body), "{\"correlation_id\": %" PRId64 ", \"phones\": [", cid);
+    for (j = 0; j < k && len < (int) sizeof(body) - 32; j++) {
+        int64_t phone;
+
+        if (bn->nfixed) {
+            phone = bn->fixed[j];
+        } else {
+            *rnd = *rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+            phone = (int64_t) ((*rnd >> 33) % (uint64_t) bn->max_phone);
+        }
+        len += snprintf(body + len, sizeof(body) - len, "%s%" PRId64, j ? "," : "", phone);
+    }
+    len += snprintf(body + len, sizeof(body) - len, "]}");
+    snprintf(id, sizeof(id), "%" PRId64, cid);
+    p.correlation_id = id;
+    bn->sent_at[bn->sent] = rd_now_sec();
+    if (rd_broker_publish(b, conf->rabbitmq.task_queue, body, len, &p, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        return -1;
+    }
+    bn->sent++;
+    return 0;
+}
+
+static void
+take_result(struct bench *bn, const struct rd_delivery *d)
+{
+    struct json_object *o, *v;
+    char               *end;
+    int64_t             cid = strtoll(d->correlation_id, &end, 10), i = cid - bn->base;
+
+    if (end == d->correlation_id || i < 0 || i >= bn->sent || bn->latency[i] >= 0) {
+        bn->stray++;
+        return;
+    }
+    bn->latency[i] = rd_now_sec() - bn->sent_at[i];
+    bn->received++;
+    o = json_tokener_parse(d->body);
+    if (o != NULL && json_object_object_get_ex(o, "status", &v)
+        && strcmp(json_object_get_string(v), "Complete") != 0)
+        bn->errors++;
+    if (o != NULL && json_object_object_get_ex(o, "total_duration", &v))
+        bn->sum_total_duration += json_object_get_double(v);
+    json_object_put(o);
+}
+
+static void
+print_report(struct bench *bn, double elapsed)
+{
+    double *lat = malloc((bn->received + 1) * sizeof(double));
+    long    i, m = 0;
+    double  tput = elapsed > 0 ? bn->received / elapsed : 0;
+    double  mean_td = bn->received ? bn->sum_total_duration / bn->received : NAN;
+
+    for (i = 0; lat != NULL && i < bn->sent; i++)
+        if (bn->latency[i] >= 0)
+            lat[m++] = bn->latency[i] * 1000;
+    if (lat != NULL)
+        qsort(lat, m, sizeof(double), cmp_double);
+    if (bn->json) {
+        printf("{\"tasks\": %ld, \"received\": %ld, \"errors\": %ld, \"missing\": %ld, "
+               "\"elapsed_s\": %.3f, \"throughput_per_s\": %.2f, \"latency_ms\": {\"p50\": %.2f, "
+               "\"p90\": %.2f, \"p99\": %.2f, \"max\": %.2f}, \"mean_total_duration_ms\": %.2f}\n",
+               bn->sent, bn->received, bn->errors, bn->sent - bn->received, elapsed, tput,
+               pct(lat, m, 50), pct(lat, m, 90), pct(lat, m, 99), pct(lat, m, 100),
+               mean_td * 1000);
+    } else {
+        printf("bench: %ld tasks sent, %ld results (%ld errors, %ld missing) in %.2f s\n",
+               bn->sent, bn->received, bn->errors, bn->sent - bn->received, elapsed);
+        printf("throughput: %.1f tasks/s\n", tput);
+        printf("latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", pct(lat, m, 50),
+               pct(lat, m, 90), pct(lat, m, 99), pct(lat, m, 100));
+        printf("mean total_duration reported by reporterd: %.1f ms\n", mean_td * 1000);
+    }
+    free(lat);
+}
+
+int
+rd_ctl_bench(struct rd_conf *conf, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "concurrency", required_argument, NULL, 'c' }, { "rate", required_argument, NULL, 'r' },
+        { "phones-per-task", required_argument, NULL, 'k' },
+        { "max-phone", required_argument, NULL, 'p' }, { "phones", required_argument, NULL, 'l' },
+        { "timeout", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
+        { NULL, 0, NULL, 0 }
+    };
+    struct bench       bn = { 100, 4, 10, 200, 0, 300, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0 };
+    struct rd_broker  *b;
+    struct rd_delivery d;
+    uint64_t           rnd = (uint64_t) time(NULL) * 2654435761u ^ (uint64_t) getpid();
+    char               err[512];
+    double             start, deadline;
+    int                opt, fatal, rc = 0, r;
+    long               i;
+
+    while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': bn.n = atol(optarg); break;
+        case 'c': bn.concurrency = atol(optarg); break;
+        case 'r': bn.rate = atof(optarg); break;
+        case 'k': bn.k = atol(optarg); break;
+        case 'p': bn.max_phone = atol(optarg); break;
+        case 'l':
+            if (parse_phones(&bn, optarg) != 0) {
+                fprintf(stderr, "reporterctl: --phones is a comma-separated list of integers\n");
+                return 1;
+            }
+            break;
+        case 't': bn.timeout = atof(optarg); break;
+        case 'j': bn.json = 1; break;
+        default: return 2;
+        }
+    }
+    if (bn.n < 1 || bn.concurrency < 1 || bn.k < 1 || bn.max_phone < 1 || bn.rate < 0) {
+        fprintf(stderr, "reporterctl: bench needs -n >= 1, --concurrency >= 1, "
+                "--phones-per-task >= 1, --max-phone >= 1, --rate >= 0\n");
+        return 1;
+    }
+    bn.sent_at = calloc(bn.n, sizeof(double));
+    bn.latency = malloc(bn.n * sizeof(double));
+    if (bn.sent_at == NULL || bn.latency == NULL)
+        return 1;
+    for (i = 0; i < bn.n; i++)
+        bn.latency[i] = -1;
+    bn.base = ((int64_t) time(NULL) % 100000) * 1000000000LL + (int64_t) getpid() * 10000000LL % 1000000000LL;
+
+    b = rd_broker_open(&conf->rabbitmq, "reporterctl bench", &fatal, err, sizeof(err));
+    if (b == NULL || rd_broker_declare(b, &fatal, err, sizeof(err)) != RD_OK
+        || rd_broker_consume(b, conf->rabbitmq.result_queue, 1000, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        rd_broker_close(b, 0);
+        return 1;
+    }
+    start = rd_now_sec();
+    deadline = start + bn.timeout;
+    while (bn.received < bn.n && rd_now_sec() < deadline) {
+        int can_send = bn.sent < bn.n
+                       && (bn.rate > 0 ? rd_now_sec() >= start + bn.sent / bn.rate
+                                       : bn.sent - bn.received < bn.concurrency);
+
+        if (can_send) {
+            if (publish_one(&bn, b, conf, &rnd) != 0) {
+                rc = 1;
+                break;
+            }
+            continue;
+        }
+        r = rd_broker_next(b, &d, bn.rate > 0 ? 5 : 100, err, sizeof(err));
+        if (r == RD_OK) {
+            take_result(&bn, &d);
+            rd_broker_ack(b, d.tag);
+            rd_delivery_free(&d);
+        } else if (r == RD_ERROR) {
+            fprintf(stderr, "reporterctl: %s\n", err);
+            rc = 1;
+            break;
+        }
+    }
+    print_report(&bn, rd_now_sec() - start);
+    if (bn.received < bn.n)
+        rc = 1;
+    rd_broker_close(b, rc == 0);
+    free(bn.sent_at);
+    free(bn.latency);
+    free(bn.fixed);
+    return rc;
+}
