@@ -40,8 +40,12 @@ rd_start_rabbitmq() {
     return 1
 }
 
+# rd_build DIR [configure args...]: an out-of-tree build in DIR.
 rd_build() {
+    local dir=$1 top
+    shift
+    top=$(pwd)
     [ -x configure ] || autoreconf -fi
-    [ -f Makefile ] || ./configure "$@"
-    make -j"$(nproc)"
+    mkdir -p "$dir"
+    (cd "$dir" && { [ -f Makefile ] || "$top/configure" "$@"; } && make -j"$(nproc)")
 }

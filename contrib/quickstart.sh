@@ -14,7 +14,7 @@ TASKS=${TASKS:-3}
 
 rd_install_deps
 rd_start_rabbitmq
-rd_build
+rd_build build
 (cd t && npm ci --no-audit --no-fund --loglevel=error)
 export MONGOC_DISABLE_SHM=1
 
@@ -64,15 +64,15 @@ YAML
 chmod 600 "$dir/reporterd.yaml"
 
 echo "== seeding $PHONES phones x $RECORDS call records"
-./src/reporterctl -c "$dir/reporterd.yaml" seed --phones "$PHONES" --records "$RECORDS" --drop
+build/src/reporterctl -c "$dir/reporterd.yaml" seed --phones "$PHONES" --records "$RECORDS" --drop
 
 echo "== starting reporterd (log: $dir/error.log)"
-./src/reporterd -c "$dir/reporterd.yaml" &
+build/src/reporterd -c "$dir/reporterd.yaml" &
 daemon_pid=$!
 
 echo "== sending $TASKS tasks"
-./src/reporterctl -c "$dir/reporterd.yaml" send -n "$TASKS" --max-phone "$PHONES"
+build/src/reporterctl -c "$dir/reporterd.yaml" send -n "$TASKS" --max-phone "$PHONES"
 echo "== results"
-./src/reporterctl -c "$dir/reporterd.yaml" results -n "$TASKS" --timeout 60
+build/src/reporterctl -c "$dir/reporterd.yaml" results -n "$TASKS" --timeout 60
 echo "== done; reporterd log:"
 cat "$dir/error.log"
