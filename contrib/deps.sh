@@ -6,7 +6,8 @@ rd_sudo() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 rd_install_deps() {
     local pkgs="build-essential autoconf automake pkg-config librabbitmq-dev libmongoc-dev
                 libbson-dev libjson-c-dev libyaml-dev libmicrohttpd-dev rabbitmq-server
-                ca-certificates clang libclang-rt-14-dev valgrind curl"
+                ca-certificates clang libclang-rt-14-dev valgrind curl mandoc logrotate
+                docker-compose"
     local need=() p
     for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")

@@ -63,7 +63,8 @@ rd_log_open(const char *target, int level, char *err, size_t errlen)
         close(log_fd);
     log_fd = fd;
     log_level = level;
-    snprintf(log_path, sizeof(log_path), "%s", target);
+    if (target != log_path)
+        snprintf(log_path, sizeof(log_path), "%s", target);
     return 0;
 }
 

@@ -77,7 +77,8 @@ main(int argc, char **argv)
     const char     *conf_arg = RD_DEFAULT_CONF, *signal_name = NULL;
     char            conf_path[PATH_MAX], err[1024];
     struct rd_conf *conf;
-    int             opt, test = 0, dump = 0, pidfd, status;
+    int             opt, test = 0, dump = 0, pidfd, status, ready = -1;
+    pid_t           running;
 
     rd_log_capture_mongoc();
     while ((opt = getopt(argc, argv, "c:tTs:vh")) != -1) {
@@ -135,7 +136,14 @@ main(int argc, char **argv)
         rd_conf_free(conf);
         return 1;
     }
-    if (conf->daemon && rd_daemonize(err, sizeof(err)) != 0) {
+    rd_chown_to_user(conf->error_log, conf->user);
+    if ((running = rd_pidfile_live(conf->pid, err, sizeof(err))) > 0) {
+        fprintf(stderr, "reporterd: already running with pid %ld (pid file \"%s\")\n",
+                (long) running, conf->pid);
+        rd_conf_free(conf);
+        return 1;
+    }
+    if (conf->daemon && (ready = rd_daemonize(err, sizeof(err))) < 0) {
         rd_error("%s", err);
         return 1;
     }
@@ -149,6 +157,7 @@ main(int argc, char **argv)
     }
     char pid_path[PATH_MAX];
     snprintf(pid_path, sizeof(pid_path), "%s", conf->pid);
+    rd_daemon_ready(ready);
     mongoc_init();
     status = rd_master_run(conf, conf_path, pidfd);
     rd_pidfile_remove(pid_path, pidfd);

@@ -461,6 +461,7 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     m.conf_path = conf_path;
     m.pidfd = pidfd;
     m.generation = m.serving = 1;
+    rd_master_pid = getpid();
     setup_signals(&waitmask);
     if (rd_metrics_init() != 0)
         rd_warn("mmap() failed: no shared metrics: %s", strerror(errno));
@@ -510,10 +511,12 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
         }
         if (m_reopen) {
             m_reopen = 0;
-            if (rd_log_reopen(err, sizeof(err)) != 0)
+            if (rd_log_reopen(err, sizeof(err)) != 0) {
                 rd_error("reopening the log failed: %s", err);
-            else
+            } else {
+                rd_chown_to_user(m.conf->error_log, m.conf->user);
                 rd_info("log reopened");
+            }
             for (i = 0; i < MAX_SLOTS; i++)
                 if (m.slots[i].pid != 0)
                     kill(m.slots[i].pid, SIGUSR1);

@@ -110,25 +110,46 @@ rd_pidfile_remove(const char *path, int fd)
     close(fd);
 }
 
+pid_t rd_master_pid;
+
 int
 rd_daemonize(char *err, size_t errlen)
 {
+    int   fds[2], fd;
+    char  c;
     pid_t pid;
-    int   fd;
 
-    for (int round = 0; round < 2; round++) {
-        pid = fork();
-        if (pid < 0) {
-            snprintf(err, errlen, "fork() failed: %s", strerror(errno));
-            return -1;
-        }
-        if (pid > 0)
-            _exit(0);
-        if (round == 0 && setsid() < 0) {
-            snprintf(err, errlen, "setsid() failed: %s", strerror(errno));
-            return -1;
-        }
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe() failed: %s", strerror(errno));
+        return -1;
     }
+    pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork() failed: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0) {
+        /* The foreground process: exit once the daemon is ready. */
+        ssize_t n;
+
+        close(fds[1]);
+        do
+            n = read(fds[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        _exit(n == 1 && c == 'R' ? 0 : 1);
+    }
+    close(fds[0]);
+    if (setsid() < 0) {
+        snprintf(err, errlen, "setsid() failed: %s", strerror(errno));
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork() failed: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0)
+        _exit(0);
     umask(022);
     if (chdir("/") != 0) {
         snprintf(err, errlen, "chdir(\"/\") failed: %s", strerror(errno));
@@ -144,7 +165,31 @@ rd_daemonize(char *err, size_t errlen)
     dup2(fd, STDERR_FILENO);
     if (fd > STDERR_FILENO)
         close(fd);
-    return 0;
+    return fds[1];
+}
+
+void
+rd_daemon_ready(int fd)
+{
+    char c = 'R';
+
+    if (fd < 0)
+        return;
+    while (write(fd, &c, 1) < 0 && errno == EINTR)
+        ;
+    close(fd);
+}
+
+void
+rd_chown_to_user(const char *path, const char *user)
+{
+    struct passwd *pw;
+
+    if (user == NULL || geteuid() != 0 || strcmp(path, "stderr") == 0)
+        return;
+    pw = getpwnam(user);
+    if (pw != NULL && chown(path, pw->pw_uid, pw->pw_gid) != 0)
+        return;             /* the worker's reopen will report it */
 }
 
 /* ps shows the memory argv[] pointed into at exec: the argv strings and,

@@ -19,8 +19,20 @@ void  rd_pidfile_remove(const char *path, int fd);
  * (missing, empty, garbage, stale). */
 pid_t rd_pidfile_live(const char *path, char *err, size_t errlen);
 
-/* Double fork, setsid, chdir /; stdio to /dev/null except the log fd. */
+/* The master's pid, for its children to tell whether it still lives
+ * (comparing getppid() with 1 fails where the master is pid 1). */
+extern pid_t rd_master_pid;
+
+/* Double fork, setsid, chdir /, stdio to /dev/null.  The first process
+ * exits only when the daemon calls rd_daemon_ready() (status 0) or dies
+ * before it (status 1), so a service manager finds the pid file written.
+ * Returns the fd to pass to rd_daemon_ready, or -1 with err. */
 int   rd_daemonize(char *err, size_t errlen);
+void  rd_daemon_ready(int fd);
+
+/* chown path to user (when root and user is set); for log files the
+ * workers must reopen after dropping privileges. */
+void  rd_chown_to_user(const char *path, const char *user);
 
 /* Rewrite argv in place so ps shows title; call rd_proctitle_init first. */
 void  rd_proctitle_init(int argc, char **argv);

@@ -228,7 +228,7 @@ rd_status_main(const struct rd_conf *conf)
     sigprocmask(SIG_BLOCK, &none, NULL);
     sigemptyset(&none);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1)
+    if (getppid() != rd_master_pid)
         return 0;
     if (rd_conf_parse_listen(conf->status.listen, &ss, err, sizeof(err)) != 0) {
         rd_error("%s", err);

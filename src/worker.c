@@ -429,7 +429,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
         return RD_WORKER_EXIT_FATAL;
     }
     prctl(PR_SET_PDEATHSIG, SIGQUIT);
-    if (chan >= 0 && getppid() == 1)
+    if (chan >= 0 && getppid() != rd_master_pid)
         w_quit = 1;                     /* the master died before the prctl */
 #ifdef RD_TEST_HOOKS
     {
