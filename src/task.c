@@ -179,7 +179,11 @@ strict_json(const char *body, size_t len, int max_depth, size_t *offset)
     return -1;
 }
 
-/* json-c clamps out-of-range integers to these; treat them as overflow. */
+/* json-c clamps integers out of range: positive ones above INT64_MAX are
+ * kept as uint64 (and clamped to UINT64_MAX), negative ones clamped to
+ * INT64_MIN.  So a value is exact when its uint64 view agrees (positive) or
+ * it is above INT64_MIN (negative): the accepted range is
+ * INT64_MIN + 1 .. INT64_MAX. */
 static int
 get_int64(struct json_object *v, int64_t *out)
 {
@@ -188,8 +192,10 @@ get_int64(struct json_object *v, int64_t *out)
     if (!json_object_is_type(v, json_type_int))
         return -1;
     n = json_object_get_int64(v);
-    if (n == INT64_MAX || n == INT64_MIN)
-        return -1;             /* clamped, or at the edge we cannot tell */
+    if (n == INT64_MIN)
+        return -1;
+    if (n >= 0 && json_object_get_uint64(v) != (uint64_t) n)
+        return -1;
     *out = n;
     return 0;
 }

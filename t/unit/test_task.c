@@ -52,11 +52,14 @@ main(void)
     ok(t.phones[0] == 5 && t.phones[1] == 3 && t.phones[2] == 7, "request order kept");
     rd_task_free(&t);
 
-    rc = parse("{\"correlation_id\": 9223372036854775806, \"phones\": [-1, 0, 9223372036854775806]}",
+    rc = parse("{\"correlation_id\": 9223372036854775807, \"phones\": [-9223372036854775807, 0, 9223372036854775807]}",
                &t, err);
     is_int(rc, RD_TASK_OK, "int64 edge values accepted");
-    is_str(t.id_text, "9223372036854775806", "big id text exact");
+    is_str(t.id_text, "9223372036854775807", "INT64_MAX id text exact");
     rd_task_free(&t);
+    expect("{\"correlation_id\": 9223372036854775808, \"phones\": [1]}", RD_TASK_UNREADABLE, "64-bit");
+    expect("{\"correlation_id\": 18446744073709551615, \"phones\": [1]}", RD_TASK_UNREADABLE, "64-bit");
+    expect("{\"correlation_id\": -9223372036854775808, \"phones\": [1]}", RD_TASK_UNREADABLE, "64-bit");
 
     rc = parse("{\"correlation_id\": 1, \"phones\": [1], \"extra\": {\"a\": [1]}}", &t, err);
     is_int(rc, RD_TASK_OK, "unknown keys are ignored");
