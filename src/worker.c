@@ -35,6 +35,7 @@
 #define WAIT_MS         1000        /* longest wait before checking flags */
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_CAP_MS  30000
+#define IDLE_PING_MS    5000        /* an idle worker checks the database */
 
 static volatile sig_atomic_t w_quit, w_terminate, w_reopen;
 
@@ -47,6 +48,7 @@ struct worker {
     int                   store_ok;
     int64_t               backoff_ms;
     int64_t               test_delay_ms;
+    int64_t               db_seen_ms;   /* last time the database answered */
 };
 
 /* What handling one delivery did to the connections. */
@@ -408,6 +410,28 @@ release_consumer(struct worker *w, int put_back)
     return out == STORE_LOST ? DONE : out;
 }
 
+/* An idle worker still notices a database outage, so health reports the
+ * truth and the first task after it is not the one to find out. */
+static void
+idle_check(struct worker *w)
+{
+    char err[512];
+    int  klass;
+
+    if (rd_now_ms() - w->db_seen_ms < IDLE_PING_MS)
+        return;
+    w->db_seen_ms = rd_now_ms();
+    if (rd_store_ping(w->store, &klass, err, sizeof(err)) == RD_OK)
+        return;
+    rd_warn("database unreachable while idle: %s; pausing consumption", err);
+    w->store_ok = 0;
+    set_state(w, RD_CHAN_STORE_DOWN);
+    if (release_consumer(w, 1) != DONE) {
+        set_state(w, RD_CHAN_BROKER_DOWN);
+        drop_broker(w, 0);
+    }
+}
+
 int
 rd_worker_main(const struct rd_conf *conf, int chan, int generation)
 {
@@ -455,8 +479,11 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
         if (rc == RD_AGAIN)
             continue;
         rc = rd_broker_next(w.broker, &d, WAIT_MS, err, sizeof(err));
-        if (rc == RD_AGAIN)
+        if (rc == RD_AGAIN) {
+            idle_check(&w);
             continue;
+        }
+        w.db_seen_ms = rd_now_ms();
         if (rc == RD_ERROR) {
             rd_warn("lost the broker: %s; reconnecting", err);
             set_state(&w, RD_CHAN_BROKER_DOWN);
