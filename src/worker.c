@@ -38,6 +38,7 @@
 #define IDLE_PING_MS    5000        /* an idle worker checks the database */
 
 static volatile sig_atomic_t w_quit, w_terminate, w_reopen;
+static volatile sig_atomic_t w_stop;        /* either of the first two */
 
 struct worker {
     const struct rd_conf *conf;
@@ -58,9 +59,9 @@ static void
 on_signal(int sig)
 {
     switch (sig) {
-    case SIGQUIT: w_quit = 1; break;
+    case SIGQUIT: w_quit = w_stop = 1; break;
     case SIGTERM:
-    case SIGINT:  w_terminate = 1; break;
+    case SIGINT:  w_terminate = w_stop = 1; break;
     case SIGUSR1: w_reopen = 1; break;
     }
 }
@@ -101,7 +102,7 @@ check_flags(struct worker *w)
         rd_warn("the master is gone (channel closed): stopping");
         close(w->chan);
         w->chan = -1;
-        w_quit = 1;
+        w_quit = w_stop = 1;
     }
 }
 
@@ -142,7 +143,7 @@ backoff(struct worker *w, const char *what, const char *err)
 {
     w->backoff_ms = rd_backoff_next(w->backoff_ms, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
     rd_warn("%s: %s; retrying in %lld ms", what, err, (long long) w->backoff_ms);
-    rd_sleep_ms(w->backoff_ms, &w_quit);
+    rd_sleep_ms(w->backoff_ms, &w_stop);
 }
 
 /* Make sure we have a database, a broker connection and a consumer.
@@ -443,7 +444,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
     memset(&w, 0, sizeof(w));
     w.conf = conf;
     w.chan = chan;
-    w_quit = w_terminate = w_reopen = 0;
+    w_quit = w_terminate = w_reopen = w_stop = 0;
     rd_log_set_role("worker");
     rd_log_set_level(conf->log_level);
     rd_proctitle_set("reporterd: worker process (generation %d)", generation);
@@ -454,7 +455,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
     }
     prctl(PR_SET_PDEATHSIG, SIGQUIT);
     if (chan >= 0 && getppid() != rd_master_pid)
-        w_quit = 1;                     /* the master died before the prctl */
+        w_quit = w_stop = 1;            /* the master died before the prctl */
 #ifdef RD_TEST_HOOKS
     {
         const char *v = getenv("REPORTERD_TEST_TASK_DELAY_MS");
