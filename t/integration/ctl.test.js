@@ -1,0 +1,133 @@
+/*
+ * ctl.test.js -- reporterctl against the real broker and database:
+ * seed (records, index), send and results (through the running daemon),
+ * import of a JSON array, NDJSON and CSV with malformed records counted
+ * by position, and bench's machine-readable output.
+ */
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const h = require('../lib/harness.js');
+
+let ctx;
+let cfg;
+
+const ctl = (...args) => h.run(h.env.reporterctl, ['-c', cfg, ...args], { timeoutMs: 120000 });
+
+async function collection() {
+    const c = await h.mongoClient(ctx.mongo.uri);
+    return c.db(ctx.names.database).collection(ctx.names.collection);
+}
+
+before(async () => {
+    ctx = await h.setup({ prefix: 'rdctl' });
+    cfg = ctx.writeConfig({ worker_processes: 2 });
+});
+
+after(() => h.cleanup());
+
+test('seed writes phones x records with whole-second durations and the phone index', async () => {
+    const r = await ctl('seed', '--phones', '6', '--records', '250', '--seed', '7', '--drop');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /1500 records for 6 phones/);
+    const coll = await collection();
+    assert.equal(await coll.countDocuments({}), 1500);
+    for (let p = 0; p < 6; p++) assert.equal(await coll.countDocuments({ phone: p }), 250, `phone ${p}`);
+    const docs = await coll.find({}).limit(300).toArray();
+    for (const d of docs) {
+        const dur = (Number(d.end_date) - Number(d.start_date)) / 1000;
+        assert.ok(Number.isInteger(dur) && dur >= 0 && dur <= 120, `duration ${dur}`);
+    }
+    const idx = await coll.indexes();
+    assert.ok(idx.some((i) => JSON.stringify(i.key) === '{"phone":1}'), 'index {phone: 1}');
+
+    /* a fixed seed gives the same data set */
+    const first = docs.slice(0, 5).map((d) => [d.phone, Number(d.start_date), Number(d.end_date)]);
+    assert.equal((await ctl('seed', '--phones', '6', '--records', '250', '--seed', '7', '--drop')).code, 0);
+    const again = (await (await collection()).find({}).limit(5).toArray())
+        .map((d) => [d.phone, Number(d.start_date), Number(d.end_date)]);
+    assert.deepEqual(again, first);
+});
+
+test('send publishes tasks the daemon answers; results prints them', async () => {
+    const coll = await collection();
+    const records = (await coll.find({}).toArray()).map((d) => ({
+        phone: d.phone, start_date: Number(d.start_date), end_date: Number(d.end_date),
+    }));
+    const sent = await ctl('send', '-n', '4', '--max-phone', '8', '--phones-per-task', '5');
+    assert.equal(sent.code, 0, sent.stderr);
+    const tasks = sent.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(tasks.length, 4);
+    assert.equal(await ctx.broker.messageCount(ctx.names.task_queue), 4, 'tasks wait in the queue');
+
+    const daemon = h.startDaemon(cfg);
+    await daemon.waitReady(2, 30000);
+    const got = await ctl('results', '-n', '4', '--timeout', '30');
+    assert.equal(got.code, 0, got.stderr);
+    const results = got.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(results.length, 4);
+    for (const t of tasks) {
+        const res = results.find((x) => x.correlation_id === t.correlation_id);
+        assert.ok(res, `result for ${t.correlation_id}`);
+        assert.equal(res.status, 'Complete');
+        h.assertReport(res.data, h.expectedReport(records, t.phones), `task ${t.correlation_id}`);
+    }
+
+    const bench = await ctl('bench', '-n', '12', '--concurrency', '3', '--max-phone', '6', '--json');
+    assert.equal(bench.code, 0, bench.stderr);
+    const b = JSON.parse(bench.stdout);
+    assert.equal(b.tasks, 12);
+    assert.equal(b.received, 12);
+    assert.equal(b.errors, 0);
+    assert.ok(b.throughput_per_s > 0 && b.latency_ms.p50 > 0 && b.latency_ms.max >= b.latency_ms.p99);
+    await daemon.shutdown('SIGQUIT', 20000);
+});
+
+test('import streams a JSON array, NDJSON and CSV, counting malformed records by position', async () => {
+    const dir = h.tmpDir();
+    const good = [];
+    let json = '[\n';
+    for (let i = 0; i < 2500; i++) {
+        const r = { phone: 900 + (i % 7), start_date: 1684957028364 + i, end_date: 1684957028364 + i + (i % 121) * 1000 };
+        good.push(r);
+        json += (i ? ',\n' : '') + JSON.stringify(r);
+        if (i === 100) json += ',\n{"phone": "x", "start_date": 1, "end_date": 2}';
+        if (i === 200) json += ',\n{"phone": 1, "start_date": 1}';
+        if (i === 300) json += ',\n[1, 2, 3]';
+    }
+    json += ',\n{"phone": 5, "start_date": {"$numberLong": "1000"}, "end_date": 3000.0}\n]\n';
+    good.push({ phone: 5, start_date: 1000, end_date: 3000 });
+    fs.writeFileSync(path.join(dir, 'data.json'), json);
+    const r = await ctl('import', path.join(dir, 'data.json'), '--drop', '--batch', '1000');
+    assert.equal(r.code, 3, `exit 3 = imported with malformed records; stderr: ${r.stderr}`);
+    assert.match(r.stderr, /malformed record 102 \(byte \d+\): phone must be an integer/);
+    assert.match(r.stderr, /malformed record 203 \(byte \d+\): end_date is missing/);
+    assert.match(r.stderr, /malformed record 304 \(byte \d+\): not a JSON object/);
+    assert.match(r.stderr, /2501 records inserted .*, 3 malformed; index \{phone: 1\} created/);
+    const coll = await collection();
+    assert.equal(await coll.countDocuments({}), good.length);
+    assert.equal(await coll.countDocuments({ phone: 903 }), good.filter((g) => g.phone === 903).length);
+
+    fs.writeFileSync(path.join(dir, 'data.ndjson'), '{"phone": 1, "start_date": 0, "end_date": 1000}\n\nnope\n{"phone": 2, "start_date": 0, "end_date": 2000}\n');
+    const n = await ctl('import', path.join(dir, 'data.ndjson'), '--drop');
+    assert.equal(n.code, 3, n.stderr);
+    assert.match(n.stderr, /malformed record 2 \(line 3\): not valid JSON/);
+    assert.equal(await coll.countDocuments({}), 2);
+
+    fs.writeFileSync(path.join(dir, 'data.csv'), 'phone,start_date,end_date\n1,0,10000\n2,0,x\n3,5,6\n');
+    const c = await ctl('import', path.join(dir, 'data.csv'), '--drop');
+    assert.equal(c.code, 3, c.stderr);
+    assert.match(c.stderr, /malformed record 2 \(line 3\)/);
+    assert.deepEqual((await coll.find({}, { projection: { _id: 0 } }).sort({ phone: 1 }).toArray())
+        .map((d) => [Number(d.phone), Number(d.start_date), Number(d.end_date)]), [[1, 0, 10000], [3, 5, 6]]);
+
+    fs.writeFileSync(path.join(dir, 'clean.csv'), '7,0,1000\n');
+    assert.equal((await ctl('import', path.join(dir, 'clean.csv'))).code, 0, 'no malformed records: exit 0');
+    fs.writeFileSync(path.join(dir, 'cut.json'), '[{"phone": 1, "start_date": 0, "end_date": 1}');
+    const cut = await ctl('import', path.join(dir, 'cut.json'));
+    assert.equal(cut.code, 1);
+    assert.match(cut.stderr, /not closed/);
+});

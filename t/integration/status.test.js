@@ -1,0 +1,142 @@
+/*
+ * status.test.js -- the status process: GET /healthz and GET /metrics read
+ * with curl from the running daemon.  The task counters must equal what
+ * the test sent, by outcome; health must say 503 with a reason when no
+ * worker reaches the broker, and when the database goes away.
+ */
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const h = require('../lib/harness.js');
+
+let ctx;
+
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.on('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+async function curl(url) {
+    const r = await h.run('curl', ['-sS', '-m', '5', '-w', '\n%{http_code}', url]);
+    assert.equal(r.code, 0, `curl ${url} failed: ${r.stderr}`);
+    const i = r.stdout.lastIndexOf('\n');
+    return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+}
+
+/* metric name{labels} -> value, from the Prometheus text format */
+function parseMetrics(text) {
+    const m = new Map();
+    for (const line of text.split('\n')) {
+        if (!line || line.startsWith('#')) continue;
+        const sp = line.lastIndexOf(' ');
+        m.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+    }
+    return m;
+}
+
+before(async () => {
+    ctx = await h.setup({ prefix: 'rdstatus' });
+    const records = [];
+    for (let p = 1; p <= 5; p++) {
+        for (let k = 0; k < 20; k++) records.push({ phone: p, start_date: 1000 * k, end_date: 1000 * k + 1000 * (k * 7 % 121) });
+    }
+    await ctx.loadRecords(records);
+});
+
+after(() => h.cleanup());
+
+test('/healthz and /metrics follow what the daemon did', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const daemon = h.startDaemon(ctx.writeConfig({ worker_processes: 2, status: { listen: `127.0.0.1:${port}` } }));
+    await daemon.waitReady(2, 30000);
+    await daemon.waitForLog(/serving \/metrics and \/healthz/);
+
+    await h.waitFor(async () => (await curl(`${base}/healthz`)).status === 200, 10000,
+        'GET /healthz to answer 200 once both workers are connected');
+    const health = await curl(`${base}/healthz`);
+    assert.match(health.body, /^ok: 2 of 2 workers/);
+    assert.equal((await curl(`${base}/nope`)).status, 404);
+
+    const good = 7;
+    const invalid = 3;
+    const unreadable = 4;
+    for (let i = 0; i < good; i++) await ctx.publishTask({ correlation_id: 100 + i, phones: [1, 2, 3] });
+    for (let i = 0; i < invalid; i++) await ctx.publishTask({ correlation_id: 200 + i, phones: [] });
+    for (let i = 0; i < unreadable; i++) await ctx.publishTask(`not json ${i}`);
+    const results = await ctx.collectResults(good + invalid, 30000);
+    assert.equal(results.filter((r) => r.body.status === 'Complete').length, good);
+    assert.equal(results.filter((r) => r.body.status === 'Error').length, invalid);
+    await h.waitFor(async () => (await ctx.broker.messageCount(ctx.names.dead_letter_queue)) === unreadable,
+        10000, `${unreadable} messages in the dead-letter queue`);
+
+    /* results are confirmed before the counters move: allow the last ack */
+    let m;
+    await h.waitFor(async () => {
+        m = parseMetrics((await curl(`${base}/metrics`)).body);
+        return m.get('reporterd_tasks_total{outcome="dead_lettered"}') === unreadable &&
+            m.get('reporterd_tasks_total{outcome="complete"}') === good;
+    }, 10000, () => `metrics to count the tasks: ${JSON.stringify([...m || []])}`);
+    assert.equal(m.get('reporterd_tasks_total{outcome="complete"}'), good, 'complete');
+    assert.equal(m.get('reporterd_tasks_total{outcome="error"}'), invalid, 'error');
+    assert.equal(m.get('reporterd_tasks_total{outcome="dead_lettered"}'), unreadable, 'dead_lettered');
+    assert.equal(m.get('reporterd_tasks_total{outcome="requeued"}'), 0, 'requeued');
+    assert.equal(m.get('reporterd_task_duration_seconds_count'), good + invalid, 'task histogram count');
+    assert.equal(m.get('reporterd_task_duration_seconds_bucket{le="+Inf"}'), good + invalid, '+Inf bucket');
+    assert.equal(m.get('reporterd_db_query_duration_seconds_count'), good, 'one query per good task');
+    assert.equal(m.get('reporterd_workers'), 2, 'live workers');
+    assert.equal(m.get('reporterd_worker_restarts_total'), 0, 'restarts');
+    assert.equal(m.get('reporterd_reloads_total'), 0, 'reloads');
+    assert.equal(m.get('reporterd_build_info{version="0.1.0"}'), 1, 'build info');
+    const up = [...m.entries()].filter(([k]) => k.startsWith('reporterd_worker_broker_connected{'));
+    assert.equal(up.length, 2, 'one broker gauge per worker');
+    assert.ok(up.every(([, v]) => v === 1), 'both workers connected');
+
+    /* a reload and a killed worker show up in the counters */
+    daemon.signal('SIGHUP');
+    await daemon.waitForLog(/generation 2: all 2 workers consuming/, 30000);
+    const victim = Number(/spawned worker (\d+) \(generation 2/.exec(daemon.log)[1]);
+    process.kill(victim, 'SIGKILL');
+    await daemon.waitForLog(new RegExp(`worker ${victim} killed by signal 9`), 10000);
+    await h.waitFor(async () => {
+        m = parseMetrics((await curl(`${base}/metrics`)).body);
+        return m.get('reporterd_reloads_total') === 1 && m.get('reporterd_worker_restarts_total') === 1;
+    }, 10000, () => `reloads 1 and restarts 1 (got ${m.get('reporterd_reloads_total')}, ${m.get('reporterd_worker_restarts_total')})`);
+
+    /* the database goes away: idle workers notice, health turns 503 */
+    if (!ctx.mongo.external) {
+        await ctx.mongo.stop();
+        await h.waitFor(async () => (await curl(`${base}/healthz`)).status === 503, 20000,
+            'GET /healthz to answer 503 after the database stopped');
+        assert.match((await curl(`${base}/healthz`)).body, /unavailable: no worker is connected to both/);
+        await ctx.mongo.restart();
+    }
+    await daemon.shutdown('SIGQUIT', 20000);
+    assert.equal(daemon.exit.code, 0);
+});
+
+test('/healthz is 503 with a reason when no worker reaches the broker', async () => {
+    const port = await freePort();
+    const deadPort = await freePort();
+    const dir = h.tmpDir();
+    const daemon = h.startDaemon(ctx.writeConfig({
+        worker_processes: 1,
+        rabbitmq: { port: deadPort, connect_timeout_ms: 500 },
+        status: { listen: `127.0.0.1:${port}` },
+    }, { dir }));
+    await daemon.waitForLog(/broker unreachable/, 15000);
+    await daemon.waitForLog(/serving \/metrics/, 10000);
+    const r = await curl(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(r.status, 503);
+    assert.match(r.body, /no worker is connected to both the broker and the database \(1 workers, 0 with the broker/);
+    assert.ok(daemon.running(), 'the master keeps running while the broker is unreachable');
+    await daemon.shutdown('SIGTERM', 10000);
+});
