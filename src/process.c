@@ -197,6 +197,9 @@ rd_chown_to_user(const char *path, const char *user)
  * contiguous area for the title (what nginx and postgres do). */
 static char   *title_start;
 static size_t  title_len;
+/* Our copy of the environment, kept reachable for the process's life even
+ * if a later setenv() swaps environ for an array of its own. */
+char         **rd_proctitle_environ;
 
 void
 rd_proctitle_init(int argc, char **argv)
@@ -221,7 +224,7 @@ rd_proctitle_init(int argc, char **argv)
     for (i = 0; i < n; i++)
         env[i] = strdup(environ[i]);
     env[n] = NULL;
-    environ = env;
+    environ = rd_proctitle_environ = env;
     for (i = 0; i < argc; i++)
         argv[i] = strdup(argv[i]);
     title_start = start;
