@@ -1,0 +1,69 @@
+/*
+ * cli.test.js -- reporterd's command line: -v, -h, bad options and -t.
+ * Needs neither RabbitMQ nor MongoDB.
+ */
+'use strict';
+
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const h = require('../lib/harness.js');
+
+after(() => h.cleanup());
+
+const names = h.uniqueNames('rdcli');
+const bin = () => h.env.reporterd;
+
+test('-v prints the version and exits 0', async () => {
+    const r = await h.run(bin(), ['-v']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /reporterd version \d+\.\d+\.\d+/);
+});
+
+test('-h prints the usage and exits 0', async () => {
+    const r = await h.run(bin(), ['-h']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout + r.stderr;
+    assert.match(out, /Usage: reporterd/);
+    for (const opt of ['-c FILE', '-t', '-v', '-h']) assert.ok(out.includes(opt), `usage mentions ${opt}: ${out}`);
+});
+
+test('an unknown option fails with the usage on stderr', async () => {
+    const r = await h.run(bin(), ['-Z']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Usage: reporterd/);
+    assert.equal(r.stdout, '', 'nothing on stdout');
+});
+
+test('-t accepts a complete configuration', async () => {
+    const cfg = h.writeConfig(null, {}, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
+    const r = await h.run(bin(), ['-t', '-c', cfg]);
+    assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+});
+
+test('-t on a missing file fails and names it', async () => {
+    const r = await h.run(bin(), ['-t', '-c', '/nonexistent/reporterd.yaml']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /\/nonexistent\/reporterd\.yaml/);
+});
+
+function lineOf(file, re) {
+    return fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => re.test(l)) + 1;
+}
+
+for (const [what, overrides, lineRe, msgRe] of [
+    ['an out-of-range port', { rabbitmq: { port: 70000 } }, /port: 70000/, /port/],
+    ['an unknown key', { no_such_key: 1 }, /no_such_key/, /no_such_key/],
+    ['a bad log level', { log_level: 'chatty' }, /log_level/, /log_level/],
+    ['zero workers', { worker_processes: 0 }, /worker_processes/, /worker_processes/],
+]) {
+    test(`-t rejects ${what} with file:line:col`, async () => {
+        const cfg = h.writeConfig(null, overrides, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
+        const r = await h.run(bin(), ['-t', '-c', cfg]);
+        assert.notEqual(r.code, 0, `must fail: ${fs.readFileSync(cfg, 'utf8')}`);
+        const line = lineOf(cfg, lineRe);
+        const esc = cfg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        assert.match(r.stderr, new RegExp(`${esc}:${line}:\\d+`), r.stderr);
+        assert.match(r.stderr, msgRe, r.stderr);
+    });
+}

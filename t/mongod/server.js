@@ -1,0 +1,1818 @@
+#!/usr/bin/env node
+/*
+ * #####################################################################
+ * ##                                                                 ##
+ * ##   TEST-ONLY MongoDB wire-protocol server.  NOT A DATABASE.      ##
+ * ##                                                                 ##
+ * ##   Never point anything but reporterd's test suite and demos at  ##
+ * ##   it: no persistence, no auth, no TLS, no replication, no       ##
+ * ##   transactions, no durability, no resource limits.  Everything ##
+ * ##   lives in this process's memory and is gone when it exits.     ##
+ * ##                                                                 ##
+ * #####################################################################
+ *
+ * Why it exists: the MongoDB server cannot be installed on the project's
+ * machines, so reporterd's integration tests talk to this stand-in.  Every
+ * test that uses it must also pass unchanged against a real MongoDB
+ * (REPORTERD_TEST_MONGODB_URI; see t/lib/harness.js), and
+ * t/integration/mongod.test.js is this server's own self-test, written to
+ * pass against both.
+ *
+ * Usage:
+ *     node t/mongod/server.js --port 0 [--host 127.0.0.1] [--verbose]
+ *
+ *   Prints exactly one line, "listening HOST:PORT", on stdout once it
+ *   accepts connections (--port 0 picks an ephemeral port).  Logs go to
+ *   stderr.  Exits on SIGTERM / SIGINT.
+ *
+ * Wire protocol: OP_MSG (2013) with kind-0 bodies and kind-1 document
+ * sequences, checksumPresent (the CRC is skipped, not verified) and
+ * moreToCome (no reply is sent); legacy OP_QUERY (2004) for commands on
+ * "<db>.$cmd" (the hello/isMaster handshake of mongo-c-driver 1.23 and of
+ * older drivers), answered with OP_REPLY (1).  No compression is advertised
+ * and OP_COMPRESSED is refused.
+ *
+ * Commands: hello/isMaster/ismaster, ping, buildInfo ("5.0.0-test"),
+ * getParameter, serverStatus, hostInfo, whatsmyuri, endSessions,
+ * killSessions, insert, find, getMore, killCursors, aggregate, count,
+ * distinct, delete, update, findAndModify (basic), createIndexes,
+ * listIndexes, dropIndexes, drop, dropDatabase, listCollections,
+ * listDatabases, create, collStats, dbStats.  Anything else gets
+ * {ok: 0, code: 59, codeName: "CommandNotFound"} like MongoDB.
+ *
+ * Query and aggregation semantics come from the "mingo" package: whatever
+ * operators mingo implements work, with mingo's semantics.  An unknown
+ * pipeline stage gets MongoDB's code 40324 "Unrecognized pipeline stage
+ * name: '$x'".
+ *
+ * Numeric types.  JavaScript has one number type; MongoDB has int32, int64
+ * and double, and drivers care.  This server keeps the distinction:
+ *   - stored documents: each collection records, per field path, which
+ *     numeric BSON type its values had on insert (int / long / double, or
+ *     "mixed"); find returns values with that type.  A path whose values
+ *     had mixed types falls back to "by value" (below).
+ *   - aggregation: $group, $project, $addFields and $set are wrapped so
+ *     that each output field carries the type MongoDB would give it:
+ *     $sum follows MongoDB's widening (int -> long -> double, per group,
+ *     over the values actually summed, so a $sum over a $cond that picks
+ *     a double in some documents and the int 0 in others is double exactly
+ *     when a double was added), $avg and $divide give double,
+ *     $subtract of two dates gives long, $multiply/$add widen, $round,
+ *     $abs, $ceil, $floor, $trunc keep their argument's type, $cond and
+ *     $ifNull take the type of the branch chosen for that document,
+ *     $min/$max/$first/$last keep the chosen value's type, $count and
+ *     {$sum: 1} give int (long on overflow).  Literal numbers in the
+ *     pipeline keep the type the client encoded them with.
+ *   - "by value": an integral number fitting int32 is int32, a larger
+ *     integral one int64, anything else double.  Used for operators the
+ *     type rules above do not cover.
+ *
+ * Indexes.  createIndexes records the index (listIndexes shows it) and,
+ * for the first field of its key, keeps a hash map value -> documents.
+ * A find filter or a FIRST $match stage whose top level has that field
+ * with a scalar, {$eq: v} or {$in: [...]} condition reads candidates from
+ * the map instead of scanning (then applies the full filter with mingo as
+ * usual), so a $match on {phone: {$in: [...]}} over millions of documents
+ * is fast.  Unique indexes are enforced on _id and on single-field unique
+ * indexes only.
+ *
+ * Test-only control hooks (environment):
+ *   MONGOD_TEST_AGGREGATE_DELAY_MS=N  every aggregate command waits N ms
+ *       before replying (default 0).  If the command carries maxTimeMS
+ *       smaller than N, the reply after maxTimeMS ms is MongoDB's
+ *       {code: 50, codeName: "MaxTimeMSExpired"}.  Tests that must also
+ *       run against a real MongoDB cannot rely on this.
+ *   MONGOD_TEST_VERBOSE=1 (or --verbose)  log every command to stderr.
+ *
+ * Known deviations from MongoDB (deliberate or "good enough for tests"):
+ *   - no auth, TLS, compression, sessions (lsid is accepted and ignored),
+ *     transactions, retryable-write bookkeeping, write concern, read
+ *     concern, collations, capped collections, views, change streams,
+ *     explain, $out/$merge, text/geo indexes;
+ *   - semantics of queries and expressions are mingo's (e.g. $round is
+ *     mingo's; sort order across BSON types is mingo's);
+ *   - numeric types inside arrays are tracked per collection path as a
+ *     whole, and types of operators not listed above are chosen by value;
+ *   - Decimal128 values are stored and returned but cannot be computed on;
+ *   - int64 values outside +-2^53 are kept as Long objects: stored and
+ *     returned exactly, but not usable in arithmetic or comparisons;
+ *   - cursors never time out; getMore ignores maxTimeMS;
+ *   - drop of a missing collection fails with NamespaceNotFound (26) as in
+ *     MongoDB 5.0;
+ *   - document and message size limits are not enforced on input.
+ */
+'use strict';
+
+const net = require('node:net');
+const os = require('node:os');
+const BSON = require('bson');
+const { Long, Double, Int32, ObjectId, UUID } = BSON;
+const mingo = require('mingo');
+const { Context, evalExpr } = require('mingo/core');
+const { Aggregator } = require('mingo/aggregator');
+const { Query } = require('mingo/query');
+const { Lazy } = require('mingo/lazy');
+const mingoUtil = require('mingo/util');
+const mingoUpdater = require('mingo/updater');
+const accumulatorOps = require('mingo/operators/accumulator');
+const expressionOps = require('mingo/operators/expression');
+const pipelineOps = require('mingo/operators/pipeline');
+const projectionOps = require('mingo/operators/projection');
+const queryOps = require('mingo/operators/query');
+const windowOps = require('mingo/operators/window');
+
+/* ------------------------------------------------------------------ */
+/* options                                                            */
+/* ------------------------------------------------------------------ */
+
+function parseArgs(argv) {
+    const o = { host: '127.0.0.1', port: 0, verbose: !!process.env.MONGOD_TEST_VERBOSE };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (a === '--port') o.port = Number(argv[++i]);
+        else if (a.startsWith('--port=')) o.port = Number(a.slice(7));
+        else if (a === '--host' || a === '--bind_ip') o.host = argv[++i];
+        else if (a.startsWith('--host=')) o.host = a.slice(7);
+        else if (a === '--verbose' || a === '-v') o.verbose = true;
+        else if (a === '--help' || a === '-h') {
+            process.stdout.write('usage: node server.js --port PORT [--host 127.0.0.1] [--verbose]\n' +
+                'TEST-ONLY MongoDB wire-protocol server (see the header of this file).\n');
+            process.exit(0);
+        } else {
+            process.stderr.write(`mongod-test: unknown argument: ${a}\n`);
+            process.exit(2);
+        }
+    }
+    if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
+        process.stderr.write('mongod-test: --port must be 0..65535\n');
+        process.exit(2);
+    }
+    return o;
+}
+
+const OPTS = require.main === module ? parseArgs(process.argv.slice(2)) : { host: '127.0.0.1', port: 0, verbose: false };
+const AGG_DELAY_MS = Math.max(0, Number(process.env.MONGOD_TEST_AGGREGATE_DELAY_MS || 0) || 0);
+
+function log(msg) {
+    process.stderr.write(`mongod-test[${process.pid}] ${new Date().toISOString()} ${msg}\n`);
+}
+
+/* ------------------------------------------------------------------ */
+/* constants                                                          */
+/* ------------------------------------------------------------------ */
+
+const OP_REPLY = 1;
+const OP_QUERY = 2004;
+const OP_COMPRESSED = 2012;
+const OP_MSG = 2013;
+const MAX_BSON = 16777216;
+const MAX_MESSAGE = 48000000;
+const MAX_WRITE_BATCH = 100000;
+const BATCH_BYTES = MAX_BSON - 64 * 1024;   /* room for the cursor envelope */
+const DEFAULT_BATCH = 101;
+
+const TYPES = Symbol('bsonTypes');      /* per-document: dotted path -> 'int'|'long'|'double'|'value'|... */
+const DERIVED = Symbol('derived');      /* on a TYPES object: collection schema does not apply */
+const LIT = Symbol('literalTypes');     /* on command containers: key -> numeric BSON type */
+const NUMERIC = new Set(['int', 'long', 'double']);
+
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+const isInt32 = (v) => Number.isInteger(v) && v >= INT32_MIN && v <= INT32_MAX;
+
+class CmdError extends Error {
+    constructor(code, codeName, errmsg) {
+        super(errmsg);
+        this.code = code;
+        this.codeName = codeName;
+    }
+}
+const badValue = (msg) => new CmdError(2, 'BadValue', msg);
+const typeMismatch = (msg) => new CmdError(14, 'TypeMismatch', msg);
+
+const isPlainObject = (v) => v !== null && typeof v === 'object' &&
+    (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
+
+/* ------------------------------------------------------------------ */
+/* BSON <-> plain JS                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Numeric BSON wrapper -> [plain value, type] or null if not numeric. */
+function unwrapNumber(v) {
+    switch (v._bsontype) {
+    case 'Int32': return [v.value, 'int'];
+    case 'Double': return [v.value, 'double'];
+    case 'Long': {
+        const n = v.toNumber();
+        return [Number.isSafeInteger(n) ? n : v, 'long'];
+    }
+    default: return null;
+    }
+}
+
+/* Command bodies and statements: plain values, with the BSON type of every
+ * numeric literal recorded on its container under the LIT symbol. */
+function plainCmd(v) {
+    if (v === null || typeof v !== 'object') return v;
+    if (v._bsontype) {
+        const u = unwrapNumber(v);
+        return u ? u[0] : v;
+    }
+    if (Array.isArray(v) || isPlainObject(v)) {
+        const out = Array.isArray(v) ? new Array(v.length) : {};
+        let lit = null;
+        for (const k of Object.keys(v)) {
+            const e = v[k];
+            if (e !== null && typeof e === 'object' && e._bsontype) {
+                const u = unwrapNumber(e);
+                if (u) {
+                    out[k] = u[0];
+                    (lit || (lit = {}))[k] = u[1];
+                    continue;
+                }
+            }
+            out[k] = plainCmd(e);
+        }
+        if (lit) Object.defineProperty(out, LIT, { value: lit, enumerable: false });
+        return out;
+    }
+    return v;
+}
+
+/* Stored documents: plain values, numeric types recorded in the collection's
+ * schema (path -> type or 'mixed'). */
+function noteType(schema, path, t) {
+    const cur = schema.get(path);
+    if (cur === undefined) schema.set(path, t);
+    else if (cur !== t && cur !== 'mixed') schema.set(path, 'mixed');
+}
+
+function plainDoc(v, schema, path) {
+    if (Array.isArray(v)) {
+        const out = new Array(v.length);
+        const p = path + '.$';
+        for (let i = 0; i < v.length; i++) out[i] = plainValue(v[i], schema, p);
+        return out;
+    }
+    const out = {};
+    for (const k of Object.keys(v)) out[k] = plainValue(v[k], schema, path ? path + '.' + k : k);
+    return out;
+}
+
+function plainValue(e, schema, path) {
+    if (e === null || typeof e !== 'object') return e;
+    if (e._bsontype) {
+        const u = unwrapNumber(e);
+        if (!u) return e;
+        noteType(schema, path, u[1]);
+        return u[0];
+    }
+    if (Array.isArray(e) || isPlainObject(e)) return plainDoc(e, schema, path);
+    return e;
+}
+
+function wrapNumber(v, t) {
+    if (t === 'double' || !Number.isFinite(v)) return new Double(v);
+    if (Number.isInteger(v) && v >= -9223372036854775808 && v < 9223372036854775808) {
+        if (t === 'long') return Long.fromNumber(v);
+        if (v >= INT32_MIN && v <= INT32_MAX) return new Int32(v);
+        return Long.fromNumber(v);
+    }
+    return new Double(v);
+}
+
+/* Plain document -> object ready for BSON.serialize with the right numeric
+ * types.  types: per-document TYPES map (or undefined); schema: the
+ * collection's path -> type map (or null). */
+function wrapDoc(doc, schema) {
+    const types = doc[TYPES];
+    const sch = types && types[DERIVED] ? null : schema;
+    return wrapValue(doc, '', types, sch);
+}
+
+function typeAt(path, types, schema) {
+    if (types && Object.prototype.hasOwnProperty.call(types, path)) return types[path];
+    if (schema) return schema.get(path);
+    return undefined;
+}
+
+function wrapValue(v, path, types, schema) {
+    if (typeof v === 'number') return wrapNumber(v, typeAt(path, types, schema));
+    if (v === null || typeof v !== 'object') return v;
+    if (Array.isArray(v)) {
+        const p = path + '.$';
+        const out = new Array(v.length);
+        for (let i = 0; i < v.length; i++) out[i] = wrapValue(v[i], p, types, schema);
+        return out;
+    }
+    if (isPlainObject(v)) {
+        const out = {};
+        for (const k of Object.keys(v)) {
+            const e = v[k];
+            if (e === undefined) continue;
+            out[k] = wrapValue(e, path ? path + '.' + k : k, types, schema);
+        }
+        return out;
+    }
+    return v;
+}
+
+const SER_OPTS = { ignoreUndefined: true };
+const serialize = (obj) => BSON.serialize(obj, SER_OPTS);
+const DESER_RAW = { promoteValues: false };
+
+/* ------------------------------------------------------------------ */
+/* type inference for aggregation expressions                         */
+/* ------------------------------------------------------------------ */
+
+function valueType(v) {
+    if (typeof v === 'number') {
+        if (!Number.isInteger(v) || Math.abs(v) >= 9223372036854775808) return 'double';
+        return isInt32(v) ? 'int' : 'long';
+    }
+    if (v instanceof Date) return 'date';
+    if (v && typeof v === 'object' && v._bsontype === 'Long') return 'long';
+    return undefined;
+}
+
+function widen(a, b) {
+    if (!NUMERIC.has(a) || !NUMERIC.has(b)) return undefined;
+    if (a === 'double' || b === 'double') return 'double';
+    if (a === 'long' || b === 'long') return 'long';
+    return 'int';
+}
+
+function fieldType(doc, path, tctx) {
+    const types = doc && typeof doc === 'object' ? doc[TYPES] : undefined;
+    if (types && Object.prototype.hasOwnProperty.call(types, path)) {
+        const t = types[path];
+        if (t !== 'value') return t;
+    } else if (!(types && types[DERIVED]) && tctx.schema) {
+        const t = tctx.schema.get(path);
+        if (t && t !== 'mixed') return t;
+    }
+    return valueType(mingoUtil.resolve(doc, path));
+}
+
+function mongoTruthy(v) {
+    return !(v === false || v === null || v === undefined || v === 0);
+}
+
+const INT_OPS = new Set(['$size', '$strLenCP', '$strLenBytes', '$indexOfArray', '$indexOfCP',
+    '$indexOfBytes', '$week', '$year', '$month', '$dayOfMonth', '$hour', '$minute', '$second',
+    '$millisecond', '$dayOfWeek', '$dayOfYear', '$isoWeek', '$isoWeekYear', '$isoDayOfWeek',
+    '$cmp', '$strcasecmp', '$toInt']);
+const DOUBLE_OPS = new Set(['$divide', '$avg', '$sqrt', '$exp', '$ln', '$log', '$log10',
+    '$toDouble', '$stdDevPop', '$stdDevSamp', '$sin', '$cos', '$tan', '$asin', '$acos', '$atan',
+    '$atan2', '$degreesToRadians', '$radiansToDegrees']);
+const SAME_AS_ARG_OPS = new Set(['$abs', '$ceil', '$floor', '$trunc', '$round']);
+
+/* BSON type of container[key] evaluated against doc, or undefined when the
+ * rules do not say (the value then decides). */
+function exprType(container, key, doc, opts, tctx) {
+    const e = container[key];
+    if (typeof e === 'number') return (container[LIT] && container[LIT][key]) || valueType(e);
+    if (typeof e === 'string') {
+        if (e.startsWith('$$')) {
+            const dot = e.indexOf('.');
+            const v = dot < 0 ? e : e.slice(0, dot);
+            if ((v === '$$ROOT' || v === '$$CURRENT') && dot > 0) return fieldType(doc, e.slice(dot + 1), tctx);
+            return undefined;
+        }
+        if (e[0] === '$') return fieldType(doc, e.slice(1), tctx);
+        return 'string';
+    }
+    if (e instanceof Date) return 'date';
+    if (!isPlainObject(e)) return undefined;
+    const keys = Object.keys(e);
+    if (keys.length !== 1 || keys[0][0] !== '$') return undefined;
+    const op = keys[0];
+    const a = e[op];
+    if (DOUBLE_OPS.has(op)) return 'double';
+    if (INT_OPS.has(op)) return 'int';
+    if (op === '$toLong') return 'long';
+    if (op === '$literal') return exprType(e, op, doc, opts, tctx);
+    if (op === '$add' || op === '$multiply' || op === '$mod' || (op === '$sum' && Array.isArray(a) && a.length !== 1)) {
+        const args = Array.isArray(a) ? a : [a];
+        let t = 'int';
+        for (let i = 0; i < args.length; i++) {
+            const ti = exprType(args, i, doc, opts, tctx);
+            if (ti === 'date' && op === '$add') return 'date';
+            t = widen(t, ti);
+            if (!t) return undefined;
+        }
+        return t;
+    }
+    if (op === '$subtract') {
+        if (!Array.isArray(a) || a.length !== 2) return undefined;
+        const t0 = exprType(a, 0, doc, opts, tctx);
+        const t1 = exprType(a, 1, doc, opts, tctx);
+        if (t0 === 'date' && t1 === 'date') return 'long';
+        if (t0 === 'date') return 'date';
+        return widen(t0, t1);
+    }
+    if (SAME_AS_ARG_OPS.has(op)) {
+        if (Array.isArray(a)) return a.length ? exprType(a, 0, doc, opts, tctx) : undefined;
+        return exprType(e, op, doc, opts, tctx);
+    }
+    if (op === '$cond') {
+        if (Array.isArray(a) && a.length === 3) {
+            const c = evalExpr(doc, a[0], opts);
+            return exprType(a, mongoTruthy(c) ? 1 : 2, doc, opts, tctx);
+        }
+        if (isPlainObject(a)) {
+            const c = evalExpr(doc, a.if, opts);
+            return exprType(a, mongoTruthy(c) ? 'then' : 'else', doc, opts, tctx);
+        }
+        return undefined;
+    }
+    if (op === '$ifNull' && Array.isArray(a) && a.length >= 2) {
+        for (let i = 0; i < a.length - 1; i++) {
+            const v = evalExpr(doc, a[i], opts);
+            if (v !== null && v !== undefined) return exprType(a, i, doc, opts, tctx);
+        }
+        return exprType(a, a.length - 1, doc, opts, tctx);
+    }
+    return undefined;
+}
+
+/* ------------------------------------------------------------------ */
+/* typed pipeline stages                                              */
+/* ------------------------------------------------------------------ */
+
+function newTypes(derived, from) {
+    const t = from ? Object.assign({}, from) : {};
+    if (derived) t[DERIVED] = true;
+    return t;
+}
+
+function setTypes(obj, types) {
+    Object.defineProperty(obj, TYPES, { value: types, enumerable: true, configurable: true, writable: true });
+}
+
+/* Types of the fields a $project / $addFields spec computes for one input. */
+function specTypes(spec, inDoc, opts, tctx) {
+    const inTypes = inDoc && typeof inDoc === 'object' ? inDoc[TYPES] : undefined;
+    const types = newTypes(inTypes && inTypes[DERIVED], inTypes);
+    const walk = (s, prefix) => {
+        for (const k of Object.keys(s)) {
+            const v = s[k];
+            const path = prefix ? prefix + '.' + k : k;
+            if (v === 0 || v === 1 || v === true || v === false) continue;
+            if (isPlainObject(v) && Object.keys(v).length && !Object.keys(v).some((x) => x[0] === '$')) {
+                walk(v, path);
+                continue;
+            }
+            const t = exprType(s, k, inDoc, opts, tctx);
+            types[path] = t || 'value';
+            for (const p of Object.keys(types)) if (p.startsWith(path + '.')) delete types[p];
+        }
+    };
+    walk(spec, '');
+    return types;
+}
+
+function pairwiseStage(orig, getTctx) {
+    return function (coll, expr, options) {
+        const inputs = coll.collect();
+        const outputs = orig(Lazy(inputs), expr, options).collect();
+        if (outputs.length === inputs.length && isPlainObject(expr)) {
+            const tctx = getTctx(options);
+            for (let i = 0; i < outputs.length; i++) {
+                const o = outputs[i];
+                if (o && typeof o === 'object' && o !== inputs[i]) setTypes(o, specTypes(expr, inputs[i], options, tctx));
+            }
+        }
+        return Lazy(outputs);
+    };
+}
+
+function accumulatorType(spec, k, part, opts, tctx) {
+    const acc = spec[k];
+    if (!isPlainObject(acc)) return 'value';
+    const ops = Object.keys(acc);
+    if (ops.length !== 1) return 'value';
+    const op = ops[0];
+    const arg = acc[op];
+    switch (op) {
+    case '$avg': case '$stdDevPop': case '$stdDevSamp':
+        return 'double';
+    case '$count':
+        return 'int';
+    case '$sum': {
+        if (typeof arg === 'number') {
+            return (acc[LIT] && acc[LIT].$sum) || valueType(arg) || 'value';
+        }
+        let t = 'int';
+        for (const d of part) {
+            const v = evalExpr(d, arg, opts);
+            if (typeof v !== 'number') continue;
+            const ti = exprType(acc, '$sum', d, opts, tctx) || valueType(v);
+            t = widen(t, ti);
+            if (!t) return 'value';
+        }
+        return t;
+    }
+    case '$min': case '$max': {
+        const seen = new Set();
+        for (const d of part) {
+            const v = evalExpr(d, arg, opts);
+            if (typeof v !== 'number') continue;
+            seen.add(exprType(acc, op, d, opts, tctx) || valueType(v));
+            if (seen.size > 1) return 'value';
+        }
+        return seen.size === 1 ? [...seen][0] : 'value';
+    }
+    case '$first': case '$last': {
+        if (!part.length) return 'value';
+        const d = op === '$first' ? part[0] : part[part.length - 1];
+        return exprType(acc, op, d, opts, tctx) || 'value';
+    }
+    default:
+        return 'value';
+    }
+}
+
+function typedGroup(getTctx) {
+    const orig = pipelineOps.$group;
+    return function (coll, expr, options) {
+        if (!isPlainObject(expr) || !Object.prototype.hasOwnProperty.call(expr, '_id')) {
+            throw new CmdError(15955, 'Location15955', 'a group specification must include an _id');
+        }
+        const items = coll.collect();
+        const tctx = getTctx(options);
+        const idExpr = expr._id;
+        const partitions = mingoUtil.groupBy(items, (obj) => evalExpr(obj, idExpr, options));
+        const sub = Object.assign({}, expr, { _id: null });
+        if (expr[LIT]) Object.defineProperty(sub, LIT, { value: expr[LIT], enumerable: false });
+        const fields = Object.keys(expr).filter((k) => k !== '_id');
+        const out = [];
+        for (const [groupId, part] of partitions) {
+            const r = orig(Lazy(part), sub, options).collect()[0] || {};
+            const obj = {};
+            if (groupId !== undefined) obj._id = groupId;
+            for (const f of fields) obj[f] = r[f];
+            const types = newTypes(true);
+            if (part.length) {
+                if (isPlainObject(idExpr) && !Object.keys(idExpr).some((x) => x[0] === '$')) {
+                    for (const k of Object.keys(idExpr)) types['_id.' + k] = exprType(idExpr, k, part[0], options, tctx) || 'value';
+                } else {
+                    types._id = exprType(expr, '_id', part[0], options, tctx) || 'value';
+                }
+            }
+            for (const f of fields) types[f] = accumulatorType(expr, f, part, options, tctx);
+            setTypes(obj, types);
+            out.push(obj);
+        }
+        return Lazy(out);
+    };
+}
+
+/* $round and $trunc as MongoDB does them for doubles: the value is first
+ * taken to 15 significant decimal digits (as MongoDB's conversion to
+ * Decimal128 does), then rounded half to even ($round) or toward zero
+ * ($trunc) at the requested place.  (mingo's own $round only rounds up
+ * when the next digit is > 5: 53.1851 -> 53.18.) */
+function decimalRound(x, place, mode) {
+    if (typeof x !== 'number' || !Number.isFinite(x)) return x;
+    const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(x.toPrecision(15));
+    if (!m) return x;
+    const neg = m[1] === '-';
+    const frac = m[3] || '';
+    let digits = BigInt(m[2] + frac);
+    const exp = (m[4] ? Number(m[4]) : 0) - frac.length;     /* |x| = digits * 10^exp */
+    if (exp >= -place) return Number(x.toPrecision(15));
+    const shift = BigInt(-place - exp);
+    const div = 10n ** shift;
+    let q = digits / div;
+    const r = digits % div;
+    if (mode === 'round') {
+        const half = div / 2n;
+        if (r > half || (r === half && (q & 1n) === 1n)) q += 1n;
+    }
+    digits = q;
+    const v = Number(`${digits}e${-place}`);
+    return neg ? -v : v;
+}
+
+function roundLike(mode, name) {
+    return (obj, expr, options) => {
+        const args = evalExpr(obj, Array.isArray(expr) ? expr : [expr], options);
+        const n = args[0];
+        const place = args.length > 1 && args[1] !== undefined ? args[1] : 0;
+        if (n === null || n === undefined) return null;
+        if (typeof n !== 'number') throw new CmdError(51081, 'Location51081', `${name} only supports numeric types, not ${typeof n}`);
+        if (typeof place !== 'number' || !Number.isInteger(place) || place < -20 || place >= 100) {
+            throw new CmdError(51083, 'Location51083', `cannot apply ${name} with precision value ${place} value must be in [-20, 100)`);
+        }
+        if (Number.isInteger(n) && place >= 0) return n;
+        return decimalRound(n, place, mode);
+    };
+}
+
+/* The type context of the running aggregate (collection schema). */
+let currentTctx = { schema: null };
+const getTctx = () => currentTctx;
+
+const TYPED_CONTEXT = Context.init({
+    accumulator: accumulatorOps,
+    expression: Object.assign({}, expressionOps, {
+        $round: roundLike('round', '$round'),
+        $trunc: roundLike('trunc', '$trunc'),
+    }),
+    pipeline: Object.assign({}, pipelineOps, {
+        $group: typedGroup(getTctx),
+        $project: pairwiseStage(pipelineOps.$project, getTctx),
+        $addFields: pairwiseStage(pipelineOps.$addFields, getTctx),
+        $set: pairwiseStage(pipelineOps.$set, getTctx),
+    }),
+    projection: projectionOps,
+    query: queryOps,
+    window: windowOps,
+});
+
+const SUPPORTED_STAGES = new Set(Object.keys(pipelineOps).filter((s) => s !== '$out' && s !== '$merge'));
+
+/* ------------------------------------------------------------------ */
+/* storage                                                            */
+/* ------------------------------------------------------------------ */
+
+function idKey(v) {
+    if (typeof v === 'number') return v;
+    if (typeof v === 'string') return 's' + v;
+    if (v instanceof ObjectId || (v && v._bsontype === 'ObjectId')) return 'o' + v.toHexString();
+    if (v instanceof Date) return 'd' + v.getTime();
+    return 'j' + JSON.stringify(BSON.EJSON.serialize(v === undefined ? null : v, { relaxed: false }));
+}
+
+/* Hash-index key of a scalar; undefined for values only a scan can match. */
+function hashKey(v) {
+    if (v === undefined || v === null) return null;
+    switch (typeof v) {
+    case 'number': case 'string': case 'boolean': return v;
+    default: break;
+    }
+    if (v instanceof Date) return '\u0000d' + v.getTime();
+    if (v._bsontype === 'ObjectId') return '\u0000o' + v.toHexString();
+    if (v._bsontype === 'Long') return '\u0000l' + v.toString();
+    return undefined;
+}
+
+class HashIndex {
+    constructor(field) {
+        this.field = field;
+        this.map = new Map();
+        this.other = [];        /* documents with arrays, objects, exotic types */
+        this.refs = 0;
+    }
+    add(doc) {
+        const v = this.field.includes('.') ? mingoUtil.resolve(doc, this.field) : doc[this.field];
+        const k = hashKey(v);
+        if (k === undefined) { this.other.push(doc); return; }
+        const b = this.map.get(k);
+        if (b) b.push(doc); else this.map.set(k, [doc]);
+    }
+    rebuild(docs) {
+        this.map = new Map();
+        this.other = [];
+        for (const d of docs) this.add(d);
+    }
+    /* candidates for "field in values", or null when the values cannot be looked up */
+    lookup(values) {
+        const keys = [];
+        const seen = new Set();
+        for (const v of values) {
+            const k = hashKey(v);
+            if (k === undefined) return null;
+            if (!seen.has(k)) { seen.add(k); keys.push(k); }
+        }
+        if (keys.every((k) => typeof k === 'number')) keys.sort((a, b) => a - b);
+        const out = [];
+        for (const k of keys) {
+            const b = this.map.get(k);
+            if (b) for (let i = 0; i < b.length; i++) out.push(b[i]);
+        }
+        for (const d of this.other) out.push(d);
+        return out;
+    }
+}
+
+class Collection {
+    constructor(db, name) {
+        this.db = db;
+        this.name = name;
+        this.docs = [];
+        this.ids = new Map();
+        this.schema = new Map();
+        this.uuid = new UUID();
+        this.indexes = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
+        this.hash = new Map();          /* field -> HashIndex */
+    }
+    get ns() { return `${this.db.name}.${this.name}`; }
+
+    addIndex(spec) {
+        this.indexes.push(spec);
+        const fields = Object.keys(spec.key);
+        const f = fields[0];
+        if (f && f !== '_id' && typeof spec.key[f] !== 'string') {
+            let h = this.hash.get(f);
+            if (!h) {
+                h = new HashIndex(f);
+                h.rebuild(this.docs);
+                this.hash.set(f, h);
+            }
+            h.refs++;
+        }
+    }
+    dropIndex(spec) {
+        this.indexes = this.indexes.filter((i) => i !== spec);
+        const f = Object.keys(spec.key)[0];
+        const h = this.hash.get(f);
+        if (h && typeof spec.key[f] !== 'string' && --h.refs <= 0) this.hash.delete(f);
+    }
+    uniqueFields() {
+        return this.indexes.filter((i) => i.unique && Object.keys(i.key).length === 1 && i.name !== '_id_');
+    }
+    insertOne(doc) {
+        const k = idKey(doc._id);
+        if (this.ids.has(k)) return dupKeyError(this, '_id_', { _id: doc._id });
+        for (const ix of this.uniqueFields()) {
+            const f = Object.keys(ix.key)[0];
+            const h = this.hash.get(f);
+            const v = mingoUtil.resolve(doc, f);
+            const hk = hashKey(v);
+            if (h && hk !== undefined && h.map.has(hk) &&
+                h.map.get(hk).some((d) => mingoUtil.isEqual(mingoUtil.resolve(d, f), v))) {
+                return dupKeyError(this, ix.name, { [f]: v === undefined ? null : v });
+            }
+        }
+        this.ids.set(k, doc);
+        this.docs.push(doc);
+        for (const h of this.hash.values()) h.add(doc);
+        return null;
+    }
+    reindex() {
+        this.ids = new Map();
+        for (const d of this.docs) this.ids.set(idKey(d._id), d);
+        for (const h of this.hash.values()) h.rebuild(this.docs);
+    }
+    /* Documents that may match filter: from a hash index when the filter's
+     * top level pins an indexed field, else all. */
+    candidates(filter) {
+        if (!isPlainObject(filter) || this.hash.size === 0) return this.docs;
+        for (const [f, h] of this.hash) {
+            if (!Object.prototype.hasOwnProperty.call(filter, f)) continue;
+            const c = filter[f];
+            let values = null;
+            if (c instanceof RegExp) continue;
+            if (isPlainObject(c)) {
+                const ks = Object.keys(c);
+                if (ks.length === 1 && ks[0] === '$eq') values = [c.$eq];
+                else if (ks.length === 1 && ks[0] === '$in' && Array.isArray(c.$in)) values = c.$in;
+                else if (ks.some((x) => x[0] === '$')) continue;
+                else continue;
+            } else if (Array.isArray(c)) {
+                continue;
+            } else {
+                values = [c];
+            }
+            const r = h.lookup(values);
+            if (r) return r;
+        }
+        return this.docs;
+    }
+}
+
+function dupKeyError(coll, indexName, key) {
+    const repr = BSON.EJSON.stringify(key, { relaxed: true });
+    return {
+        code: 11000,
+        errmsg: `E11000 duplicate key error collection: ${coll.ns} index: ${indexName} dup key: ${repr}`,
+        keyPattern: Object.fromEntries(Object.keys(key).map((k) => [k, 1])),
+        keyValue: key,
+    };
+}
+
+class Database {
+    constructor(name) {
+        this.name = name;
+        this.collections = new Map();
+    }
+}
+
+const databases = new Map();
+
+function validateDbName(name) {
+    if (typeof name !== 'string' || name.length === 0 || /[/\\. "$\u0000]/.test(name) || name.length > 63) {
+        throw new CmdError(73, 'InvalidNamespace', `Invalid database name: '${name}'`);
+    }
+}
+
+function validateCollName(db, name) {
+    if (typeof name !== 'string' || name.length === 0 || name.includes('\u0000') || name.startsWith('.') ||
+        name.includes('$')) {
+        throw new CmdError(73, 'InvalidNamespace', `Invalid collection name: ${db}.${name}`);
+    }
+}
+
+function getDb(name, create) {
+    let db = databases.get(name);
+    if (!db && create) {
+        validateDbName(name);
+        db = new Database(name);
+        databases.set(name, db);
+    }
+    return db;
+}
+
+function getColl(dbName, name, create) {
+    const db = getDb(dbName, create);
+    if (!db) return undefined;
+    let c = db.collections.get(name);
+    if (!c && create) {
+        validateCollName(dbName, name);
+        c = new Collection(db, name);
+        db.collections.set(name, c);
+    }
+    return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* cursors                                                            */
+/* ------------------------------------------------------------------ */
+
+const cursors = new Map();
+let cursorSeq = Math.floor(Math.random() * 1e6);
+
+/* items: plain documents; schema: collection schema for typing (or null) */
+function makeCursorReply(ns, items, schema, batchSize, singleBatch, firstBatch) {
+    const limit = batchSize === undefined || batchSize === null ? (firstBatch ? DEFAULT_BATCH : Infinity) : batchSize;
+    const batch = [];
+    let bytes = 0;
+    let pos = 0;
+    while (pos < items.length && batch.length < limit) {
+        const raw = serialize(wrapDoc(items[pos], schema));
+        if (batch.length > 0 && bytes + raw.length > BATCH_BYTES) break;
+        batch.push(raw);
+        bytes += raw.length;
+        pos++;
+    }
+    let id = Long.ZERO;
+    if (pos < items.length && !singleBatch) {
+        cursorSeq += 1 + Math.floor(Math.random() * 1000);
+        id = Long.fromNumber(cursorSeq);
+        cursors.set(id.toString(), { ns, items, pos, schema });
+    }
+    return { id, batch };
+}
+
+function continueCursor(key, cur, batchSize) {
+    const limit = batchSize ? batchSize : Infinity;
+    const batch = [];
+    let bytes = 0;
+    while (cur.pos < cur.items.length && batch.length < limit) {
+        const raw = serialize(wrapDoc(cur.items[cur.pos], cur.schema));
+        if (batch.length > 0 && bytes + raw.length > BATCH_BYTES) break;
+        batch.push(raw);
+        bytes += raw.length;
+        cur.pos++;
+    }
+    let id = Long.fromString(key);
+    if (cur.pos >= cur.items.length) {
+        cursors.delete(key);
+        id = Long.ZERO;
+    }
+    return { id, batch };
+}
+
+/* A reply document whose cursor batch is made of pre-serialized documents. */
+class RawReply {
+    constructor(ns, id, batchName, batch, extra) {
+        this.ns = ns;
+        this.id = id;
+        this.batchName = batchName;
+        this.batch = batch;
+        this.extra = extra || {};
+    }
+    toBuffer() {
+        /* build { cursor: { <batchName>: [...], id, ns }, ok: 1, ...extra } by hand */
+        const parts = [];
+        let arrLen = 5;
+        for (let i = 0; i < this.batch.length; i++) {
+            const key = Buffer.from(String(i) + '\u0000', 'latin1');
+            parts.push(Buffer.from([0x03]), key, this.batch[i]);
+            arrLen += 1 + key.length + this.batch[i].length;
+        }
+        const arrHead = Buffer.alloc(4);
+        arrHead.writeInt32LE(arrLen);
+        const arr = Buffer.concat([arrHead, ...parts, Buffer.from([0])], arrLen);
+        const tail = serialize({ id: this.id, ns: this.ns });      /* {id, ns} as a document */
+        const name = Buffer.from(this.batchName + '\u0000', 'utf8');
+        /* cursor doc = int32 len + (0x04 name arr) + tail elements + 0 */
+        const curLen = 4 + 1 + name.length + arr.length + (tail.length - 5) + 1;
+        const curHead = Buffer.alloc(4);
+        curHead.writeInt32LE(curLen);
+        const cursorDoc = Buffer.concat([curHead, Buffer.from([0x04]), name, arr,
+            tail.subarray(4, tail.length - 1), Buffer.from([0])], curLen);
+        const rest = serialize(Object.assign({ ok: new Double(1) }, this.extra));
+        const cname = Buffer.from('cursor\u0000', 'latin1');
+        const topLen = 4 + 1 + cname.length + cursorDoc.length + (rest.length - 5) + 1;
+        const topHead = Buffer.alloc(4);
+        topHead.writeInt32LE(topLen);
+        return Buffer.concat([topHead, Buffer.from([0x03]), cname, cursorDoc,
+            rest.subarray(4, rest.length - 1), Buffer.from([0])], topLen);
+    }
+}
+
+function cursorReply(ns, items, schema, batchSize, singleBatch) {
+    const { id, batch } = makeCursorReply(ns, items, schema, batchSize, singleBatch, true);
+    return new RawReply(ns, id, 'firstBatch', batch);
+}
+
+/* ------------------------------------------------------------------ */
+/* command helpers                                                    */
+/* ------------------------------------------------------------------ */
+
+function collName(cmd, name) {
+    const v = cmd[name];
+    if (typeof v !== 'string') {
+        throw new CmdError(73, 'InvalidNamespace',
+            `collection name has invalid type ${v === null ? 'null' : typeof v}`);
+    }
+    return v;
+}
+
+function optInt(cmd, name, min) {
+    const v = cmd[name];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw typeMismatch(`Field '${name}' should be a number, but got ${typeof v}`);
+    }
+    if (min !== undefined && v < min) throw badValue(`${name} value must be >= ${min}, got ${v}`);
+    return Math.trunc(v);
+}
+
+function mingoError(e) {
+    if (e instanceof CmdError) return e;
+    const msg = String(e && e.message || e);
+    let m = /unregistered pipeline operator (\$\w+)/.exec(msg);
+    if (m) return new CmdError(40324, 'Location40324', `Unrecognized pipeline stage name: '${m[1]}'`);
+    m = /accumulator '(\$\w+)' is not registered/.exec(msg) || /expression '?(\$\w+)'? is not registered/.exec(msg);
+    if (m) return new CmdError(168, 'InvalidPipelineOperator', `Unrecognized expression '${m[1]}'`);
+    m = /unknown query operator (\$\w+)/.exec(msg);
+    if (m) return badValue(`unknown operator: ${m[1]}`);
+    if (e instanceof RangeError) return new CmdError(2, 'BadValue', msg);
+    return new CmdError(2, 'BadValue', msg);
+}
+
+function runFind(coll, filter, projection, sort, skip, limit) {
+    const docs = coll ? coll.candidates(filter) : [];
+    let cur = new Query(filter || {}, { context: TYPED_CONTEXT }).find(docs, projection && Object.keys(projection).length ? projection : undefined);
+    if (sort && Object.keys(sort).length) cur = cur.sort(sort);
+    if (skip) cur = cur.skip(skip);
+    if (limit) cur = cur.limit(limit);
+    return cur.all();
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function checkMaxTime(cmd, started) {
+    const mt = cmd.maxTimeMS;
+    if (typeof mt === 'number' && mt > 0 && Date.now() - started > mt) {
+        throw new CmdError(50, 'MaxTimeMSExpired', 'operation exceeded time limit');
+    }
+}
+
+function helloReply(conn, cmd, name) {
+    const r = {
+        helloOk: true,
+        ismaster: true,
+        isWritablePrimary: true,
+        maxBsonObjectSize: new Int32(MAX_BSON),
+        maxMessageSizeBytes: new Int32(MAX_MESSAGE),
+        maxWriteBatchSize: new Int32(MAX_WRITE_BATCH),
+        localTime: new Date(),
+        logicalSessionTimeoutMinutes: new Int32(30),
+        connectionId: new Int32(conn.id),
+        minWireVersion: new Int32(0),
+        maxWireVersion: new Int32(13),
+        readOnly: false,
+        ok: new Double(1),
+    };
+    if (name === 'hello') delete r.ismaster;
+    if (cmd.client && !conn.client) {
+        conn.client = cmd.client;
+        const d = cmd.client.driver || {};
+        log(`conn${conn.id} client ${d.name || '?'} ${d.version || ''}`.trim());
+    }
+    return r;
+}
+
+function dbStatsReply(dbName) {
+    const db = getDb(dbName, false);
+    let objects = 0;
+    let collections = 0;
+    let indexes = 0;
+    if (db) {
+        for (const c of db.collections.values()) {
+            collections++;
+            objects += c.docs.length;
+            indexes += c.indexes.length;
+        }
+    }
+    return {
+        db: dbName, collections, views: 0, objects, avgObjSize: 0, dataSize: 0, storageSize: 0,
+        indexes, indexSize: 0, totalSize: 0, scaleFactor: 1, ok: 1,
+    };
+}
+
+/* Upsert seed: the equality parts of a query. */
+function seedFromQuery(q) {
+    const seed = {};
+    if (!isPlainObject(q)) return seed;
+    for (const k of Object.keys(q)) {
+        if (k[0] === '$') continue;
+        const v = q[k];
+        if (isPlainObject(v) && Object.keys(v).some((x) => x[0] === '$')) {
+            if (Object.prototype.hasOwnProperty.call(v, '$eq')) mingoUtil.setValue(seed, k, v.$eq);
+            continue;
+        }
+        mingoUtil.setValue(seed, k, v);
+    }
+    return seed;
+}
+
+function isUpdateOperatorDoc(u) {
+    return isPlainObject(u) && Object.keys(u).length > 0 && Object.keys(u)[0][0] === '$';
+}
+
+function applyUpdate(coll, doc, u, arrayFilters, isUpsert) {
+    if (Array.isArray(u)) throw new CmdError(2, 'BadValue', 'pipeline-style updates are not supported by the test server');
+    if (isUpdateOperatorDoc(u)) {
+        const before = JSON.stringify(BSON.EJSON.serialize(doc));
+        const setOnInsert = u.$setOnInsert;
+        const mod = Object.assign({}, u);
+        delete mod.$setOnInsert;
+        if (Object.keys(mod).length) mingoUpdater.update(doc, mod, arrayFilters, undefined, { cloneMode: 'none' });
+        if (isUpsert && isPlainObject(setOnInsert)) {
+            for (const k of Object.keys(setOnInsert)) mingoUtil.setValue(doc, k, setOnInsert[k]);
+        }
+        return JSON.stringify(BSON.EJSON.serialize(doc)) !== before;
+    }
+    if (!isPlainObject(u)) throw badValue('Update document must be an object');
+    const id = doc._id;
+    const before = JSON.stringify(BSON.EJSON.serialize(doc));
+    for (const k of Object.keys(doc)) delete doc[k];
+    if (id !== undefined) doc._id = id;
+    for (const k of Object.keys(u)) if (k !== '_id') doc[k] = u[k];
+    if (doc._id === undefined && u._id !== undefined) doc._id = u._id;
+    return JSON.stringify(BSON.EJSON.serialize(doc)) !== before;
+}
+
+/* Record the numeric types of every field of a document that arrived in a
+ * command body (literal types recorded by plainCmd) or was modified by an
+ * update (then by value). */
+function noteDocTypes(coll, doc) {
+    const walk = (c, k, path) => {
+        const v = c[k];
+        if (typeof v === 'number') {
+            noteType(coll.schema, path, (c[LIT] && c[LIT][k]) || valueType(v));
+            return;
+        }
+        if (Array.isArray(v)) { for (let i = 0; i < v.length; i++) walk(v, i, path + '.$'); return; }
+        if (isPlainObject(v)) for (const kk of Object.keys(v)) walk(v, kk, path ? path + '.' + kk : kk);
+    };
+    for (const k of Object.keys(doc)) walk(doc, k, k);
+}
+
+function prepareDoc(raw, coll) {
+    const d = BSON.deserialize(raw, DESER_RAW);
+    const out = {};     /* like mongod, _id always comes first */
+    out._id = d._id === undefined ? new ObjectId() : plainValue(d._id, coll.schema, '_id');
+    for (const k of Object.keys(d)) if (k !== '_id') out[k] = plainValue(d[k], coll.schema, k);
+    return out;
+}
+
+function docsFrom(cmd, seqs, field) {
+    /* raw BSON buffers from a kind-1 sequence, or plain docs from the body */
+    if (seqs[field]) return { raw: true, list: seqs[field] };
+    const v = cmd[field];
+    if (v === undefined) return { raw: true, list: [] };
+    if (!Array.isArray(v)) throw typeMismatch(`BSON field '${cmd.__name}.${field}' is the wrong type, expected type 'array'`);
+    return { raw: false, list: v };
+}
+
+/* ------------------------------------------------------------------ */
+/* commands                                                           */
+/* ------------------------------------------------------------------ */
+
+const startedAt = Date.now();
+let connectionsCurrent = 0;
+let connectionsTotal = 0;
+
+const commands = {
+    hello: (cmd, ctx) => helloReply(ctx.conn, cmd, 'hello'),
+    isMaster: (cmd, ctx) => helloReply(ctx.conn, cmd, 'isMaster'),
+    ismaster: (cmd, ctx) => helloReply(ctx.conn, cmd, 'isMaster'),
+    ping: () => ({ ok: 1 }),
+    buildInfo: () => ({
+        version: '5.0.0-test', gitVersion: 'test-server', versionArray: [5, 0, 0, 0],
+        bits: 64, debug: false, maxBsonObjectSize: MAX_BSON, storageEngines: ['memory'],
+        javascriptEngine: 'none', modules: [], openssl: { running: 'disabled' }, ok: 1,
+    }),
+    buildinfo: (cmd, ctx) => commands.buildInfo(cmd, ctx),
+    getParameter: (cmd) => {
+        const known = {
+            featureCompatibilityVersion: { version: '5.0' },
+            authenticationMechanisms: [],
+            requireApiVersion: false,
+            transactionLifetimeLimitSeconds: 60,
+        };
+        const r = {};
+        const all = cmd.getParameter === '*' || (isPlainObject(cmd.getParameter) && cmd.getParameter.allParameters);
+        for (const k of Object.keys(known)) {
+            if (all || Object.prototype.hasOwnProperty.call(cmd, k)) r[k] = known[k];
+        }
+        r.ok = 1;
+        return r;
+    },
+    serverStatus: () => ({
+        host: `${os.hostname()}:${server && server.address() ? server.address().port : 0}`,
+        version: '5.0.0-test', process: 'mongod-test', pid: Long.fromNumber(process.pid),
+        uptime: (Date.now() - startedAt) / 1000, uptimeMillis: Long.fromNumber(Date.now() - startedAt),
+        localTime: new Date(),
+        connections: { current: connectionsCurrent, available: 1000, totalCreated: connectionsTotal },
+        ok: 1,
+    }),
+    hostInfo: () => ({ system: { hostname: os.hostname(), numCores: os.cpus().length }, os: { type: os.type() }, ok: 1 }),
+    whatsmyuri: (cmd, ctx) => ({ you: ctx.conn.remote, ok: 1 }),
+    endSessions: () => ({ ok: 1 }),
+    killSessions: () => ({ ok: 1 }),
+    killAllSessions: () => ({ ok: 1 }),
+    refreshSessions: () => ({ ok: 1 }),
+    startSession: () => ({ id: { id: new UUID() }, timeoutMinutes: 30, ok: 1 }),
+    getLog: () => ({ totalLinesWritten: 0, log: [], ok: 1 }),
+    getCmdLineOpts: () => ({ argv: process.argv.slice(1), parsed: {}, ok: 1 }),
+    listCommands: () => ({ commands: Object.fromEntries(Object.keys(commands).map((k) => [k, {}])), ok: 1 }),
+
+    insert: (cmd, ctx) => {
+        const name = collName(cmd, 'insert');
+        const { raw, list } = docsFrom(cmd, ctx.seqs, 'documents');
+        if (list.length > MAX_WRITE_BATCH) {
+            throw new CmdError(16, 'InvalidLength', `Write batch sizes must be between 1 and ${MAX_WRITE_BATCH}. Got ${list.length} operations.`);
+        }
+        const coll = getColl(ctx.db, name, true);
+        const ordered = cmd.ordered !== false;
+        const writeErrors = [];
+        let n = 0;
+        for (let i = 0; i < list.length; i++) {
+            let doc;
+            if (raw) {
+                doc = prepareDoc(list[i], coll);
+            } else {
+                const src = list[i];
+                if (!isPlainObject(src)) throw typeMismatch('documents must be objects');
+                doc = { _id: src._id === undefined ? new ObjectId() : src._id };
+                Object.assign(doc, src);
+                if (src[LIT]) Object.defineProperty(doc, LIT, { value: src[LIT], enumerable: false });
+                noteDocTypes(coll, doc);
+            }
+            const err = coll.insertOne(doc);
+            if (err) {
+                writeErrors.push(Object.assign({ index: i }, err));
+                if (ordered) break;
+            } else {
+                n++;
+            }
+        }
+        const r = { n, ok: 1 };
+        if (writeErrors.length) r.writeErrors = writeErrors;
+        return r;
+    },
+
+    find: (cmd, ctx) => {
+        const name = collName(cmd, 'find');
+        const coll = getColl(ctx.db, name, false);
+        const filter = cmd.filter === undefined ? {} : cmd.filter;
+        if (!isPlainObject(filter)) throw typeMismatch("BSON field 'FindCommandRequest.filter' is the wrong type, expected type 'object'");
+        const skip = optInt(cmd, 'skip', 0);
+        let limit = optInt(cmd, 'limit');
+        let singleBatch = !!cmd.singleBatch;
+        if (limit !== undefined && limit < 0) { limit = -limit; singleBatch = true; }
+        let batchSize = optInt(cmd, 'batchSize', 0);
+        let items;
+        try {
+            items = runFind(coll, filter, cmd.projection, cmd.sort, skip, limit);
+        } catch (e) {
+            throw mingoError(e);
+        }
+        checkMaxTime(cmd, ctx.started);
+        if (limit && (batchSize === undefined || batchSize > limit)) batchSize = limit;
+        return cursorReply(`${ctx.db}.${name}`, items, coll ? coll.schema : null, batchSize, singleBatch);
+    },
+
+    getMore: (cmd, ctx) => {
+        const id = cmd.getMore;
+        const key = typeof id === 'number' ? String(id) : id && id._bsontype === 'Long' ? id.toString() : null;
+        if (key === null) throw typeMismatch("Field 'getMore' must be of type long");
+        const name = collName(cmd, 'collection');
+        const cur = cursors.get(key);
+        if (!cur) throw new CmdError(43, 'CursorNotFound', `cursor id ${key} not found`);
+        if (cur.ns !== `${ctx.db}.${name}`) {
+            throw new CmdError(13, 'Unauthorized', `Requested getMore on namespace '${ctx.db}.${name}', but cursor belongs to a different namespace ${cur.ns}`);
+        }
+        const batchSize = optInt(cmd, 'batchSize', 0);
+        const { id: nid, batch } = continueCursor(key, cur, batchSize);
+        return new RawReply(cur.ns, nid, 'nextBatch', batch);
+    },
+
+    killCursors: (cmd) => {
+        const ids = Array.isArray(cmd.cursors) ? cmd.cursors : [];
+        const killed = [];
+        const notFound = [];
+        for (const id of ids) {
+            const key = typeof id === 'number' ? String(id) : id && id._bsontype === 'Long' ? id.toString() : String(id);
+            const l = Long.fromString(key);
+            if (cursors.delete(key)) killed.push(l); else notFound.push(l);
+        }
+        return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
+    },
+
+    aggregate: async (cmd, ctx) => {
+        const target = cmd.aggregate;
+        if (typeof target !== 'string') {
+            throw new CmdError(40324, 'Location40324', 'database-level aggregation ({aggregate: 1}) is not supported by the test server');
+        }
+        const pipeline = cmd.pipeline;
+        if (!Array.isArray(pipeline)) throw typeMismatch("BSON field 'aggregate.pipeline' is the wrong type, expected type 'array'");
+        if (cmd.explain) throw new CmdError(2, 'BadValue', 'explain is not supported by the test server');
+        if (!isPlainObject(cmd.cursor)) {
+            throw new CmdError(9, 'FailedToParse', "The 'cursor' option is required, except for aggregate with the explain argument");
+        }
+        for (const st of pipeline) {
+            if (!isPlainObject(st) || Object.keys(st).length !== 1) {
+                throw new CmdError(40323, 'Location40323', 'A pipeline stage specification object must contain exactly one field.');
+            }
+            const sn = Object.keys(st)[0];
+            if (!SUPPORTED_STAGES.has(sn)) {
+                if (sn === '$out' || sn === '$merge') throw new CmdError(2, 'BadValue', `${sn} is not supported by the test server`);
+                throw new CmdError(40324, 'Location40324', `Unrecognized pipeline stage name: '${sn}'`);
+            }
+        }
+        const batchSize = optInt(cmd.cursor, 'batchSize', 0);
+        const coll = getColl(ctx.db, target, false);
+        let input = coll ? coll.docs : [];
+        if (coll && pipeline.length && isPlainObject(pipeline[0].$match)) input = coll.candidates(pipeline[0].$match);
+        let out;
+        try {
+            currentTctx = { schema: coll ? coll.schema : null };
+            const agg = new Aggregator(pipeline, {
+                context: TYPED_CONTEXT,
+                variables: isPlainObject(cmd.let) ? cmd.let : undefined,
+                collectionResolver: (n) => {
+                    const c = getColl(ctx.db, n, false);
+                    return c ? c.docs : [];
+                },
+            });
+            out = agg.run(input);
+        } catch (e) {
+            throw mingoError(e);
+        } finally {
+            currentTctx = { schema: null };
+        }
+        if (AGG_DELAY_MS > 0) {
+            const mt = cmd.maxTimeMS;
+            if (typeof mt === 'number' && mt > 0 && AGG_DELAY_MS >= mt) {
+                await sleep(Math.max(0, mt - (Date.now() - ctx.started)));
+                throw new CmdError(50, 'MaxTimeMSExpired', 'operation exceeded time limit');
+            }
+            await sleep(AGG_DELAY_MS);
+        }
+        checkMaxTime(cmd, ctx.started);
+        return cursorReply(`${ctx.db}.${target}`, out, coll ? coll.schema : null, batchSize, false);
+    },
+
+    count: (cmd, ctx) => {
+        const name = collName(cmd, 'count');
+        const coll = getColl(ctx.db, name, false);
+        let n;
+        try {
+            n = runFind(coll, cmd.query || {}, undefined, undefined, optInt(cmd, 'skip', 0), Math.abs(optInt(cmd, 'limit') || 0)).length;
+        } catch (e) {
+            throw mingoError(e);
+        }
+        checkMaxTime(cmd, ctx.started);
+        return { n, ok: 1 };
+    },
+
+    distinct: (cmd, ctx) => {
+        const name = collName(cmd, 'distinct');
+        if (typeof cmd.key !== 'string') throw typeMismatch("BSON field 'distinct.key' is missing or not a string");
+        const coll = getColl(ctx.db, name, false);
+        let docs;
+        try {
+            docs = runFind(coll, cmd.query || {});
+        } catch (e) {
+            throw mingoError(e);
+        }
+        const values = [];
+        for (const d of docs) {
+            let v = mingoUtil.resolve(d, cmd.key);
+            if (v === undefined) continue;
+            const list = Array.isArray(v) ? v : [v];
+            for (v of list) if (!values.some((x) => mingoUtil.isEqual(x, v))) values.push(v);
+        }
+        values.sort(mingoUtil.compare);
+        /* numeric types from the collection schema when the path is consistent */
+        const t = coll ? coll.schema.get(cmd.key) : undefined;
+        return { values: values.map((v) => (typeof v === 'number' ? wrapNumber(v, t) : v)), ok: 1 };
+    },
+
+    delete: (cmd, ctx) => {
+        const name = collName(cmd, 'delete');
+        const { raw, list } = docsFrom(cmd, ctx.seqs, 'deletes');
+        const coll = getColl(ctx.db, name, false);
+        let n = 0;
+        for (const s0 of list) {
+            const s = raw ? plainCmd(BSON.deserialize(s0, DESER_RAW)) : s0;
+            if (!coll) continue;
+            const q = s.q || {};
+            let matched;
+            try {
+                matched = runFind(coll, q, undefined, undefined, 0, s.limit ? 1 : 0);
+            } catch (e) {
+                throw mingoError(e);
+            }
+            if (!matched.length) continue;
+            const dead = new Set(matched);
+            coll.docs = coll.docs.filter((d) => !dead.has(d));
+            n += matched.length;
+            coll.reindex();
+        }
+        return { n, ok: 1 };
+    },
+
+    update: (cmd, ctx) => {
+        const name = collName(cmd, 'update');
+        const { raw, list } = docsFrom(cmd, ctx.seqs, 'updates');
+        const coll = getColl(ctx.db, name, true);
+        let n = 0;
+        let nModified = 0;
+        const upserted = [];
+        const writeErrors = [];
+        for (let i = 0; i < list.length; i++) {
+            const s = raw ? plainCmd(BSON.deserialize(list[i], DESER_RAW)) : list[i];
+            try {
+                let matched = runFind(coll, s.q || {});
+                if (!s.multi) matched = matched.slice(0, 1);
+                if (matched.length) {
+                    n += matched.length;
+                    for (const d of matched) {
+                        if (applyUpdate(coll, d, s.u, s.arrayFilters, false)) nModified++;
+                        noteDocTypes(coll, d);
+                    }
+                    coll.reindex();
+                } else if (s.upsert) {
+                    const doc = seedFromQuery(s.q);
+                    if (isUpdateOperatorDoc(s.u)) applyUpdate(coll, doc, s.u, s.arrayFilters, true);
+                    else Object.assign(doc, s.u);
+                    const full = {};
+                    full._id = doc._id !== undefined ? doc._id : new ObjectId();
+                    Object.assign(full, doc);
+                    noteDocTypes(coll, full);
+                    const err = coll.insertOne(full);
+                    if (err) throw Object.assign(new CmdError(err.code, 'DuplicateKey', err.errmsg));
+                    n++;
+                    upserted.push({ index: i, _id: full._id });
+                }
+            } catch (e) {
+                const ce = mingoError(e);
+                writeErrors.push({ index: i, code: ce.code, errmsg: ce.message });
+                if (cmd.ordered !== false) break;
+            }
+        }
+        const r = { n, nModified, ok: 1 };
+        if (upserted.length) r.upserted = upserted;
+        if (writeErrors.length) r.writeErrors = writeErrors;
+        return r;
+    },
+
+    findAndModify: (cmd, ctx) => {
+        const name = collName(cmd, 'findAndModify');
+        const coll = getColl(ctx.db, name, true);
+        let matched;
+        try {
+            matched = runFind(coll, cmd.query || {}, undefined, cmd.sort, 0, 1);
+        } catch (e) {
+            throw mingoError(e);
+        }
+        const d = matched[0];
+        const schema = coll.schema;
+        if (cmd.remove) {
+            if (d) {
+                coll.docs = coll.docs.filter((x) => x !== d);
+                coll.reindex();
+            }
+            return { lastErrorObject: { n: d ? 1 : 0 }, value: d ? wrapDoc(d, schema) : null, ok: 1 };
+        }
+        if (d) {
+            const before = BSON.deserialize(serialize(wrapDoc(d, schema)));
+            const updatedExisting = true;
+            applyUpdate(coll, d, cmd.update, cmd.arrayFilters, false);
+            noteDocTypes(coll, d);
+            coll.reindex();
+            return { lastErrorObject: { n: 1, updatedExisting }, value: cmd.new ? wrapDoc(d, schema) : before, ok: 1 };
+        }
+        if (cmd.upsert) {
+            const doc = seedFromQuery(cmd.query);
+            if (isUpdateOperatorDoc(cmd.update)) applyUpdate(coll, doc, cmd.update, cmd.arrayFilters, true);
+            else Object.assign(doc, cmd.update);
+            const full = { _id: doc._id !== undefined ? doc._id : new ObjectId() };
+            Object.assign(full, doc);
+            noteDocTypes(coll, full);
+            const err = coll.insertOne(full);
+            if (err) throw new CmdError(err.code, 'DuplicateKey', err.errmsg);
+            return { lastErrorObject: { n: 1, updatedExisting: false, upserted: full._id }, value: cmd.new ? wrapDoc(full, schema) : null, ok: 1 };
+        }
+        return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
+    },
+
+    createIndexes: (cmd, ctx) => {
+        const name = collName(cmd, 'createIndexes');
+        if (!Array.isArray(cmd.indexes) || cmd.indexes.length === 0) {
+            throw typeMismatch("BSON field 'createIndexes.indexes' is missing or not a non-empty array");
+        }
+        const existed = !!getColl(ctx.db, name, false);
+        const coll = getColl(ctx.db, name, true);
+        const before = coll.indexes.length;
+        let note;
+        for (const spec of cmd.indexes) {
+            if (!isPlainObject(spec) || !isPlainObject(spec.key) || !Object.keys(spec.key).length) {
+                throw new CmdError(9, 'FailedToParse', "The 'key' field is a required property of an index specification");
+            }
+            const iname = typeof spec.name === 'string' ? spec.name
+                : Object.entries(spec.key).map(([k, v]) => `${k}_${v}`).join('_');
+            const same = coll.indexes.find((i) => i.name === iname);
+            const sameKey = coll.indexes.find((i) => mingoUtil.isEqual(i.key, spec.key));
+            if (same && mingoUtil.isEqual(same.key, spec.key)) { note = 'all indexes already exist'; continue; }
+            if (same) {
+                throw new CmdError(86, 'IndexKeySpecsConflict',
+                    `An existing index has the same name as the requested index. Requested index: ${BSON.EJSON.stringify(spec)}, existing index: ${BSON.EJSON.stringify(same)}`);
+            }
+            if (sameKey) {
+                throw new CmdError(85, 'IndexOptionsConflict',
+                    `Index already exists with a different name: ${sameKey.name}`);
+            }
+            const ix = { v: 2, key: spec.key, name: iname };
+            for (const k of Object.keys(spec)) if (!['key', 'name', 'v', 'ns'].includes(k)) ix[k] = spec[k];
+            if (ix.unique && Object.keys(ix.key).length === 1) {
+                const f = Object.keys(ix.key)[0];
+                const seen = new Map();
+                for (const d of coll.docs) {
+                    const v = mingoUtil.resolve(d, f);
+                    const k = idKey(v === undefined ? null : v);
+                    if (seen.has(k)) {
+                        throw new CmdError(11000, 'DuplicateKey', dupKeyError(coll, iname, { [f]: v === undefined ? null : v }).errmsg);
+                    }
+                    seen.set(k, true);
+                }
+            }
+            coll.addIndex(ix);
+        }
+        const r = { numIndexesBefore: before, numIndexesAfter: coll.indexes.length, createdCollectionAutomatically: !existed, ok: 1 };
+        if (note && before === coll.indexes.length) r.note = note;
+        return r;
+    },
+
+    listIndexes: (cmd, ctx) => {
+        const name = collName(cmd, 'listIndexes');
+        const coll = getColl(ctx.db, name, false);
+        if (!coll) throw new CmdError(26, 'NamespaceNotFound', `ns does not exist: ${ctx.db}.${name}`);
+        const bs = isPlainObject(cmd.cursor) ? optInt(cmd.cursor, 'batchSize', 0) : undefined;
+        return cursorReply(`${ctx.db}.${name}`, coll.indexes.map((i) => Object.assign({}, i)), null, bs, false);
+    },
+
+    dropIndexes: (cmd, ctx) => {
+        const name = collName(cmd, 'dropIndexes');
+        const coll = getColl(ctx.db, name, false);
+        if (!coll) throw new CmdError(26, 'NamespaceNotFound', `ns not found ${ctx.db}.${name}`);
+        const nIndexesWas = coll.indexes.length;
+        const which = cmd.index;
+        const victims = [];
+        const byName = (n) => {
+            const ix = coll.indexes.find((i) => i.name === n);
+            if (!ix) throw new CmdError(27, 'IndexNotFound', `index not found with name [${n}]`);
+            if (n === '_id_') throw new CmdError(72, 'InvalidOptions', 'cannot drop _id index');
+            return ix;
+        };
+        if (which === '*') victims.push(...coll.indexes.filter((i) => i.name !== '_id_'));
+        else if (typeof which === 'string') victims.push(byName(which));
+        else if (Array.isArray(which)) for (const n of which) victims.push(byName(n));
+        else if (isPlainObject(which)) {
+            const ix = coll.indexes.find((i) => mingoUtil.isEqual(i.key, which));
+            if (!ix) throw new CmdError(27, 'IndexNotFound', `can't find index with key: ${BSON.EJSON.stringify(which)}`);
+            if (ix.name === '_id_') throw new CmdError(72, 'InvalidOptions', 'cannot drop _id index');
+            victims.push(ix);
+        } else throw typeMismatch("BSON field 'dropIndexes.index' is missing or of the wrong type");
+        for (const v of victims) coll.dropIndex(v);
+        return { nIndexesWas, ok: 1 };
+    },
+
+    drop: (cmd, ctx) => {
+        const name = collName(cmd, 'drop');
+        const db = getDb(ctx.db, false);
+        const coll = db && db.collections.get(name);
+        if (!coll) throw new CmdError(26, 'NamespaceNotFound', 'ns not found');
+        db.collections.delete(name);
+        for (const [k, c] of cursors) if (c.ns === coll.ns) cursors.delete(k);
+        if (db.collections.size === 0) databases.delete(db.name);
+        return { nIndexesWas: coll.indexes.length, ns: coll.ns, ok: 1 };
+    },
+
+    dropDatabase: (cmd, ctx) => {
+        const db = getDb(ctx.db, false);
+        if (db) {
+            databases.delete(ctx.db);
+            for (const [k, c] of cursors) if (c.ns.startsWith(ctx.db + '.')) cursors.delete(k);
+        }
+        return { dropped: ctx.db, ok: 1 };
+    },
+
+    create: (cmd, ctx) => {
+        const name = collName(cmd, 'create');
+        if (getColl(ctx.db, name, false)) {
+            throw new CmdError(48, 'NamespaceExists', `Collection already exists. NS: ${ctx.db}.${name}`);
+        }
+        getColl(ctx.db, name, true);
+        return { ok: 1 };
+    },
+
+    listCollections: (cmd, ctx) => {
+        const db = getDb(ctx.db, false);
+        let items = [];
+        if (db) {
+            for (const c of db.collections.values()) {
+                items.push(cmd.nameOnly ? { name: c.name, type: 'collection' } : {
+                    name: c.name, type: 'collection', options: {},
+                    info: { readOnly: false, uuid: c.uuid },
+                    idIndex: { v: 2, key: { _id: 1 }, name: '_id_' },
+                });
+            }
+        }
+        if (isPlainObject(cmd.filter) && Object.keys(cmd.filter).length) {
+            try {
+                items = new mingo.Query(cmd.filter).find(items).all();
+            } catch (e) {
+                throw mingoError(e);
+            }
+        }
+        const bs = isPlainObject(cmd.cursor) ? optInt(cmd.cursor, 'batchSize', 0) : undefined;
+        return cursorReply(`${ctx.db}.$cmd.listCollections`, items, null, bs, false);
+    },
+
+    listDatabases: (cmd) => {
+        let dbs = [...databases.values()].map((d) => ({ name: d.name, sizeOnDisk: 0, empty: d.collections.size === 0 }));
+        if (isPlainObject(cmd.filter) && Object.keys(cmd.filter).length) {
+            dbs = new mingo.Query(cmd.filter).find(dbs).all();
+        }
+        if (cmd.nameOnly) return { databases: dbs.map((d) => ({ name: d.name })), ok: 1 };
+        return { databases: dbs, totalSize: 0, totalSizeMb: 0, ok: 1 };
+    },
+
+    collStats: (cmd, ctx) => {
+        const name = collName(cmd, 'collStats');
+        const coll = getColl(ctx.db, name, false);
+        if (!coll) throw new CmdError(26, 'NamespaceNotFound', `Collection [${ctx.db}.${name}] not found.`);
+        return {
+            ns: coll.ns, count: coll.docs.length, size: 0, storageSize: 0, totalIndexSize: 0,
+            nindexes: coll.indexes.length, indexSizes: Object.fromEntries(coll.indexes.map((i) => [i.name, 0])), ok: 1,
+        };
+    },
+
+    dbStats: (cmd, ctx) => dbStatsReply(ctx.db),
+};
+
+/* MongoDB accepts a few commands regardless of case of the first letter? No:
+ * command names are case-sensitive except the listed aliases. */
+
+async function runCommand(conn, dbName, cmd, seqs) {
+    const name = Object.keys(cmd)[0];
+    const started = Date.now();
+    if (OPTS.verbose) log(`conn${conn.id} ${dbName}.$cmd ${name}`);
+    const fn = name !== undefined && Object.prototype.hasOwnProperty.call(commands, name) ? commands[name] : null;
+    if (!fn) {
+        return { ok: 0, errmsg: `no such command: '${name}'`, code: 59, codeName: 'CommandNotFound' };
+    }
+    try {
+        if (typeof dbName !== 'string' || !dbName) throw new CmdError(40414, 'Location40414', "BSON field 'OperationSessionInfo.$db' is missing but a required field");
+        cmd.__name = name;
+        const r = await fn(cmd, { conn, db: dbName, seqs: seqs || {}, started });
+        return r;
+    } catch (e) {
+        const ce = e instanceof CmdError ? e : mingoError(e);
+        if (!(e instanceof CmdError) && OPTS.verbose) log(`conn${conn.id} ${name} failed: ${e && e.stack || e}`);
+        return { ok: 0, errmsg: ce.message, code: ce.code, codeName: ce.codeName };
+    }
+}
+
+function replyBuffer(r) {
+    if (r instanceof RawReply) return r.toBuffer();
+    if (typeof r.ok === 'number') r.ok = new Double(r.ok);
+    return serialize(wrapValue(r, '', undefined, null));
+}
+
+/* ------------------------------------------------------------------ */
+/* wire protocol                                                      */
+/* ------------------------------------------------------------------ */
+
+let requestSeq = 0;
+
+function header(len, responseTo, opCode) {
+    const h = Buffer.alloc(16);
+    h.writeInt32LE(len, 0);
+    h.writeInt32LE(++requestSeq & 0x7fffffff, 4);
+    h.writeInt32LE(responseTo, 8);
+    h.writeInt32LE(opCode, 12);
+    return h;
+}
+
+function sendMsg(conn, responseTo, body) {
+    const len = 16 + 4 + 1 + body.length;
+    const h = header(len, responseTo, OP_MSG);
+    const fl = Buffer.alloc(5);     /* flagBits 0, section kind 0 */
+    conn.sock.write(Buffer.concat([h, fl, body], len));
+}
+
+function sendReply(conn, responseTo, body) {
+    const len = 16 + 20 + body.length;
+    const h = header(len, responseTo, OP_REPLY);
+    const r = Buffer.alloc(20);
+    r.writeInt32LE(0, 0);           /* responseFlags */
+    r.writeBigInt64LE(0n, 4);       /* cursorID */
+    r.writeInt32LE(0, 12);          /* startingFrom */
+    r.writeInt32LE(1, 16);          /* numberReturned */
+    conn.sock.write(Buffer.concat([h, r, body], len));
+}
+
+function readCString(buf, pos) {
+    const end = buf.indexOf(0, pos);
+    if (end < 0) throw new Error('unterminated cstring');
+    return [buf.toString('utf8', pos, end), end + 1];
+}
+
+async function handleOpMsg(conn, f, requestID) {
+    const flags = f.readUInt32LE(16);
+    const checksum = (flags & 1) !== 0;
+    const moreToCome = (flags & 2) !== 0;
+    /* unknown required bits (2..15) must make the server fail the message */
+    if (flags & 0xfffc) throw new Error(`unsupported OP_MSG flagBits 0x${flags.toString(16)}`);
+    const end = f.length - (checksum ? 4 : 0);
+    let pos = 20;
+    let body = null;
+    const seqs = {};
+    while (pos < end) {
+        const kind = f[pos++];
+        if (kind === 0) {
+            const len = f.readInt32LE(pos);
+            if (body) throw new Error('OP_MSG with two kind-0 sections');
+            body = f.subarray(pos, pos + len);
+            pos += len;
+        } else if (kind === 1) {
+            const size = f.readInt32LE(pos);
+            const secEnd = pos + size;
+            let p = pos + 4;
+            let ident;
+            [ident, p] = readCString(f, p);
+            const docs = [];
+            while (p < secEnd) {
+                const dl = f.readInt32LE(p);
+                docs.push(f.subarray(p, p + dl));
+                p += dl;
+            }
+            seqs[ident] = docs;
+            pos = secEnd;
+        } else {
+            throw new Error(`unknown OP_MSG section kind ${kind}`);
+        }
+    }
+    if (!body) throw new Error('OP_MSG without a body section');
+    let reply;
+    try {
+        const cmd = plainCmd(BSON.deserialize(body, DESER_RAW));
+        const dbName = cmd.$db;
+        delete cmd.$db;
+        reply = await runCommand(conn, dbName, cmd, seqs);
+    } catch (e) {
+        reply = { ok: 0, errmsg: `invalid BSON in command: ${e.message}`, code: 22, codeName: 'InvalidBSON' };
+    }
+    if (moreToCome) return;
+    sendMsg(conn, requestID, replyBuffer(reply));
+}
+
+async function handleOpQuery(conn, f, requestID) {
+    let pos = 20;
+    let ns;
+    [ns, pos] = readCString(f, pos);
+    pos += 8;      /* numberToSkip, numberToReturn */
+    const qlen = f.readInt32LE(pos);
+    let reply;
+    if (!ns.endsWith('.$cmd')) {
+        reply = { $err: 'OP_QUERY is only supported for commands by the test server', code: 5739101, ok: 0 };
+    } else {
+        try {
+            let q = plainCmd(BSON.deserialize(f.subarray(pos, pos + qlen), DESER_RAW));
+            if (isPlainObject(q.$query)) q = q.$query;
+            else if (isPlainObject(q.query) && Object.keys(q)[0] === 'query') q = q.query;
+            reply = await runCommand(conn, ns.slice(0, -5), q, {});
+        } catch (e) {
+            reply = { ok: 0, errmsg: `invalid BSON in command: ${e.message}`, code: 22, codeName: 'InvalidBSON' };
+        }
+    }
+    sendReply(conn, requestID, replyBuffer(reply));
+}
+
+async function handleFrame(conn, f) {
+    const requestID = f.readInt32LE(4);
+    const opCode = f.readInt32LE(12);
+    if (opCode === OP_MSG) return handleOpMsg(conn, f, requestID);
+    if (opCode === OP_QUERY) return handleOpQuery(conn, f, requestID);
+    if (opCode === OP_COMPRESSED) throw new Error('OP_COMPRESSED received but compression was not negotiated');
+    throw new Error(`unsupported opCode ${opCode}`);
+}
+
+let connSeq = 0;
+const sockets = new Set();
+
+function onConnection(sock) {
+    const conn = { id: ++connSeq, sock, remote: `${sock.remoteAddress}:${sock.remotePort}`, client: null };
+    connectionsCurrent++;
+    connectionsTotal++;
+    sockets.add(sock);
+    sock.setNoDelay(true);
+    if (OPTS.verbose) log(`conn${conn.id} accepted from ${conn.remote}`);
+    let chunks = [];
+    let total = 0;
+    let need = -1;
+    let queue = Promise.resolve();
+    const fail = (e) => {
+        log(`conn${conn.id} protocol error: ${e && e.message || e}; closing`);
+        sock.destroy();
+    };
+    sock.on('data', (chunk) => {
+        chunks.push(chunk);
+        total += chunk.length;
+        for (;;) {
+            if (need < 0) {
+                if (total < 4) break;
+                if (chunks[0].length < 4) chunks = [Buffer.concat(chunks, total)];
+                need = chunks[0].readInt32LE(0);
+                if (need < 16 || need > MAX_MESSAGE) {
+                    fail(new Error(`bad message length ${need}`));
+                    return;
+                }
+            }
+            if (total < need) break;
+            const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+            const frame = all.subarray(0, need);
+            const rest = all.subarray(need);
+            chunks = rest.length ? [rest] : [];
+            total = rest.length;
+            need = -1;
+            queue = queue.then(() => (sock.destroyed ? undefined : handleFrame(conn, frame))).catch(fail);
+        }
+    });
+    sock.on('error', (e) => { if (OPTS.verbose) log(`conn${conn.id} socket error: ${e.message}`); });
+    sock.on('close', () => {
+        connectionsCurrent--;
+        sockets.delete(sock);
+        if (OPTS.verbose) log(`conn${conn.id} closed`);
+    });
+}
+
+let server = null;
+
+function start(opts) {
+    server = net.createServer(onConnection);
+    server.on('error', (e) => {
+        log(`listen error: ${e.message}`);
+        process.exit(1);
+    });
+    server.listen({ host: opts.host, port: opts.port }, () => {
+        const a = server.address();
+        process.stdout.write(`listening ${a.address}:${a.port}\n`);
+        log(`TEST-ONLY MongoDB wire-protocol server listening on ${a.address}:${a.port}` +
+            (AGG_DELAY_MS ? ` (aggregate delay ${AGG_DELAY_MS} ms)` : ''));
+    });
+    const stop = (sig) => {
+        log(`${sig}: exiting`);
+        server.close();
+        for (const s of sockets) s.destroy();
+        process.exit(0);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (require.main === module) start(OPTS);
+
+module.exports = { start, commands };
