@@ -49,6 +49,7 @@ struct worker {
     int                   store_ok;
     int64_t               backoff_ms;
     int64_t               test_delay_ms;
+    int64_t               test_crash_phone;
     int64_t               db_seen_ms;   /* last time the database answered */
 };
 
@@ -259,9 +260,12 @@ answer(struct worker *w, const struct rd_delivery *d, const struct rd_task *t,
         return BROKER_LOST;
     }
     if (rc == RD_DECLINED) {
-        rd_warn("task %s: the result was not accepted, requeueing the task: %s",
-                t->id_text, err);
-        return settle(w, d, 1, RD_OUT_REQUEUED, t0);
+        /* Returned (the result queue is gone) or nacked: put the task back
+         * and reconnect, which declares the queues again. */
+        rd_warn("task %s: the result was not accepted, requeueing the task and "
+                "reconnecting: %s", t->id_text, err);
+        settle(w, d, 1, RD_OUT_REQUEUED, t0);
+        return BROKER_LOST;
     }
     if (rd_broker_ack(w->broker, d->tag) != RD_OK)
         return BROKER_LOST;
@@ -333,6 +337,12 @@ handle(struct worker *w, struct rd_delivery *d)
     }
 
     rd_debug("task %s: %zu phones", t.id_text, t.nphones);
+#ifdef RD_TEST_HOOKS
+    /* A task that kills its worker, for the poison-message tests. */
+    for (size_t i = 0; i < t.nphones; i++)
+        if (t.phones[i] == w->test_crash_phone)
+            raise(SIGKILL);
+#endif
     stats = calloc(t.nphones, sizeof(*stats));
     if (stats == NULL) {
         rd_task_free(&t);
@@ -461,7 +471,10 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
         const char *v = getenv("REPORTERD_TEST_TASK_DELAY_MS");
         const char *x = getenv("REPORTERD_TEST_WORKER_EXIT");
 
+        const char *c = getenv("REPORTERD_TEST_CRASH_PHONE");
+
         w.test_delay_ms = v != NULL ? atoll(v) : 0;
+        w.test_crash_phone = c != NULL ? atoll(c) : -1;
         if (x != NULL)
             return atoi(x);
     }
