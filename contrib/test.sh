@@ -4,7 +4,8 @@
 #   1. make check in build/ (unit tests, integration tests on a real RabbitMQ)
 #   2. make check in build-san/ (configure --enable-sanitizers: ASan + UBSan)
 #   3. make fuzz (libFuzzer, FUZZ_SECONDS each target)
-#   4. make distcheck
+#   4. the install layout (make install/uninstall into a DESTDIR)
+#   5. make distcheck
 # Set REPORTERD_QUICK=1 to run step 1 only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,15 @@ export MONGOC_DISABLE_SHM=1
 set +e
 
 status=0
+# tap FILE CMD...: run a TAP-printing command, keep its output in FILE
+tap() {
+    local out=$1; shift
+    "$@" | tee "$out"
+    return "${PIPESTATUS[0]}"
+}
+tap_count() {
+    cat build/*.tap 2>/dev/null | grep -Ec "^$1 [0-9]" || true
+}
 step() {
     local name=$1; shift
     echo "== $name"
@@ -46,7 +56,10 @@ if [ "${REPORTERD_QUICK:-}" != 1 ]; then
     passed=$((passed + $(count build-san PASS)))
     failed=$((failed + $(count build-san 'FAIL|XPASS|ERROR')))
     step "make fuzz" make -C build fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+    step "install layout" tap build/install.tap sh t/static/check-install.sh build
     step "make distcheck" make -C build distcheck
 fi
+passed=$((passed + $(tap_count ok)))
+failed=$((failed + $(tap_count 'not ok')))
 echo "${passed} passed, ${failed} failed"
 exit "$status"
