@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,23 @@ histogram(struct buf *b, const char *name, const char *help, const struct rd_his
         (unsigned long long) load(&h->count));
 }
 
+/* One gauge per live worker, read from the int at offset in its entry. */
+static void
+worker_gauge(struct buf *b, const char *name, const char *help, size_t offset)
+{
+    const struct rd_metrics_worker *w;
+    int                             i;
+
+    put(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    for (i = 0; i < RD_METRICS_WORKERS; i++) {
+        w = &rd_metrics->workers[i];
+        if (__atomic_load_n(&w->pid, __ATOMIC_RELAXED) != 0)
+            put(b, "%s{pid=\"%ld\",generation=\"%d\"} %d\n", name, (long) w->pid,
+                w->generation, __atomic_load_n((const int *) ((const char *) w + offset),
+                                               __ATOMIC_RELAXED));
+    }
+}
+
 static char *
 render_metrics(size_t *len)
 {
@@ -108,26 +126,11 @@ render_metrics(size_t *len)
     put(&b, "# HELP reporterd_reloads_total Configuration reloads applied.\n"
         "# TYPE reporterd_reloads_total counter\nreporterd_reloads_total %llu\n",
         (unsigned long long) load(&m->reloads));
-    put(&b, "# HELP reporterd_worker_broker_connected Worker connected to RabbitMQ and consuming.\n"
-        "# TYPE reporterd_worker_broker_connected gauge\n");
-    for (i = 0; i < RD_METRICS_WORKERS; i++) {
-        pid_t pid = __atomic_load_n(&m->workers[i].pid, __ATOMIC_RELAXED);
-
-        if (pid != 0)
-            put(&b, "reporterd_worker_broker_connected{pid=\"%ld\",generation=\"%d\"} %d\n",
-                (long) pid, m->workers[i].generation,
-                __atomic_load_n(&m->workers[i].broker_up, __ATOMIC_RELAXED));
-    }
-    put(&b, "# HELP reporterd_worker_db_connected Worker reached MongoDB.\n"
-        "# TYPE reporterd_worker_db_connected gauge\n");
-    for (i = 0; i < RD_METRICS_WORKERS; i++) {
-        pid_t pid = __atomic_load_n(&m->workers[i].pid, __ATOMIC_RELAXED);
-
-        if (pid != 0)
-            put(&b, "reporterd_worker_db_connected{pid=\"%ld\",generation=\"%d\"} %d\n",
-                (long) pid, m->workers[i].generation,
-                __atomic_load_n(&m->workers[i].db_up, __ATOMIC_RELAXED));
-    }
+    worker_gauge(&b, "reporterd_worker_broker_connected",
+                 "Worker connected to RabbitMQ and consuming.",
+                 offsetof(struct rd_metrics_worker, broker_up));
+    worker_gauge(&b, "reporterd_worker_db_connected", "Worker reached MongoDB.",
+                 offsetof(struct rd_metrics_worker, db_up));
     *len = b.len;
     return b.p;
 }
