@@ -47,10 +47,39 @@ scan_literal(struct scan *s, const char *lit)
     return 0;
 }
 
+/* Length of the UTF-8 sequence at p, or 0 if it is not valid UTF-8 (RFC
+ * 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+ * json-c's JSON_TOKENER_VALIDATE_UTF8 lets all three through, and they
+ * would be echoed into the result. */
+static size_t
+utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t        n, i;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        n = 2;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        n = 3, lo = p[0] == 0xE0 ? 0xA0 : 0x80, hi = p[0] == 0xED ? 0x9F : 0xBF;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        n = 4, lo = p[0] == 0xF0 ? 0x90 : 0x80, hi = p[0] == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 0;
+    if ((size_t) (end - p) < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
 static int
 scan_string(struct scan *s)
 {
-    int i;
+    int    i;
+    size_t n;
 
     s->p++;                                   /* the opening quote */
     while (s->p < s->end) {
@@ -60,6 +89,15 @@ scan_string(struct scan *s)
             return 0;
         if (c < 0x20)
             return -1;
+        if (c >= 0x80) {
+            n = utf8_seq((const unsigned char *) s->p - 1, (const unsigned char *) s->end);
+            if (n == 0) {
+                s->p--;
+                return -1;
+            }
+            s->p += n - 1;
+            continue;
+        }
         if (c == '\\') {
             if (s->p >= s->end)
                 return -1;
