@@ -23,6 +23,8 @@ const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const h = require('../lib/harness.js');
 
+const { prng } = h;
+
 const SEED = Number(process.env.REPORTERD_TEST_SEED || (Date.now() % 1000000007));
 const PHONES = Array.from({ length: 30 }, (_, i) => 1000 + i);
 
@@ -32,18 +34,6 @@ let records;
 /* ------------------------------------------------------------------ */
 /* helpers                                                            */
 /* ------------------------------------------------------------------ */
-
-/* deterministic PRNG (mulberry32) */
-function prng(seed) {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
 
 function makeRecords(rnd) {
     const out = [];

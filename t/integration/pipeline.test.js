@@ -15,6 +15,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const h = require('../lib/harness.js');
 
+const { prng } = h;
+
 const SEED = Number(process.env.REPORTERD_TEST_SEED || (Date.now() % 1000000007));
 const WORKERS = 2;
 
@@ -23,18 +25,6 @@ let daemon;
 let records;
 let phones;         /* every phone number in the data set, and some without records */
 let emptyPhones;
-
-/* deterministic PRNG (mulberry32) */
-function prng(seed) {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
 
 function makeData(rnd) {
     const recs = [];

@@ -8,21 +8,9 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const net = require('node:net');
 const h = require('../lib/harness.js');
 
 let ctx;
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.on('error', reject);
-        s.listen(0, '127.0.0.1', () => {
-            const { port } = s.address();
-            s.close(() => resolve(port));
-        });
-    });
-}
 
 async function curl(url) {
     const r = await h.run('curl', ['-sS', '-m', '5', '-w', '\n%{http_code}', url]);
@@ -54,7 +42,7 @@ before(async () => {
 after(() => h.cleanup());
 
 test('/healthz and /metrics follow what the daemon did', async () => {
-    const port = await freePort();
+    const port = await h.freePort();
     const base = `http://127.0.0.1:${port}`;
     const daemon = h.startDaemon(ctx.writeConfig({ worker_processes: 2, status: { listen: `127.0.0.1:${port}` } }));
     await daemon.waitReady(2, 30000);
@@ -124,8 +112,8 @@ test('/healthz and /metrics follow what the daemon did', async () => {
 });
 
 test('/healthz is 503 with a reason when no worker reaches the broker', async () => {
-    const port = await freePort();
-    const deadPort = await freePort();
+    const port = await h.freePort();
+    const deadPort = await h.freePort();
     const dir = h.tmpDir();
     const daemon = h.startDaemon(ctx.writeConfig({
         worker_processes: 1,

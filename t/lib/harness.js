@@ -25,6 +25,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
+const net = require('node:net');
 const path = require('node:path');
 const { spawn, execFile } = require('node:child_process');
 
@@ -517,6 +518,30 @@ async function dropDatabase(uri, database) {
     await c.db(database).dropDatabase();
 }
 
+/* A free TCP port on 127.0.0.1 (for listeners the daemon opens). */
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.on('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+/* A deterministic PRNG (mulberry32): test data replayable from a seed. */
+function prng(seed) {
+    let a = seed >>> 0;
+    return () => {
+        a = (a + 0x6d2b79f5) >>> 0;
+        let t = a;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+}
+
 /* ------------------------------------------------------------------ */
 /* the oracle                                                         */
 /* ------------------------------------------------------------------ */
@@ -877,6 +902,8 @@ async function setup(opts = {}) {
 
 module.exports = {
     env,
+    prng,
+    freePort,
     sleep,
     waitFor,
     run,

@@ -1,0 +1,136 @@
+/*
+ * daemon.test.js -- running as an operator's service: `daemon: on` (the
+ * start command returns once the pid file is written, the master is in
+ * a session of its own), `user:` (workers drop root, the master keeps it),
+ * worker_shutdown_timeout (a graceful stop kills what outlives it and the
+ * task goes back to the queue), and the status process in ps.
+ */
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const h = require('../lib/harness.js');
+
+let ctx;
+
+function ps(pid) {
+    try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+        return {
+            state: fields[0], ppid: Number(fields[1]), sid: Number(fields[3]),
+            uid: Number(/^Uid:\s+(\d+)/m.exec(status)[1]),
+            args: fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' '),
+        };
+    } catch (_) {
+        return null;
+    }
+}
+const alive = (pid) => { const p = ps(pid); return p !== null && p.state !== 'Z'; };
+function childrenOf(pid) {
+    return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)
+        .filter((p) => { const x = ps(p); return x && x.ppid === pid && x.state !== 'Z'; });
+}
+
+before(async () => {
+    ctx = await h.setup({ prefix: 'rddaemon' });
+    await ctx.loadRecords([{ phone: 1, start_date: 0, end_date: 12000 }, { phone: 1, start_date: 0, end_date: 40000 }]);
+});
+
+after(() => h.cleanup());
+
+test('daemon: on detaches, writes the pid file before the start command returns, and stops with -s quit', async () => {
+    const dir = h.tmpDir();
+    const log = path.join(dir, 'error.log');
+    const cfg = ctx.writeConfig({ daemon: true, error_log: log }, { dir });
+    const pidFile = path.join(dir, 'reporterd.pid');
+    const r = await h.run(h.env.reporterd, ['-c', cfg]);
+    assert.equal(r.code, 0, `start: ${r.stderr}`);
+    assert.ok(fs.existsSync(pidFile), 'the pid file exists when the start command returns');
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    h.onCleanup(() => { if (alive(pid)) process.kill(pid, 'SIGKILL'); });
+    const m = ps(pid);
+    assert.ok(m, 'the master runs');
+    assert.match(m.args, /^reporterd: master process /);
+    assert.notEqual(m.sid, process.pid, 'the master is in a session of its own');
+    assert.notEqual(m.ppid, process.pid, 'the master is not our child');
+    await h.waitFor(() => (fs.readFileSync(log, 'utf8').match(/consuming from/g) || []).length === 2, 20000,
+        'both workers consuming (error_log)');
+    await ctx.publishTask({ correlation_id: 5, phones: [1] });
+    const [res] = await ctx.collectResults(1, 20000);
+    assert.equal(res.body.status, 'Complete');
+    assert.equal(res.body.data[0].cnt_all_attempts, 2);
+
+    const again = await h.run(h.env.reporterd, ['-c', cfg]);
+    assert.notEqual(again.code, 0, 'a second start is refused');
+    assert.match(again.stderr, new RegExp(`already running with pid ${pid}`));
+
+    const q = await h.run(h.env.reporterd, ['-s', 'quit', '-c', cfg]);
+    assert.equal(q.code, 0, q.stderr);
+    await h.waitFor(() => !alive(pid), 20000, `master ${pid} to exit after -s quit`);
+    assert.ok(!fs.existsSync(pidFile), 'the pid file is removed');
+    assert.match(fs.readFileSync(log, 'utf8'), /all workers gone; master exiting/);
+});
+
+test('user: workers drop to the configured user, the master stays root', async (t) => {
+    if (process.getuid() !== 0) return t.skip('needs root');
+    const dir = h.tmpDir();
+    fs.chmodSync(dir, 0o755);
+    const cfg = ctx.writeConfig({ user: 'nobody', worker_processes: 2 }, { dir });
+    const daemon = h.startDaemon(cfg);
+    await daemon.waitReady(2, 30000);
+    const kids = childrenOf(daemon.pid);
+    assert.equal(kids.length, 2);
+    assert.equal(ps(daemon.pid).uid, 0, 'master uid');
+    for (const k of kids) assert.notEqual(ps(k).uid, 0, `worker ${k} runs as nobody`);
+    await ctx.publishTask({ correlation_id: 6, phones: [1] });
+    const [res] = await ctx.collectResults(1, 20000);
+    assert.equal(res.body.status, 'Complete');
+    await daemon.shutdown('SIGQUIT', 20000);
+    assert.equal(daemon.exit.code, 0);
+
+    const bad = h.startDaemon(ctx.writeConfig({ user: 'no-such-user-rd', worker_processes: 1 }, { dir: h.tmpDir() }));
+    await bad.waitForLog(/user "no-such-user-rd" not found/, 10000);
+    await bad.waitForLog(/not respawning it until the configuration is reloaded/, 10000);
+    await bad.shutdown('SIGTERM', 10000);
+});
+
+test('worker_shutdown_timeout: a graceful stop kills a worker that outlives it; its task is not lost', async (t) => {
+    if (!h.env.testhooks) return t.skip('REPORTERD_TESTHOOKS not set');
+    const cfg = ctx.writeConfig({ worker_processes: 1, worker_shutdown_timeout: '1s' }, { dir: h.tmpDir() });
+    const daemon = h.startDaemon(cfg, { binary: h.env.testhooks, env: { REPORTERD_TEST_TASK_DELAY_MS: '8000' } });
+    await daemon.waitReady(1, 30000);
+    await ctx.publishTask({ correlation_id: 'slow', phones: [1] });
+    await h.waitFor(async () => (await ctx.broker.messageCount(ctx.names.task_queue)) === 0, 10000,
+        'the worker to take the slow task');
+    const t0 = Date.now();
+    daemon.signal('SIGQUIT');
+    await daemon.waitForLog(/did not exit in time; sending SIGKILL/, 5000);
+    await h.waitFor(() => !daemon.running(), 5000, 'the master to exit');
+    assert.ok(Date.now() - t0 < 4000, `stopped in ${Date.now() - t0} ms`);
+    assert.equal(daemon.exit.code, 0);
+    await h.waitFor(async () => (await ctx.broker.messageCount(ctx.names.task_queue)) === 1, 10000,
+        'the unfinished task back in the queue');
+
+    /* the next daemon answers it */
+    const next = h.startDaemon(ctx.writeConfig({ worker_processes: 1 }, { dir: h.tmpDir() }));
+    const [res] = await ctx.collectResults(1, 30000);
+    assert.equal(res.body.correlation_id, 'slow');
+    assert.equal(res.body.status, 'Complete');
+    await next.shutdown('SIGQUIT', 20000);
+});
+
+test('the status process shows in ps under the master', async () => {
+    const port = await h.freePort();
+    const d2 = h.startDaemon(ctx.writeConfig({ worker_processes: 1, status: { listen: `127.0.0.1:${port}` } }, { dir: h.tmpDir() }));
+    await d2.waitReady(1, 30000);
+    await d2.waitForLog(/serving \/metrics and \/healthz/, 10000);
+    const titles = childrenOf(d2.pid).map((p) => ps(p).args);
+    assert.ok(titles.includes(`reporterd: status process 127.0.0.1:${port}`), titles.join(' | '));
+    assert.ok(titles.some((x) => /^reporterd: worker process \(generation 1\)$/.test(x)), titles.join(' | '));
+    await d2.shutdown('SIGQUIT', 20000);
+    assert.equal(d2.exit.code, 0);
+});
