@@ -27,7 +27,7 @@ rd_start_rabbitmq() {
         return 0
     fi
     echo "== starting rabbitmq-server"
-    rd_sudo flock /tmp/reporterd-test-rabbitmq.lock sh -c \
+    rd_sudo flock -o /tmp/reporterd-test-rabbitmq.lock sh -c \
         'rabbitmq-diagnostics -q ping >/dev/null 2>&1 || rabbitmq-server -detached'
     local i
     for i in $(seq 1 90); do
