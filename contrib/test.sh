@@ -5,7 +5,9 @@
 #   2. make check in build-san/ (configure --enable-sanitizers: ASan + UBSan)
 #   3. make fuzz (libFuzzer, FUZZ_SECONDS each target)
 #   4. the install layout (make install/uninstall into a DESTDIR)
-#   5. make distcheck
+#   5. make fault: the fault-injection suite (kills, broker restart,
+#      database outage, poison messages, reloads), serially
+#   6. make distcheck
 # Set REPORTERD_QUICK=1 to run step 1 only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +59,7 @@ if [ "${REPORTERD_QUICK:-}" != 1 ]; then
     failed=$((failed + $(count build-san 'FAIL|XPASS|ERROR')))
     step "make fuzz" make -C build fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
     step "install layout" tap build/install.tap sh t/static/check-install.sh build
+    step "make fault" tap build/fault.tap make -C build fault
     step "make distcheck" make -C build distcheck
 fi
 passed=$((passed + $(tap_count ok)))

@@ -1,0 +1,470 @@
+/*
+ * lib.js -- helpers for reporterd's fault-injection suite (t/fault/run.js).
+ *
+ *   RobustAmqp    an amqplib client that survives broker restarts: it
+ *                 reconnects with backoff, re-creates its confirm channel
+ *                 and re-starts its consumers; publish() retries until the
+ *                 broker has confirmed the message (at-least-once, so a
+ *                 message may be published twice: count by id, not by
+ *                 message).
+ *   Tally         what came back: results by correlation_id, dead-lettered
+ *                 messages by message_id, checked against what was sent.
+ *   mongo helpers the test MongoDB server started with its data preloaded
+ *                 (t/fault/mongod-preload.js), so it can be stopped and
+ *                 started again on the same port without a window in which
+ *                 it answers with an empty collection.
+ *   process helpers the daemon's worker pids (from /proc), rabbitmqctl.
+ */
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { EventEmitter } = require('node:events');
+const h = require('../lib/harness.js');
+
+function req(name) {
+    try {
+        return require(name);
+    } catch (e) {
+        return require(path.join(__dirname, '..', 'node_modules', name));
+    }
+}
+
+const sleep = h.sleep;
+
+/* deterministic PRNG (mulberry32) */
+function prng(seed) {
+    let a = seed >>> 0;
+    return () => {
+        a = (a + 0x6d2b79f5) >>> 0;
+        let t = a;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+}
+
+function shuffle(a, rnd) {
+    for (let i = a.length - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [a[i], a[j]] = [a[j], a[i]];
+    }
+    return a;
+}
+
+/* ------------------------------------------------------------------ */
+/* a reconnecting AMQP client                                         */
+/* ------------------------------------------------------------------ */
+
+class RobustAmqp extends EventEmitter {
+    constructor(url, label) {
+        super();
+        this.url = url;
+        this.label = label;
+        this.conn = null;
+        this.connecting = null;
+        this.closed = false;
+        this.consumers = [];
+        this.pub = null;            /* promise of the confirm channel */
+        this.returned = new Set();  /* message ids returned as unroutable */
+        this.stats = { connects: 0, disconnects: 0, republished: 0, returned: 0 };
+    }
+
+    getConn() {
+        if (this.conn) return Promise.resolve(this.conn);
+        if (this.closed) return Promise.reject(new Error(`${this.label}: closed`));
+        if (!this.connecting) {
+            this.connecting = this._connectLoop().finally(() => { this.connecting = null; });
+        }
+        return this.connecting;
+    }
+
+    async _connectLoop() {
+        let delay = 200;
+        for (;;) {
+            if (this.closed) throw new Error(`${this.label}: closed`);
+            let c = null;
+            try {
+                c = await req('amqplib').connect(this.url, {
+                    timeout: 5000,
+                    clientProperties: { connection_name: `reporterd-fault ${this.label} ${process.pid}` },
+                });
+            } catch (e) {
+                await sleep(delay);
+                delay = Math.min(delay * 2, 2000);
+                continue;
+            }
+            c.on('error', () => { /* 'close' follows */ });
+            c.on('close', () => {
+                if (this.conn !== c) return;
+                this.conn = null;
+                this.pub = null;
+                this.stats.disconnects++;
+                this.emit('down');
+                if (!this.closed) this.getConn().catch(() => {});
+            });
+            this.conn = c;
+            this.stats.connects++;
+            for (const k of this.consumers) this._startConsumer(k, c);
+            return c;
+        }
+    }
+
+    /* Consume queue, calling handler(msg) for each message, then acking it.
+     * Survives reconnects.  Returns the consumer record. */
+    async consume(queue, handler, prefetch = 200) {
+        const k = { queue, handler, prefetch, ch: null };
+        this.consumers.push(k);
+        const c = await this.getConn();
+        if (this.conn === c && !k.ch) await this._startConsumer(k, c);
+        return k;
+    }
+
+    async _startConsumer(k, c) {
+        if (k.starting === c) return;
+        k.starting = c;
+        for (let tries = 0; this.conn === c && !this.closed; tries++) {
+            try {
+                const ch = await c.createChannel();
+                ch.on('error', () => {});
+                ch.on('close', () => {
+                    if (k.ch !== ch) return;
+                    k.ch = null;
+                    /* a channel-level failure on a live connection: retry */
+                    if (this.conn === c && !this.closed) {
+                        k.starting = null;
+                        setTimeout(() => this._startConsumer(k, c), 200);
+                    }
+                });
+                await ch.prefetch(k.prefetch);
+                await ch.consume(k.queue, (m) => {
+                    if (!m) return;             /* cancelled by the broker */
+                    try { k.handler(m); } finally {
+                        try { ch.ack(m); } catch (_) { /* channel gone: redelivered */ }
+                    }
+                }, { noAck: false });
+                k.ch = ch;
+                return;
+            } catch (e) {
+                await sleep(Math.min(200 * (tries + 1), 2000));
+            }
+        }
+    }
+
+    _pubChannel() {
+        if (!this.pub) {
+            const p = this.getConn().then(async (c) => {
+                const ch = await c.createConfirmChannel();
+                ch.on('error', () => {});
+                ch.on('close', () => { if (this.pub === p) this.pub = null; });
+                ch.on('return', (m) => {
+                    this.stats.returned++;
+                    if (m.properties.messageId) this.returned.add(m.properties.messageId);
+                });
+                return ch;
+            });
+            p.catch(() => { if (this.pub === p) this.pub = null; });
+            this.pub = p;
+        }
+        return this.pub;
+    }
+
+    /* Publish persistent to queue through the default exchange; retry until
+     * the broker confirms it (and did not return it).  props.messageId is
+     * required (it identifies a returned message). */
+    async publish(queue, body, props) {
+        const buf = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+        const options = Object.assign({ persistent: true, mandatory: true, contentType: 'application/json' }, props);
+        for (let attempt = 0; ; attempt++) {
+            if (this.closed) throw new Error(`${this.label}: closed while publishing`);
+            if (attempt > 0) {
+                this.stats.republished++;
+                await sleep(Math.min(100 * attempt, 1000));
+            }
+            let ch;
+            try {
+                ch = await this._pubChannel();
+            } catch (_) {
+                continue;
+            }
+            this.returned.delete(options.messageId);
+            try {
+                await new Promise((resolve, reject) => {
+                    const t = setTimeout(() => reject(new Error('no confirm within 20 s')), 20000);
+                    try {
+                        ch.publish('', queue, buf, options, (err) => {
+                            clearTimeout(t);
+                            if (err) reject(err); else resolve();
+                        });
+                    } catch (e) {
+                        clearTimeout(t);
+                        reject(e);
+                    }
+                });
+            } catch (_) {
+                continue;
+            }
+            if (this.returned.has(options.messageId)) continue;     /* no such queue (yet) */
+            return attempt;
+        }
+    }
+
+    /* Message count of a queue (passive declare), or null. */
+    async queueCount(queue) {
+        let ch = null;
+        try {
+            const c = await this.getConn();
+            ch = await c.createChannel();
+            ch.on('error', () => {});
+            const q = await ch.checkQueue(queue);
+            return q.messageCount;
+        } catch (_) {
+            return null;
+        } finally {
+            if (ch) { try { await ch.close(); } catch (_) { /* closed */ } }
+        }
+    }
+
+    async deleteQueue(queue) {
+        let ch = null;
+        try {
+            const c = await Promise.race([this.getConn(), sleep(10000).then(() => { throw new Error('timeout'); })]);
+            ch = await c.createChannel();
+            ch.on('error', () => {});
+            await ch.deleteQueue(queue);
+        } catch (_) {
+            /* gone already */
+        } finally {
+            if (ch) { try { await ch.close(); } catch (_) { /* closed */ } }
+        }
+    }
+
+    async close() {
+        this.closed = true;
+        const c = this.conn;
+        this.conn = null;
+        if (c) { try { await c.close(); } catch (_) { /* gone */ } }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* bookkeeping                                                        */
+/* ------------------------------------------------------------------ */
+
+function idKey(v) {
+    return typeof v === 'string' ? `s:${v}` : `n:${v.toString()}`;
+}
+
+/* Tasks: {kind: 'good'|'error'|'poison', mid, id?, phones?, body(Buffer), why}.
+ * Results are keyed by correlation_id, dead letters by message_id. */
+class Tally {
+    constructor() {
+        this.tasks = new Map();         /* idKey -> task (good and error) */
+        this.poison = new Map();        /* message id -> task */
+        this.byMid = new Map();         /* message id -> task (all) */
+        this.sent = new Set();          /* message ids confirmed by the broker */
+        this.results = new Map();       /* idKey -> [result] */
+        this.resultMids = new Set();    /* result message ids seen (for collector redeliveries) */
+        this.resultCount = 0;
+        this.collectorRedeliveries = 0;
+        this.unexpected = [];           /* results for no task we sent */
+        this.dead = new Map();          /* message id -> count of copies in the DLQ */
+        this.deadUnknown = 0;
+        this.firstResultAt = 0;
+    }
+
+    add(task) {
+        this.byMid.set(task.mid, task);
+        if (task.kind === 'poison') this.poison.set(task.mid, task);
+        else this.tasks.set(idKey(task.id), task);
+    }
+
+    onResult(m) {
+        const raw = m.content.toString('utf8');
+        let body = null;
+        try {
+            JSON.parse(raw);
+            body = h.parseJson(raw);
+        } catch (_) {
+            this.unexpected.push({ why: 'result is not JSON', raw: raw.slice(0, 300) });
+            return;
+        }
+        const mid = m.properties.messageId || '';
+        /* a copy we had already taken but whose ack died with our
+         * connection: the broker's redelivery, not a second result */
+        if (m.fields.redelivered && mid && this.resultMids.has(mid)) {
+            this.collectorRedeliveries++;
+            return;
+        }
+        if (mid) this.resultMids.add(mid);
+        this.resultCount++;
+        if (!this.firstResultAt) this.firstResultAt = Date.now();
+        const cid = body && body.correlation_id;
+        if (cid === undefined || cid === null || (typeof cid !== 'string' && typeof cid !== 'number' && typeof cid !== 'bigint')) {
+            this.unexpected.push({ why: 'result without correlation_id', raw: raw.slice(0, 300) });
+            return;
+        }
+        const k = idKey(cid);
+        if (!this.tasks.has(k)) {
+            this.unexpected.push({ why: `result for unknown correlation_id ${k}`, raw: raw.slice(0, 300) });
+            return;
+        }
+        let list = this.results.get(k);
+        if (!list) this.results.set(k, list = []);
+        list.push({ body, raw, properties: m.properties, at: Date.now() });
+    }
+
+    onDead(m) {
+        const mid = m.properties.messageId || '';
+        if (!this.byMid.has(mid)) {
+            this.deadUnknown++;
+            return;
+        }
+        this.dead.set(mid, (this.dead.get(mid) || 0) + 1);
+    }
+
+    answered() {
+        let n = 0;
+        for (const k of this.tasks.keys()) if (this.results.has(k)) n++;
+        return n;
+    }
+
+    deadPoison() {
+        let n = 0;
+        for (const mid of this.poison.keys()) if (this.dead.has(mid)) n++;
+        return n;
+    }
+
+    complete() {
+        return this.answered() === this.tasks.size && this.deadPoison() === this.poison.size;
+    }
+
+    duplicated() {
+        let n = 0;
+        for (const list of this.results.values()) n += list.length - 1;
+        return n;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* processes                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Live worker processes of a master: children whose title says "worker". */
+function workerPids(masterPid) {
+    const out = [];
+    let ents;
+    try { ents = fs.readdirSync('/proc'); } catch (_) { return out; }
+    for (const e of ents) {
+        if (!/^\d+$/.test(e)) continue;
+        try {
+            const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+            const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            if (rest[0] === 'Z' || Number(rest[1]) !== masterPid) continue;
+            const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8');
+            if (/worker process/.test(cmd)) out.push(Number(e));
+        } catch (_) { /* gone */ }
+    }
+    return out;
+}
+
+async function rabbitmqctl(args, timeoutMs = 120000) {
+    const r = await h.run('rabbitmqctl', args, { timeoutMs });
+    if (r.code !== 0) {
+        throw new Error(`rabbitmqctl ${args.join(' ')} failed (${r.code}): ${(r.stdout + r.stderr).trim().slice(-800)}`);
+    }
+    return r.stdout;
+}
+
+/* connection names on the broker (client property connection_name) */
+async function brokerConnectionNames() {
+    const out = await rabbitmqctl(['-q', 'list_connections', 'client_properties'], 30000);
+    const names = [];
+    for (const line of out.split('\n')) {
+        if (!line.trim()) continue;
+        const m = /connection_name",longstr,"([^"]*)"/.exec(line);
+        names.push(m ? m[1] : '(unnamed)');
+    }
+    return names;
+}
+
+/* ------------------------------------------------------------------ */
+/* the test MongoDB server with preloaded data                        */
+/* ------------------------------------------------------------------ */
+
+/* Write records as NDJSON for mongod-preload.js: one {db, coll, doc} per
+ * line in canonical Extended JSON (so int32 / int64 / dates keep their
+ * BSON types: phones beyond int32 are int64, as harness.loadRecords
+ * stores them), then one {db, coll, index} line. */
+function writeLoadFile(file, database, collection, records) {
+    const { EJSON, Long, Int32 } = req('bson');
+    const lines = [];
+    for (const r of records) {
+        const d = Object.assign({}, r);
+        if (typeof d.phone === 'number' && Number.isInteger(d.phone)) {
+            d.phone = d.phone > 2147483647 || d.phone < -2147483648 ? Long.fromNumber(d.phone) : new Int32(d.phone);
+        }
+        lines.push(EJSON.stringify({ db: database, coll: collection, doc: d }, { relaxed: false }));
+    }
+    lines.push(JSON.stringify({ db: database, coll: collection, index: { phone: 1 } }));
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+}
+
+/* Start t/fault/mongod-preload.js (the test server with FILE loaded before
+ * it listens).  Returns {uri, port, pid, log(), stop(), restart()}: restart
+ * starts a new process on the same port with the same data. */
+async function startPreloadedMongo(loadFile, opts = {}) {
+    let proc = null;
+    let out = '';
+    let port = opts.port || 0;
+    const launch = async () => {
+        proc = spawn(process.execPath, [path.join(__dirname, 'mongod-preload.js'),
+            '--server', h.env.mongod, '--port', String(port), '--load', loadFile],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+        const p = proc;
+        let stdout = '';
+        p.stdout.on('data', (d) => { stdout += d; });
+        p.stderr.on('data', (d) => { out += d; });
+        const m = await h.waitFor(() => {
+            if (p.exitCode !== null) throw new Error(`mongod-preload exited with ${p.exitCode}: ${out.slice(-1500)}`);
+            return /^listening ([\d.]+):(\d+)$/m.exec(stdout);
+        }, 60000, () => `mongod-preload to listen (stderr: ${out.slice(-500)})`, 20);
+        port = Number(m[2]);
+    };
+    const stop = async () => {
+        if (!proc || proc.exitCode !== null || proc.signalCode) return;
+        const p = proc;
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill('SIGTERM');
+        const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch (_) { /* gone */ } }, 5000);
+        await exited;
+        clearTimeout(t);
+    };
+    process.on('exit', () => { try { if (proc && proc.exitCode === null) proc.kill('SIGKILL'); } catch (_) { /* gone */ } });
+    await launch();
+    h.onCleanup(stop);
+    return {
+        get uri() { return `mongodb://127.0.0.1:${port}`; },
+        get port() { return port; },
+        get pid() { return proc.pid; },
+        log: () => out,
+        stop,
+        /* the new process loads the data, then listens on the old port */
+        restart: async () => { await stop(); await launch(); },
+        start: launch,
+    };
+}
+
+module.exports = {
+    prng,
+    shuffle,
+    RobustAmqp,
+    Tally,
+    idKey,
+    workerPids,
+    rabbitmqctl,
+    brokerConnectionNames,
+    writeLoadFile,
+    startPreloadedMongo,
+};

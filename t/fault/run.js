@@ -1,0 +1,827 @@
+#!/usr/bin/env node
+/*
+ * run.js -- reporterd's fault-injection suite.
+ *
+ * Drives the real daemon against the real RabbitMQ and the test MongoDB
+ * server (or a real one, see below) through five faults, one after another,
+ * and checks the delivery invariant in each:
+ *
+ *   1 kill -9 a random live worker every second during a 500-task run
+ *   2 rabbitmqctl stop_app / start_app in the middle of a run
+ *   3 the MongoDB server stopped for 10 s in the middle of a run
+ *   4 1,000 unreadable ("poison") messages interleaved with good tasks and
+ *     contract-breaking ones
+ *   5 SIGHUP every 2 s during a run, worker_processes alternating 2 / 3
+ *
+ * Invariant (the run exits 1 if any part fails in any scenario):
+ *   - lost = 0: every good or contract-breaking task has a result;
+ *   - every result is right: good tasks "Complete" with the figures of
+ *     harness.expectedReport (all results are checked, duplicates too),
+ *     contract-breaking tasks "Error" with an error text and data [];
+ *   - every poison message is in the dead-letter queue, nothing else is;
+ *   - no result for anything we did not send;
+ *   - still serving: after the fault, W+1 more tasks all get correct
+ *     Complete results;
+ *   - the daemon stops cleanly on SIGTERM (exit 0) and its log has no
+ *     "[alert]" and no sanitizer report.
+ * "duplicated" (results beyond one per correlation_id) is reported, not
+ * failed: delivery is at least once.
+ *
+ * This suite restarts the shared broker (scenario 2): never run it
+ * concurrently with other tests.  Before the restart it waits (bounded by
+ * --broker-idle-wait) until no foreign client is connected to the broker.
+ *
+ * Usage (see t/fault/README.md for the environment):
+ *   node t/fault/run.js [--out FILE] [--only 1,3] [--seed N] [--scale F]
+ *                       [--broker-idle-wait SEC]
+ */
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const h = require('../lib/harness.js');
+const L = require('./lib.js');
+
+/* ------------------------------------------------------------------ */
+/* options                                                            */
+/* ------------------------------------------------------------------ */
+
+function parseArgs(argv) {
+    const o = {
+        out: null,
+        only: null,
+        seed: Number(process.env.REPORTERD_TEST_SEED || (Date.now() % 1000000007)),
+        scale: 1,
+        brokerIdleWait: 60,
+    };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        const val = () => {
+            if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+            return argv[++i];
+        };
+        if (a === '--out') o.out = val();
+        else if (a === '--only') o.only = new Set(val().split(',').map(Number));
+        else if (a === '--seed') o.seed = Number(val());
+        else if (a === '--scale') o.scale = Number(val());
+        else if (a === '--broker-idle-wait') o.brokerIdleWait = Number(val());
+        else if (a === '-h' || a === '--help') {
+            process.stdout.write('usage: node t/fault/run.js [--out FILE] [--only 1,2,3,4,5] [--seed N] ' +
+                '[--scale F] [--broker-idle-wait SEC]\n');
+            process.exit(0);
+        } else {
+            throw new Error(`unknown argument: ${a}`);
+        }
+    }
+    if (!Number.isFinite(o.seed)) throw new Error('--seed must be a number');
+    if (!(o.scale > 0)) throw new Error('--scale must be > 0');
+    if (!o.out) o.out = path.resolve(process.cwd(), 't', 'fault', 'last-run.md');
+    return o;
+}
+
+let OPTS;
+try {
+    OPTS = parseArgs(process.argv.slice(2));
+} catch (e) {
+    process.stderr.write(`run.js: ${e.message}\n`);
+    process.exit(2);
+}
+
+const sleep = h.sleep;
+const BAD_LOG_RE = /\[alert\]|AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer|UndefinedBehaviorSanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
+const scaled = (n) => Math.max(1, Math.round(n * OPTS.scale));
+
+function say(msg) {
+    process.stdout.write(`${msg}\n`);
+}
+
+/* If we die while the broker is stopped, start it again. */
+let brokerStopped = false;
+function restoreBrokerSync() {
+    if (!brokerStopped) return;
+    try {
+        execFileSync('rabbitmqctl', ['start_app'], { stdio: 'ignore', timeout: 120000 });
+        brokerStopped = false;
+    } catch (_) { /* nothing more we can do */ }
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+        say(`# ${sig}: stopping`);
+        restoreBrokerSync();
+        process.exit(130);
+    });
+}
+process.on('exit', restoreBrokerSync);
+
+/* ------------------------------------------------------------------ */
+/* data                                                               */
+/* ------------------------------------------------------------------ */
+
+/* A small data set so tasks are fast: 40 phones (30 int32, 10 int64),
+ * 0..24 records each, whole-second and millisecond durations, plus three
+ * phones that have no records. */
+function makeData(rnd) {
+    const records = [];
+    const phones = [];
+    const base = Date.UTC(2023, 4, 9, 2, 27, 3, 49);
+    for (let i = 0; i < 40; i++) {
+        const phone = i < 30 ? 1000 + i : 79160000000 + i * 1013;
+        phones.push(phone);
+        const n = i % 13 === 5 ? 0 : Math.floor(rnd() * 25);
+        for (let k = 0; k < n; k++) {
+            const d = rnd() < 0.15 ? Math.round(rnd() * 120000) / 1000 : Math.floor(rnd() * 121);
+            const st = base + Math.floor(rnd() * 30 * 86400 * 1000);
+            records.push({ phone, start_date: new Date(st), end_date: new Date(st + Math.round(d * 1000)) });
+        }
+    }
+    phones.push(1, 2147483648, 79999999999);
+    return { records, phones };
+}
+
+/* ------------------------------------------------------------------ */
+/* tasks                                                              */
+/* ------------------------------------------------------------------ */
+
+class TaskMaker {
+    constructor(tag, rnd, data) {
+        this.tag = tag;
+        this.rnd = rnd;
+        this.data = data;
+        this.seq = 0;
+        this.idBase = (Date.now() % 100000) * 1000000 + tag * 100000000000;
+    }
+    pick(k) {
+        const p = this.data.phones;
+        return Array.from({ length: k }, () => p[Math.floor(this.rnd() * p.length)]);
+    }
+    mid(kind) {
+        return `${kind}-${this.tag}-${++this.seq}`;
+    }
+    good(opts = {}) {
+        const n = this.seq + 1;
+        let id = opts.id;
+        if (id === undefined) id = this.rnd() < 0.1 ? `fault${this.tag}-task-${n}` : this.idBase + n;
+        const phones = opts.phones || this.pick(1 + Math.floor(this.rnd() * 5));
+        let raw = `{"correlation_id": ${JSON.stringify(id)}, "phones": ${JSON.stringify(phones)}}`;
+        if (opts.padTo) {
+            const pad = opts.padTo - Buffer.byteLength(raw);
+            raw = `{"correlation_id": ${JSON.stringify(id)},${' '.repeat(pad)} "phones": ${JSON.stringify(phones)}}`;
+        }
+        return { kind: opts.kind || 'good', mid: this.mid(opts.kind || 'good'), id, phones, body: Buffer.from(raw), why: opts.why || 'good task' };
+    }
+    error(bodyFor, why) {
+        const n = this.seq + 1;
+        const id = this.rnd() < 0.2 ? `fault${this.tag}-bad-${n}` : this.idBase + 50000 + n;
+        return { kind: 'error', mid: this.mid('error'), id, body: Buffer.from(bodyFor(JSON.stringify(id))), why };
+    }
+    poison(body, why) {
+        return { kind: 'poison', mid: this.mid('poison'), body: Buffer.isBuffer(body) ? body : Buffer.from(body), why };
+    }
+}
+
+/* Contract-breaking tasks: a usable correlation_id, bad phones. */
+const ERROR_KINDS = [
+    [(id) => `{"correlation_id": ${id}}`, 'phones missing'],
+    [(id) => `{"correlation_id": ${id}, "phones": []}`, 'phones empty'],
+    [(id) => `{"correlation_id": ${id}, "phones": null}`, 'phones null'],
+    [(id) => `{"correlation_id": ${id}, "phones": "1000"}`, 'phones a string'],
+    [(id) => `{"correlation_id": ${id}, "phones": {"a": 1000}}`, 'phones an object'],
+    [(id) => `{"correlation_id": ${id}, "phones": [1000, "1001"]}`, 'a string phone'],
+    [(id) => `{"correlation_id": ${id}, "phones": [1000.5]}`, 'a fractional phone'],
+    [(id) => `{"correlation_id": ${id}, "phones": [1e3]}`, 'a phone in exponent form (a double)'],
+    [(id) => `{"correlation_id": ${id}, "phones": [1000, null]}`, 'a null phone'],
+    [(id) => `{"correlation_id": ${id}, "phones": [true]}`, 'a boolean phone'],
+    [(id) => `{"correlation_id": ${id}, "phones": [[1000]]}`, 'a nested array phone'],
+    [(id) => `{"correlation_id": ${id}, "phones": [99999999999999999999]}`, 'a phone beyond int64'],
+    [(id) => `{"correlation_id": ${id}, "phones": [-9223372036854775809]}`, 'a phone below int64'],
+    [(id) => `{"correlation_id": ${id}, "phones": ${JSON.stringify(Array.from({ length: 101 }, (_, k) => 1000 + (k % 30)))}}`, '101 phones'],
+];
+
+/* Unreadable messages, each a function of (maker, i) -> [body, why].
+ * Every one must be rejected without requeue into <task_queue>.dead. */
+function poisonKinds(mk) {
+    const B = (s) => Buffer.from(s, 'utf8');
+    const ph = () => JSON.stringify(mk.pick(1 + Math.floor(mk.rnd() * 3)));
+    const id = (i) => mk.idBase + 70000 + i;
+    const valid = (i) => `{"correlation_id": ${id(i)}, "phones": ${ph()}}`;
+    const withId = (idText) => B(`{"correlation_id": ${idText}, "phones": ${ph()}}`);
+    const bytesInId = (bytes) => Buffer.concat([B('{"correlation_id": "id'), Buffer.from(bytes), B(`", "phones": ${ph()}}`)]);
+    const deep = (n) => '['.repeat(n) + ']'.repeat(n);
+    const padded = (i, size) => {
+        const head = `{"correlation_id": ${id(i)}, "phones": ${ph()}, `;
+        const tail = '}';
+        const filler = size - Buffer.byteLength(head) - Buffer.byteLength(tail) - '"pad": ""'.length;
+        return B(`${head}"pad": "${'x'.repeat(filler)}"${tail}`);
+    };
+    const paddedWs = (i, size) => {
+        const core = `"phones": ${ph()}}`;
+        const head = `{"correlation_id": ${id(i)},`;
+        return B(head + ' '.repeat(size - Buffer.byteLength(head) - Buffer.byteLength(core)) + core);
+    };
+    return [
+        /* not JSON */
+        [(i) => B(`please send report ${i}`), 'not JSON: plain text'],
+        [(i) => B(`{correlation_id: ${id(i)}, phones: [1000]}`), 'not JSON: unquoted keys'],
+        [(i) => B(`{"correlation_id": ${id(i)}, "phones": [1000],}`), 'not JSON: trailing comma'],
+        [(i) => B(`{"correlation_id": ${id(i)}, "phones": [1000] /* c */}`), 'not JSON: a comment'],
+        [(i) => B(`{"correlation_id": 0${id(i)}, "phones": [1000]}`), 'not JSON: leading zero'],
+        [() => B('{"correlation_id": 0x1F, "phones": [1000]}'), 'not JSON: hex number'],
+        [(i) => B(`{"correlation_id": +${id(i)}, "phones": [1000]}`), 'not JSON: plus sign'],
+        [(i) => B(valid(i) + valid(i + 1)), 'not JSON: two objects'],
+        [(i) => B(`${valid(i)} x`), 'not JSON: trailing garbage'],
+        [() => B(''), 'not JSON: empty body'],
+        [() => B('  \n\t '), 'not JSON: whitespace only'],
+        [(i) => B(`\uFEFF${valid(i)}`), 'not JSON: UTF-8 byte order mark'],
+        [(i) => Buffer.from(valid(i), 'utf16le'), 'not JSON: UTF-16'],
+        /* truncated */
+        [(i) => { const v = valid(i); return B(v.slice(0, 1 + Math.floor(mk.rnd() * (v.length - 1)))); }, 'truncated JSON'],
+        [(i) => B(valid(i).slice(0, -1)), 'truncated JSON: last brace missing'],
+        [() => B('{"correlation_id": "abc'), 'truncated JSON: inside a string'],
+        /* not an object */
+        [(i) => B(`[${valid(i)}]`), 'an array holding a task'],
+        [() => B('[]'), 'an empty array'],
+        [(i) => B(String(id(i))), 'a number'],
+        [() => B('-1.5e3'), 'a float'],
+        [(i) => B(`"${id(i)}"`), 'a string'],
+        [() => B('true'), 'true'],
+        [() => B('false'), 'false'],
+        [() => B('null'), 'null'],
+        /* no usable correlation_id */
+        [() => B(`{"phones": ${ph()}}`), 'no correlation_id'],
+        [() => B('{}'), 'an empty object'],
+        [(i) => B(`{"correlationId": ${id(i)}, "phones": ${ph()}}`), 'misspelled correlation_id'],
+        [(i) => B(`{"Correlation_id": ${id(i)}, "phones": ${ph()}}`), 'correlation_id in another case'],
+        [() => withId('null'), 'correlation_id null'],
+        [() => withId('true'), 'correlation_id a boolean'],
+        [() => withId('1.5'), 'correlation_id fractional'],
+        [() => withId('12.0'), 'correlation_id a double with .0'],
+        [() => withId('1e3'), 'correlation_id in exponent form'],
+        [(i) => withId(`[${id(i)}]`), 'correlation_id an array'],
+        [(i) => withId(`{"id": ${id(i)}}`), 'correlation_id an object'],
+        [() => withId('""'), 'correlation_id an empty string'],
+        [() => withId(JSON.stringify('x'.repeat(256))), 'correlation_id a 256-byte string'],
+        [() => withId('"ab\\u0000cd"'), 'correlation_id with an escaped NUL'],
+        [() => withId('9223372036854775808'), 'correlation_id INT64_MAX + 1'],
+        [() => withId('-9223372036854775809'), 'correlation_id INT64_MIN - 1'],
+        [() => withId('18446744073709551616'), 'correlation_id 2^64'],
+        [() => withId(`1${'0'.repeat(30)}`), 'correlation_id with 31 digits'],
+        [() => withId('NaN'), 'correlation_id NaN'],
+        [() => withId('Infinity'), 'correlation_id Infinity'],
+        [() => withId('-Infinity'), 'correlation_id -Infinity'],
+        [(i) => B(`{"correlation_id": ${id(i)}, "phones": [NaN]}`), 'NaN in phones'],
+        /* single quotes */
+        [(i) => B(`{'correlation_id': ${id(i)}, 'phones': [1000]}`), 'single-quoted keys'],
+        [(i) => B(`{"correlation_id": 'q${i}', "phones": [1000]}`), 'single-quoted correlation_id'],
+        /* NUL and control bytes */
+        [() => bytesInId([0x61, 0x00, 0x62]), 'raw NUL in the correlation_id string'],
+        [(i) => Buffer.concat([B(valid(i)), Buffer.from([0])]), 'NUL after the object'],
+        [(i) => Buffer.concat([Buffer.from([0]), B(valid(i))]), 'NUL before the object'],
+        [(i) => { const v = B(valid(i)); v[Math.floor(v.length / 2)] = 0; return v; }, 'NUL in the middle'],
+        [() => bytesInId([0x01, 0x1f]), 'raw control characters in a string'],
+        [() => bytesInId([0x0a]), 'raw newline in a string'],
+        /* invalid UTF-8 */
+        [() => bytesInId([0xff]), 'invalid UTF-8: 0xFF'],
+        [() => bytesInId([0xfe, 0xfe]), 'invalid UTF-8: 0xFE 0xFE'],
+        [() => bytesInId([0x80]), 'invalid UTF-8: lone continuation byte'],
+        [() => bytesInId([0xc3]), 'invalid UTF-8: truncated 2-byte sequence'],
+        [() => bytesInId([0xe2, 0x82]), 'invalid UTF-8: truncated 3-byte sequence'],
+        [() => bytesInId([0x63, 0x61, 0x66, 0xe9]), 'invalid UTF-8: Latin-1 "cafe"'],
+        [() => bytesInId([0xc0, 0xaf]), 'invalid UTF-8: overlong 2-byte "/"'],
+        [() => bytesInId([0xe0, 0x80, 0xaf]), 'invalid UTF-8: overlong 3-byte "/"'],
+        [() => bytesInId([0xf0, 0x80, 0x80, 0xaf]), 'invalid UTF-8: overlong 4-byte "/"'],
+        [() => bytesInId([0xed, 0xa0, 0x80]), 'invalid UTF-8: surrogate U+D800 encoded'],
+        [() => bytesInId([0xf4, 0x90, 0x80, 0x80]), 'invalid UTF-8: above U+10FFFF'],
+        [() => bytesInId([0xf8, 0x88, 0x80, 0x80, 0x80]), 'invalid UTF-8: 5-byte form'],
+        [() => Buffer.concat([B(`{"correlation_id": 5, "phones": ${ph()}, "note": "`), Buffer.from([0xff, 0xfe]), B('"}')]),
+            'invalid UTF-8 in another field'],
+        [() => Buffer.concat([B('{"correlation_id'), Buffer.from([0xff]), B(`": 5, "phones": ${ph()}}`)]), 'invalid UTF-8 in a key'],
+        [(i) => Buffer.concat([B(valid(i)), Buffer.from([0xc3, 0x28])]), 'invalid UTF-8 after the object'],
+        /* deep nesting */
+        [(i) => B(`{"correlation_id": ${id(i)}, "phones": ${ph()}, "x": ${deep(16)}}`), 'nested 17 deep (extra field)'],
+        [(i) => B(`{"correlation_id": ${id(i)}, "phones": ${'['.repeat(16)}1000${']'.repeat(16)}}`), 'nested 17 deep (phones)'],
+        [() => B(deep(17)), 'arrays nested 17 deep'],
+        [() => B(deep(2000)), 'arrays nested 2000 deep'],
+        [() => B('{"a":'.repeat(500) + '1' + '}'.repeat(500)), 'objects nested 500 deep'],
+        [() => B('['.repeat(5000)), 'unclosed arrays 5000 deep'],
+        /* oversize (task.max_message_size: 4096) */
+        [(i) => padded(i, 5120), 'oversize: a 5 KB task (a long string field)'],
+        [(i) => paddedWs(i, 5120), 'oversize: a 5 KB task (whitespace)'],
+        [(i) => paddedWs(i, 4097), 'oversize: 4097 bytes, one over the limit'],
+        [() => Buffer.alloc(5120, 0x78), 'oversize: 5 KB of "x"'],
+        [() => Buffer.alloc(64 * 1024, 0x5b), 'oversize: 64 KB of "["'],
+    ];
+}
+
+/* ------------------------------------------------------------------ */
+/* checking results                                                   */
+/* ------------------------------------------------------------------ */
+
+const TS_RE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$/;
+
+/* Return null when the result is right for the task, else why not. */
+function checkResult(r, task, records) {
+    try {
+        const b = r.body;
+        const idText = typeof task.id === 'string' ? task.id : String(task.id);
+        if (r.properties.correlationId !== idText) {
+            throw new Error(`AMQP correlation_id property ${JSON.stringify(r.properties.correlationId)}, expected ${idText}`);
+        }
+        if (typeof task.id === 'string' ? b.correlation_id !== task.id
+            : (typeof b.correlation_id === 'string' || BigInt(b.correlation_id) !== BigInt(task.id))) {
+            throw new Error(`correlation_id ${JSON.stringify(String(b.correlation_id))} (${typeof b.correlation_id})`);
+        }
+        if (!TS_RE.test(String(b.task_received))) throw new Error(`task_received ${b.task_received}`);
+        if (b.from !== 'report_service' || b.to !== 'client') throw new Error('from/to');
+        if (task.kind === 'error') {
+            if (b.status !== 'Error') throw new Error(`status ${b.status}, expected Error (${task.why})`);
+            if (typeof b.error !== 'string' || !b.error) throw new Error('no error text');
+            if (!Array.isArray(b.data) || b.data.length !== 0) throw new Error('data is not []');
+            return null;
+        }
+        if (b.status !== 'Complete') throw new Error(`status ${b.status}${b.error ? ` (${b.error})` : ''}, expected Complete`);
+        if (typeof b.total_duration !== 'number' || b.total_duration < 0) throw new Error(`total_duration ${b.total_duration}`);
+        h.assertReport(b.data, h.expectedReport(records, task.phones, 10), `task ${idText}`);
+        return null;
+    } catch (e) {
+        return `${e.message} -- result: ${r.raw.slice(0, 300)}`;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* one scenario                                                       */
+/* ------------------------------------------------------------------ */
+
+async function publishTasks(ctx, tasks, opts = {}) {
+    const perSecond = opts.perSecond || 0;
+    const concurrency = opts.concurrency || 16;
+    const start = Date.now();
+    let next = 0;
+    const one = async () => {
+        for (;;) {
+            const k = next++;
+            if (k >= tasks.length) return;
+            if (perSecond) {
+                const wait = start + (k * 1000) / perSecond - Date.now();
+                if (wait > 0) await sleep(wait);
+            }
+            const t = tasks[k];
+            await ctx.amqp.publish(ctx.names.task_queue, t.body, { messageId: t.mid });
+            ctx.tally.sent.add(t.mid);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, tasks.length) }, one));
+}
+
+function countLog(log, re) {
+    return (log.match(new RegExp(re.source, 'g')) || []).length;
+}
+
+async function runScenario(def, data) {
+    const t0 = Date.now();
+    const row = {
+        n: def.n, name: def.name, sent: 0, results: 0, lost: 0, duplicated: 0,
+        poisonSent: 0, dead: 0, serving: 'no', ok: false, failures: [], notes: [], params: def.params, seconds: 0,
+    };
+    const fail = (m) => { if (row.failures.length < 25) row.failures.push(m); else row.failures.truncated = true; };
+    const names = h.uniqueNames(`rdfault${def.n}`);
+    const dir = h.tmpDir('reporterd-fault-');
+    const ctx = { names, dir, data, row, def, tally: new L.Tally(), fail };
+    let daemon = null;
+    try {
+        await h.ensureBroker();
+        /* the data */
+        if (def.preloadMongo && h.env.mongoUri) {
+            row.skipped = true;
+            row.serving = 'skipped';
+            row.ok = true;
+            row.notes.push('skipped: it stops the test MongoDB server, and REPORTERD_TEST_MONGODB_URI points at another one');
+            return row;
+        }
+        if (def.preloadMongo) {
+            const file = path.join(dir, 'calls.ndjson');
+            L.writeLoadFile(file, names.database, names.collection, data.records);
+            ctx.mongo = await L.startPreloadedMongo(file);
+        } else {
+            ctx.mongo = await h.startMongo();
+            await h.loadRecords(ctx.mongo.uri, names.database, names.collection, data.records);
+        }
+        ctx.amqp = new L.RobustAmqp(h.env.amqpUrl, `s${def.n}`);
+        await ctx.amqp.getConn();
+
+        ctx.workers = def.workers;
+        ctx.config = (workers) => h.writeConfig(dir, Object.assign({ worker_processes: workers }, def.config || {}),
+            { names, mongoUri: ctx.mongo.uri });
+        const cfg = ctx.config(def.workers);
+        const binary = h.env.testhooks && fs.existsSync(h.env.testhooks) ? h.env.testhooks : h.env.reporterd;
+        const denv = { MONGOC_DISABLE_SHM: '1' };
+        if (def.delayMs && binary === h.env.testhooks) denv.REPORTERD_TEST_TASK_DELAY_MS = String(def.delayMs);
+        else if (def.delayMs) row.notes.push('REPORTERD_TESTHOOKS not set: ran without the per-task delay');
+        daemon = ctx.daemon = h.startDaemon(cfg, { binary, env: denv });
+        await daemon.waitReady(def.workers, 30000);
+
+        /* the tasks */
+        const tasks = def.makeTasks(ctx);
+        for (const t of tasks) ctx.tally.add(t);
+        row.sent = tasks.filter((t) => t.kind !== 'poison').length;
+        row.poisonSent = tasks.filter((t) => t.kind === 'poison').length;
+        await ctx.amqp.consume(names.result_queue, (m) => ctx.tally.onResult(m));
+        await ctx.amqp.consume(names.dead_letter_queue, (m) => ctx.tally.onDead(m));
+
+        /* the run, with its fault */
+        ctx.publishing = publishTasks(ctx, tasks, def.publish || {});
+        await def.drive(ctx);
+        await ctx.publishing;
+        if (def.injected && def.injected(ctx) === 0) {
+            fail('the fault was never injected: the run ended first (is REPORTERD_TESTHOOKS set? is --scale too small?)');
+        }
+        const tally = ctx.tally;
+        /* wait for everything; give up early when the task queue has been
+         * empty and nothing has arrived for 20 s (what is missing then is lost) */
+        let progress = -1;
+        let quietSince = Date.now();
+        let lastPoll = 0;
+        const stalled = async () => {
+            const p = tally.resultCount + tally.dead.size;
+            if (p !== progress) { progress = p; quietSince = Date.now(); return false; }
+            if (Date.now() - lastPoll < 1000) return false;
+            lastPoll = Date.now();
+            const q = await ctx.amqp.queueCount(names.task_queue);
+            if (q !== 0) { quietSince = Date.now(); return false; }
+            return Date.now() - quietSince > 20000;
+        };
+        try {
+            await h.waitFor(async () => tally.complete() || await stalled(), def.drainMs || 120000, () =>
+                `every task answered and every poison message dead-lettered (answered ${tally.answered()}/${tally.tasks.size}, ` +
+                `dead-lettered ${tally.deadPoison()}/${tally.poison.size})`, 100);
+        } catch (e) {
+            fail(e.message);
+        }
+        await sleep(1500);      /* late duplicates */
+
+        /* the figures */
+        const results = new Map(tally.results);
+        const resultCount = tally.resultCount;
+        const wrong = [];
+        const notDead = [];
+        for (const t of tasks) {
+            if (t.kind === 'poison') {
+                if (!tally.dead.has(t.mid)) notDead.push(t);
+                continue;
+            }
+            const list = results.get(L.idKey(t.id));
+            if (tally.dead.has(t.mid)) fail(`${t.kind} task ${t.id} (${t.why}) ended in the dead-letter queue`);
+            if (!list) {
+                row.lost++;
+                continue;
+            }
+            for (const r of list) {
+                const why = checkResult(r, t, data.records);
+                if (why) wrong.push(`task ${t.id} (${t.why}): ${why}`);
+            }
+        }
+        if (notDead.length) {
+            fail(`${notDead.length} poison message(s) not in the dead-letter queue: ` +
+                notDead.slice(0, 8).map((t) => `${t.why}: ${JSON.stringify(t.body.toString('latin1').slice(0, 100))}`).join(' | '));
+        }
+        if (wrong.length) fail(`${wrong.length} wrong result(s), e.g.:\n${wrong.slice(0, 3).join('\n')}`);
+        if (row.lost) {
+            const missing = tasks.filter((t) => t.kind !== 'poison' && !results.has(L.idKey(t.id)));
+            fail(`${row.lost} task(s) lost, e.g. ${missing.slice(0, 5).map((t) => `${t.id} (${t.why})`).join(', ')}`);
+        }
+        for (const u of tally.unexpected.slice(0, 5)) fail(`unexpected result: ${u.why}: ${u.raw}`);
+        if (tally.deadUnknown) fail(`${tally.deadUnknown} message(s) in the dead-letter queue that we did not send`);
+        row.results = resultCount;
+        row.duplicated = tally.duplicated();
+        row.dead = tally.deadPoison();
+
+        /* still serving: W+1 more tasks, all answered correctly */
+        const mk = new TaskMaker(def.n * 10 + 9, L.prng(OPTS.seed ^ 0xabc), data);
+        const probes = Array.from({ length: ctx.workers + 1 }, () => mk.good({ why: 'still-serving probe' }));
+        for (const p of probes) tally.add(p);
+        try {
+            await publishTasks(ctx, probes, { concurrency: 4 });
+            await h.waitFor(() => probes.every((p) => tally.results.has(L.idKey(p.id))), 60000,
+                () => `results for the ${probes.length} still-serving tasks (got ${probes.filter((p) => tally.results.has(L.idKey(p.id))).length})`, 50);
+            const bad = [];
+            for (const p of probes) {
+                for (const r of tally.results.get(L.idKey(p.id))) {
+                    const why = checkResult(r, p, data.records);
+                    if (why) bad.push(why);
+                }
+            }
+            if (bad.length) fail(`still-serving task wrong: ${bad[0]}`);
+            else row.serving = 'yes';
+        } catch (e) {
+            fail(`not serving after the fault: ${e.message}`);
+        }
+        for (const u of tally.unexpected.slice(0, 5)) if (!row.failures.some((f) => f.includes(u.raw))) fail(`unexpected result: ${u.why}: ${u.raw}`);
+
+        /* clean stop, clean log */
+        const ex = await daemon.shutdown('SIGTERM', 20000).catch((e) => { fail(`stop: ${e.message.slice(0, 2000)}`); return null; });
+        if (ex && ex.code !== 0) fail(`daemon exit after SIGTERM: ${JSON.stringify(ex)}`);
+        const m = BAD_LOG_RE.exec(daemon.log);
+        if (m) {
+            const at = Math.max(0, m.index - 1000);
+            fail(`daemon log contains "${m[0]}":\n${daemon.log.slice(at, m.index + 1500)}`);
+        }
+        const log = daemon.log;
+        row.notes.push(...(def.notes ? def.notes(ctx, log) : []));
+        const dl = countLog(log, /dead-lettering a message redelivered/);
+        if (dl) row.notes.push(`${dl} message(s) dead-lettered after max_redeliveries`);
+        const pub = ctx.amqp.stats;
+        if (pub.republished) row.notes.push(`suite publisher republished ${pub.republished} time(s) after a lost confirm`);
+        if (tally.collectorRedeliveries) row.notes.push(`collector got ${tally.collectorRedeliveries} redelivered copies of results it had taken (not counted)`);
+        if (pub.disconnects) row.notes.push(`suite AMQP client reconnected ${pub.disconnects} time(s)`);
+    } catch (e) {
+        fail(`scenario aborted: ${e && e.stack || e}`);
+        if (daemon) fail(`daemon log tail:\n${daemon.log.slice(-3000)}`);
+    } finally {
+        if (brokerStopped) {
+            try { await L.rabbitmqctl(['start_app']); brokerStopped = false; } catch (_) { /* logged at exit */ }
+        }
+        if (daemon && daemon.running()) {
+            try { await daemon.shutdown('SIGTERM', 15000); } catch (_) { /* reported above */ }
+        }
+        if (ctx.amqp) {
+            for (const q of [names.task_queue, names.result_queue, names.dead_letter_queue]) await ctx.amqp.deleteQueue(q);
+            await ctx.amqp.close();
+        }
+        if (ctx.mongo && !def.preloadMongo) {
+            try { await h.dropDatabase(ctx.mongo.uri, names.database); } catch (_) { /* stopped */ }
+        }
+        try { await h.cleanup(); } catch (e) { if (!row.failures.length) fail(`cleanup: ${e.message.slice(0, 1500)}`); }
+    }
+    row.seconds = (Date.now() - t0) / 1000;
+    row.ok = row.failures.length === 0;
+    return row;
+}
+
+/* ------------------------------------------------------------------ */
+/* the scenarios                                                      */
+/* ------------------------------------------------------------------ */
+
+function goodTasks(ctx, n) {
+    const mk = new TaskMaker(ctx.def.n, L.prng(OPTS.seed + ctx.def.n), ctx.data);
+    return Array.from({ length: n }, () => mk.good());
+}
+
+/* Wait until frac of the tasks have results (the "middle of the run"). */
+async function untilAnswered(ctx, frac, timeoutMs = 120000) {
+    const want = Math.ceil(ctx.tally.tasks.size * frac);
+    await h.waitFor(() => ctx.tally.answered() >= want, timeoutMs,
+        () => `${want} tasks answered before the fault (got ${ctx.tally.answered()})`, 20);
+}
+
+const SCENARIOS = [
+    {
+        n: 1,
+        name: 'kill -9 a random worker every second',
+        workers: 4,
+        delayMs: 60,
+        get params() { return `${scaled(500)} tasks, 4 workers, +${this.delayMs} ms per task, one SIGKILL per second until all are answered`; },
+        makeTasks: (ctx) => goodTasks(ctx, scaled(500)),
+        async drive(ctx) {
+            ctx.kills = 0;
+            ctx.noneUp = 0;
+            await untilAnswered(ctx, 0.01);
+            while (!ctx.tally.complete()) {
+                await sleep(1000);
+                if (ctx.tally.complete()) break;
+                const pids = L.workerPids(ctx.daemon.pid);
+                if (!pids.length) { ctx.noneUp++; continue; }
+                const pid = pids[Math.floor(Math.random() * pids.length)];
+                try {
+                    process.kill(pid, 'SIGKILL');
+                    ctx.kills++;
+                } catch (_) { /* gone already */ }
+                if (!ctx.daemon.running()) throw new Error('the master died');
+            }
+        },
+        injected: (ctx) => ctx.kills,
+        notes: (ctx, log) => [
+            `${ctx.kills} workers killed (${countLog(log, /killed by signal 9/)} reaped), ` +
+            `${countLog(log, /throttled: respawning/)} respawns throttled` +
+            (ctx.noneUp ? `, ${ctx.noneUp} s with no worker up` : ''),
+        ],
+        drainMs: 180000,
+    },
+    {
+        n: 2,
+        name: 'RabbitMQ stop_app / start_app mid-run',
+        workers: 3,
+        delayMs: 50,
+        publish: { perSecond: 80 },
+        get params() { return `${scaled(400)} tasks published at 80/s (faster than the 3 workers, +${this.delayMs} ms per task, take them, so a backlog is queued); stop_app at 25 % answered, start_app 3 s after it returned`; },
+        makeTasks: (ctx) => goodTasks(ctx, scaled(400)),
+        async drive(ctx) {
+            await untilAnswered(ctx, 0.25);
+            ctx.backlog = await ctx.amqp.queueCount(ctx.names.task_queue);
+            ctx.answeredAtStop = ctx.tally.answered();
+            const t = Date.now();
+            brokerStopped = true;
+            const r = await h.run('sh', ['-c',
+                'rabbitmqctl stop_app >&2 || exit 1; echo stopped $(date +%s%3N); sleep 3; ' +
+                'rabbitmqctl start_app >&2 || exit 2; rabbitmqctl await_startup >&2 || exit 3'], { timeoutMs: 300000 });
+            if (r.code !== 0) {
+                await L.rabbitmqctl(['start_app']).catch(() => {});
+                brokerStopped = false;
+                throw new Error(`restarting the broker failed (${r.code}): ${(r.stdout + r.stderr).trim().slice(-800)}`);
+            }
+            brokerStopped = false;
+            ctx.outage = (Date.now() - t) / 1000;
+            const m = /stopped (\d+)/.exec(r.stdout);
+            ctx.stopTook = m ? (Number(m[1]) - t) / 1000 : NaN;
+        },
+        notes: (ctx, log) => [
+            `stop_app with ${ctx.answeredAtStop} tasks answered, ${ctx.backlog} waiting in the queue; ` +
+            `broker down ${ctx.outage.toFixed(1)} s (stop_app took ${ctx.stopTook.toFixed(1)} s); ` +
+            `worker reconnects: ${countLog(log, /lost the broker|broker unreachable/)} losses/failed attempts logged, ` +
+            `${countLog(log, /consuming from/) - ctx.workers} re-consumes`,
+        ],
+    },
+    {
+        n: 3,
+        name: 'MongoDB stopped for 10 s mid-run',
+        workers: 3,
+        delayMs: 20,
+        preloadMongo: true,
+        publish: { perSecond: 25 },
+        get params() { return `${scaled(300)} tasks published at 25/s, 3 workers, +${this.delayMs} ms per task; test server stopped at 25 % answered, restarted (same port, data preloaded) 10 s later`; },
+        makeTasks: (ctx) => goodTasks(ctx, scaled(300)),
+        async drive(ctx) {
+            await untilAnswered(ctx, 0.25);
+            const t = Date.now();
+            await ctx.mongo.stop();
+            await sleep(10000);
+            await ctx.mongo.restart();
+            ctx.outage = (Date.now() - t) / 1000;
+        },
+        notes: (ctx, log) => [
+            `database down ${ctx.outage.toFixed(1)} s; ${countLog(log, /database unavailable, returning the task/)} tasks returned to the queue, ` +
+            `${countLog(log, /database unreachable/)} failed database retries logged`,
+        ],
+    },
+    {
+        n: 4,
+        name: 'poison messages interleaved with good and bad tasks',
+        workers: 4,
+        delayMs: 0,
+        config: { task: { max_message_size: 4096 } },
+        get params() { return `${scaled(1000)} unreadable messages of ${POISON_KIND_COUNT} kinds, ${scaled(300)} good tasks, ${scaled(150)} contract-breaking tasks, shuffled; 4 workers, task.max_message_size 4096`; },
+        makeTasks: (ctx) => {
+            const rnd = L.prng(OPTS.seed + 4);
+            const mk = new TaskMaker(4, rnd, ctx.data);
+            const out = [];
+            const kinds = poisonKinds(mk);
+            for (let i = 0; i < scaled(1000); i++) {
+                const [fn, why] = kinds[i % kinds.length];
+                out.push(mk.poison(fn(i), why));
+            }
+            const ng = scaled(300);
+            out.push(mk.good({ padTo: 4096, why: 'good task of exactly max_message_size bytes' }));
+            out.push(mk.good({ id: `заказ №${mk.seq} "quoted" \\ back`, why: 'good task, unicode string id' }));
+            out.push(mk.good({ id: '9223372036854775807', why: 'good task, string id of digits' }));
+            out.push(mk.good({ id: 'ok-\u00e9-\u2116-\uffff-\u{1F600}-\u{10FFFF}', why: 'good task, id with 2-, 3- and 4-byte UTF-8' }));
+            out.push(mk.good({ phones: ctx.data.phones.slice(30), why: 'good task, int64 phones' }));
+            while (out.length < scaled(1000) + ng) out.push(mk.good());
+            for (let i = 0; i < scaled(150); i++) {
+                const [fn, why] = ERROR_KINDS[i % ERROR_KINDS.length];
+                out.push(mk.error(fn, why));
+            }
+            return L.shuffle(out, rnd);
+        },
+        publish: { concurrency: 32 },
+        async drive() { /* the fault is the input */ },
+        notes: (ctx, log) => [
+            `${countLog(log, /rejecting an unreadable message/)} rejections logged, ${countLog(log, /invalid: /)} contract errors logged`,
+        ],
+    },
+    {
+        n: 5,
+        name: 'SIGHUP every 2 s (worker_processes 2 <-> 3)',
+        workers: 2,
+        delayMs: 40,
+        publish: { perSecond: 40 },
+        get params() { return `${scaled(500)} tasks published at 40/s, +${this.delayMs} ms per task; every 2 s the config flips worker_processes 2/3 and the master gets SIGHUP`; },
+        makeTasks: (ctx) => goodTasks(ctx, scaled(500)),
+        async drive(ctx) {
+            ctx.hups = 0;
+            let published = false;
+            ctx.publishing.then(() => { published = true; }, () => { published = true; });
+            await untilAnswered(ctx, 0.01);
+            while (!(published && ctx.tally.complete())) {
+                await sleep(2000);
+                if (published && ctx.tally.complete()) break;
+                ctx.workers = ctx.workers === 2 ? 3 : 2;
+                ctx.config(ctx.workers);
+                ctx.daemon.signal('SIGHUP');
+                ctx.hups++;
+                if (!ctx.daemon.running()) throw new Error('the master died');
+            }
+        },
+        injected: (ctx) => ctx.hups,
+        notes: (ctx, log) => [
+            `${ctx.hups} reloads; ${countLog(log, /all \d+ workers consuming; stopping older generations/)} generation switches completed`,
+        ],
+    },
+];
+const POISON_KIND_COUNT = poisonKinds(new TaskMaker(0, L.prng(1), { phones: [1] })).length;
+
+/* ------------------------------------------------------------------ */
+/* main                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Wait until no client other than this suite (and the daemon under test)
+ * is connected: restarting the broker under another test run breaks it. */
+async function waitBrokerIdle(seconds) {
+    const deadline = Date.now() + seconds * 1000;
+    let foreign = [];
+    let idle = 0;
+    for (;;) {
+        try {
+            foreign = (await L.brokerConnectionNames()).filter((n) => !n.startsWith('reporterd-fault ') &&
+                !/^reporterd worker \d+$/.test(n));
+        } catch (e) {
+            return `could not list broker connections: ${e.message.split('\n')[0]}`;
+        }
+        if (!foreign.length && ++idle >= 3) return null;
+        if (foreign.length) idle = 0;
+        if (Date.now() >= deadline) break;
+        await sleep(1000);
+    }
+    if (!foreign.length) return null;
+    return `restarted the broker although ${foreign.length} other client(s) were connected: ${foreign.slice(0, 5).join(', ')}`;
+}
+
+function table(rows) {
+    const head = '| scenario | tasks sent | results received | lost | duplicated | poison sent | dead-lettered | still serving |';
+    const sep = '|---|---:|---:|---:|---:|---:|---:|---|';
+    const lines = rows.map((r) => `| ${r.n}. ${r.name}${r.ok ? '' : ' **FAILED**'} | ${r.sent} | ${r.results} | ${r.lost} | ` +
+        `${r.duplicated} | ${r.poisonSent} | ${r.dead} | ${r.serving} |`);
+    return [head, sep, ...lines].join('\n');
+}
+
+async function main() {
+    const started = Date.now();
+    const rnd = L.prng(OPTS.seed);
+    const data = makeData(rnd);
+    const binary = h.env.testhooks && fs.existsSync(h.env.testhooks) ? h.env.testhooks : h.env.reporterd;
+    say(`# reporterd fault-injection suite: seed ${OPTS.seed}, scale ${OPTS.scale}, ${data.records.length} call records ` +
+        `over ${data.phones.length} phones, daemon ${binary}`);
+    const rows = [];
+    for (const def of SCENARIOS) {
+        if (OPTS.only && !OPTS.only.has(def.n)) continue;
+        say(`# scenario ${def.n}: ${def.name}: ${def.params}`);
+        let pre = null;
+        if (def.n === 2) {
+            pre = await waitBrokerIdle(OPTS.brokerIdleWait);
+            if (pre) say(`# warning: ${pre}`);
+        }
+        const row = await runScenario(def, data);
+        if (pre) row.notes.unshift(pre);
+        rows.push(row);
+        say(`${row.ok ? 'ok' : 'FAILED'} ${def.n} - ${def.name}: sent ${row.sent}, results ${row.results}, lost ${row.lost}, ` +
+            `duplicated ${row.duplicated}, poison ${row.poisonSent}, dead-lettered ${row.dead}, still serving ${row.serving} ` +
+            `(${row.seconds.toFixed(1)} s)`);
+        for (const n of row.notes) say(`#   ${n}`);
+        for (const f of row.failures) say(`#   FAIL: ${f.replace(/\n/g, '\n#     ')}`);
+        if (row.failures.truncated) say('#   (more failures not shown)');
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const ok = rows.every((r) => r.ok) && rows.length > 0;
+    const md = [
+        `## reporterd fault-injection run (${new Date().toISOString().replace(/\.\d+Z$/, 'Z')})`,
+        '',
+        table(rows),
+        '',
+        `Result: **${ok ? 'PASS' : 'FAIL'}** in ${seconds.toFixed(0)} s; seed ${OPTS.seed}, scale ${OPTS.scale}; ` +
+        `data: ${data.records.length} call records over ${data.phones.length} phones.`,
+        '',
+        ...rows.map((r) => `- **${r.n}. ${r.name}** (${r.seconds.toFixed(1)} s): ${r.params}.` +
+            (r.notes.length ? ` ${r.notes.join('; ')}.` : '') +
+            (r.ok ? '' : ` FAILED: ${r.failures.map((f) => f.split('\n')[0]).slice(0, 3).join('; ')}`)),
+        '',
+    ].join('\n');
+    say('');
+    say(table(rows));
+    say('');
+    say(`# ${ok ? 'PASS' : 'FAIL'}: ${rows.filter((r) => r.ok).length}/${rows.length} scenarios in ${seconds.toFixed(0)} s`);
+    try {
+        fs.mkdirSync(path.dirname(OPTS.out), { recursive: true });
+        fs.writeFileSync(OPTS.out, md);
+        say(`# table written to ${OPTS.out}`);
+    } catch (e) {
+        say(`# could not write ${OPTS.out}: ${e.message}`);
+    }
+    return ok;
+}
+
+main().then((ok) => {
+    process.exitCode = ok ? 0 : 1;
+    /* amqplib or the mongodb driver may keep the loop alive */
+    setTimeout(() => process.exit(process.exitCode), 200).unref();
+}, (e) => {
+    say(`# FAIL: ${e && e.stack || e}`);
+    process.exit(1);
+});
