@@ -99,6 +99,13 @@ main(void)
         rd_task_free(&t);
     }
     expect("{\"correlation_id\": \"\xff\xfe\", \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": \"\xc0\xaf\", \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": \"\xed\xa0\x80\", \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": \"\xf4\x90\x80\x80\", \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    expect("{\"correlation_id\": \"\xe2\x82\", \"phones\": [1]}", RD_TASK_UNREADABLE, "not JSON");
+    rc = parse("{\"correlation_id\": \"caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x93\x9e\", \"phones\": [1]}", &t, err);
+    is_int(rc, RD_TASK_OK, "valid 2-, 3- and 4-byte UTF-8 in a string id");
+    rd_task_free(&t);
     n = snprintf(big, sizeof(big), "{\"correlation_id\": \"");
     for (i = 0; i < 300; i++)
         big[n++] = 'x';
