@@ -151,3 +151,35 @@ test('the database goes away: tasks wait in the queue and complete once it is ba
     assert.equal(await ctx.broker.messageCount(names.dead_letter_queue), 0, 'nothing dead-lettered');
     await daemon.shutdown('SIGQUIT', 20000);
 });
+
+test('TLS settings reach the libraries: amqps with a missing CA file is fatal, TLS handshakes with plain servers fail and are retried', async () => {
+    const names = freshNames();
+    const base = { worker_processes: 1, rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue } };
+
+    const noCa = h.startDaemon(h.writeConfig(h.tmpDir(), h.deepMerge(base, {
+        rabbitmq: { tls: true, tls_ca_file: '/nonexistent/ca.pem' },
+    }), { names, mongoUri: ctx.mongo.uri }));
+    await noCa.waitForLog(/cannot load rabbitmq\.tls_ca_file "\/nonexistent\/ca\.pem"/, 15000);
+    await noCa.waitForLog(/not respawning/, 10000);
+    await noCa.shutdown('SIGTERM', 10000);
+
+    const ca = ['/etc/ssl/certs/ca-certificates.crt'].find((f) => require('node:fs').existsSync(f));
+    if (ca) {
+        /* amqps against the plain AMQP port: the handshake fails, the worker retries */
+        const plain = h.startDaemon(h.writeConfig(h.tmpDir(), h.deepMerge(base, {
+            rabbitmq: { tls: true, tls_ca_file: ca, port: 5672, connect_timeout_ms: 1000 },
+        }), { names, mongoUri: ctx.mongo.uri }));
+        await plain.waitForLog(/broker unreachable: .*retrying in/, 20000);
+        assert.ok(plain.running());
+        await plain.shutdown('SIGTERM', 10000);
+    }
+
+    if (!ctx.mongo.external) {
+        /* tls=true in mongodb.uri is the driver's: a plain server fails the handshake */
+        const sep = ctx.mongo.uri.includes('?') ? '&' : '/?';
+        const mtls = h.startDaemon(h.writeConfig(h.tmpDir(), base,
+            { names, mongoUri: `${ctx.mongo.uri}${sep}tls=true&connectTimeoutMS=1000` }));
+        await mtls.waitForLog(/database unreachable: .*retrying in/, 20000);
+        await mtls.shutdown('SIGTERM', 10000);
+    }
+});

@@ -919,6 +919,7 @@ module.exports = {
     toYaml,
     writeConfig,
     writeConfigText,
+    deepMerge,
     baseConfig,
     startDaemon,
     setup,
