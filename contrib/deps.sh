@@ -5,7 +5,7 @@ rd_sudo() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 rd_install_deps() {
     local pkgs="build-essential autoconf automake pkg-config librabbitmq-dev libmongoc-dev
-                libbson-dev libjson-c-dev libyaml-dev libmicrohttpd-dev rabbitmq-server
+                libbson-dev libjson-c-dev libyaml-dev libmicrohttpd-dev libsystemd-dev rabbitmq-server
                 ca-certificates clang libclang-rt-14-dev valgrind curl mandoc logrotate
                 docker-compose"
     local need=() p

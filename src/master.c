@@ -27,6 +27,7 @@
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
+#include "notify.h"
 #include "process.h"
 #include "status.h"
 #include "util.h"
@@ -350,6 +351,7 @@ check_generation(struct master *m)
         return;
     rd_info("generation %d: all %d workers consuming; stopping older generations gracefully",
             m->generation, ready);
+    rd_notify_ready("serving the new generation");
     stop_workers(m, SIGQUIT, m->generation);
     m->serving = m->generation;
 }
@@ -361,9 +363,11 @@ reload(struct master *m)
     char            err[1024];
 
     rd_info("reloading configuration from %s", m->conf_path);
+    rd_notify_reloading();
     conf = rd_conf_load(m->conf_path, err, sizeof(err));
     if (conf == NULL) {
         rd_error("reload failed, keeping the running configuration: %s", err);
+        rd_notify_ready("reload failed; running the previous configuration");
         return;
     }
     if (strcmp(conf->pid, m->conf->pid) != 0)
@@ -371,6 +375,7 @@ reload(struct master *m)
     if (strcmp(conf->error_log, m->conf->error_log) != 0 || conf->log_level != m->conf->log_level) {
         if (rd_log_open(conf->error_log, conf->log_level, err, sizeof(err)) != 0) {
             rd_error("reload failed, keeping the running configuration: %s", err);
+            rd_notify_ready("reload failed; running the previous configuration");
             rd_conf_free(conf);
             return;
         }
@@ -394,6 +399,7 @@ reload(struct master *m)
         rd_metrics_add(&rd_metrics->reloads, 1);
     rd_info("starting generation %d with %d workers", m->generation, conf->worker_processes);
     spawn_generation(m);
+    rd_notify_ready("reloaded; the new generation is starting");
 }
 
 static void
@@ -469,6 +475,7 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     rd_info("master started: %d workers, config %s", conf->worker_processes, conf_path);
     if (spawn_generation(&m) != 0)
         return 1;
+    rd_notify_ready("started");
 
     for (;;) {
         n = 0;
@@ -494,6 +501,7 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
             if (m.stopping != SIGTERM)
                 rd_info("fast stop requested%s", m.stopping ? " during a graceful stop" : "");
             m.stopping = SIGTERM;
+            rd_notify_stopping();
             stop_workers(&m, SIGTERM, 0);
         }
         if (m_quit) {
@@ -501,6 +509,7 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
             if (!m.stopping) {
                 rd_info("graceful stop requested");
                 m.stopping = SIGQUIT;
+                rd_notify_stopping();
                 stop_workers(&m, SIGQUIT, 0);
             }
         }
@@ -530,6 +539,7 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
             break;
     }
     rd_info("all workers gone; master exiting");
+    rd_notify_stopping();
     free(m.respawn);
     rd_conf_free(m.conf);
     return 0;

@@ -42,7 +42,7 @@ skip()    { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 diag()    { sed 's/^/# /' "$1"; }
 have()    { command -v "$1" >/dev/null 2>&1; }
 
-echo "1..13"
+echo "1..14"
 
 # 1-3: man pages.  mandoc -T lint -W warning, or groff -ww where mandoc is
 # missing; any message fails.
@@ -67,24 +67,27 @@ for page in $MANPAGES; do
     fi
 done
 
-# 4: systemd-analyze verify, with the installed binary's path pointed at the
-# built one (verify checks that ExecStart= commands exist).  It reports
-# unknown keys and bad values on stderr but still exits 0: any output fails.
-if ! have systemd-analyze; then
-    skip "systemd-analyze verify $UNIT" "systemd-analyze missing"
-elif [ -z "${REPORTERD:-}" ]; then
-    skip "systemd-analyze verify $UNIT" "REPORTERD not set"
-else
-    sed "s|/usr/local/sbin/reporterd|$REPORTERD|g" "$srcdir/$UNIT" >"$tmp/reporterd.service"
-    systemd-analyze verify --man=no "$tmp/reporterd.service" >"$tmp/out" 2>&1
-    rc=$?
-    if [ $rc -eq 0 ] && [ ! -s "$tmp/out" ]; then
-        ok "systemd-analyze verify $UNIT"
+# 4: systemd-analyze verify of both units, with the installed binary's
+# path pointed at the built one (verify checks that ExecStart= commands
+# exist).  It reports unknown keys and bad values on stderr but still exits
+# 0: any output fails.
+for unit in $UNIT contrib/reporterd-notify.service; do
+    if ! have systemd-analyze; then
+        skip "systemd-analyze verify $unit" "systemd-analyze missing"
+    elif [ -z "${REPORTERD:-}" ]; then
+        skip "systemd-analyze verify $unit" "REPORTERD not set"
     else
-        not_ok "systemd-analyze verify $UNIT"
-        diag "$tmp/out"
+        sed "s|/usr/local/sbin/reporterd|$REPORTERD|g" "$srcdir/$unit" >"$tmp/reporterd.service"
+        systemd-analyze verify --man=no "$tmp/reporterd.service" >"$tmp/out" 2>&1
+        rc=$?
+        if [ $rc -eq 0 ] && [ ! -s "$tmp/out" ]; then
+            ok "systemd-analyze verify $unit"
+        else
+            not_ok "systemd-analyze verify $unit"
+            diag "$tmp/out"
+        fi
     fi
-fi
+done
 
 # 5: the unit's daemon: on guard (its second ExecStartPre=) passes a
 # configuration with daemon: on and refuses one with daemon: off.
