@@ -26,8 +26,8 @@ trap 'rm -rf "$work"' EXIT
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, reporterctl bench ${bench_opts[*]}"
     echo
-    echo "| workers | tasks | throughput (tasks/s) | p50 ms | p90 ms | p99 ms | max ms | mean total_duration ms |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| workers | tasks | throughput (tasks/s) | p50 ms | p90 ms | p99 ms | max ms | mean total_duration ms | master RSS MB | worker RSS MB (max) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
 } > "$out"
 
 for n in 1 2 4; do
@@ -35,23 +35,28 @@ for n in 1 2 4; do
     sed -e "s/^worker_processes:.*/worker_processes: $n/" \
         -e "s|^pid:.*|pid: $work/reporterd.pid|" -e "s|^error_log:.*|error_log: $work/error-$n.log|" \
         "$config" > "$cfg"
+    chmod 600 "$cfg"
     grep -q '^worker_processes:' "$cfg" || echo "worker_processes: $n" >> "$cfg"
     "$REPORTERD" -c "$cfg" &
     pid=$!
     for _ in $(seq 1 300); do
-        [ "$(grep -c 'consuming from' "$work/error-$n.log" 2>/dev/null || true)" -ge "$n" ] && break
+        c=$(grep -c 'consuming from' "$work/error-$n.log" 2>/dev/null || true)
+        [ "${c:-0}" -ge "$n" ] && break
         kill -0 "$pid" 2>/dev/null || { echo "reporterd exited; see $work/error-$n.log" >&2; exit 1; }
         sleep 0.1
     done
     json=$("$REPORTERCTL" -c "$cfg" bench --json "${bench_opts[@]}")
+    # resident memory after the run: the master and its largest worker
+    rss() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+    master_rss=$(rss "$pid")
+    worker_rss=$(for c in $(pgrep -P "$pid"); do rss "$c"; echo; done | sort -n | tail -n 1)
     kill -QUIT "$pid"; wait "$pid" || true
     echo "workers=$n $json"
-    python3 - "$n" "$json" >> "$out" <<'PY'
-import json, sys
-n, r = sys.argv[1], json.loads(sys.argv[2])
-l = r["latency_ms"]
-print(f"| {n} | {r['received']}/{r['tasks']} | {r['throughput_per_s']:.1f} | {l['p50']:.1f} | "
-      f"{l['p90']:.1f} | {l['p99']:.1f} | {l['max']:.1f} | {r['mean_total_duration_ms']:.1f} |")
-PY
+    node -e '
+        const [n, r, m, w] = [process.argv[1], JSON.parse(process.argv[2]), process.argv[3], process.argv[4]];
+        const l = r.latency_ms, f = (x) => x.toFixed(1);
+        console.log(`| ${n} | ${r.received}/${r.tasks} | ${f(r.throughput_per_s)} | ${f(l.p50)} | ${f(l.p90)} | ` +
+            `${f(l.p99)} | ${f(l.max)} | ${f(r.mean_total_duration_ms)} | ${m} | ${w} |`);
+    ' "$n" "$json" "$master_rss" "$worker_rss" >> "$out"
 done
 echo "wrote $out"
