@@ -33,17 +33,7 @@ function req(name) {
 
 const sleep = h.sleep;
 
-/* deterministic PRNG (mulberry32) */
-function prng(seed) {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
+const { prng } = h;
 
 function shuffle(a, rnd) {
     for (let i = a.length - 1; i > 0; i--) {
