@@ -421,6 +421,20 @@ release_consumer(struct worker *w, int put_back)
     return out == STORE_LOST ? DONE : out;
 }
 
+/* The database is away: give back what the broker sent us and close the
+ * connection too.  While the worker backs off it makes no calls into
+ * rabbitmq-c, which would leave heartbeats unanswered; connect_all()
+ * reconnects once the database answers again. */
+static void
+pause_for_store(struct worker *w)
+{
+    int graceful = release_consumer(w, 1) == DONE;
+
+    w->store_ok = 0;
+    set_state(w, RD_CHAN_STORE_DOWN);
+    drop_broker(w, graceful);
+}
+
 /* An idle worker still notices a database outage, so health reports the
  * truth and the first task after it is not the one to find out. */
 static void
@@ -435,12 +449,7 @@ idle_check(struct worker *w)
     if (rd_store_ping(w->store, &klass, err, sizeof(err)) == RD_OK)
         return;
     rd_warn("database unreachable while idle: %s; pausing consumption", err);
-    w->store_ok = 0;
-    set_state(w, RD_CHAN_STORE_DOWN);
-    if (release_consumer(w, 1) != DONE) {
-        set_state(w, RD_CHAN_BROKER_DOWN);
-        drop_broker(w, 0);
-    }
+    pause_for_store(w);
 }
 
 int
@@ -512,13 +521,8 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
             drop_broker(&w, 0);
             break;
         case STORE_LOST:
-            w.store_ok = 0;
-            set_state(&w, RD_CHAN_STORE_DOWN);
             /* Pause: take no tasks until the database answers again. */
-            if (release_consumer(&w, 1) != DONE) {
-                set_state(&w, RD_CHAN_BROKER_DOWN);
-                drop_broker(&w, 0);
-            }
+            pause_for_store(&w);
             break;
         case STOP_NOW:
             break;
