@@ -1,0 +1,176 @@
+/*
+ * conf_dump.c -- the effective configuration written back as YAML, for
+ * `reporterd -T`: every key of the option table with its value after
+ * defaults and derivation, passwords masked (also inside mongodb.uri), and
+ * strings quoted so that the loader would read them back as they are.
+ * Also rd_log_level_name(), the other way from a number to its name.
+ */
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_impl.h"
+
+#define RD_CONF_MASK        "********"
+
+
+/* Plain when that is safe, else double-quoted; "$" doubled either way. */
+static void
+rd_conf_dump_str(FILE *out, const char *s)
+{
+    const char     *p;
+    unsigned char   c;
+    int             plain;
+
+    plain = isalnum((unsigned char) s[0]) || s[0] == '/' || s[0] == '.'
+            || s[0] == '_';
+    for (p = s; plain && *p != '\0'; p++)
+        plain = isalnum((unsigned char) *p) || strchr("_./:@+-", *p) != NULL;
+    if (plain && p[-1] != ':' && strcmp(s, "null") != 0
+        && strcmp(s, "Null") != 0 && strcmp(s, "NULL") != 0)
+    {
+        fputs(s, out);
+        return;
+    }
+
+    fputc('"', out);
+    for (p = s; *p != '\0'; p++) {
+        c = (unsigned char) *p;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c == '$')
+            fputs("$$", out);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\x%02x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+
+static void
+rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
+    FILE *out)
+{
+    const void  *field;
+    const char  *s;
+    char        *masked, buf[32];
+    size_t       start, end, n;
+    double       d;
+    int          v;
+
+    field = rd_conf_field(conf, opt);
+    v = *(const int *) field;
+
+    switch (opt->type) {
+
+    case RD_CONF_BOOL:
+        fputs(v ? "on" : "off", out);
+        break;
+
+    case RD_CONF_ENUM:
+        fputs(opt->names[v], out);
+        break;
+
+    case RD_CONF_INT:
+        if ((opt->flags & RD_CONF_AUTO) && conf->worker_processes_auto)
+            fputs("auto", out);
+        else
+            fprintf(out, "%d", v);
+        break;
+
+    case RD_CONF_SIZE:
+        fprintf(out, "%d", v);
+        break;
+
+    case RD_CONF_DURATION:
+        if (opt->flags & RD_CONF_SECONDS)
+            fprintf(out, "%ds", v);
+        else if (v % 1000 == 0)
+            fprintf(out, "%ds", v / 1000);
+        else
+            fprintf(out, "%dms", v);
+        break;
+
+    case RD_CONF_DOUBLE:
+        /* the shortest form that reads back as the same number */
+        d = *(const double *) field;
+        snprintf(buf, sizeof(buf), "%.15g", d);
+        if (strtod(buf, NULL) != d)
+            snprintf(buf, sizeof(buf), "%.17g", d);
+        fputs(buf, out);
+        break;
+
+    case RD_CONF_STR:
+        s = *(char *const *) field;
+        if (s == NULL) {
+            fputs("~", out);
+
+        } else if (opt->flags & RD_CONF_SECRET) {
+            rd_conf_dump_str(out, RD_CONF_MASK);
+
+        } else if ((opt->flags & RD_CONF_URI)
+                   && rd_conf_uri_password(s, &start, &end))
+        {
+            n = strlen(s);
+            masked = malloc(n + sizeof(RD_CONF_MASK));
+            if (masked == NULL) {
+                fputs("~", out);
+                break;
+            }
+            memcpy(masked, s, start);
+            memcpy(masked + start, RD_CONF_MASK, sizeof(RD_CONF_MASK) - 1);
+            memcpy(masked + start + sizeof(RD_CONF_MASK) - 1, s + end,
+                   n - end + 1);
+            rd_conf_dump_str(out, masked);
+            free(masked);
+
+        } else {
+            rd_conf_dump_str(out, s);
+        }
+        break;
+
+    case RD_CONF_SECTION:
+        break;
+    }
+}
+
+
+void
+rd_conf_dump(const struct rd_conf *conf, FILE *out)
+{
+    const struct rd_conf_opt  *opt;
+    const char                *dot;
+
+    for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
+        if (opt->type == RD_CONF_SECTION) {
+            fprintf(out, "%s:\n", opt->name);
+            continue;
+        }
+
+        /* host, port, user, ... are already in the effective uri;
+         * a password from password_file is not written twice */
+        if ((opt->flags & RD_CONF_FOLDED)
+            || (opt->offset == RD_OFF(rabbitmq.password)
+                && conf->rabbitmq.password_file != NULL))
+        {
+            continue;
+        }
+
+        dot = strchr(opt->name, '.');
+        fprintf(out, "%s%s: ", dot ? "  " : "", dot ? dot + 1 : opt->name);
+        rd_conf_dump_value(conf, opt, out);
+        fputc('\n', out);
+    }
+}
+
+
+const char *
+rd_log_level_name(int level)
+{
+    if (level < RD_LOG_DEBUG || level > RD_LOG_ERROR)
+        return "unknown";
+    return rd_conf_log_levels[level];
+}
