@@ -11,7 +11,8 @@ enum rd_channel_msg {
     RD_CHAN_CONSUMING = 'C',     /* connected to both and consuming */
     RD_CHAN_BROKER_DOWN = 'B',   /* lost the broker, reconnecting */
     RD_CHAN_STORE_DOWN = 'D',    /* the database is unreachable */
-    RD_CHAN_STOPPING = 'S'       /* stopping on request */
+    RD_CHAN_STOPPING = 'S',      /* stopping on request */
+    RD_CHAN_WORKED = 'W'         /* finished its first task (sent once) */
 };
 
 /* fds[0] for the master, fds[1] for the worker; both non-blocking,

@@ -10,8 +10,9 @@
  * generation start, and the old one is asked to stop (as QUIT) once every
  * new worker has reported that it consumes.  A worker of the current
  * generation that dies unasked is replaced; one that dies within
- * THROTTLE_WINDOW_MS of its start is replaced after a delay that doubles
- * up to THROTTLE_CAP_MS (Postfix's throttle), reset once one stays up.
+ * THROTTLE_WINDOW_MS of its start before finishing a single task is
+ * replaced after a delay that doubles up to THROTTLE_CAP_MS (Postfix's
+ * throttle), reset once one stays up or does work.
  */
 #include <errno.h>
 #include <poll.h>
@@ -48,6 +49,7 @@ struct slot {
     int     generation;
     int     index;              /* position within its generation */
     int     ready;              /* reported RD_CHAN_CONSUMING */
+    int     worked;             /* reported RD_CHAN_WORKED: not a crash loop */
     int     exiting;            /* asked to stop */
     int64_t started_ms;
     int64_t kill_at_ms;         /* SIGKILL then, 0: never */
@@ -236,10 +238,13 @@ stop_workers(struct master *m, int sig, int older_than)
     }
 }
 
-/* A process died unasked: schedule its replacement, throttled. */
+/* A process died unasked: schedule its replacement.  One that died soon
+ * after its start without finishing a task is in a crash loop: its
+ * replacement waits, longer each time (Postfix's rule).  One that did work,
+ * or lived past the window, is replaced at once and resets the delay. */
 static void
 throttle(struct respawn *r, const char *what, pid_t pid, const char *how, int64_t lived,
-         int fatal, int64_t now)
+         int worked, int fatal, int64_t now)
 {
     if (fatal) {
         rd_error("%s %ld %s: a fatal configuration problem (see above); not "
@@ -247,7 +252,7 @@ throttle(struct respawn *r, const char *what, pid_t pid, const char *how, int64_
         r->disabled = 1;
         return;
     }
-    if (lived < THROTTLE_WINDOW_MS)
+    if (lived < THROTTLE_WINDOW_MS && !worked)
         r->delay_ms = r->delay_ms == 0 ? THROTTLE_BASE_MS
                       : (r->delay_ms * 2 > THROTTLE_CAP_MS ? THROTTLE_CAP_MS : r->delay_ms * 2);
     else
@@ -290,12 +295,12 @@ reap(struct master *m)
         if (s->role == ROLE_STATUS) {
             rd_info("status process %ld %s", (long) pid, how);
             if (!s->exiting && !m->stopping)
-                throttle(&m->status, "status process", pid, how, lived, WIFEXITED(status)
+                throttle(&m->status, "status process", pid, how, lived, 0, WIFEXITED(status)
                          && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL, now);
         } else if (s->exiting || m->stopping || s->generation != m->generation) {
             rd_info("worker %ld %s", (long) pid, how);
         } else {
-            throttle(&m->respawn[s->index], "worker", pid, how, lived, WIFEXITED(status)
+            throttle(&m->respawn[s->index], "worker", pid, how, lived, s->worked, WIFEXITED(status)
                      && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL, now);
             if (rd_metrics != NULL)
                 rd_metrics_add(&rd_metrics->worker_restarts, 1);
@@ -326,6 +331,8 @@ read_channels(struct master *m, struct pollfd *pfd, int n)
                 rd_debug("worker %ld is consuming", (long) s->pid);
             } else if (msg == RD_CHAN_BROKER_DOWN || msg == RD_CHAN_STORE_DOWN) {
                 s->ready = 0;
+            } else if (msg == RD_CHAN_WORKED) {
+                s->worked = 1;
             }
         }
         if (msg < 0) {           /* the worker is exiting: reap will follow */

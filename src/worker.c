@@ -51,6 +51,7 @@ struct worker {
     int64_t               test_delay_ms;
     int64_t               test_crash_phone;
     int64_t               db_seen_ms;   /* last time the database answered */
+    int                   worked;       /* told the master it finished a task */
 };
 
 /* What handling one delivery did to the connections. */
@@ -296,6 +297,21 @@ requeue(struct worker *w, const struct rd_delivery *d, int64_t attempts, const c
     return DONE;
 }
 
+/* The correlation_id of a delivery for a log line, whatever its state. */
+static const char *
+task_name(const struct rd_delivery *d, const struct rd_conf_task *limits, char *buf, size_t len)
+{
+    struct rd_task t;
+    char           err[256];
+
+    if (rd_task_parse(d->body, d->len, limits, &t, err, sizeof(err)) != RD_TASK_UNREADABLE)
+        snprintf(buf, len, "%s", t.id_text);
+    else
+        snprintf(buf, len, "%s", d->correlation_id[0] ? d->correlation_id : "(unreadable)");
+    rd_task_free(&t);
+    return buf;
+}
+
 static enum outcome
 handle(struct worker *w, struct rd_delivery *d)
 {
@@ -316,9 +332,10 @@ handle(struct worker *w, struct rd_delivery *d)
      * worker ends in the dead-letter queue instead of cycling. */
     if (d->redelivered && c->rabbitmq.queue_type == RD_QUEUE_CLASSIC) {
         if (d->attempts + 1 > c->rabbitmq.max_redeliveries) {
-            rd_error("dead-lettering a message redelivered %lld times (%zu bytes, delivery "
-                     "tag %llu, correlation_id \"%s\")", (long long) d->attempts + 1, d->len,
-                     (unsigned long long) d->tag, d->correlation_id);
+            rd_error("task %s: dead-lettered after %lld redeliveries (max_redeliveries %d; "
+                     "%zu bytes, delivery tag %llu)", task_name(d, &c->task, err, sizeof(err)),
+                     (long long) d->attempts + 1, c->rabbitmq.max_redeliveries, d->len,
+                     (unsigned long long) d->tag);
             return settle(w, d, 0, RD_OUT_DEAD_LETTERED, t0);
         }
         return requeue(w, d, d->attempts + 1, "redelivered");
@@ -515,6 +532,10 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
         }
         switch (handle(&w, &d)) {
         case DONE:
+            if (!w.worked) {
+                w.worked = 1;
+                rd_channel_send(w.chan, RD_CHAN_WORKED);
+            }
             break;
         case BROKER_LOST:
             set_state(&w, RD_CHAN_BROKER_DOWN);

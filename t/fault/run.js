@@ -527,7 +527,7 @@ async function runScenario(def, data) {
         }
         const log = daemon.log;
         row.notes.push(...(def.notes ? def.notes(ctx, log) : []));
-        const dl = countLog(log, /dead-lettering a message redelivered/);
+        const dl = countLog(log, /dead-lettered after \d+ redeliveries/);
         if (dl) row.notes.push(`${dl} message(s) dead-lettered after max_redeliveries`);
         const pub = ctx.amqp.stats;
         if (pub.republished) row.notes.push(`suite publisher republished ${pub.republished} time(s) after a lost confirm`);
@@ -585,7 +585,12 @@ const SCENARIOS = [
             ctx.kills = 0;
             ctx.noneUp = 0;
             await untilAnswered(ctx, 0.01);
+            const deadline = Date.now() + 240000;
             while (!ctx.tally.complete()) {
+                if (Date.now() > deadline) {
+                    throw new Error(`not every task answered within 240 s of killing ` +
+                        `(${ctx.tally.answered()} of ${ctx.tally.tasks.size}, ${ctx.kills} kills)`);
+                }
                 await sleep(1000);
                 if (ctx.tally.complete()) break;
                 const pids = L.workerPids(ctx.daemon.pid);
@@ -710,7 +715,12 @@ const SCENARIOS = [
             let published = false;
             ctx.publishing.then(() => { published = true; }, () => { published = true; });
             await untilAnswered(ctx, 0.01);
+            const deadline = Date.now() + 240000;
             while (!(published && ctx.tally.complete())) {
+                if (Date.now() > deadline) {
+                    throw new Error(`not every task answered within 240 s of reloading ` +
+                        `(${ctx.tally.answered()} of ${ctx.tally.tasks.size}, ${ctx.hups} reloads)`);
+                }
                 await sleep(2000);
                 if (published && ctx.tally.complete()) break;
                 ctx.workers = ctx.workers === 2 ? 3 : 2;
