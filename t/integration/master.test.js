@@ -226,7 +226,7 @@ test('kill -9 of a worker holding a slow task: replaced, the task is redelivered
         const f = await fixture(t, { worker_processes: 1, log_level: 'debug' });
         const d = f.start({ hooks: true, env: { REPORTERD_TEST_TASK_DELAY_MS: '2000' } });
         await d.waitReady(1);
-        const [victim] = await workersOf(d.pid);
+        const victim = (await workersOf(d.pid))[0].pid;
         assert.ok(victim, 'one worker in ps');
         const results = await f.results();
         const tasks = [{ id: 2001, phones: randomPhones(4) }, { id: 2002, phones: randomPhones(3) }];
@@ -542,4 +542,22 @@ test('kill -9 of the master: the workers stop by themselves', { timeout: 60000 }
     const r = await f.ctl('-s', 'stop');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, new RegExp(`is stale: process ${d.pid} is not a running reporterd master`));
+});
+
+test('a worker killed after it did work is replaced at once, not throttled', async (t) => {
+    const f = await fixture(t, { worker_processes: 1 });
+    const d = f.start();
+    await d.waitReady(1, 30000);
+    const results = await f.results();
+    await f.publish({ correlation_id: 9101, phones: [PHONES[0]] });
+    await results.next(1, 20000);
+    const victim = (await workersOf(d.pid))[0].pid;
+    await h.waitFor(() => /task 9101: complete/.test(d.log), 5000, 'the completion log line');
+    process.kill(victim, 'SIGKILL');
+    await d.waitForLog(new RegExp(`worker ${victim} killed by signal 9 unexpectedly; respawning`), 10000);
+    assert.doesNotMatch(d.log, new RegExp(`worker ${victim} [^\\n]*throttled`));
+    await d.waitForLogCount(/consuming from/, 2, 10000);
+    await f.publish({ correlation_id: 9102, phones: [PHONES[1]] });
+    const [r] = await results.next(1, 20000);
+    assertComplete(r, 9102, [PHONES[1]]);
 });
