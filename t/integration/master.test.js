@@ -226,7 +226,7 @@ test('kill -9 of a worker holding a slow task: replaced, the task is redelivered
         const f = await fixture(t, { worker_processes: 1, log_level: 'debug' });
         const d = f.start({ hooks: true, env: { REPORTERD_TEST_TASK_DELAY_MS: '2000' } });
         await d.waitReady(1);
-        const victim = (await workersOf(d.pid))[0].pid;
+        const [victim] = await workersOf(d.pid);
         assert.ok(victim, 'one worker in ps');
         const results = await f.results();
         const tasks = [{ id: 2001, phones: randomPhones(4) }, { id: 2002, phones: randomPhones(3) }];
