@@ -19,7 +19,6 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { EventEmitter } = require('node:events');
 const h = require('../lib/harness.js');
 
@@ -402,48 +401,14 @@ function writeLoadFile(file, database, collection, records) {
 }
 
 /* Start t/fault/mongod-preload.js (the test server with FILE loaded before
- * it listens).  Returns {uri, port, pid, log(), stop(), restart()}: restart
- * starts a new process on the same port with the same data. */
-async function startPreloadedMongo(loadFile, opts = {}) {
-    let proc = null;
-    let out = '';
-    let port = opts.port || 0;
-    const launch = async () => {
-        proc = spawn(process.execPath, [path.join(__dirname, 'mongod-preload.js'),
-            '--server', h.env.mongod, '--port', String(port), '--load', loadFile],
-        { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
-        const p = proc;
-        let stdout = '';
-        p.stdout.on('data', (d) => { stdout += d; });
-        p.stderr.on('data', (d) => { out += d; });
-        const m = await h.waitFor(() => {
-            if (p.exitCode !== null) throw new Error(`mongod-preload exited with ${p.exitCode}: ${out.slice(-1500)}`);
-            return /^listening ([\d.]+):(\d+)$/m.exec(stdout);
-        }, 60000, () => `mongod-preload to listen (stderr: ${out.slice(-500)})`, 20);
-        port = Number(m[2]);
-    };
-    const stop = async () => {
-        if (!proc || proc.exitCode !== null || proc.signalCode) return;
-        const p = proc;
-        const exited = new Promise((r) => p.once('exit', r));
-        p.kill('SIGTERM');
-        const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch (_) { /* gone */ } }, 5000);
-        await exited;
-        clearTimeout(t);
-    };
-    process.on('exit', () => { try { if (proc && proc.exitCode === null) proc.kill('SIGKILL'); } catch (_) { /* gone */ } });
-    await launch();
-    h.onCleanup(stop);
-    return {
-        get uri() { return `mongodb://127.0.0.1:${port}`; },
-        get port() { return port; },
-        get pid() { return proc.pid; },
-        log: () => out,
-        stop,
-        /* the new process loads the data, then listens on the old port */
-        restart: async () => { await stop(); await launch(); },
-        start: launch,
-    };
+ * it listens) through the harness.  restart() starts a new process on the
+ * same port with the same data. */
+function startPreloadedMongo(loadFile) {
+    return h.startMongo({
+        script: path.join(__dirname, 'mongod-preload.js'),
+        args: ['--server', h.env.mongod, '--load', loadFile],
+        startTimeoutMs: 60000,
+    });
 }
 
 module.exports = {

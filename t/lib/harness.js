@@ -437,8 +437,10 @@ async function mongoClient(uri) {
 }
 
 /* Start the test server (or use REPORTERD_TEST_MONGODB_URI).
- * Returns {uri, external, log(), stop(), restart()}; restart() keeps the
- * port but, for the test server, NOT the data (it is in memory). */
+ * Returns {uri, port, external, log(), stop(), restart()}; restart() keeps
+ * the port but, for the test server, NOT the data (it is in memory).
+ * opts.script and opts.args run another launcher of the server (the fault
+ * suite's preloading one) instead of t/mongod/server.js itself. */
 async function startMongo(opts = {}) {
     if (env.mongoUri) {
         return {
@@ -455,8 +457,8 @@ async function startMongo(opts = {}) {
     let uri = null;
     const launch = async () => {
         const childEnv = Object.assign({}, process.env, opts.env || {});
-        proc = spawn(process.execPath, [env.mongod, '--port', String(port), '--host', '127.0.0.1'],
-            { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv });
+        proc = spawn(process.execPath, [opts.script || env.mongod, ...(opts.args || []),
+            '--port', String(port), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv });
         const rec = { pid: proc.pid, group: false };
         children.add(rec);
         proc.on('exit', () => children.delete(rec));
@@ -466,7 +468,8 @@ async function startMongo(opts = {}) {
         const m = await waitFor(() => {
             if (proc.exitCode !== null) throw new Error(`test mongod exited with ${proc.exitCode}: ${out.slice(-2000)}`);
             return /^listening ([\d.]+):(\d+)$/m.exec(stdout);
-        }, 15000, () => `the test mongod (${env.mongod}) to print "listening" (stderr: ${out.slice(-500)})`, 20);
+        }, opts.startTimeoutMs || 15000,
+        () => `the test mongod (${opts.script || env.mongod}) to print "listening" (stderr: ${out.slice(-500)})`, 20);
         port = Number(m[2]);
         uri = `mongodb://127.0.0.1:${port}`;
     };
@@ -482,6 +485,7 @@ async function startMongo(opts = {}) {
     await launch();
     const handle = {
         get uri() { return uri; },
+        get port() { return port; },
         external: false,
         get pid() { return proc.pid; },
         log: () => out,
