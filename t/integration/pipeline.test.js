@@ -167,6 +167,10 @@ function checkEnvelope(r, task) {
         assert.equal(BigInt(b.correlation_id), task.id, `${what}: correlation_id (raw: ${r.raw.slice(0, 80)})`);
         assert.equal(r.properties.correlationId, task.id.toString(), `${what}: AMQP correlation_id property`);
     }
+    assert.match(String(r.properties.messageId), /^.+-[0-9a-f]{16}$/,
+        `${what}: message_id (correlation_id + task fingerprint)`);
+    assert.ok(String(r.properties.messageId).startsWith(`${r.properties.correlationId}-`),
+        `${what}: message_id starts with the correlation_id`);
     assert.match(String(b.task_received), TS_RE, `${what}: task_received`);
     assert.equal(b.from, 'report_service', `${what}: from`);
     assert.equal(b.to, 'client', `${what}: to`);

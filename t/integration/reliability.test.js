@@ -183,3 +183,21 @@ test('TLS settings reach the libraries: amqps with a missing CA file is fatal, T
         await mtls.shutdown('SIGTERM', 10000);
     }
 });
+
+test('results of the same task share a message_id, so clients can drop duplicates', async () => {
+    const names = freshNames();
+    const daemon = h.startDaemon(h.writeConfig(h.tmpDir(), {
+        worker_processes: 1, rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue },
+    }, { names, mongoUri: ctx.mongo.uri }));
+    await daemon.waitReady(1, 30000);
+    const results = await ctx.broker.collector(names.result_queue);
+    const body = '{"correlation_id": 4242, "phones": [1, 2]}';
+    await ctx.broker.publish(names.task_queue, body);
+    await ctx.broker.publish(names.task_queue, body);           /* an at-least-once duplicate */
+    await ctx.broker.publish(names.task_queue, '{"correlation_id": 4242, "phones": [3]}');
+    const [a, b, c] = await results.next(3, 20000);
+    assert.equal(a.properties.messageId, b.properties.messageId, 'the same task, the same message_id');
+    assert.notEqual(a.properties.messageId, c.properties.messageId, 'another task with the same id differs');
+    assert.match(a.properties.messageId, /^4242-[0-9a-f]{16}$/);
+    await daemon.shutdown('SIGQUIT', 20000);
+});
