@@ -277,7 +277,7 @@ csv_line(struct importer *im, char *line, int64_t lineno)
 }
 
 static enum format
-sniff(FILE *f, const char *path)
+sniff(FILE *f)
 {
     int c;
 
@@ -289,7 +289,6 @@ sniff(FILE *f, const char *path)
         return FMT_ARRAY;
     if (c == '{')
         return FMT_NDJSON;
-    (void) path;
     return FMT_CSV;
 }
 
@@ -355,7 +354,7 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
         goto done;
     }
     if (fmt == FMT_AUTO)
-        fmt = sniff(f, argv[optind]);
+        fmt = sniff(f);
 
     if (fmt == FMT_ARRAY) {
         while (rc == 0 && !im->failed && (n = fread(buf, 1, sizeof(buf), f)) > 0) {

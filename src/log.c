@@ -77,15 +77,6 @@ rd_log_reopen(char *err, size_t errlen)
 }
 
 void
-rd_log_close(void)
-{
-    if (log_fd != STDERR_FILENO)
-        close(log_fd);
-    log_fd = STDERR_FILENO;
-    log_path[0] = '\0';
-}
-
-void
 rd_log(int level, const char *fmt, ...)
 {
     char            line[4096];

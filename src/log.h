@@ -19,7 +19,6 @@ int  rd_log_open(const char *target, int level, char *err, size_t errlen);
 int  rd_log_reopen(char *err, size_t errlen);
 void rd_log_set_level(int level);
 int  rd_log_fd(void);
-void rd_log_close(void);
 
 void rd_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -38,7 +38,7 @@
 #define IDLE_PING_MS    5000        /* an idle worker checks the database */
 
 static volatile sig_atomic_t w_quit, w_terminate, w_reopen;
-static volatile sig_atomic_t w_stop;        /* either of the first two */
+static volatile sig_atomic_t w_stop;        /* set with either of the first two */
 
 struct worker {
     const struct rd_conf *conf;
@@ -111,7 +111,7 @@ check_flags(struct worker *w)
 static int
 stopping(void)
 {
-    return w_quit || w_terminate;
+    return w_stop;
 }
 
 /* Tell the master (readiness) and the status page (health). */
