@@ -18,6 +18,12 @@
 
 #define CH_CONSUME 1
 #define CH_PUBLISH 2
+#define CH_DECLARE 3           /* passive declares close it when they fail */
+
+struct rd_props {
+    amqp_pool_t             pool;
+    amqp_basic_properties_t p;
+};
 
 struct rd_broker {
     amqp_connection_state_t   conn;
@@ -137,6 +143,7 @@ rd_broker_open(const struct rd_conf_amqp *c, const char *name, int *fatal,
     amqp_table_t        caps_t, props_t;
     amqp_rpc_reply_t    r;
     struct timeval      tv;
+    char               *password = NULL;
     int                 rc;
 
     *fatal = 0;
@@ -180,17 +187,37 @@ rd_broker_open(const struct rd_conf_amqp *c, const char *name, int *fatal,
     props_t.num_entries = 2;
     props_t.entries = props;
 
+    if (c->password_file != NULL) {
+        password = rd_conf_read_secret(c->password_file, err, errlen);
+        if (password == NULL) {
+            *fatal = 1;
+            goto fail;
+        }
+    }
     r = amqp_login_with_properties(b->conn, c->vhost, 0, 131072, c->heartbeat, &props_t,
-                                   AMQP_SASL_METHOD_PLAIN, c->user, c->password);
+                                   AMQP_SASL_METHOD_PLAIN, c->user,
+                                   password != NULL ? password : c->password);
+    if (password != NULL) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         reply_error(r, "login", err, errlen);
-        if ((r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-             && r.library_error == AMQP_STATUS_CONNECTION_CLOSED) || reply_code(r) == 403
-            || reply_code(r) == 530) {
-            snprintf(err, errlen, "login to %s:%d as \"%s\" vhost \"%s\" refused "
-                     "(check rabbitmq.user, password and vhost)", c->host, c->port,
-                     c->user, c->vhost);
+        if (reply_code(r) == AMQP_ACCESS_REFUSED) {
+            /* authentication_failure_close: the broker says so explicitly */
+            snprintf(err, errlen, "login to %s:%d as \"%s\" vhost \"%s\" refused: "
+                     "403 ACCESS_REFUSED (check rabbitmq.user and the password)",
+                     c->host, c->port, c->user, c->vhost);
             *fatal = 1;
+        } else if (reply_code(r) == AMQP_NOT_ALLOWED) {
+            snprintf(err, errlen, "login to %s:%d vhost \"%s\": 530 NOT_ALLOWED (the vhost "
+                     "does not exist yet, or \"%s\" may not use it)", c->host, c->port,
+                     c->vhost, c->user);
+        } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                   && r.library_error == AMQP_STATUS_CONNECTION_CLOSED) {
+            snprintf(err, errlen, "login to %s:%d: the connection was closed before the "
+                     "broker answered (starting or stopping, or a proxy with no backend)",
+                     c->host, c->port);
         }
         goto fail;
     }
@@ -201,6 +228,9 @@ rd_broker_open(const struct rd_conf_amqp *c, const char *name, int *fatal,
     if (check_rpc(b, "channel.open", err, errlen) != RD_OK)
         goto fail;
     amqp_channel_open(b->conn, CH_PUBLISH);
+    if (check_rpc(b, "channel.open", err, errlen) != RD_OK)
+        goto fail;
+    amqp_channel_open(b->conn, CH_DECLARE);
     if (check_rpc(b, "channel.open", err, errlen) != RD_OK)
         goto fail;
     amqp_confirm_select(b->conn, CH_PUBLISH);
@@ -214,24 +244,57 @@ fail:
     return NULL;
 }
 
+/* A failed declare closed CH_DECLARE: say close-ok and open it again. */
+static int
+reopen_declare_channel(struct rd_broker *b, char *err, size_t errlen)
+{
+    amqp_channel_close_ok_t ok = { 0 };
+
+    if (amqp_send_method(b->conn, CH_DECLARE, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok)
+        != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "channel.close-ok: lost the connection");
+        return RD_ERROR;
+    }
+    amqp_channel_open(b->conn, CH_DECLARE);
+    return check_rpc(b, "channel.open", err, errlen);
+}
+
+/* Use the queue if it exists, whatever its arguments; create it if not.
+ * Two tries: a queue created by someone else between our passive declare
+ * and our own (406 or a 405 RESOURCE_LOCKED) is found by the second. */
 static int
 declare(struct rd_broker *b, const char *queue, amqp_table_t args, int *fatal,
         char *err, size_t errlen)
 {
     amqp_rpc_reply_t r;
     char             what[320];
+    int              try, passive, code = 0;
 
-    amqp_queue_declare(b->conn, CH_CONSUME, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
-    r = amqp_get_rpc_reply(b->conn);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL)
-        return RD_OK;
-    snprintf(what, sizeof(what), "queue.declare \"%s\"", queue);
-    reply_error(r, what, err, errlen);
-    if (reply_code(r) == 406 || reply_code(r) == 403) {
+    for (try = 0; try < 4; try++) {
+        passive = try % 2 == 0;
+        amqp_queue_declare(b->conn, CH_DECLARE, amqp_cstring_bytes(queue), passive, 1, 0, 0,
+                           passive ? amqp_empty_table : args);
+        r = amqp_get_rpc_reply(b->conn);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL)
+            return RD_OK;
+        snprintf(what, sizeof(what), "queue.declare%s \"%s\"", passive ? " (passive)" : "",
+                 queue);
+        reply_error(r, what, err, errlen);
+        code = reply_code(r);
+        if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION
+            || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+            return RD_ERROR;            /* the connection is gone */
+        if (reopen_declare_channel(b, what, sizeof(what)) != RD_OK)
+            return RD_ERROR;
+        if (passive ? code != AMQP_NOT_FOUND
+                    : code != AMQP_PRECONDITION_FAILED && code != AMQP_RESOURCE_LOCKED)
+            break;
+    }
+    if (code == AMQP_ACCESS_REFUSED) {
         *fatal = 1;
         snprintf(err + strlen(err), errlen - strlen(err),
-                 " (the queue exists with other arguments or is not ours: "
-                 "reporterd never deletes a queue; fix the configuration or the queue)");
+                 " (rabbitmq.user may not declare this queue: grant it configure "
+                 "permission or have the queue created)");
     }
     return RD_ERROR;
 }
@@ -240,36 +303,21 @@ int
 rd_broker_declare(struct rd_broker *b, int *fatal, char *err, size_t errlen)
 {
     const struct rd_conf_amqp *c = b->conf;
-    amqp_table_entry_t         e[4];
+    amqp_table_entry_t         e[1];
     amqp_table_t               args = { 0, e };
-    int                        quorum = c->queue_type == RD_QUEUE_QUORUM;
 
     *fatal = 0;
-    if (quorum) {
+    if (c->queue_type == RD_QUEUE_QUORUM) {
         e[0].key = amqp_cstring_bytes("x-queue-type");
         e[0].value.kind = AMQP_FIELD_KIND_UTF8;
         e[0].value.value.bytes = amqp_cstring_bytes("quorum");
         args.num_entries = 1;
     }
     if (declare(b, c->dead_letter_queue, args, fatal, err, errlen) != RD_OK
-        || declare(b, c->result_queue, args, fatal, err, errlen) != RD_OK)
+        || declare(b, c->result_queue, args, fatal, err, errlen) != RD_OK
+        || declare(b, c->task_queue, args, fatal, err, errlen) != RD_OK)
         return RD_ERROR;
-
-    e[args.num_entries].key = amqp_cstring_bytes("x-dead-letter-exchange");
-    e[args.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[args.num_entries].value.value.bytes = amqp_cstring_bytes("");
-    args.num_entries++;
-    e[args.num_entries].key = amqp_cstring_bytes("x-dead-letter-routing-key");
-    e[args.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[args.num_entries].value.value.bytes = amqp_cstring_bytes(c->dead_letter_queue);
-    args.num_entries++;
-    if (quorum) {
-        e[args.num_entries].key = amqp_cstring_bytes("x-delivery-limit");
-        e[args.num_entries].value.kind = AMQP_FIELD_KIND_I64;
-        e[args.num_entries].value.value.i64 = c->max_redeliveries;
-        args.num_entries++;
-    }
-    return declare(b, c->task_queue, args, fatal, err, errlen);
+    return RD_OK;
 }
 
 int
@@ -304,29 +352,49 @@ rd_broker_cancel(struct rd_broker *b, char *err, size_t errlen)
     return check_rpc(b, "basic.cancel", err, errlen);
 }
 
-static int64_t
-header_int(const amqp_table_t *t, const char *key)
+static void
+dup_bytes(amqp_pool_t *pool, amqp_bytes_t *b)
 {
-    int i;
+    amqp_bytes_t copy;
 
-    for (i = 0; i < t->num_entries; i++) {
-        const amqp_table_entry_t *e = &t->entries[i];
-
-        if (e->key.len != strlen(key) || memcmp(e->key.bytes, key, e->key.len) != 0)
-            continue;
-        switch (e->value.kind) {
-        case AMQP_FIELD_KIND_I8:  return e->value.value.i8;
-        case AMQP_FIELD_KIND_U8:  return e->value.value.u8;
-        case AMQP_FIELD_KIND_I16: return e->value.value.i16;
-        case AMQP_FIELD_KIND_U16: return e->value.value.u16;
-        case AMQP_FIELD_KIND_I32: return e->value.value.i32;
-        case AMQP_FIELD_KIND_U32: return e->value.value.u32;
-        case AMQP_FIELD_KIND_I64: return e->value.value.i64;
-        case AMQP_FIELD_KIND_U64: return (int64_t) e->value.value.u64;
-        default: return 0;
-        }
+    if (b->len == 0)
+        return;
+    amqp_pool_alloc_bytes(pool, b->len, &copy);
+    if (copy.bytes == NULL) {
+        *b = amqp_empty_bytes;
+        return;
     }
-    return 0;
+    memcpy(copy.bytes, b->bytes, b->len);
+    *b = copy;
+}
+
+/* A deep copy of every property, owned by the delivery. */
+static struct rd_props *
+copy_props(const amqp_basic_properties_t *p)
+{
+    struct rd_props *c = malloc(sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    init_amqp_pool(&c->pool, 1024);
+    c->p = *p;
+    dup_bytes(&c->pool, &c->p.content_type);
+    dup_bytes(&c->pool, &c->p.content_encoding);
+    dup_bytes(&c->pool, &c->p.correlation_id);
+    dup_bytes(&c->pool, &c->p.reply_to);
+    dup_bytes(&c->pool, &c->p.expiration);
+    dup_bytes(&c->pool, &c->p.message_id);
+    dup_bytes(&c->pool, &c->p.type);
+    dup_bytes(&c->pool, &c->p.user_id);
+    dup_bytes(&c->pool, &c->p.app_id);
+    dup_bytes(&c->pool, &c->p.cluster_id);
+    if ((p->_flags & AMQP_BASIC_HEADERS_FLAG)
+        && amqp_table_clone(&p->headers, &c->p.headers, &c->pool) != AMQP_STATUS_OK) {
+        empty_amqp_pool(&c->pool);
+        free(c);
+        return NULL;
+    }
+    return c;
 }
 
 static void
@@ -352,7 +420,9 @@ fill_delivery(struct rd_delivery *d, uint64_t tag, int redelivered,
     d->redelivered = redelivered;
     d->len = m->body.len;
     d->body = malloc(d->len + 1);
-    if (d->body == NULL) {
+    d->props = copy_props(p);
+    if (d->body == NULL || d->props == NULL) {
+        rd_delivery_free(d);
         snprintf(err, errlen, "out of memory for a %zu-byte message", d->len);
         return RD_ERROR;
     }
@@ -363,10 +433,6 @@ fill_delivery(struct rd_delivery *d, uint64_t tag, int redelivered,
               AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
     copy_prop(d->message_id, sizeof(d->message_id), p->_flags,
               AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
-    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
-        d->attempts = header_int(&p->headers, "x-reporterd-attempts");
-        d->delivery_count = header_int(&p->headers, "x-delivery-count");
-    }
     return RD_OK;
 }
 
@@ -490,12 +556,54 @@ keep_early_delivery(struct rd_broker *b, amqp_frame_t *f, char *err, size_t errl
     return RD_OK;
 }
 
+/* The delivery's own headers plus our two, reason and attempts, in a
+ * malloc'ed array the caller frees after publishing. */
+static amqp_table_entry_t *
+add_headers(amqp_basic_properties_t *props, const struct rd_publish *p)
+{
+    const amqp_table_t *old = &props->headers;
+    amqp_table_entry_t *hdr;
+    amqp_bytes_t        why = amqp_cstring_bytes(p->reason != NULL ? p->reason : "");
+    int                 i, k = 0, n = 0;
+
+    if (props->_flags & AMQP_BASIC_HEADERS_FLAG)
+        n = old->num_entries;
+    hdr = malloc((size_t) (n + 2) * sizeof(*hdr));
+    if (hdr == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        const amqp_bytes_t *key = &old->entries[i].key;
+
+        if ((key->len == 18 && memcmp(key->bytes, "x-reporterd-reason", 18) == 0)
+            || (key->len == 20 && memcmp(key->bytes, "x-reporterd-attempts", 20) == 0))
+            continue;
+        hdr[k++] = old->entries[i];
+    }
+    if (why.len > 1024) {               /* cut on a UTF-8 character boundary */
+        why.len = 1024;
+        while (why.len > 0 && (((unsigned char *) why.bytes)[why.len] & 0xC0) == 0x80)
+            why.len--;
+    }
+    hdr[k].key = amqp_cstring_bytes("x-reporterd-reason");
+    hdr[k].value.kind = AMQP_FIELD_KIND_UTF8;
+    hdr[k].value.value.bytes = why;
+    k++;
+    hdr[k].key = amqp_cstring_bytes("x-reporterd-attempts");
+    hdr[k].value.kind = AMQP_FIELD_KIND_I64;
+    hdr[k].value.value.i64 = p->attempts;
+    k++;
+    props->_flags |= AMQP_BASIC_HEADERS_FLAG;
+    props->headers.num_entries = k;
+    props->headers.entries = hdr;
+    return hdr;
+}
+
 int
 rd_broker_publish(struct rd_broker *b, const char *queue, const char *body, size_t len,
                   const struct rd_publish *p, char *err, size_t errlen)
 {
     amqp_basic_properties_t props;
-    amqp_table_entry_t      hdr;
+    amqp_table_entry_t     *hdr = NULL;
     amqp_frame_t            f;
     amqp_bytes_t            content = { len, (void *) body };
     struct timeval          tv;
@@ -504,8 +612,17 @@ rd_broker_publish(struct rd_broker *b, const char *queue, const char *body, size
     int                     rc, returned = 0, multiple;
 
     memset(&props, 0, sizeof(props));
-    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props.content_type = amqp_cstring_bytes("application/json");
+    if (p != NULL && p->like != NULL && p->like->props != NULL) {
+        props = p->like->props->p;
+        if ((hdr = add_headers(&props, p)) == NULL) {
+            snprintf(err, errlen, "out of memory for the headers of a dead letter");
+            return RD_ERROR;
+        }
+    } else {
+        props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG;
+        props.content_type = amqp_cstring_bytes("application/json");
+    }
+    props._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.delivery_mode = 2;
     if (p != NULL && p->correlation_id != NULL) {
         props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
@@ -515,16 +632,9 @@ rd_broker_publish(struct rd_broker *b, const char *queue, const char *body, size
         props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
         props.message_id = amqp_cstring_bytes(p->message_id);
     }
-    if (p != NULL && p->attempts > 0) {
-        hdr.key = amqp_cstring_bytes("x-reporterd-attempts");
-        hdr.value.kind = AMQP_FIELD_KIND_I64;
-        hdr.value.value.i64 = p->attempts;
-        props._flags |= AMQP_BASIC_HEADERS_FLAG;
-        props.headers.num_entries = 1;
-        props.headers.entries = &hdr;
-    }
     rc = amqp_basic_publish(b->conn, CH_PUBLISH, amqp_empty_bytes,
                             amqp_cstring_bytes(queue), 1, 0, &props, content);
+    free(hdr);
     if (rc != AMQP_STATUS_OK) {
         snprintf(err, errlen, "basic.publish to \"%s\": %s", queue, amqp_error_string2(rc));
         return RD_ERROR;
@@ -623,4 +733,9 @@ rd_delivery_free(struct rd_delivery *d)
 {
     free(d->body);
     d->body = NULL;
+    if (d->props != NULL) {
+        empty_amqp_pool(&d->props->pool);
+        free(d->props);
+        d->props = NULL;
+    }
 }

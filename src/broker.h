@@ -17,6 +17,8 @@
 
 struct rd_broker;
 
+struct rd_props;
+
 struct rd_delivery {
     uint64_t  tag;
     int       redelivered;
@@ -24,24 +26,37 @@ struct rd_delivery {
     size_t    len;
     char      correlation_id[256];   /* the property, "" when absent */
     char      message_id[256];
-    int64_t   attempts;              /* x-reporterd-attempts, 0 when absent */
-    int64_t   delivery_count;        /* x-delivery-count (quorum), 0 when absent */
+    struct rd_props    *props;       /* internal: every property, for dead-lettering */
     struct rd_delivery *next;        /* internal: deliveries read early */
 };
 
 struct rd_publish {
     const char *correlation_id;      /* NULL: none */
     const char *message_id;          /* NULL: none */
-    int64_t     attempts;            /* > 0: set the x-reporterd-attempts header */
+    /* Dead-lettering: publish with every property and header of `like`
+     * (delivery mode forced persistent), adding x-reporterd-reason and
+     * x-reporterd-attempts (information only: reporterd never reads it
+     * back, so dead letters moved back to the task queue start afresh). */
+    const struct rd_delivery *like;
+    const char *reason;
+    int64_t     attempts;
 };
 
 /* Connect, log in and open the channels.  NULL with err on failure;
- * *fatal is set when retrying cannot help (bad credentials, TLS setup). */
+ * *fatal is set only when an operator must act (the broker refused the
+ * credentials with 403 ACCESS_REFUSED, the TLS files cannot be loaded,
+ * password_file cannot be read).  A connection closed during the login
+ * without that reply (a broker starting or stopping, a proxy with no
+ * backend) and 530 NOT_ALLOWED (a vhost still being created) are
+ * transient.  password_file is read again on every call. */
 struct rd_broker *rd_broker_open(const struct rd_conf_amqp *conf, const char *name,
                                  int *fatal, char *err, size_t errlen);
 
-/* Declare the dead-letter, task and result queues with the configured
- * arguments.  A 406 (the queue exists with other arguments) is fatal. */
+/* Make sure the dead-letter, result and task queues exist.  Each is
+ * declared passively first, so a queue someone else declared is used
+ * with whatever arguments it has; only a missing queue is created, durable,
+ * with x-queue-type from rabbitmq.queue_type.  *fatal when the broker
+ * refuses us the queue (403). */
 int  rd_broker_declare(struct rd_broker *b, int *fatal, char *err, size_t errlen);
 
 int  rd_broker_consume(struct rd_broker *b, const char *queue, int prefetch,

@@ -111,6 +111,11 @@ void rd_conf_dump(const struct rd_conf *conf, FILE *out);
 
 const char *rd_log_level_name(int level);
 
+/* Read a password_file: at most 64 KiB, no NUL byte, one trailing newline
+ * dropped.  malloc'ed, or NULL with err.  Workers call it on every
+ * connect, so a rotated password needs no reload. */
+char *rd_conf_read_secret(const char *path, char *err, size_t errlen);
+
 /* Parse "HOST:PORT" ("127.0.0.1:9187", "[::1]:9187", "*:9187"); 0 or -1. */
 struct sockaddr_storage;
 int rd_conf_parse_listen(const char *listen, struct sockaddr_storage *ss,

@@ -85,16 +85,38 @@ rd_conf_fail(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
 }
 
 
+char *
+rd_conf_read_secret(const char *path, char *err, size_t errlen)
+{
+    struct stat  st;
+    const char  *op;
+    char        *buf;
+    size_t       len;
+
+    buf = rd_conf_slurp(path, RD_CONF_MAX_SECRET, &len, &st, &op);
+    if (buf == NULL) {
+        snprintf(err, errlen, "%s \"%s\": %s", op, path, strerror(errno));
+        return NULL;
+    }
+    if (strlen(buf) != len) {
+        free(buf);
+        snprintf(err, errlen, "\"%s\" contains a NUL byte", path);
+        return NULL;
+    }
+    if (len > 0 && buf[len - 1] == '\n')
+        buf[len - 1] = '\0';
+    return buf;
+}
+
+
 /* password_file replaces password; giving both is an error. */
 static int
 rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password,
     const char *password_file)
 {
     const struct rd_conf_opt  *pw, *file;
-    struct stat                st;
-    const char                *path, *op;
-    char                      *buf, **field;
-    size_t                     len;
+    const char                *path;
+    char                      *buf, **field, err[512];
 
     pw = rd_conf_find(password);
     file = rd_conf_find(password_file);
@@ -109,17 +131,9 @@ rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password,
                             "%s and %s are mutually exclusive",
                             password, password_file);
 
-    buf = rd_conf_slurp(path, RD_CONF_MAX_SECRET, &len, &st, &op);
+    buf = rd_conf_read_secret(path, err, sizeof(err));
     if (buf == NULL)
-        return rd_conf_fail(ctx, file, "%s \"%s\": %s", op, path,
-                            strerror(errno));
-
-    if (strlen(buf) != len) {
-        free(buf);
-        return rd_conf_fail(ctx, file, "\"%s\" contains a NUL byte", path);
-    }
-    if (len > 0 && buf[len - 1] == '\n')
-        buf[len - 1] = '\0';
+        return rd_conf_fail(ctx, file, "%s", err);
 
     field = rd_conf_field(ctx->conf, pw);
     free(*field);

@@ -2,6 +2,7 @@
  * metrics.c -- the shared counters and histograms.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -69,4 +70,11 @@ rd_metrics_state(int broker_up, int db_up)
         return;
     __atomic_store_n(&rd_metrics_self->broker_up, broker_up, __ATOMIC_RELAXED);
     __atomic_store_n(&rd_metrics_self->db_up, db_up, __ATOMIC_RELAXED);
+}
+
+void
+rd_metrics_problem(const char *why)
+{
+    if (rd_metrics_self != NULL)
+        snprintf(rd_metrics_self->problem, sizeof(rd_metrics_self->problem), "%s", why);
 }

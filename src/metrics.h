@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "charges.h"
+
 enum rd_outcome {
     RD_OUT_COMPLETE = 0,        /* a Complete result was confirmed */
     RD_OUT_ERROR,               /* an Error result was confirmed */
@@ -32,6 +34,7 @@ struct rd_metrics_worker {
     int      generation;
     int      broker_up;
     int      db_up;
+    char     problem[256];      /* why it exits with RD_WORKER_EXIT_FATAL */
 };
 
 struct rd_metrics {
@@ -41,7 +44,13 @@ struct rd_metrics {
     uint64_t                 worker_restarts;
     uint64_t                 reloads;
     int                      live_workers;
+    /* Written by the master only: a problem outside the configuration
+     * file that keeps workers from starting ("" when none), and how many
+     * worker places wait on it. */
+    char                     problem[512];
+    int                      problem_workers;
     struct rd_metrics_worker workers[RD_METRICS_WORKERS];
+    struct rd_charge         charges[RD_CHARGES_SLOTS];
 };
 
 extern const double rd_metrics_bounds[RD_METRICS_BUCKETS];
@@ -58,5 +67,9 @@ void rd_metrics_task(enum rd_outcome outcome, double seconds);
 void rd_metrics_db(double seconds);
 void rd_metrics_state(int broker_up, int db_up);
 void rd_metrics_add(uint64_t *counter, uint64_t n);
+
+/* In a worker about to exit with RD_WORKER_EXIT_FATAL: say why, for the
+ * master's log and /healthz. */
+void rd_metrics_problem(const char *why);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "broker.h"
 #include "channel.h"
+#include "charges.h"
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
@@ -36,6 +37,7 @@
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_CAP_MS  30000
 #define IDLE_PING_MS    5000        /* an idle worker checks the database */
+#define STEADY_MS       5000        /* consuming this long: the connection is good */
 
 static volatile sig_atomic_t w_quit, w_terminate, w_reopen;
 static volatile sig_atomic_t w_stop;        /* set with either of the first two */
@@ -51,11 +53,13 @@ struct worker {
     int64_t               test_delay_ms;
     int64_t               test_crash_phone;
     int64_t               db_seen_ms;   /* last time the database answered */
+    int64_t               consuming_ms; /* when the consumer started */
     int                   worked;       /* told the master it finished a task */
 };
 
-/* What handling one delivery did to the connections. */
-enum outcome { DONE, BROKER_LOST, STORE_LOST, STOP_NOW };
+/* What handling one delivery did to the connections.  BROKER_REFUSED: the
+ * broker nacked or returned a publish; reconnect after a backoff. */
+enum outcome { DONE, BROKER_LOST, BROKER_REFUSED, STORE_LOST, STOP_NOW };
 
 static void
 on_signal(int sig)
@@ -123,13 +127,14 @@ set_state(struct worker *w, enum rd_channel_msg msg)
                      msg == RD_CHAN_CONSUMING || (msg == RD_CHAN_BROKER_DOWN && w->store_ok));
 }
 
+/* Give a delivery back to the queue, uncounted; `out` on success. */
 static enum outcome
-settle(struct worker *w, const struct rd_delivery *d, int requeue, enum rd_outcome o, double t0)
+put_back(struct worker *w, const struct rd_delivery *d, enum outcome out)
 {
-    if (rd_broker_reject(w->broker, d->tag, requeue) != RD_OK)
+    if (rd_broker_reject(w->broker, d->tag, 1) != RD_OK)
         return BROKER_LOST;
-    rd_metrics_task(o, rd_now_sec() - t0);
-    return DONE;
+    rd_metrics_task(RD_OUT_REQUEUED, 0);
+    return out;
 }
 
 static void
@@ -148,6 +153,16 @@ backoff(struct worker *w, const char *what, const char *err)
     rd_sleep_ms(w->backoff_ms, &w_stop);
 }
 
+/* A problem only an operator can fix: say it where the master and
+ * /healthz see it, and exit with RD_WORKER_EXIT_FATAL. */
+static int
+fatal(const char *err)
+{
+    rd_error("%s", err);
+    rd_metrics_problem(err);
+    return RD_ERROR;
+}
+
 /* Make sure we have a database, a broker connection and a consumer.
  * RD_OK when consuming, RD_AGAIN after a failed attempt, RD_ERROR when the
  * configuration cannot work (exit with RD_WORKER_EXIT_FATAL). */
@@ -156,15 +171,13 @@ connect_all(struct worker *w)
 {
     const struct rd_conf *c = w->conf;
     char                  err[512], name[64];
-    int                   fatal, klass;
+    int                   is_fatal, klass;
 
     if (w->store == NULL) {
         snprintf(name, sizeof(name), "reporterd worker %ld", (long) getpid());
         w->store = rd_store_open(&c->mongodb, name, err, sizeof(err));
-        if (w->store == NULL) {
-            rd_error("%s", err);
-            return RD_ERROR;
-        }
+        if (w->store == NULL)
+            return fatal(err);
     }
     if (!w->store_ok) {
         if (rd_store_ping(w->store, &klass, err, sizeof(err)) != RD_OK) {
@@ -177,22 +190,18 @@ connect_all(struct worker *w)
     }
     if (w->broker == NULL) {
         snprintf(name, sizeof(name), "reporterd worker %ld", (long) getpid());
-        w->broker = rd_broker_open(&c->rabbitmq, name, &fatal, err, sizeof(err));
+        w->broker = rd_broker_open(&c->rabbitmq, name, &is_fatal, err, sizeof(err));
         if (w->broker == NULL) {
-            if (fatal) {
-                rd_error("%s", err);
-                return RD_ERROR;
-            }
+            if (is_fatal)
+                return fatal(err);
             set_state(w, RD_CHAN_BROKER_DOWN);
             backoff(w, "broker unreachable", err);
             return RD_AGAIN;
         }
-        if (rd_broker_declare(w->broker, &fatal, err, sizeof(err)) != RD_OK) {
+        if (rd_broker_declare(w->broker, &is_fatal, err, sizeof(err)) != RD_OK) {
             drop_broker(w, 0);
-            if (fatal) {
-                rd_error("%s", err);
-                return RD_ERROR;
-            }
+            if (is_fatal)
+                return fatal(err);
             backoff(w, "declaring queues failed", err);
             return RD_AGAIN;
         }
@@ -205,7 +214,7 @@ connect_all(struct worker *w)
             return RD_AGAIN;
         }
         w->consuming = 1;
-        w->backoff_ms = 0;
+        w->consuming_ms = rd_now_ms();
         rd_info("consuming from \"%s\" (prefetch %d), results to \"%s\"",
                 c->rabbitmq.task_queue, c->rabbitmq.prefetch, c->rabbitmq.result_queue);
         set_state(w, RD_CHAN_CONSUMING);
@@ -217,14 +226,8 @@ connect_all(struct worker *w)
 static void
 message_id(const struct rd_task *t, const char *body, size_t len, char *out, size_t size)
 {
-    uint64_t h = 14695981039346656037ULL;
-    size_t   i;
-
-    for (i = 0; i < len; i++) {
-        h ^= (unsigned char) body[i];
-        h *= 1099511628211ULL;
-    }
-    snprintf(out, size, "%.200s-%016llx", t->id_text, (unsigned long long) h);
+    snprintf(out, size, "%.200s-%016llx", t->id_text,
+             (unsigned long long) rd_charge_fingerprint(body, len));
 }
 
 struct rows {
@@ -265,8 +268,7 @@ answer(struct worker *w, const struct rd_delivery *d, const struct rd_task *t,
          * and reconnect, which declares the queues again. */
         rd_warn("task %s: the result was not accepted, requeueing the task and "
                 "reconnecting: %s", t->id_text, err);
-        settle(w, d, 1, RD_OUT_REQUEUED, t0);
-        return BROKER_LOST;
+        return put_back(w, d, BROKER_REFUSED);
     }
     if (rd_broker_ack(w->broker, d->tag) != RD_OK)
         return BROKER_LOST;
@@ -274,26 +276,35 @@ answer(struct worker *w, const struct rd_delivery *d, const struct rd_task *t,
     return DONE;
 }
 
-/* Put a task back at the tail of the queue with its attempt count. */
+/* Publish a delivery to the dead-letter queue with all its properties and
+ * headers and the reason, then ack it: dead-lettering needs no queue
+ * arguments, so it works on queues declared by anyone. */
 static enum outcome
-requeue(struct worker *w, const struct rd_delivery *d, int64_t attempts, const char *why)
+dead_letter(struct worker *w, const struct rd_delivery *d, int64_t attempts,
+            const char *reason, double t0)
 {
-    struct rd_publish p = { 0 };
-    char              err[512];
-    int               rc;
+    const struct rd_conf_amqp *c = &w->conf->rabbitmq;
+    struct rd_publish          p = { 0 };
+    char                       err[512];
+    int                        rc;
 
-    p.correlation_id = d->correlation_id[0] ? d->correlation_id : NULL;
-    p.message_id = d->message_id[0] ? d->message_id : NULL;
+    p.like = d;
+    p.reason = reason;
     p.attempts = attempts;
-    rc = rd_broker_publish(w->broker, w->conf->rabbitmq.task_queue, d->body, d->len, &p,
+    rc = rd_broker_publish(w->broker, c->dead_letter_queue, d->body, d->len, &p,
                            err, sizeof(err));
-    if (rc != RD_OK) {
-        rd_warn("requeueing a task (%s) failed: %s", why, err);
-        return rc == RD_DECLINED ? settle(w, d, 1, RD_OUT_REQUEUED, 0) : BROKER_LOST;
+    if (rc == RD_ERROR) {
+        rd_warn("dead-lettering a message failed, it will be redelivered: %s", err);
+        return BROKER_LOST;
+    }
+    if (rc == RD_DECLINED) {
+        rd_warn("the dead-letter queue refused a message, requeueing it and reconnecting: %s",
+                err);
+        return put_back(w, d, BROKER_REFUSED);
     }
     if (rd_broker_ack(w->broker, d->tag) != RD_OK)
         return BROKER_LOST;
-    rd_metrics_task(RD_OUT_REQUEUED, 0);
+    rd_metrics_task(RD_OUT_DEAD_LETTERED, rd_now_sec() - t0);
     return DONE;
 }
 
@@ -312,8 +323,11 @@ task_name(const struct rd_delivery *d, const struct rd_conf_task *limits, char *
     return buf;
 }
 
+/* One delivery, from its charges to its ack.  *keep_charge: the query
+ * ran out of time, which counts like a crash (charges.h). */
 static enum outcome
-handle(struct worker *w, struct rd_delivery *d)
+handle_task(struct worker *w, struct rd_delivery *d, int64_t attempts,
+            int *keep_charge)
 {
     const struct rd_conf  *c = w->conf;
     struct rd_task         t;
@@ -327,25 +341,28 @@ handle(struct worker *w, struct rd_delivery *d)
 
     rd_format_wall_time(received, sizeof(received));
 
-    /* Classic queues do not count redeliveries: count them ourselves by
-     * republishing with an attempts header, so a message that kills its
-     * worker ends in the dead-letter queue instead of cycling. */
-    if (d->redelivered && c->rabbitmq.queue_type == RD_QUEUE_CLASSIC) {
-        if (d->attempts + 1 > c->rabbitmq.max_redeliveries) {
-            rd_error("task %s: dead-lettered after %lld redeliveries (max_redeliveries %d; "
-                     "%zu bytes, delivery tag %llu)", task_name(d, &c->task, err, sizeof(err)),
-                     (long long) d->attempts + 1, c->rabbitmq.max_redeliveries, d->len,
-                     (unsigned long long) d->tag);
-            return settle(w, d, 0, RD_OUT_DEAD_LETTERED, t0);
-        }
-        return requeue(w, d, d->attempts + 1, "redelivered");
+    /* Deliveries that crashed a worker, or ran out of time, more often
+     * than allowed go to the dead-letter queue instead of cycling. */
+    if (attempts > c->rabbitmq.max_redeliveries) {
+        char why[160];
+
+        snprintf(why, sizeof(why), "crashed a worker or ran out of time %lld times "
+                 "(rabbitmq.max_redeliveries %d)", (long long) attempts,
+                 c->rabbitmq.max_redeliveries);
+        rd_error("task %s: dead-lettered: %s; %zu bytes, delivery tag %llu",
+                 task_name(d, &c->task, err, sizeof(err)), why, d->len,
+                 (unsigned long long) d->tag);
+        return dead_letter(w, d, attempts, why, t0);
     }
 
     rc = rd_task_parse(d->body, d->len, &c->task, &t, err, sizeof(err));
     if (rc == RD_TASK_UNREADABLE) {
-        rd_warn("rejecting an unreadable message (%zu bytes, delivery tag %llu) to the "
+        char why[600];
+
+        rd_warn("moving an unreadable message (%zu bytes, delivery tag %llu) to the "
                 "dead-letter queue: %s", d->len, (unsigned long long) d->tag, err);
-        return settle(w, d, 0, RD_OUT_DEAD_LETTERED, t0);
+        snprintf(why, sizeof(why), "unreadable: %s", err);
+        return dead_letter(w, d, attempts, why, t0);
     }
     if (rc == RD_TASK_INVALID) {
         rd_warn("task %s: invalid: %s", t.id_text, err);
@@ -362,8 +379,9 @@ handle(struct worker *w, struct rd_delivery *d)
 #endif
     stats = calloc(t.nphones, sizeof(*stats));
     if (stats == NULL) {
+        rd_error("task %s: out of memory for %zu phones; requeueing it", t.id_text, t.nphones);
         rd_task_free(&t);
-        return rd_broker_reject(w->broker, d->tag, 1) == RD_OK ? STORE_LOST : BROKER_LOST;
+        return put_back(w, d, BROKER_REFUSED);
     }
     rd_report_init(stats, &t);
     rows.stats = stats;
@@ -381,11 +399,15 @@ handle(struct worker *w, struct rd_delivery *d)
         goto done;
     }
     if (rc != RD_OK && klass == RD_STORE_TRANSIENT) {
+        if ((rd_now_sec() - t1) * 1000 >= c->mongodb.max_time_ms) {
+            /* It used its whole time: maybe the task, not the database. */
+            *keep_charge = 1;
+            rd_warn("task %s: the query ran out of time (attempt %lld of at most %d)",
+                    t.id_text, (long long) attempts + 1, c->rabbitmq.max_redeliveries + 1);
+        }
         rd_warn("task %s: database unavailable, returning the task to the queue: %s",
                 t.id_text, err);
-        out = requeue(w, d, d->attempts, "database unavailable");
-        if (out == DONE)
-            out = STORE_LOST;
+        out = put_back(w, d, STORE_LOST);
         goto done;
     }
     if (rc != RD_OK) {
@@ -399,8 +421,8 @@ handle(struct worker *w, struct rd_delivery *d)
 
 publish:
     if (json == NULL) {
-        rd_error("task %s: out of memory building the result", t.id_text);
-        out = rd_broker_reject(w->broker, d->tag, 1) == RD_OK ? DONE : BROKER_LOST;
+        rd_error("task %s: out of memory building the result; requeueing it", t.id_text);
+        out = put_back(w, d, BROKER_REFUSED);
         goto done;
     }
     out = answer(w, d, &t, json, rc == RD_OK ? RD_OUT_COMPLETE : RD_OUT_ERROR, t0);
@@ -416,10 +438,40 @@ done:
     return out;
 }
 
+static enum outcome
+handle(struct worker *w, struct rd_delivery *d)
+{
+    uint64_t     fp = rd_charge_fingerprint(d->body, d->len);
+    int64_t      attempts = (int64_t) rd_charge_begin(fp);
+    int          keep = 0;
+    enum outcome out = handle_task(w, d, attempts, &keep);
+
+    if (!keep)
+        rd_charge_end(fp);
+    return out;
+}
+
+/* The connection is gone or refused us: reconnect, at once if it had been
+ * consuming for a while, after a growing backoff if it keeps failing. */
+static void
+lost_broker(struct worker *w, int refused, const char *what, const char *err)
+{
+    int steady = w->consuming && rd_now_ms() - w->consuming_ms >= STEADY_MS;
+
+    set_state(w, RD_CHAN_BROKER_DOWN);
+    drop_broker(w, 0);
+    if (steady && !refused) {
+        w->backoff_ms = 0;
+        rd_warn("%s: %s; reconnecting", what, err);
+        return;
+    }
+    backoff(w, what, err);
+}
+
 /* Cancel the consumer and deal with what the broker had already sent:
  * finish it (graceful stop) or put it back uncounted (database away). */
 static enum outcome
-release_consumer(struct worker *w, int put_back)
+release_consumer(struct worker *w, int put_back_all)
 {
     struct rd_delivery d;
     enum outcome       out = DONE;
@@ -432,10 +484,10 @@ release_consumer(struct worker *w, int put_back)
     w->consuming = 0;
     while (out == DONE && !w_terminate
            && rd_broker_next(w->broker, &d, 0, err, sizeof(err)) == RD_OK) {
-        out = put_back ? requeue(w, &d, d.attempts, "database unavailable") : handle(w, &d);
+        out = put_back_all ? put_back(w, &d, DONE) : handle(w, &d);
         rd_delivery_free(&d);
     }
-    return out == STORE_LOST ? DONE : out;
+    return out == STORE_LOST || out == BROKER_REFUSED ? DONE : out;
 }
 
 /* The database is away: give back what the broker sent us and close the
@@ -525,21 +577,22 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
         }
         w.db_seen_ms = rd_now_ms();
         if (rc == RD_ERROR) {
-            rd_warn("lost the broker: %s; reconnecting", err);
-            set_state(&w, RD_CHAN_BROKER_DOWN);
-            drop_broker(&w, 0);
+            lost_broker(&w, 0, "lost the broker", err);
             continue;
         }
         switch (handle(&w, &d)) {
         case DONE:
+            w.backoff_ms = 0;
             if (!w.worked) {
                 w.worked = 1;
                 rd_channel_send(w.chan, RD_CHAN_WORKED);
             }
             break;
         case BROKER_LOST:
-            set_state(&w, RD_CHAN_BROKER_DOWN);
-            drop_broker(&w, 0);
+            lost_broker(&w, 0, "lost the broker", "see above");
+            break;
+        case BROKER_REFUSED:
+            lost_broker(&w, 1, "reconnecting", "the broker refused a message (see above)");
             break;
         case STORE_LOST:
             /* Pause: take no tasks until the database answers again. */

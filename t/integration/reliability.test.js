@@ -1,9 +1,12 @@
 /*
  * reliability.test.js -- what reporterd does when things go wrong that
  * are not the operator's signals: a task that kills its worker (classic
- * and quorum queues), a task queue declared by someone else with other
- * arguments (406), a deleted result queue, bad credentials (no password
- * in any log line), and the database going away while tasks wait.
+ * and quorum queues, counted the same way), queues declared by someone
+ * else (the old service's plain durable pair, a quorum queue with other
+ * arguments), a deleted result queue, a result queue that refuses every
+ * result, bad credentials (no password in any log line), a broker behind
+ * a proxy that closes connections, a vhost that does not exist yet, a
+ * rotated password_file, and the database going away while tasks wait.
  */
 'use strict';
 
@@ -36,9 +39,14 @@ function freshNames() {
     return n;
 }
 
-async function poisonRun(queueType) {
+/* A task that kills its worker (the test-hooks build) is charged once per
+ * crash and dead-lettered by reporterd itself, with its properties and
+ * headers kept, after max_redeliveries + 1 crashes; the same whatever the
+ * queue type.  pre: declare the queues first, as someone else would. */
+async function poisonRun(queueType, pre = null) {
     if (!h.env.testhooks) return 'REPORTERD_TESTHOOKS not set';
     const names = freshNames();
+    if (pre) await pre(names);
     const cfg = h.writeConfig(h.tmpDir(), {
         worker_processes: 3,
         rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue, queue_type: queueType, max_redeliveries: 2 },
@@ -46,14 +54,25 @@ async function poisonRun(queueType) {
     const daemon = h.startDaemon(cfg, { binary: h.env.testhooks, env: { REPORTERD_TEST_CRASH_PHONE: String(CRASH_PHONE) } });
     await daemon.waitReady(3, 30000);
     const results = await ctx.broker.collector(names.result_queue);
-    await ctx.broker.publish(names.task_queue, { correlation_id: 'poison', phones: [1, CRASH_PHONE] });
-    await h.waitFor(async () => (await ctx.broker.messageCount(names.dead_letter_queue)) === 1, 60000,
-        () => `the poison task in ${names.dead_letter_queue} (log tail: ${daemon.log.slice(-1500)})`);
+    await ctx.broker.publish(names.task_queue, { correlation_id: 'poison', phones: [1, CRASH_PHONE] },
+        { properties: { messageId: 'poison-1', headers: { 'x-client': 'abc', 'x-reporterd-attempts': 7 } } });
+    const dead = await ctx.broker.collector(names.dead_letter_queue);
+    const [dl] = await dead.next(1, 60000);
     const kills = (daemon.log.match(/killed by signal 9/g) || []).length;
-    assert.ok(kills >= 2 && kills <= 4, `the poison task killed ${kills} workers: bounded by max_redeliveries`);
+    assert.equal(kills, 3, 'the poison task killed max_redeliveries + 1 = 3 workers');
+    assert.equal(dl.body.correlation_id, 'poison', 'the dead letter is the task itself');
+    assert.equal(dl.properties.messageId, 'poison-1', 'message_id kept');
+    assert.equal(dl.properties.deliveryMode, 2, 'persistent');
+    assert.equal(dl.properties.headers['x-client'], 'abc', 'the client\'s headers kept');
+    assert.match(String(dl.properties.headers['x-reporterd-reason']), /crashed a worker or ran out of time 3 times/);
+    assert.equal(Number(dl.properties.headers['x-reporterd-attempts']), 3,
+        'attempts counted by reporterd; the client\'s header was not read');
     /* the daemon still serves, and the poison task produced no result */
     for (let i = 0; i < 3; i++) await ctx.broker.publish(names.task_queue, { correlation_id: i, phones: [i + 1, 4] });
-    const got = await results.next(3, 60000);
+    /* one more with an absurd attempts header: ignored, answered */
+    await ctx.broker.publish(names.task_queue, { correlation_id: 3, phones: [4, 4] },
+        { properties: { headers: { 'x-reporterd-attempts': { '!': 'int64', value: 2 ** 62 } } } });
+    const got = await results.next(4, 60000);
     for (const r of got) {
         assert.equal(r.body.status, 'Complete');
         h.assertReport(r.body.data, h.expectedReport(records, [Number(r.body.correlation_id) + 1, 4]));
@@ -64,30 +83,50 @@ async function poisonRun(queueType) {
     return null;
 }
 
-test('a task that kills its worker ends in the dead-letter queue (classic: counted by reporterd)', async (t) => {
+test('a task that kills its worker ends in the dead-letter queue (classic)', async (t) => {
     const why = await poisonRun('classic');
     if (why) t.skip(why);
 });
 
-test('a task that kills its worker ends in the dead-letter queue (quorum: x-delivery-limit)', async (t) => {
+test('a task that kills its worker ends in the dead-letter queue (quorum: counted the same way)', async (t) => {
     const why = await poisonRun('quorum');
     if (why) t.skip(why);
 });
 
-test('a task queue declared with other arguments: 406 logged, worker not respawned, queue kept', async () => {
+test('a quorum task queue with other arguments, declared by someone else: used as it is', async (t) => {
+    const why = await poisonRun('classic', async (names) => {
+        await ctx.broker.declareQueue(names.task_queue, { 'x-queue-type': 'quorum', 'x-max-length': 1000 });
+    });
+    if (why) t.skip(why);
+});
+
+test('the old service\'s queues (plain durable, no arguments): consumed, answered and dead-lettered', async () => {
     const names = freshNames();
-    await ctx.broker.declareQueue(names.task_queue, { 'x-max-length': 1000 });
+    /* exactly what its producer and consumer do: queue_declare(durable=True) */
+    await ctx.broker.declareQueue(names.task_queue);
+    await ctx.broker.declareQueue(names.result_queue);
     await ctx.broker.publish(names.task_queue, { correlation_id: 1, phones: [1] });
     const cfg = h.writeConfig(h.tmpDir(), {
-        worker_processes: 1, rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue },
+        worker_processes: 2, rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue, queue_type: 'quorum' },
     }, { names, mongoUri: ctx.mongo.uri });
     const daemon = h.startDaemon(cfg);
-    await daemon.waitForLog(/PRECONDITION_FAILED[^\n]*never deletes a queue/, 20000);
-    await daemon.waitForLog(/not respawning it until the configuration is reloaded/, 10000);
-    assert.ok(daemon.running(), 'the master keeps running');
-    assert.equal(await ctx.broker.messageCount(names.task_queue), 1, 'the queue and its message are untouched');
-    assert.equal((daemon.log.match(/spawned worker/g) || []).length, 1, 'no respawn loop');
-    await daemon.shutdown('SIGTERM', 10000);
+    await daemon.waitReady(2, 30000);
+    const results = await ctx.broker.collector(names.result_queue);
+    await ctx.broker.publish(names.task_queue, { correlation_id: 2, phones: [2, 3] });
+    await ctx.broker.publish(names.task_queue, '{"correlation_id": 3, "phones": [1,');
+    const got = await results.next(2, 20000);
+    const byId = new Map(got.map((r) => [Number(r.body.correlation_id), r]));
+    h.assertReport(byId.get(1).body.data, h.expectedReport(records, [1]));
+    h.assertReport(byId.get(2).body.data, h.expectedReport(records, [2, 3]));
+    const dead = await ctx.broker.collector(names.dead_letter_queue);
+    const [dl] = await dead.next(1, 20000);
+    assert.equal(dl.raw, '{"correlation_id": 3, "phones": [1,', 'the unreadable message, byte for byte');
+    assert.match(String(dl.properties.headers['x-reporterd-reason']), /^unreadable: /);
+    await results.expectNone(300);
+    assert.doesNotMatch(daemon.log, /PRECONDITION_FAILED|exited with status 2/);
+    /* the dead-letter queue was missing: reporterd created it, as queue_type says */
+    assert.ok(await ctx.broker.queueInfo(names.dead_letter_queue), 'the dead-letter queue exists');
+    await daemon.shutdown('SIGQUIT', 20000);
 });
 
 test('a deleted result queue is declared again; the task is answered, not lost', async () => {
@@ -108,21 +147,159 @@ test('a deleted result queue is declared again; the task is answered, not lost',
     await daemon.shutdown('SIGQUIT', 20000);
 });
 
-test('wrong broker credentials: a clear fatal error, and the password appears nowhere', async () => {
+test('wrong broker credentials: 403 named, slow respawn, and the password appears nowhere', async () => {
     const secret = 'S3cr3t-Pa55word-xyz';
     const names = freshNames();
     const cfg = h.writeConfig(h.tmpDir(), {
         worker_processes: 1, rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue, password: secret },
     }, { names, mongoUri: ctx.mongo.uri });
     const daemon = h.startDaemon(cfg);
-    await daemon.waitForLog(/login to 127\.0\.0\.1:5672 as "guest" vhost "\/" refused/, 20000);
-    await daemon.waitForLog(/not respawning/, 10000);
+    await daemon.waitForLog(/login to 127\.0\.0\.1:5672 as "guest" vhost "\/" refused: 403 ACCESS_REFUSED/, 20000);
+    await daemon.waitForLog(/an operator must fix this outside the configuration file; trying again in 30 s/, 10000);
     const dump = await h.run(h.env.reporterd, ['-T', '-c', cfg]);
     assert.equal(dump.code, 0);
     assert.match(dump.stdout, /password: "\*+"/);
     await daemon.shutdown('SIGTERM', 10000);
     assert.ok(!daemon.log.includes(secret), 'the password is in the log');
     assert.ok(!dump.stdout.includes(secret) && !dump.stderr.includes(secret), 'the password is in -T output');
+});
+
+/* GET http://127.0.0.1:port/path -> { code, body } */
+function httpGet(port, p) {
+    return new Promise((resolve, reject) => {
+        require('node:http').get({ host: '127.0.0.1', port, path: p, timeout: 5000 }, (res) => {
+            let body = '';
+            res.on('data', (c) => { body += c; });
+            res.on('end', () => resolve({ code: res.statusCode, body }));
+        }).on('error', reject);
+    });
+}
+
+test('a rotated password_file is read on the next connect: the refused worker comes back without a reload, /healthz named why',
+    { timeout: 90000 }, async () => {
+        const names = freshNames();
+        const dir = h.tmpDir();
+        const pwFile = require('node:path').join(dir, 'amqp.password');
+        require('node:fs').writeFileSync(pwFile, 'not-the-password\n', { mode: 0o600 });
+        const port = await h.freePort();
+        const cfg = h.writeConfig(dir, {
+            worker_processes: 1, status: { listen: `127.0.0.1:${port}` },
+            rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue, password: null, password_file: pwFile },
+        }, { names, mongoUri: ctx.mongo.uri });
+        const daemon = h.startDaemon(cfg);
+        await daemon.waitForLog(/403 ACCESS_REFUSED.*trying again in 30 s/, 20000);
+        await daemon.waitForLog(/serving \/metrics and \/healthz/, 10000);
+        let health;
+        await h.waitFor(async () => {
+            health = await httpGet(port, '/healthz').catch(() => null);
+            return health && /ACCESS_REFUSED/.test(health.body);
+        }, 10000, () => `/healthz to name the refused login (got ${JSON.stringify(health)})`);
+        assert.equal(health.code, 503);
+        /* the operator fixes the password outside the configuration file */
+        require('node:fs').writeFileSync(pwFile, 'guest\n');
+        await daemon.waitReady(1, 45000);
+        await h.waitFor(async () => {
+            health = await httpGet(port, '/healthz').catch(() => null);
+            return health && health.code === 200;
+        }, 10000, () => `/healthz to be ok (got ${JSON.stringify(health)})`);
+        assert.doesNotMatch(health.body, /ACCESS_REFUSED/, 'the problem is gone from /healthz');
+        assert.doesNotMatch(daemon.log, /starting generation 2/, 'no reload was needed');
+        await ctx.broker.publish(names.task_queue, { correlation_id: 5, phones: [1] });
+        const [r] = await (await ctx.broker.collector(names.result_queue)).next(1, 20000);
+        h.assertReport(r.body.data, h.expectedReport(records, [1]));
+        await daemon.shutdown('SIGQUIT', 20000);
+    });
+
+/* A TCP endpoint in front of the broker: while `closing` it accepts and
+ * at once closes every connection (a proxy with no backend, a broker
+ * booting); then it forwards to the broker. */
+async function flakyProxy() {
+    const net = require('node:net');
+    const port = await h.freePort();
+    const state = { closing: true, accepted: 0, sockets: new Set() };
+    const server = net.createServer((c) => {
+        state.accepted++;
+        state.sockets.add(c);
+        c.on('close', () => state.sockets.delete(c));
+        c.on('error', () => {});
+        if (state.closing) {
+            c.destroy();
+            return;
+        }
+        const up = net.connect(5672, '127.0.0.1');
+        state.sockets.add(up);
+        up.on('close', () => { state.sockets.delete(up); c.destroy(); });
+        up.on('error', () => c.destroy());
+        c.on('close', () => up.destroy());
+        c.pipe(up).pipe(c);
+    });
+    await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+    h.onCleanup(() => new Promise((resolve) => {
+        for (const x of state.sockets) x.destroy();
+        server.close(() => resolve());
+    }));
+    return { port, state };
+}
+
+test('a broker endpoint that accepts and closes connections delays the workers, never stops them', { timeout: 90000 }, async () => {
+    const names = freshNames();
+    const proxy = await flakyProxy();
+    const cfg = h.writeConfig(h.tmpDir(), {
+        worker_processes: 2, rabbitmq: { port: proxy.port, task_queue: names.task_queue, result_queue: names.result_queue },
+    }, { names, mongoUri: ctx.mongo.uri });
+    const daemon = h.startDaemon(cfg);
+    await daemon.waitForLogCount(/broker unreachable: login[^\n]*retrying in/, 4, 30000);
+    assert.ok(proxy.state.accepted >= 4, 'the workers kept trying');
+    assert.doesNotMatch(daemon.log, /exited with status|an operator must fix/, 'no worker gave up');
+    proxy.state.closing = false;
+    await daemon.waitReady(2, 45000);
+    await ctx.broker.publish(names.task_queue, { correlation_id: 9, phones: [3] });
+    const [r] = await (await ctx.broker.collector(names.result_queue)).next(1, 20000);
+    h.assertReport(r.body.data, h.expectedReport(records, [3]));
+    assert.doesNotMatch(daemon.log, /starting generation 2/, 'no reload was needed');
+    await daemon.shutdown('SIGQUIT', 20000);
+});
+
+test('a vhost that does not exist yet (530 NOT_ALLOWED) is waited for, not fatal', { timeout: 90000 }, async (t) => {
+    const ctl = (...a) => h.run('rabbitmqctl', a, { timeoutMs: 60000 });
+    const probe = await ctl('-q', 'list_vhosts').catch((e) => ({ code: -1, stderr: e.message }));
+    if (probe.code !== 0) return t.skip(`rabbitmqctl is not usable here: ${(probe.stderr || '').trim().slice(0, 200)}`);
+    const names = freshNames();
+    const vhost = `rdtest-${process.pid}-${Date.now()}`;
+    h.onCleanup(() => ctl('delete_vhost', vhost));
+    const cfg = h.writeConfig(h.tmpDir(), {
+        worker_processes: 1, rabbitmq: { vhost, task_queue: names.task_queue, result_queue: names.result_queue },
+    }, { names, mongoUri: ctx.mongo.uri });
+    const daemon = h.startDaemon(cfg);
+    await daemon.waitForLog(/530 NOT_ALLOWED[^\n]*retrying in/, 20000);
+    assert.equal((await ctl('add_vhost', vhost)).code, 0, 'add_vhost');
+    assert.equal((await ctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*')).code, 0, 'set_permissions');
+    await daemon.waitReady(1, 45000);
+    assert.doesNotMatch(daemon.log, /exited with status|an operator must fix/);
+    await daemon.shutdown('SIGQUIT', 20000);
+});
+
+test('a result queue that refuses every result: the task waits with a growing backoff, is never dead-lettered', { timeout: 90000 }, async () => {
+    const names = freshNames();
+    /* max-length 0 with reject-publish: the broker nacks every publish */
+    await ctx.broker.declareQueue(names.result_queue, { 'x-max-length': 0, 'x-overflow': 'reject-publish' });
+    const cfg = h.writeConfig(h.tmpDir(), {
+        worker_processes: 1,
+        rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue, max_redeliveries: 1 },
+    }, { names, mongoUri: ctx.mongo.uri });
+    const daemon = h.startDaemon(cfg);
+    await daemon.waitReady(1, 30000);
+    await ctx.broker.publish(names.task_queue, { correlation_id: 21, phones: [2] });
+    await daemon.waitForLogCount(/the broker refused a message \(see above\); retrying in/, 3, 30000);
+    const waits = [...daemon.log.matchAll(/the broker refused a message \(see above\); retrying in (\d+) ms/g)].map((m) => Number(m[1]));
+    assert.ok(waits[2] > waits[0], `the backoff grows: ${waits.join(', ')} ms`);
+    assert.equal(await ctx.broker.messageCount(names.dead_letter_queue), 0, 'not dead-lettered');
+    assert.doesNotMatch(daemon.log, /dead-lettered/);
+    /* the operator replaces the queue: reporterd declares a plain one and answers */
+    await ctx.broker.deleteQueue(names.result_queue);
+    const [r] = await (await ctx.broker.collector(names.result_queue, { queueTimeoutMs: 30000 })).next(1, 40000);
+    h.assertReport(r.body.data, h.expectedReport(records, [2]));
+    await daemon.shutdown('SIGQUIT', 20000);
 });
 
 test('the database goes away: tasks wait in the queue and complete once it is back', async (t) => {
@@ -160,7 +337,7 @@ test('TLS settings reach the libraries: amqps with a missing CA file is fatal, T
         rabbitmq: { tls: true, tls_ca_file: '/nonexistent/ca.pem' },
     }), { names, mongoUri: ctx.mongo.uri }));
     await noCa.waitForLog(/cannot load rabbitmq\.tls_ca_file "\/nonexistent\/ca\.pem"/, 15000);
-    await noCa.waitForLog(/not respawning/, 10000);
+    await noCa.waitForLog(/an operator must fix this.*trying again in 30 s/, 10000);
     await noCa.shutdown('SIGTERM', 10000);
 
     const ca = ['/etc/ssl/certs/ca-certificates.crt'].find((f) => require('node:fs').existsSync(f));

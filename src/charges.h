@@ -1,0 +1,46 @@
+/*
+ * charges.h -- deliveries that may have crashed a worker, counted by
+ * reporterd itself and shared by every process.
+ *
+ * The broker cannot tell a worker that crashed on a task from a dropped
+ * connection (both requeue it with redelivered set, and quorum queues
+ * count both in x-delivery-count), so neither is used.  Instead a worker
+ * charges a delivery's fingerprint before it starts working on it and
+ * takes the charge back when it is done with it, whatever the outcome
+ * (answered, dead-lettered, put back, an ordered stop).  A charge left
+ * behind is a worker that died holding the delivery.  A task whose own
+ * query used up its whole time limit keeps its charge too.  Before it
+ * starts, a worker reads the charges left behind: more than
+ * rabbitmq.max_redeliveries, and the task is dead-lettered.  Prefetched
+ * deliveries a worker never started are never charged; identical bodies
+ * worked on at the same moment by two workers see each other's charge.
+ *
+ * The table is in the mapping the master makes before forking (metrics.c)
+ * and lives as long as the master: a restart of the master forgets it.
+ * Without the mapping nothing is counted.
+ */
+#ifndef RD_CHARGES_H
+#define RD_CHARGES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RD_CHARGES_SLOTS 1024
+
+struct rd_charge {
+    uint64_t fp;                /* 0: free */
+    uint64_t count;
+    int64_t  at_ms;             /* last charge: among idle entries the oldest
+                                   makes room */
+};
+
+/* The fingerprint of a message body: FNV-1a, never 0. */
+uint64_t rd_charge_fingerprint(const char *body, size_t len);
+
+/* Charge fp once; returns the charges it had before. */
+uint64_t rd_charge_begin(uint64_t fp);
+
+/* Take one charge of fp back. */
+void     rd_charge_end(uint64_t fp);
+
+#endif
