@@ -13,6 +13,16 @@
  * THROTTLE_WINDOW_MS of its start before finishing a single task is
  * replaced after a delay that doubles up to THROTTLE_CAP_MS (Postfix's
  * throttle), reset once one stays up or does work.
+ *
+ * Until a new generation is ready, the serving one keeps its own
+ * configuration, and its workers that die are replaced like any others:
+ * a reload that never gets ready does not drain the capacity.
+ *
+ * A worker that exits with RD_WORKER_EXIT_FATAL met a problem outside the
+ * configuration file that only an operator can fix (credentials the
+ * broker refuses, a queue it may not use, unreadable TLS files): it is
+ * respawned after FATAL_BASE_MS, doubling up to FATAL_CAP_MS, with its
+ * reason in the log each time and on /healthz.
  */
 #include <errno.h>
 #include <poll.h>
@@ -39,6 +49,8 @@
 #define THROTTLE_BASE_MS   1000
 #define THROTTLE_CAP_MS    60000
 #define FAST_STOP_KILL_MS  1000
+#define FATAL_BASE_MS      30000
+#define FATAL_CAP_MS       600000
 
 enum role { ROLE_WORKER = 0, ROLE_STATUS };
 
@@ -58,17 +70,24 @@ struct slot {
 struct respawn {
     int64_t at_ms;              /* 0: nothing scheduled */
     int64_t delay_ms;           /* last throttle delay */
-    int     disabled;           /* exited with RD_WORKER_EXIT_FATAL */
+    int64_t fatal_ms;           /* last delay after RD_WORKER_EXIT_FATAL, 0: none */
+    char    problem[256];       /* and its reason */
+};
+
+/* A generation's configuration and one respawn entry per worker. */
+struct gen {
+    int             number;     /* 0: none */
+    struct rd_conf *conf;
+    struct respawn *respawn;
 };
 
 struct master {
-    struct rd_conf *conf;
     const char     *conf_path;
     int             pidfd;
     struct slot     slots[MAX_SLOTS];
-    struct respawn *respawn;    /* one per worker of the current generation */
+    struct gen      cur;        /* the newest generation */
+    struct gen      old;        /* the serving one while cur is not ready */
     struct respawn  status;     /* the status process */
-    int             generation; /* the newest generation */
     int             serving;    /* the generation taking tasks */
     int             stopping;   /* 0, or SIGQUIT / SIGTERM */
 };
@@ -125,10 +144,24 @@ live_workers(struct master *m, int generation)
 }
 
 static void
-spawn(struct master *m, int role, int index)
+gen_free(struct gen *g)
+{
+    free(g->respawn);
+    rd_conf_free(g->conf);
+    memset(g, 0, sizeof(*g));
+}
+
+static struct gen *
+gen_of(struct master *m, int generation)
+{
+    return m->old.number != 0 && generation == m->old.number ? &m->old : &m->cur;
+}
+
+static void
+spawn(struct master *m, int role, struct gen *g, int index)
 {
     struct slot    *s = NULL;
-    struct respawn *r = role == ROLE_STATUS ? &m->status : &m->respawn[index];
+    struct respawn *r = role == ROLE_STATUS ? &m->status : &g->respawn[index];
     int             fds[2], i, slot = 0, status;
     pid_t           pid;
 
@@ -163,11 +196,11 @@ spawn(struct master *m, int role, int index)
             close(m->pidfd);
         if (role == ROLE_STATUS) {
             close(fds[1]);
-            status = rd_status_main(m->conf);
+            status = rd_status_main(m->cur.conf);
         } else {
             if (rd_metrics != NULL)
                 rd_metrics_self = &rd_metrics->workers[slot];
-            status = rd_worker_main(m->conf, fds[1], m->generation);
+            status = rd_worker_main(g->conf, fds[1], g->number);
         }
         exit(status);
     }
@@ -176,34 +209,37 @@ spawn(struct master *m, int role, int index)
     s->pid = pid;
     s->role = role;
     s->fd = fds[0];
-    s->generation = role == ROLE_STATUS ? 0 : m->generation;
+    s->generation = role == ROLE_STATUS ? 0 : g->number;
     s->index = index;
     s->started_ms = rd_now_ms();
     r->at_ms = 0;
     if (role == ROLE_STATUS) {
-        rd_info("spawned status process %ld (%s)", (long) pid, m->conf->status.listen);
+        rd_info("spawned status process %ld (%s)", (long) pid, m->cur.conf->status.listen);
         return;
     }
     if (rd_metrics != NULL) {
-        rd_metrics->workers[slot].generation = m->generation;
+        rd_metrics->workers[slot].generation = g->number;
         __atomic_store_n(&rd_metrics->workers[slot].pid, pid, __ATOMIC_RELAXED);
     }
-    rd_info("spawned worker %ld (generation %d, #%d)", (long) pid, m->generation, index);
+    rd_info("spawned worker %ld (generation %d, #%d)", (long) pid, g->number, index);
 }
 
+/* Start generation `number` with conf (owned from here on) as m->cur. */
 static int
-spawn_generation(struct master *m)
+spawn_generation(struct master *m, struct rd_conf *conf, int number)
 {
-    int i, n = m->conf->worker_processes;
+    int i, n = conf->worker_processes;
 
-    free(m->respawn);
-    m->respawn = calloc(n, sizeof(*m->respawn));
-    if (m->respawn == NULL) {
+    m->cur.respawn = calloc(n, sizeof(*m->cur.respawn));
+    if (m->cur.respawn == NULL) {
         rd_alert("out of memory");
+        rd_conf_free(conf);
         return -1;
     }
+    m->cur.conf = conf;
+    m->cur.number = number;
     for (i = 0; i < n; i++)
-        spawn(m, ROLE_WORKER, i);
+        spawn(m, ROLE_WORKER, &m->cur, i);
     return 0;
 }
 
@@ -223,7 +259,7 @@ signal_slot(struct slot *s, int sig, int64_t kill_after_ms)
 static void
 stop_workers(struct master *m, int sig, int older_than)
 {
-    int64_t grace = sig == SIGQUIT ? m->conf->worker_shutdown_timeout_ms : FAST_STOP_KILL_MS;
+    int64_t grace = sig == SIGQUIT ? m->cur.conf->worker_shutdown_timeout_ms : FAST_STOP_KILL_MS;
     int     i;
 
     for (i = 0; i < MAX_SLOTS; i++) {
@@ -244,12 +280,16 @@ stop_workers(struct master *m, int sig, int older_than)
  * or lived past the window, is replaced at once and resets the delay. */
 static void
 throttle(struct respawn *r, const char *what, pid_t pid, const char *how, int64_t lived,
-         int worked, int fatal, int64_t now)
+         int worked, const char *fatal, int64_t now)
 {
-    if (fatal) {
-        rd_error("%s %ld %s: a fatal configuration problem (see above); not "
-                 "respawning it until the configuration is reloaded", what, (long) pid, how);
-        r->disabled = 1;
+    if (fatal != NULL) {
+        r->fatal_ms = r->fatal_ms == 0 ? FATAL_BASE_MS
+                      : (r->fatal_ms * 2 > FATAL_CAP_MS ? FATAL_CAP_MS : r->fatal_ms * 2);
+        r->at_ms = now + r->fatal_ms;
+        snprintf(r->problem, sizeof(r->problem), "%s", fatal[0] ? fatal : "see the log");
+        rd_error("%s %ld %s: %s; an operator must fix this outside the configuration "
+                 "file; trying again in %lld s", what, (long) pid, how, r->problem,
+                 (long long) r->fatal_ms / 1000);
         return;
     }
     if (lived < THROTTLE_WINDOW_MS && !worked)
@@ -265,13 +305,33 @@ throttle(struct respawn *r, const char *what, pid_t pid, const char *how, int64_
         rd_warn("%s %ld %s unexpectedly; respawning", what, (long) pid, how);
 }
 
+/* /healthz names the problem that keeps workers from starting. */
+static void
+publish_problem(struct master *m)
+{
+    struct respawn *r = NULL;
+    int             i, n = 0;
+
+    if (rd_metrics == NULL)
+        return;
+    for (i = 0; i < m->cur.conf->worker_processes; i++)
+        if (m->cur.respawn[i].fatal_ms != 0 && n++ == 0)
+            r = &m->cur.respawn[i];
+    if (m->status.fatal_ms != 0 && n++ == 0)
+        r = &m->status;
+    if (r != NULL)
+        snprintf(rd_metrics->problem, sizeof(rd_metrics->problem), "%s (next attempt in "
+                 "at most %lld s)", r->problem, (long long) r->fatal_ms / 1000);
+    __atomic_store_n(&rd_metrics->problem_workers, n, __ATOMIC_RELAXED);
+}
+
 static void
 reap(struct master *m)
 {
-    int      status, i;
+    int      status, i, fatal;
     pid_t    pid;
     int64_t  now = rd_now_ms(), lived;
-    char     how[64];
+    char     how[64], problem[256];
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct slot *s = NULL;
@@ -290,21 +350,29 @@ reap(struct master *m)
         if (s->fd >= 0)
             close(s->fd);
         lived = now - s->started_ms;
-        if (rd_metrics != NULL)
-            memset(&rd_metrics->workers[s - m->slots], 0, sizeof(struct rd_metrics_worker));
+        fatal = WIFEXITED(status) && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL;
+        problem[0] = '\0';
+        if (rd_metrics != NULL) {
+            struct rd_metrics_worker *w = &rd_metrics->workers[s - m->slots];
+
+            snprintf(problem, sizeof(problem), "%s", w->problem);
+            memset(w, 0, sizeof(*w));
+        }
         if (s->role == ROLE_STATUS) {
             rd_info("status process %ld %s", (long) pid, how);
             if (!s->exiting && !m->stopping)
-                throttle(&m->status, "status process", pid, how, lived, 0, WIFEXITED(status)
-                         && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL, now);
-        } else if (s->exiting || m->stopping || s->generation != m->generation) {
+                throttle(&m->status, "status process", pid, how, lived, 0,
+                         fatal ? problem : NULL, now);
+        } else if (s->exiting || m->stopping
+                   || (s->generation != m->cur.number && s->generation != m->old.number)) {
             rd_info("worker %ld %s", (long) pid, how);
         } else {
-            throttle(&m->respawn[s->index], "worker", pid, how, lived, s->worked, WIFEXITED(status)
-                     && WEXITSTATUS(status) == RD_WORKER_EXIT_FATAL, now);
+            throttle(&gen_of(m, s->generation)->respawn[s->index], "worker", pid, how, lived,
+                     s->worked, fatal ? problem : NULL, now);
             if (rd_metrics != NULL)
                 rd_metrics_add(&rd_metrics->worker_restarts, 1);
         }
+        publish_problem(m);
         memset(s, 0, sizeof(*s));
         s->fd = -1;
     }
@@ -327,8 +395,15 @@ read_channels(struct master *m, struct pollfd *pfd, int n)
             continue;
         while ((msg = rd_channel_recv(s->fd)) > 0) {
             if (msg == RD_CHAN_CONSUMING && !s->ready) {
+                struct respawn *r = &gen_of(m, s->generation)->respawn[s->index];
+
                 s->ready = 1;
                 rd_debug("worker %ld is consuming", (long) s->pid);
+                if (r->fatal_ms != 0 && s->generation == gen_of(m, s->generation)->number) {
+                    rd_info("worker %ld is consuming again: the problem is gone", (long) s->pid);
+                    r->fatal_ms = 0;
+                    publish_problem(m);
+                }
             } else if (msg == RD_CHAN_BROKER_DOWN || msg == RD_CHAN_STORE_DOWN) {
                 s->ready = 0;
             } else if (msg == RD_CHAN_WORKED) {
@@ -348,19 +423,20 @@ check_generation(struct master *m)
 {
     int i, ready = 0;
 
-    if (m->serving == m->generation)
+    if (m->serving == m->cur.number)
         return;
     for (i = 0; i < MAX_SLOTS; i++)
-        if (m->slots[i].pid != 0 && m->slots[i].generation == m->generation
+        if (m->slots[i].pid != 0 && m->slots[i].generation == m->cur.number
             && m->slots[i].ready)
             ready++;
-    if (ready < m->conf->worker_processes)
+    if (ready < m->cur.conf->worker_processes)
         return;
     rd_info("generation %d: all %d workers consuming; stopping older generations gracefully",
-            m->generation, ready);
+            m->cur.number, ready);
     rd_notify_ready("serving the new generation");
-    stop_workers(m, SIGQUIT, m->generation);
-    m->serving = m->generation;
+    stop_workers(m, SIGQUIT, m->cur.number);
+    m->serving = m->cur.number;
+    gen_free(&m->old);
 }
 
 static void
@@ -368,6 +444,7 @@ reload(struct master *m)
 {
     struct rd_conf *conf;
     char            err[1024];
+    int             number;
 
     rd_info("reloading configuration from %s", m->conf_path);
     rd_notify_reloading();
@@ -377,9 +454,10 @@ reload(struct master *m)
         rd_notify_ready("reload failed; running the previous configuration");
         return;
     }
-    if (strcmp(conf->pid, m->conf->pid) != 0)
+    if (strcmp(conf->pid, m->cur.conf->pid) != 0)
         rd_warn("a new pid file path takes effect only after a restart");
-    if (strcmp(conf->error_log, m->conf->error_log) != 0 || conf->log_level != m->conf->log_level) {
+    if (strcmp(conf->error_log, m->cur.conf->error_log) != 0
+        || conf->log_level != m->cur.conf->log_level) {
         if (rd_log_open(conf->error_log, conf->log_level, err, sizeof(err)) != 0) {
             rd_error("reload failed, keeping the running configuration: %s", err);
             rd_notify_ready("reload failed; running the previous configuration");
@@ -392,21 +470,57 @@ reload(struct master *m)
     /* Generations started by earlier reloads that never got ready. */
     for (int i = 0; i < MAX_SLOTS; i++)
         if (m->slots[i].pid != 0 && m->slots[i].generation > m->serving && !m->slots[i].exiting)
-            signal_slot(&m->slots[i], SIGQUIT, m->conf->worker_shutdown_timeout_ms);
-    if ((conf->status.listen == NULL) != (m->conf->status.listen == NULL)
-        || (conf->status.listen != NULL && strcmp(conf->status.listen, m->conf->status.listen) != 0))
+            signal_slot(&m->slots[i], SIGQUIT, m->cur.conf->worker_shutdown_timeout_ms);
+    if ((conf->status.listen == NULL) != (m->cur.conf->status.listen == NULL)
+        || (conf->status.listen != NULL
+            && strcmp(conf->status.listen, m->cur.conf->status.listen) != 0))
         for (int i = 0; i < MAX_SLOTS; i++)
             if (m->slots[i].pid != 0 && m->slots[i].role == ROLE_STATUS)
                 signal_slot(&m->slots[i], SIGTERM, FAST_STOP_KILL_MS);
     memset(&m->status, 0, sizeof(m->status));
-    rd_conf_free(m->conf);
-    m->conf = conf;
-    m->generation++;
+    /* The serving generation keeps its configuration until the new one
+     * is ready; one that never got ready is dropped. */
+    number = m->cur.number + 1;
+    if (m->serving == m->cur.number) {
+        m->old = m->cur;
+        memset(&m->cur, 0, sizeof(m->cur));
+    } else {
+        gen_free(&m->cur);
+    }
     if (rd_metrics != NULL)
         rd_metrics_add(&rd_metrics->reloads, 1);
-    rd_info("starting generation %d with %d workers", m->generation, conf->worker_processes);
-    spawn_generation(m);
+    rd_info("starting generation %d with %d workers", number, conf->worker_processes);
+    if (spawn_generation(m, conf, number) != 0) {
+        /* Nothing new started: serve on with the old generation. */
+        m->cur = m->old;
+        memset(&m->old, 0, sizeof(m->old));
+        rd_error("reload failed, keeping the running configuration: out of memory");
+        rd_notify_ready("reload failed; running the previous configuration");
+        return;
+    }
+    publish_problem(m);
     rd_notify_ready("reloaded; the new generation is starting");
+}
+
+static void
+respawn_due(struct master *m, struct gen *g, int64_t now)
+{
+    int i;
+
+    for (i = 0; g->number != 0 && i < g->conf->worker_processes; i++)
+        if (g->respawn[i].at_ms != 0 && now >= g->respawn[i].at_ms)
+            spawn(m, ROLE_WORKER, g, i);
+}
+
+static int64_t
+gen_next(const struct gen *g, int64_t next)
+{
+    int i;
+
+    for (i = 0; g->number != 0 && i < g->conf->worker_processes; i++)
+        if (g->respawn[i].at_ms != 0 && g->respawn[i].at_ms < next)
+            next = g->respawn[i].at_ms;
+    return next;
 }
 
 static void
@@ -425,15 +539,14 @@ run_timers(struct master *m, int64_t now)
     }
     if (m->stopping)
         return;
-    for (i = 0; i < m->conf->worker_processes; i++)
-        if (m->respawn[i].at_ms != 0 && !m->respawn[i].disabled && now >= m->respawn[i].at_ms)
-            spawn(m, ROLE_WORKER, i);
+    respawn_due(m, &m->cur, now);
+    respawn_due(m, &m->old, now);
     /* One status process whenever status.listen is set. */
-    if (m->conf->status.listen != NULL && !m->status.disabled && now >= m->status.at_ms) {
+    if (m->cur.conf->status.listen != NULL && now >= m->status.at_ms) {
         for (i = 0; i < MAX_SLOTS; i++)
             if (m->slots[i].pid != 0 && m->slots[i].role == ROLE_STATUS)
                 return;
-        spawn(m, ROLE_STATUS, 0);
+        spawn(m, ROLE_STATUS, &m->cur, 0);
     }
 }
 
@@ -447,9 +560,7 @@ next_timer(struct master *m, int64_t now)
         if (m->slots[i].pid != 0 && m->slots[i].kill_at_ms != 0 && m->slots[i].kill_at_ms < next)
             next = m->slots[i].kill_at_ms;
     if (!m->stopping) {
-        for (i = 0; i < m->conf->worker_processes; i++)
-            if (m->respawn[i].at_ms != 0 && m->respawn[i].at_ms < next)
-                next = m->respawn[i].at_ms;
+        next = gen_next(&m->old, gen_next(&m->cur, next));
         if (m->status.at_ms != 0 && m->status.at_ms < next)
             next = m->status.at_ms;
     }
@@ -470,17 +581,16 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     memset(&m, 0, sizeof(m));
     for (i = 0; i < MAX_SLOTS; i++)
         m.slots[i].fd = -1;
-    m.conf = conf;
     m.conf_path = conf_path;
     m.pidfd = pidfd;
-    m.generation = m.serving = 1;
+    m.serving = 1;
     rd_master_pid = getpid();
     setup_signals(&waitmask);
     if (rd_metrics_init() != 0)
         rd_warn("mmap() failed: no shared metrics: %s", strerror(errno));
     rd_proctitle_set("reporterd: master process %s", conf_path);
     rd_info("master started: %d workers, config %s", conf->worker_processes, conf_path);
-    if (spawn_generation(&m) != 0)
+    if (spawn_generation(&m, conf, 1) != 0)
         return 1;
     rd_notify_ready("started");
 
@@ -530,7 +640,7 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
             if (rd_log_reopen(err, sizeof(err)) != 0) {
                 rd_error("reopening the log failed: %s", err);
             } else {
-                rd_chown_to_user(m.conf->error_log, m.conf->user);
+                rd_chown_to_user(m.cur.conf->error_log, m.cur.conf->user);
                 rd_info("log reopened");
             }
             for (i = 0; i < MAX_SLOTS; i++)
@@ -547,7 +657,7 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     }
     rd_info("all workers gone; master exiting");
     rd_notify_stopping();
-    free(m.respawn);
-    rd_conf_free(m.conf);
+    gen_free(&m.old);
+    gen_free(&m.cur);
     return 0;
 }

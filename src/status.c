@@ -138,8 +138,8 @@ render_metrics(size_t *len)
 static char *
 render_health(unsigned *code, size_t *len)
 {
-    int   i, workers = 0, broker = 0, db = 0, both = 0;
-    char *out = malloc(256);
+    int   i, workers = 0, broker = 0, db = 0, both = 0, n, waiting;
+    char *out = malloc(1024);
 
     for (i = 0; i < RD_METRICS_WORKERS; i++) {
         const struct rd_metrics_worker *w = &rd_metrics->workers[i];
@@ -158,12 +158,17 @@ render_health(unsigned *code, size_t *len)
         return NULL;
     *code = both > 0 ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
     if (both > 0)
-        *len = (size_t) snprintf(out, 256, "ok: %d of %d workers connected to the broker "
-                                 "and the database\n", both, workers);
+        n = snprintf(out, 1024, "ok: %d of %d workers connected to the broker "
+                     "and the database\n", both, workers);
     else
-        *len = (size_t) snprintf(out, 256, "unavailable: no worker is connected to both the "
-                                 "broker and the database (%d workers, %d with the broker, "
-                                 "%d with the database)\n", workers, broker, db);
+        n = snprintf(out, 1024, "unavailable: no worker is connected to both the "
+                     "broker and the database (%d workers, %d with the broker, "
+                     "%d with the database)\n", workers, broker, db);
+    waiting = __atomic_load_n(&rd_metrics->problem_workers, __ATOMIC_RELAXED);
+    if (waiting > 0 && n > 0 && n < 1024)
+        n += snprintf(out + n, 1024 - n, "problem: %d process(es) cannot start: %.*s\n",
+                      waiting, (int) sizeof(rd_metrics->problem) - 1, rd_metrics->problem);
+    *len = n < 0 ? 0 : n >= 1024 ? 1023 : (size_t) n;
     return out;
 }
 

@@ -276,20 +276,77 @@ test('a worker that crashes at start is respawned throttled (1 s, 2 s, 4 s ...),
         assert.doesNotMatch(d.log, /not respawning/);
     });
 
-test('a worker exiting with status 2 (fatal configuration problem) is not respawned until a reload',
+test('a worker exiting with status 2 (a problem outside the file) is respawned after 30 s, at once on reload',
     { timeout: 60000 }, async (t) => {
         const f = await fixture(t, { worker_processes: 2 });
         const d = f.start({ hooks: true, env: { REPORTERD_TEST_WORKER_EXIT: '2' } });
-        await d.waitForLogCount(/exited with status 2: a fatal configuration problem .*not respawning/, 2, 10000);
-        /* longer than the first throttle delay (1 s): a respawn would show */
+        await d.waitForLogCount(/exited with status 2: .*an operator must fix this .*trying again in 30 s/, 2, 10000);
+        /* longer than the first crash-loop throttle delay (1 s): a fast respawn would show */
         await h.sleep(1500);
-        assert.equal(spawnedPids(d.log).length, 2, `no respawn; log:\n${d.log.slice(-2000)}`);
-        assert.ok(d.running(), 'the master keeps running with no workers');
+        assert.equal(spawnedPids(d.log).length, 2, `no fast respawn; log:\n${d.log.slice(-2000)}`);
+        assert.ok(d.running(), 'the master keeps running');
         d.signal('SIGHUP');
         await d.waitForLog(/starting generation 2 with 2 workers/);
         await d.waitForLogCount(/spawned worker/, 4, 5000);
         const ex = await d.shutdown('SIGTERM', 10000);
         assert.deepEqual(ex, { code: 0, signal: null }, 'exit status after TERM');
+    });
+
+test('a reload that never gets ready: dead workers of the serving generation are still replaced',
+    { timeout: 90000 }, async (t) => {
+        const f = await fixture(t, { worker_processes: 2 });
+        const d = f.start();
+        await d.waitReady(2);
+        const old = await workersOf(d.pid);
+        assert.equal(old.length, 2, 'two workers of generation 1');
+        /* generation 2 points at a port where no broker listens: never ready */
+        const dead = await h.freePort();
+        f.writeConfig({ worker_processes: 2, rabbitmq: { port: dead, connect_timeout_ms: 500 } });
+        d.signal('SIGHUP');
+        await d.waitForLog(/starting generation 2 with 2 workers/);
+        await d.waitForLogCount(/broker unreachable/, 2, 15000);
+        process.kill(old[0].pid, 'SIGKILL');
+        await d.waitForLog(new RegExp(`worker ${old[0].pid} killed by signal 9`));
+        await d.waitForLogCount(/spawned worker \d+ \(generation 1, #\d\)/, 3, 10000);
+        const replacement = allMatches(d.log, /spawned worker (\d+) \(generation 1, #\d\)/).map((x) => Number(x[1]))[2];
+        assert.ok(!old.some((w) => w.pid === replacement), 'a new generation-1 worker');
+        await d.waitForLogCount(/consuming from/, 3, 15000);
+        /* generation 1 still serves every task */
+        const results = await f.results();
+        const tasks = [{ id: 3101, phones: randomPhones(3) }, { id: 3102, phones: randomPhones(2) }];
+        for (const x of tasks) await f.publish({ correlation_id: x.id, phones: x.phones });
+        const got = await results.next(2, 20000);
+        for (const x of tasks) assertComplete(got.find((r) => Number(r.body.correlation_id) === x.id), x.id, x.phones);
+        assert.doesNotMatch(d.log, /all 2 workers consuming; stopping older generations/, 'generation 2 never got ready');
+    });
+
+test('prefetch 5 and kill -9 of the worker: only the delivery it was working on is charged',
+    { timeout: 90000 }, async (t) => {
+        const f = await fixture(t, { worker_processes: 1, log_level: 'debug',
+            rabbitmq: { prefetch: 5, max_redeliveries: 0 } });
+        const d = f.start({ hooks: true, env: { REPORTERD_TEST_TASK_DELAY_MS: '1500' } });
+        await d.waitReady(1);
+        const [victim] = await workersOf(d.pid);
+        const results = await f.results();
+        const tasks = [];
+        for (let i = 0; i < 5; i++) tasks.push({ id: 3201 + i, phones: randomPhones(2) });
+        for (const x of tasks) await f.publish({ correlation_id: x.id, phones: x.phones });
+        /* all five are with the worker (prefetch 5), the first is in its delay */
+        await d.waitForLog(new RegExp(`\\] ${victim.pid} worker: task 3201: \\d+ phones`));
+        await h.waitFor(async () => (await ctx.broker.queueInfo(f.names.task_queue)).messageCount === 0, 5000,
+            'the five tasks to be delivered to the worker');
+        process.kill(victim.pid, 'SIGKILL');
+        await d.waitForLog(new RegExp(`worker ${victim.pid} killed by signal 9`));
+        /* max_redeliveries 0: the task it was working on goes to the dead-letter queue,
+         * the four it only held are answered */
+        const got = await results.next(4, 30000);
+        const ids = got.map((r) => Number(r.body.correlation_id)).sort();
+        assert.deepEqual(ids, [3202, 3203, 3204, 3205], 'the four prefetched tasks are answered');
+        for (const x of tasks.slice(1)) assertComplete(got.find((r) => Number(r.body.correlation_id) === x.id), x.id, x.phones);
+        await h.waitFor(async () => (await ctx.broker.messageCount(f.names.dead_letter_queue)) === 1, 10000,
+            'task 3201 in the dead-letter queue');
+        await d.waitForLog(/task 3201: dead-lettered: crashed a worker or ran out of time 1 times/, 5000);
+        await results.expectNone(300);
     });
 
 test('SIGHUP under a steady stream of tasks: each task completed exactly once, new worker count, same pid',
