@@ -210,9 +210,9 @@ test('a rotated password_file is read on the next connect: the refused worker co
         await daemon.shutdown('SIGQUIT', 20000);
     });
 
-/* A TCP endpoint in front of the broker: while `closing` it accepts and
- * at once closes every connection (a proxy with no backend, a broker
- * booting); then it forwards to the broker. */
+/* A TCP endpoint in front of the broker: while `closing` it accepts every
+ * connection, reads the AMQP header and closes it (a proxy with no backend,
+ * a broker booting); then it forwards to the broker. */
 async function flakyProxy() {
     const net = require('node:net');
     const port = await h.freePort();
@@ -223,7 +223,8 @@ async function flakyProxy() {
         c.on('close', () => state.sockets.delete(c));
         c.on('error', () => {});
         if (state.closing) {
-            c.destroy();
+            /* read the protocol header, then close without a word */
+            c.once('data', () => c.end());
             return;
         }
         const up = net.connect(5672, '127.0.0.1');
