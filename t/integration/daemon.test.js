@@ -1,7 +1,9 @@
 /*
  * daemon.test.js -- running as an operator's service: `daemon: on` (the
  * start command returns once the pid file is written, the master is in
- * a session of its own), `user:` (workers drop root, the master keeps it),
+ * a session of its own), `user:` (workers and the status process drop root
+ * and are not dumpable, the master keeps it; the status process reopens its
+ * log on USR1),
  * worker_shutdown_timeout (a graceful stop kills what outlives it and the
  * task goes back to the queue), and the status process in ps.
  */
@@ -96,6 +98,57 @@ test('user: workers drop to the configured user, the master stays root', async (
     await bad.waitForLog(/user "no-such-user-rd" not found/, 10000);
     await bad.waitForLog(/not respawning it until the configuration is reloaded/, 10000);
     await bad.shutdown('SIGTERM', 10000);
+});
+
+/* uid and gid of an existing unprivileged user, from the system's database */
+async function userIds(name) {
+    const u = await h.run('id', ['-u', name]);
+    const g = await h.run('id', ['-g', name]);
+    assert.equal(u.code, 0, `id -u ${name}: ${u.stderr}`);
+    return { uid: Number(u.stdout), gid: Number(g.stdout) };
+}
+
+test('user: the status process binds, then runs as the user, not dumpable, and reopens its log on USR1', async (t) => {
+    if (process.getuid() !== 0) return t.skip('needs root');
+    const nobody = await userIds('nobody');
+    const dir = h.tmpDir();
+    fs.chmodSync(dir, 0o755);
+    const log = path.join(dir, 'error.log');
+    const port = await h.freePort();
+    const cfg = ctx.writeConfig({
+        user: 'nobody', worker_processes: 1, error_log: log, status: { listen: `127.0.0.1:${port}` },
+    }, { dir });
+    const text = (f = log) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+    const daemon = h.startDaemon(cfg);
+    await h.waitFor(() => /consuming from/.test(text()) && /status: serving \/metrics/.test(text()), 30000,
+        () => `a consuming worker and a serving status process (error_log:\n${text().slice(-2000)})`);
+    const kids = childrenOf(daemon.pid);
+    const status = kids.find((k) => ps(k).args.startsWith('reporterd: status process'));
+    const worker = kids.find((k) => ps(k).args.startsWith('reporterd: worker process'));
+    assert.ok(status && worker, `status and worker among ${kids.map((k) => ps(k).args).join(' | ')}`);
+    assert.equal(ps(daemon.pid).uid, 0, 'master uid');
+    assert.equal(ps(status).uid, nobody.uid, 'the status process runs as nobody');
+    assert.equal(ps(worker).uid, nobody.uid, 'the worker runs as nobody');
+    const r = await h.run('curl', ['-sS', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/metrics`]);
+    assert.equal(r.stdout, '200', `GET /metrics after the drop: ${r.stderr}`);
+
+    /* not dumpable: /proc/<pid> belongs to root and nobody cannot read the process's environment */
+    for (const [what, pid] of [['status process', status], ['worker', worker]]) {
+        assert.equal(fs.statSync(`/proc/${pid}/environ`).uid, 0, `${what} ${pid} is not dumpable`);
+        const peek = await h.run('setpriv', [`--reuid=${nobody.uid}`, `--regid=${nobody.gid}`, '--clear-groups',
+            'cat', `/proc/${pid}/environ`]);
+        assert.notEqual(peek.code, 0, `nobody reads /proc/${pid}/environ of the ${what}`);
+        assert.match(peek.stderr, /Permission denied/);
+    }
+
+    /* logrotate: move the log away, USR1 to the master, the status process writes to the new file */
+    fs.renameSync(log, `${log}.1`);
+    daemon.signal('SIGUSR1');
+    await h.waitFor(() => new RegExp(`\\] ${status} status: log reopened`).test(text()), 10000,
+        () => `the status process to log "log reopened" in the new file (got:\n${text()})`);
+    await daemon.shutdown('SIGQUIT', 20000);
+    assert.equal(daemon.exit.code, 0);
+    assert.doesNotMatch(text() + text(`${log}.1`), /\[(error|alert)\]/);
 });
 
 test('worker_shutdown_timeout: a graceful stop kills a worker that outlives it; its task is not lost', async (t) => {
