@@ -5,7 +5,8 @@
  * and are not dumpable, the master keeps it; the status process reopens its
  * log on USR1),
  * worker_shutdown_timeout (a graceful stop kills what outlives it and the
- * task goes back to the queue), and the status process in ps.
+ * task goes back to the queue), the status process in ps, and no
+ * /dev/shm segment from libmongoc without MONGOC_DISABLE_SHM.
  */
 'use strict';
 
@@ -149,6 +150,53 @@ test('user: the status process binds, then runs as the user, not dumpable, and r
     await daemon.shutdown('SIGQUIT', 20000);
     assert.equal(daemon.exit.code, 0);
     assert.doesNotMatch(text() + text(`${log}.1`), /\[(error|alert)\]/);
+});
+
+test('without MONGOC_DISABLE_SHM in the environment no /dev/shm/mongoc-<pid> segment is made or left', async (t) => {
+    if (!fs.existsSync('/dev/shm')) return t.skip('no /dev/shm');
+    const noVar = { MONGOC_DISABLE_SHM: undefined };        /* removed from the child's environment */
+    const segments = (pids) => pids.filter((p) => fs.existsSync(`/dev/shm/mongoc-${p}`)).map((p) => `mongoc-${p}`);
+    const cfg = ctx.writeConfig({ worker_processes: 2 }, { dir: h.tmpDir() });
+
+    /* running, then a graceful stop */
+    const d1 = h.startDaemon(cfg, { env: noVar });
+    await d1.waitReady(2, 30000);
+    const pids1 = [d1.pid, ...childrenOf(d1.pid)];
+    assert.equal(pids1.length, 3, 'master and two workers');
+    assert.deepEqual(segments(pids1), [], 'no segment while running');
+    assert.match(ps(d1.pid).args, /^reporterd: master process /, 'the process title survives');
+    await ctx.publishTask({ correlation_id: 'shm', phones: [1] });
+    const [res] = await ctx.collectResults(1, 20000);
+    assert.equal(res.body.status, 'Complete');
+    await d1.shutdown('SIGQUIT', 20000);
+    assert.equal(d1.exit.code, 0);
+    assert.deepEqual(segments(pids1), [], 'no segment after a graceful stop');
+
+    /* SIGKILL to the master and its workers */
+    const d2 = h.startDaemon(cfg, { env: noVar });
+    await d2.waitReady(2, 30000);
+    const pids2 = [d2.pid, ...childrenOf(d2.pid)];
+    assert.deepEqual(segments(pids2), [], 'no segment while running');
+    process.kill(-d2.pid, 'SIGKILL');
+    await d2.exited;
+    await h.waitFor(() => pids2.every((p) => !alive(p)), 10000, 'the workers to die');
+    assert.deepEqual(segments(pids2), [], 'no segment after SIGKILL');
+
+    /* reporterctl, waiting for results on a queue of its own, killed */
+    const ctlQueue = `${ctx.names.result_queue}.ctl`;
+    await ctx.broker.declareQueue(ctlQueue);
+    h.onCleanup(() => ctx.broker.deleteQueue(ctlQueue));
+    const ctlCfg = ctx.writeConfig({ rabbitmq: { result_queue: ctlQueue } }, { dir: h.tmpDir() });
+    const ctl = require('node:child_process').spawn(h.env.reporterctl, ['-c', ctlCfg, 'results', '--timeout', '60'],
+        { stdio: 'ignore', env: Object.assign({}, process.env, noVar) });
+    const ctlExit = new Promise((resolve) => ctl.on('exit', resolve));
+    h.onCleanup(() => { try { ctl.kill('SIGKILL'); } catch (_) { /* gone */ } });
+    await h.waitFor(async () => (await ctx.broker.queueInfo(ctlQueue))?.consumerCount === 1, 10000,
+        'reporterctl results to consume its queue');
+    assert.deepEqual(segments([ctl.pid]), [], 'no segment while reporterctl runs');
+    ctl.kill('SIGKILL');
+    await ctlExit;
+    assert.deepEqual(segments([ctl.pid]), [], 'no segment after reporterctl is killed');
 });
 
 test('worker_shutdown_timeout: a graceful stop kills a worker that outlives it; its task is not lost', async (t) => {
