@@ -3,11 +3,15 @@
 # PATH) and starts a local RabbitMQ when none answers.
 rd_sudo() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# Every tool a check would otherwise skip for is here, so that a skip means a
+# real absence: mandoc, systemd-analyze (systemd), logrotate, docker-compose
+# (t/static/check-ops.sh); valgrind, curl, ps (procps), socat (the sd_notify
+# listener) for t/integration; clang for make fuzz.
 rd_install_deps() {
     local pkgs="build-essential autoconf automake pkg-config librabbitmq-dev libmongoc-dev
                 libbson-dev libjson-c-dev libyaml-dev libmicrohttpd-dev libsystemd-dev rabbitmq-server
                 ca-certificates clang libclang-rt-14-dev valgrind curl mandoc logrotate
-                docker-compose"
+                docker-compose systemd procps socat"
     local need=() p
     for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")

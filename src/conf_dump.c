@@ -1,18 +1,106 @@
 /*
  * conf_dump.c -- the effective configuration written back as YAML, for
  * `reporterd -T`: every key of the option table with its value after
- * defaults and derivation, passwords masked (also inside mongodb.uri), and
- * strings quoted so that the loader would read them back as they are.
+ * defaults and derivation, secrets masked (passwords, and inside
+ * mongodb.uri the userinfo's password and secret options), and strings
+ * quoted so that the loader would read them back as they are.
  * Also rd_log_level_name(), the other way from a number to its name.
  */
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf_impl.h"
 
 #define RD_CONF_MASK        "********"
+
+
+/* A URI option whose value is a secret: any name holding "password"
+ * (password, tlsCertificateKeyFilePassword, sslPEMKeyPassword...),
+ * "secret" or "token", and authMechanismProperties (which may carry an
+ * AWS_SESSION_TOKEN).  Names are compared ignoring case, as drivers do. */
+static int
+rd_conf_secret_option(const char *name, size_t len)
+{
+    static const char *const  words[] = {
+        "password", "secret", "token", "authmechanismproperties"
+    };
+    size_t                    i, j, n;
+
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        n = strlen(words[i]);
+        for (j = 0; j + n <= len; j++) {
+            if (strncasecmp(name + j, words[i], n) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+
+/* uri with the password of "user:password@" and the value of every secret
+ * option masked; NULL when out of memory.  A password may hold unescaped
+ * "/?#@&" that the driver would refuse: the userinfo runs from the first
+ * ':' before the first '@' to the last '@', and a value runs on over
+ * pieces without '=' -- where in doubt, more is masked, never less. */
+static char *
+rd_conf_mask_uri(const char *uri)
+{
+    const char  *p, *auth, *colon, *at, *end, *eq, *sep;
+    char        *out = NULL;
+    size_t       size;
+    int          masking = 0;
+    FILE        *f;
+
+    f = open_memstream(&out, &size);
+    if (f == NULL)
+        return NULL;
+
+    p = uri;
+    auth = strstr(uri, "://");
+    if (auth != NULL) {
+        auth += 3;
+        colon = strchr(auth, ':');
+        at = strchr(auth, '@');
+        if (colon != NULL && at != NULL && colon < at) {
+            fwrite(uri, 1, colon + 1 - uri, f);
+            fputs(RD_CONF_MASK, f);
+            p = strrchr(auth, '@');
+        }
+    }
+
+    /* the options: name=value pieces after '?', split by '&' or ';' */
+    end = strchr(p, '?');
+    if (end != NULL) {
+        fwrite(p, 1, end + 1 - p, f);
+        for (p = end + 1, sep = NULL; ; sep = end, p = end + 1) {
+            end = p + strcspn(p, "&;");
+            eq = memchr(p, '=', end - p);
+            if (eq != NULL)
+                masking = rd_conf_secret_option(p, eq - p);
+            if (eq != NULL || !masking) {
+                if (sep != NULL)
+                    fputc(*sep, f);
+                fwrite(p, 1, (masking ? eq + 1 : end) - p, f);
+                if (masking)
+                    fputs(RD_CONF_MASK, f);
+            }
+            if (*end == '\0')
+                break;
+        }
+        p = end;
+    }
+    fputs(p, f);
+
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
 
 
 /* Plain when that is safe, else double-quoted; "$" doubled either way. */
@@ -57,7 +145,6 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
     const void  *field;
     const char  *s;
     char        *masked, buf[32];
-    size_t       start, end, n;
     double       d;
     int          v;
 
@@ -111,20 +198,9 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
         } else if (opt->flags & RD_CONF_SECRET) {
             rd_conf_dump_str(out, RD_CONF_MASK);
 
-        } else if ((opt->flags & RD_CONF_URI)
-                   && rd_conf_uri_password(s, &start, &end))
-        {
-            n = strlen(s);
-            masked = malloc(n + sizeof(RD_CONF_MASK));
-            if (masked == NULL) {
-                fputs("~", out);
-                break;
-            }
-            memcpy(masked, s, start);
-            memcpy(masked + start, RD_CONF_MASK, sizeof(RD_CONF_MASK) - 1);
-            memcpy(masked + start + sizeof(RD_CONF_MASK) - 1, s + end,
-                   n - end + 1);
-            rd_conf_dump_str(out, masked);
+        } else if (opt->flags & RD_CONF_URI) {
+            masked = rd_conf_mask_uri(s);
+            rd_conf_dump_str(out, masked != NULL ? masked : RD_CONF_MASK);
             free(masked);
 
         } else {

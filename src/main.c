@@ -21,6 +21,7 @@
 #include "log.h"
 #include "master.h"
 #include "process.h"
+#include "shm.h"
 
 #ifndef RD_DEFAULT_CONF
 #define RD_DEFAULT_CONF "/usr/local/etc/reporterd/reporterd.yaml"
@@ -75,11 +76,12 @@ int
 main(int argc, char **argv)
 {
     const char     *conf_arg = RD_DEFAULT_CONF, *signal_name = NULL;
-    char            conf_path[PATH_MAX], err[1024];
+    char            conf_path[PATH_MAX], err[1024], shm_err[256] = "";
     struct rd_conf *conf;
     int             opt, test = 0, dump = 0, pidfd, status, ready = -1;
     pid_t           running;
 
+    rd_shm_reexec(argv, shm_err, sizeof(shm_err));
     rd_log_capture_mongoc();
     while ((opt = getopt(argc, argv, "c:tTs:vh")) != -1) {
         switch (opt) {
@@ -137,6 +139,8 @@ main(int argc, char **argv)
         return 1;
     }
     rd_chown_to_user(conf->error_log, conf->user);
+    if (shm_err[0] != '\0')
+        rd_warn("%s", shm_err);
     if ((running = rd_pidfile_live(conf->pid, err, sizeof(err))) > 0) {
         fprintf(stderr, "reporterd: already running with pid %ld (pid file \"%s\")\n",
                 (long) running, conf->pid);

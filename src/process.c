@@ -270,7 +270,14 @@ rd_drop_privileges(const char *user, char *err, size_t errlen)
         snprintf(err, errlen, "switching to user \"%s\" failed: root can be regained", user);
         return -1;
     }
-    /* setuid clears the parent-death signal; callers set it again. */
-    prctl(PR_SET_DUMPABLE, 1);
+    /* Our memory holds passwords: no core file, and no ptrace or
+     * /proc/<pid>/mem, environ for other processes of this user.  The
+     * kernel clears the flag on setuid unless fs.suid_dumpable says
+     * otherwise; clear it whatever that says.  setuid also clears the
+     * parent-death signal: callers set it again. */
+    if (prctl(PR_SET_DUMPABLE, 0) != 0) {
+        snprintf(err, errlen, "prctl(PR_SET_DUMPABLE) failed: %s", strerror(errno));
+        return -1;
+    }
     return 0;
 }

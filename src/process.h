@@ -39,7 +39,8 @@ void  rd_proctitle_init(int argc, char **argv);
 extern char **rd_proctitle_environ;
 void  rd_proctitle_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* setgid/initgroups/setuid to user; -1 with err. */
+/* setgid/initgroups/setuid to user, then not dumpable (no core file, no
+ * ptrace by the user's other processes); -1 with err. */
 int   rd_drop_privileges(const char *user, char *err, size_t errlen);
 
 #endif

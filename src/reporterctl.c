@@ -21,6 +21,7 @@
 #include "ctl.h"
 #include "conf.h"
 #include "log.h"
+#include "shm.h"
 #include "store.h"
 #include "util.h"
 
@@ -285,9 +286,10 @@ main(int argc, char **argv)
 {
     const char     *conf_path = RD_DEFAULT_CONF, *cmd;
     struct rd_conf *conf;
-    char            err[1024];
+    char            err[1024], shm_err[256] = "";
     int             rc;
 
+    rd_shm_reexec(argv, shm_err, sizeof(shm_err));
     rd_log_set_role("reporterctl");
     rd_log_capture_mongoc();
     if (argc > 2 && strcmp(argv[1], "-c") == 0) {
@@ -308,6 +310,8 @@ main(int argc, char **argv)
         return 1;
     }
     rd_log_set_level(RD_LOG_WARN);
+    if (shm_err[0] != '\0')
+        rd_warn("%s", shm_err);
     mongoc_init();
     if (strcmp(cmd, "seed") == 0)
         rc = cmd_seed(conf, argc, argv);

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -19,13 +21,15 @@
 #include "status.h"
 #include "worker.h"
 
-static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_stop, s_reopen;
 
 static void
 on_signal(int sig)
 {
-    (void) sig;
-    s_stop = 1;
+    if (sig == SIGUSR1)
+        s_reopen = 1;
+    else
+        s_stop = 1;
 }
 
 struct buf {
@@ -207,6 +211,36 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
     return ret;
 }
 
+/* Bound and listening before the privileges go, so a port below 1024
+ * works with `user:`. */
+static int
+listen_on(const struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    socklen_t len;
+    int       fd, on = 1;
+
+    len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket() failed: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    if (bind(fd, (const struct sockaddr *) ss, len) != 0) {
+        snprintf(err, errlen, "bind() failed: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, SOMAXCONN) != 0) {
+        snprintf(err, errlen, "listen() failed: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int
 rd_status_main(const struct rd_conf *conf)
 {
@@ -215,6 +249,7 @@ rd_status_main(const struct rd_conf *conf)
     struct sigaction        sa;
     sigset_t                none;
     char                    err[256];
+    int                     fd;
 
     rd_log_set_role("status");
     rd_log_set_level(conf->log_level);
@@ -224,38 +259,57 @@ rd_status_main(const struct rd_conf *conf)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGPIPE, &sa, NULL);
     /* Blocked here and in the server's thread; taken only in sigsuspend. */
     sigemptyset(&none);
     sigaddset(&none, SIGTERM);
     sigaddset(&none, SIGINT);
     sigaddset(&none, SIGQUIT);
+    sigaddset(&none, SIGUSR1);
     sigprocmask(SIG_BLOCK, &none, NULL);
     sigemptyset(&none);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != rd_master_pid)
-        return 0;
     if (rd_conf_parse_listen(conf->status.listen, &ss, err, sizeof(err)) != 0) {
         rd_error("%s", err);
         return RD_WORKER_EXIT_FATAL;
     }
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
-                         | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+    fd = listen_on(&ss, err, sizeof(err));
+    if (fd < 0) {
+        rd_error("cannot serve status on %s: %s", conf->status.listen, err);
+        return 1;
+    }
+    if (conf->user != NULL && rd_drop_privileges(conf->user, err, sizeof(err)) != 0) {
+        rd_error("%s", err);
+        return RD_WORKER_EXIT_FATAL;
+    }
+    /* After the drop, which clears it. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != rd_master_pid)
+        return 0;
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
                          0, NULL, NULL, handle, NULL,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
+                         MHD_OPTION_LISTEN_SOCKET, fd,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 10,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 64,
                          MHD_OPTION_END);
     if (d == NULL) {
-        rd_error("cannot serve status on %s: %s", conf->status.listen, strerror(errno));
+        rd_error("cannot serve status on %s: MHD_start_daemon() failed: %s",
+                 conf->status.listen, strerror(errno));
         return 1;
     }
     rd_info("serving /metrics and /healthz on %s", conf->status.listen);
-    while (!s_stop)
+    while (!s_stop) {
         sigsuspend(&none);
+        if (s_reopen) {
+            s_reopen = 0;
+            if (rd_log_reopen(err, sizeof(err)) != 0)
+                rd_error("reopening the log failed: %s", err);
+            else
+                rd_info("log reopened");
+        }
+    }
     MHD_stop_daemon(d);
     return 0;
 }

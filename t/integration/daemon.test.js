@@ -1,9 +1,12 @@
 /*
  * daemon.test.js -- running as an operator's service: `daemon: on` (the
  * start command returns once the pid file is written, the master is in
- * a session of its own), `user:` (workers drop root, the master keeps it),
+ * a session of its own), `user:` (workers and the status process drop root
+ * and are not dumpable, the master keeps it; the status process reopens its
+ * log on USR1),
  * worker_shutdown_timeout (a graceful stop kills what outlives it and the
- * task goes back to the queue), and the status process in ps.
+ * task goes back to the queue), the status process in ps, and no
+ * /dev/shm segment from libmongoc without MONGOC_DISABLE_SHM.
  */
 'use strict';
 
@@ -98,6 +101,104 @@ test('user: workers drop to the configured user, the master stays root', async (
     await bad.shutdown('SIGTERM', 10000);
 });
 
+/* uid and gid of an existing unprivileged user, from the system's database */
+async function userIds(name) {
+    const u = await h.run('id', ['-u', name]);
+    const g = await h.run('id', ['-g', name]);
+    assert.equal(u.code, 0, `id -u ${name}: ${u.stderr}`);
+    return { uid: Number(u.stdout), gid: Number(g.stdout) };
+}
+
+test('user: the status process binds, then runs as the user, not dumpable, and reopens its log on USR1', async (t) => {
+    if (process.getuid() !== 0) return t.skip('needs root');
+    const nobody = await userIds('nobody');
+    const dir = h.tmpDir();
+    fs.chmodSync(dir, 0o755);
+    const log = path.join(dir, 'error.log');
+    const port = await h.freePort();
+    const cfg = ctx.writeConfig({
+        user: 'nobody', worker_processes: 1, error_log: log, status: { listen: `127.0.0.1:${port}` },
+    }, { dir });
+    const text = (f = log) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+    const daemon = h.startDaemon(cfg);
+    await h.waitFor(() => /consuming from/.test(text()) && /status: serving \/metrics/.test(text()), 30000,
+        () => `a consuming worker and a serving status process (error_log:\n${text().slice(-2000)})`);
+    const kids = childrenOf(daemon.pid);
+    const status = kids.find((k) => ps(k).args.startsWith('reporterd: status process'));
+    const worker = kids.find((k) => ps(k).args.startsWith('reporterd: worker process'));
+    assert.ok(status && worker, `status and worker among ${kids.map((k) => ps(k).args).join(' | ')}`);
+    assert.equal(ps(daemon.pid).uid, 0, 'master uid');
+    assert.equal(ps(status).uid, nobody.uid, 'the status process runs as nobody');
+    assert.equal(ps(worker).uid, nobody.uid, 'the worker runs as nobody');
+    const r = await h.run('curl', ['-sS', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/metrics`]);
+    assert.equal(r.stdout, '200', `GET /metrics after the drop: ${r.stderr}`);
+
+    /* not dumpable: /proc/<pid> belongs to root and nobody cannot read the process's environment */
+    for (const [what, pid] of [['status process', status], ['worker', worker]]) {
+        assert.equal(fs.statSync(`/proc/${pid}/environ`).uid, 0, `${what} ${pid} is not dumpable`);
+        const peek = await h.run('setpriv', [`--reuid=${nobody.uid}`, `--regid=${nobody.gid}`, '--clear-groups',
+            'cat', `/proc/${pid}/environ`]);
+        assert.notEqual(peek.code, 0, `nobody reads /proc/${pid}/environ of the ${what}`);
+        assert.match(peek.stderr, /Permission denied/);
+    }
+
+    /* logrotate: move the log away, USR1 to the master, the status process writes to the new file */
+    fs.renameSync(log, `${log}.1`);
+    daemon.signal('SIGUSR1');
+    await h.waitFor(() => new RegExp(`\\] ${status} status: log reopened`).test(text()), 10000,
+        () => `the status process to log "log reopened" in the new file (got:\n${text()})`);
+    await daemon.shutdown('SIGQUIT', 20000);
+    assert.equal(daemon.exit.code, 0);
+    assert.doesNotMatch(text() + text(`${log}.1`), /\[(error|alert)\]/);
+});
+
+test('without MONGOC_DISABLE_SHM in the environment no /dev/shm/mongoc-<pid> segment is made or left', async (t) => {
+    if (!fs.existsSync('/dev/shm')) return t.skip('no /dev/shm');
+    const noVar = { MONGOC_DISABLE_SHM: undefined };        /* removed from the child's environment */
+    const segments = (pids) => pids.filter((p) => fs.existsSync(`/dev/shm/mongoc-${p}`)).map((p) => `mongoc-${p}`);
+    const cfg = ctx.writeConfig({ worker_processes: 2 }, { dir: h.tmpDir() });
+
+    /* running, then a graceful stop */
+    const d1 = h.startDaemon(cfg, { env: noVar });
+    await d1.waitReady(2, 30000);
+    const pids1 = [d1.pid, ...childrenOf(d1.pid)];
+    assert.equal(pids1.length, 3, 'master and two workers');
+    assert.deepEqual(segments(pids1), [], 'no segment while running');
+    assert.match(ps(d1.pid).args, /^reporterd: master process /, 'the process title survives');
+    await ctx.publishTask({ correlation_id: 'shm', phones: [1] });
+    const [res] = await ctx.collectResults(1, 20000);
+    assert.equal(res.body.status, 'Complete');
+    await d1.shutdown('SIGQUIT', 20000);
+    assert.equal(d1.exit.code, 0);
+    assert.deepEqual(segments(pids1), [], 'no segment after a graceful stop');
+
+    /* SIGKILL to the master and its workers */
+    const d2 = h.startDaemon(cfg, { env: noVar });
+    await d2.waitReady(2, 30000);
+    const pids2 = [d2.pid, ...childrenOf(d2.pid)];
+    assert.deepEqual(segments(pids2), [], 'no segment while running');
+    process.kill(-d2.pid, 'SIGKILL');
+    await d2.exited;
+    await h.waitFor(() => pids2.every((p) => !alive(p)), 10000, 'the workers to die');
+    assert.deepEqual(segments(pids2), [], 'no segment after SIGKILL');
+
+    /* reporterctl, waiting for results on a queue of its own, killed */
+    const ctlQueue = `${ctx.names.result_queue}.ctl`;
+    await ctx.broker.declareQueue(ctlQueue);
+    h.onCleanup(() => ctx.broker.deleteQueue(ctlQueue));
+    const ctlCfg = ctx.writeConfig({ rabbitmq: { result_queue: ctlQueue } }, { dir: h.tmpDir() });
+    const ctl = require('node:child_process').spawn(h.env.reporterctl, ['-c', ctlCfg, 'results', '--timeout', '60'],
+        { stdio: 'ignore', env: Object.assign({}, process.env, noVar) });
+    const ctlExit = new Promise((resolve) => ctl.on('exit', resolve));
+    h.onCleanup(() => { try { ctl.kill('SIGKILL'); } catch (_) { /* gone */ } });
+    await h.waitFor(async () => (await ctx.broker.queueInfo(ctlQueue))?.consumerCount === 1, 10000,
+        'reporterctl results to consume its queue');
+    assert.deepEqual(segments([ctl.pid]), [], 'no segment while reporterctl runs');
+    ctl.kill('SIGKILL');
+    await ctlExit;
+    assert.deepEqual(segments([ctl.pid]), [], 'no segment after reporterctl is killed');
+});
+
 test('worker_shutdown_timeout: a graceful stop kills a worker that outlives it; its task is not lost', async (t) => {
     if (!h.env.testhooks) return t.skip('REPORTERD_TESTHOOKS not set');
     const cfg = ctx.writeConfig({ worker_processes: 1, worker_shutdown_timeout: '1s' }, { dir: h.tmpDir() });
@@ -136,27 +237,19 @@ test('the status process shows in ps under the master', async () => {
 });
 
 test('sd_notify: READY=1 once workers are spawned, RELOADING=1 and READY=1 on reload, STOPPING=1 on stop', async (t) => {
-    const py = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => fs.existsSync(p));
     const built = await h.run('sh', ['-c', `ldd '${h.env.reporterd}' | grep -q libsystemd`]);
     if (built.code !== 0) return t.skip('reporterd was built without libsystemd');
-    if (!py) return t.skip('python3 is needed to read the notify socket');
+    if ((await h.run('sh', ['-c', 'command -v socat'])).code !== 0) return t.skip('socat is needed to read the notify socket');
     const dir = h.tmpDir();
     const sock = path.join(dir, 'notify.sock');
     const out = path.join(dir, 'notify.log');
-    /* a NOTIFY_SOCKET listener, as systemd would have */
-    const listener = require('node:child_process').spawn(py, ['-c', `
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-open(sys.argv[2], 'a').write('LISTENING\\n')
-while True:
-    m = s.recv(4096).decode()
-    with open(sys.argv[2], 'a') as f:
-        f.write(m.replace('\\n', ' ') + '\\n')
-`, sock, out], { stdio: 'ignore' });
+    /* a NOTIFY_SOCKET listener, as systemd would have (Node has no unix
+     * datagram sockets); the datagrams are appended one after the other */
+    const listener = require('node:child_process').spawn('socat', ['-u', `UNIX-RECV:${sock}`, `OPEN:${out},creat,append`],
+        { stdio: 'ignore' });
     h.onCleanup(() => listener.kill('SIGKILL'));
-    const text = () => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '');
-    await h.waitFor(() => text().includes('LISTENING'), 10000, 'the notify listener');
+    const text = () => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8').replace(/\n/g, ' ') : '');
+    await h.waitFor(() => fs.existsSync(sock), 10000, 'the notify listener to bind its socket');
     const daemon = h.startDaemon(ctx.writeConfig({ worker_processes: 1 }, { dir: h.tmpDir() }), { env: { NOTIFY_SOCKET: sock } });
     await h.waitFor(() => /READY=1 STATUS=started/.test(text()), 10000, () => `READY=1 (got ${text()})`);
     daemon.signal('SIGHUP');

@@ -812,6 +812,57 @@ test_dump(void)
 }
 
 
+/* mongodb.uri as -T prints it: every secret masked, the rest as written. */
+static void
+dumped_uri(const char *uri, const char *want, const char *name)
+{
+    struct rd_conf  *c;
+    char             doc[1024], line[1024], *d;
+
+    snprintf(doc, sizeof(doc), "mongodb:\n  uri: \"%s\"\n", uri);
+    c = load(doc);
+    ok(c != NULL, "%s: loads (%s)", name, err);
+    if (c == NULL)
+        return;
+    d = dump(c);
+    snprintf(line, sizeof(line), "  uri: %s\n", want);
+    like(d, line, "%s", name);
+    free(d);
+    rd_conf_free(c);
+}
+
+
+static void
+test_dump_secrets(void)
+{
+    dumped_uri("mongodb://app:pw@db1/?tlsCertificateKeyFilePassword=k3y&replicaSet=rs",
+               "\"mongodb://app:********@db1/?tlsCertificateKeyFilePassword=********"
+               "&replicaSet=rs\"",
+               "tlsCertificateKeyFilePassword masked");
+    dumped_uri("mongodb+srv://c.example.com/?authSource=admin&password=qp&appname=r",
+               "\"mongodb+srv://c.example.com/?authSource=admin&password=********&appname=r\"",
+               "password= option masked, no userinfo");
+    dumped_uri("mongodb://db1/?SSLPEMKEYPASSWORD=a;authMechanism=MONGODB-AWS;"
+               "authMechanismProperties=AWS_SESSION_TOKEN:t0k",
+               "\"mongodb://db1/?SSLPEMKEYPASSWORD=********;authMechanism=MONGODB-AWS;"
+               "authMechanismProperties=********\"",
+               "option names in any case, ';' separators, session token masked");
+    dumped_uri("mongodb://db1/?password=a&b&c&w=1",
+               "\"mongodb://db1/?password=********&w=1\"",
+               "an unescaped '&' in a value stays masked");
+    dumped_uri("mongodb://u:pa/ss?x@y#z@db1:27017/d?w=1",
+               "\"mongodb://u:********@db1:27017/d?w=1\"",
+               "unescaped /?#@ in the userinfo's password masked");
+    dumped_uri("mongodb://CN=client,O=x@db1/?authMechanism=MONGODB-X509&w=majority",
+               "\"mongodb://CN=client,O=x@db1/?authMechanism=MONGODB-X509&w=majority\"",
+               "a URI without secrets unchanged");
+    dumped_uri("mongodb://db1:27017,db2:27017/calls",
+               "\"mongodb://db1:27017,db2:27017/calls\"", "hosts and ports unchanged");
+    round_trip("mongodb:\n  uri: \"mongodb://u:p@h/?tlsCertificateKeyFilePassword=k&w=1\"\n",
+               "masked uri options");
+}
+
+
 int
 main(void)
 {
@@ -834,6 +885,7 @@ main(void)
     test_checks();
     test_world_readable();
     test_dump();
+    test_dump_secrets();
 
     unlink(path);
     unlink(secret);
