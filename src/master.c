@@ -194,12 +194,12 @@ spawn(struct master *m, int role, struct gen *g, int index)
         close(fds[0]);
         if (m->pidfd >= 0)
             close(m->pidfd);
+        if (rd_metrics != NULL)
+            rd_metrics_self = &rd_metrics->workers[slot];
         if (role == ROLE_STATUS) {
             close(fds[1]);
             status = rd_status_main(m->cur.conf);
         } else {
-            if (rd_metrics != NULL)
-                rd_metrics_self = &rd_metrics->workers[slot];
             status = rd_worker_main(g->conf, fds[1], g->number);
         }
         exit(status);

@@ -273,6 +273,7 @@ rd_status_main(const struct rd_conf *conf)
     sigemptyset(&none);
     if (rd_conf_parse_listen(conf->status.listen, &ss, err, sizeof(err)) != 0) {
         rd_error("%s", err);
+        rd_metrics_problem(err);
         return RD_WORKER_EXIT_FATAL;
     }
     fd = listen_on(&ss, err, sizeof(err));
@@ -282,6 +283,7 @@ rd_status_main(const struct rd_conf *conf)
     }
     if (conf->user != NULL && rd_drop_privileges(conf->user, err, sizeof(err)) != 0) {
         rd_error("%s", err);
+        rd_metrics_problem(err);
         return RD_WORKER_EXIT_FATAL;
     }
     /* After the drop, which clears it. */

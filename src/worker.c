@@ -103,6 +103,8 @@ check_flags(struct worker *w)
         w_reopen = 0;
         if (rd_log_reopen(err, sizeof(err)) != 0)
             rd_error("reopening the log failed: %s", err);
+        else
+            rd_info("log reopened");
     }
     if (w->chan >= 0 && rd_channel_recv(w->chan) < 0) {
         rd_warn("the master is gone (channel closed): stopping");
