@@ -540,7 +540,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
     rd_proctitle_set("reporterd: worker process (generation %d)", generation);
     setup_signals();
     if (conf->user != NULL && rd_drop_privileges(conf->user, err, sizeof(err)) != 0) {
-        rd_error("%s", err);
+        fatal(err);
         return RD_WORKER_EXIT_FATAL;
     }
     prctl(PR_SET_PDEATHSIG, SIGQUIT);

@@ -97,7 +97,7 @@ test('user: workers drop to the configured user, the master stays root', async (
 
     const bad = h.startDaemon(ctx.writeConfig({ user: 'no-such-user-rd', worker_processes: 1 }, { dir: h.tmpDir() }));
     await bad.waitForLog(/user "no-such-user-rd" not found/, 10000);
-    await bad.waitForLog(/not respawning it until the configuration is reloaded/, 10000);
+    await bad.waitForLog(/exited with status 2: user "no-such-user-rd" not found; an operator must fix this .*trying again in 30 s/, 10000);
     await bad.shutdown('SIGTERM', 10000);
 });
 

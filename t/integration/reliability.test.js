@@ -362,6 +362,64 @@ test('TLS settings reach the libraries: amqps with a missing CA file is fatal, T
     }
 });
 
+/* A TCP proxy in front of MongoDB that forwards every message except
+ * aggregate commands, which it swallows: a query that never comes back,
+ * while pings and handshakes still do. */
+async function stallingMongoProxy(target) {
+    const net = require('node:net');
+    const port = await h.freePort();
+    const socks = new Set();
+    const state = { swallowed: 0 };
+    const server = net.createServer((c) => {
+        const up = net.connect(target.port, target.host);
+        for (const x of [c, up]) { socks.add(x); x.on('close', () => socks.delete(x)); x.on('error', () => {}); }
+        c.on('close', () => up.destroy());
+        up.on('close', () => c.destroy());
+        up.pipe(c);
+        let buf = Buffer.alloc(0);
+        c.on('data', (chunk) => {
+            buf = Buffer.concat([buf, chunk]);
+            while (buf.length >= 4 && buf.length >= buf.readInt32LE(0)) {
+                const n = buf.readInt32LE(0);
+                const msg = buf.subarray(0, n);
+                buf = buf.subarray(n);
+                if (msg.includes(Buffer.from('\x02aggregate\x00', 'latin1'))) state.swallowed++;
+                else up.write(msg);
+            }
+        });
+    });
+    await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+    h.onCleanup(() => new Promise((resolve) => {
+        for (const x of socks) x.destroy();
+        server.close(() => resolve());
+    }));
+    return { uri: `mongodb://127.0.0.1:${port}/?directConnection=true`, state };
+}
+
+test('a task whose query never comes back is charged each time and dead-lettered, not cycled forever', { timeout: 120000 }, async (t) => {
+    const m = /^mongodb:\/\/([^/?,@]+):(\d+)\/?(\?.*)?$/.exec(ctx.mongo.uri);
+    if (!m) return t.skip(`a proxy needs a plain mongodb://host:port URI (got ${ctx.mongo.uri.replace(/\/\/[^@]*@/, '//')})`);
+    const proxy = await stallingMongoProxy({ host: m[1], port: Number(m[2]) });
+    const names = freshNames();
+    const cfg = h.writeConfig(h.tmpDir(), {
+        worker_processes: 1,
+        rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue, max_redeliveries: 1 },
+        mongodb: { max_time_ms: 500 },
+    }, { names, mongoUri: proxy.uri });
+    const daemon = h.startDaemon(cfg);
+    await daemon.waitReady(1, 30000);
+    await ctx.broker.publish(names.task_queue, { correlation_id: 'stuck', phones: [1] });
+    const dead = await ctx.broker.collector(names.dead_letter_queue);
+    const [dl] = await dead.next(1, 90000);
+    assert.equal(dl.body.correlation_id, 'stuck');
+    assert.match(String(dl.properties.headers['x-reporterd-reason']), /ran out of time 2 times/);
+    assert.equal(proxy.state.swallowed, 2, 'max_redeliveries + 1 = 2 attempts reached the database');
+    assert.equal((daemon.log.match(/task stuck: the query ran out of time/g) || []).length, 2);
+    const results = await ctx.broker.collector(names.result_queue);
+    await results.expectNone(200);
+    await daemon.shutdown('SIGQUIT', 20000);
+});
+
 test('results of the same task share a message_id, so clients can drop duplicates', async () => {
     const names = freshNames();
     const daemon = h.startDaemon(h.writeConfig(h.tmpDir(), {
