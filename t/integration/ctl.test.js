@@ -1,8 +1,9 @@
 /*
  * ctl.test.js -- reporterctl against the real broker and database:
  * seed (records, index), send and results (through the running daemon),
- * import of a JSON array, NDJSON and CSV with malformed records counted
- * by position, and bench's machine-readable output.
+ * tasks larger than any fixed buffer, import of a JSON array, NDJSON and
+ * CSV with malformed records counted by position, and bench's
+ * machine-readable output, also when no result arrives.
  */
 'use strict';
 
@@ -84,6 +85,56 @@ test('send publishes tasks the daemon answers; results prints them', async () =>
     assert.equal(b.errors, 0);
     assert.ok(b.throughput_per_s > 0 && b.latency_ms.p50 > 0 && b.latency_ms.max >= b.latency_ms.p99);
     await daemon.shutdown('SIGQUIT', 20000);
+});
+
+test('send builds tasks of 500 18-digit phones (past 8 KiB) and refuses numbers it cannot read', async () => {
+    const before = await ctx.broker.messageCount(ctx.names.task_queue);
+    const sent = await ctl('send', '-n', '3', '--phones-per-task', '500', '--max-phone', '1000000000000000000');
+    assert.equal(sent.code, 0, `signal ${sent.signal}; stderr: ${sent.stderr}`);
+    const lines = sent.stdout.trim().split('\n');
+    assert.equal(lines.length, 3);
+    const shape = /^\{"correlation_id":\d+,"phones":\[\d{1,18}(,\d{1,18}){499}\]\}$/;
+    for (const l of lines) {
+        assert.match(l, shape, 'one task of 500 phones below 10^18');
+        assert.equal(JSON.parse(l).phones.length, 500);
+    }
+    assert.ok(lines.some((l) => l.length > 8192), `a body beyond the old 8 KiB buffer (lengths ${lines.map((l) => l.length)})`);
+    assert.equal(await ctx.broker.messageCount(ctx.names.task_queue), before + 3);
+    /* what the broker holds is what was printed */
+    const ch = await ctx.broker.conn.createChannel();
+    const bodies = [];
+    for (let i = 0; i < 3; i++) {
+        const m = await ch.get(ctx.names.task_queue, { noAck: true });
+        assert.ok(m, `message ${i} in the task queue`);
+        bodies.push(m.content.toString());
+    }
+    await ch.close();
+    assert.deepEqual(bodies.slice(-3), lines);
+
+    for (const [opt, val] of [['--max-phone', '1e18'], ['--phones-per-task', '501'], ['-n', 'ten'], ['--max-phone', '0']]) {
+        const bad = await ctl('send', opt, val);
+        assert.equal(bad.code, 1, `${opt} ${val}: ${bad.stderr}`);
+        assert.match(bad.stderr, new RegExp(`${opt} "${val}" is not an integer from`), `${opt} ${val}`);
+    }
+    assert.equal(await ctx.broker.messageCount(ctx.names.task_queue), before, 'nothing sent on a bad option');
+});
+
+test('bench --json prints valid JSON with nulls when no result arrives', async () => {
+    /* no daemon runs now: the task stays unanswered */
+    const r = await ctl('bench', '-n', '1', '--timeout', '1', '--json');
+    assert.equal(r.code, 1, 'results are missing');
+    assert.doesNotMatch(r.stdout, /nan/i);
+    const b = JSON.parse(r.stdout);
+    assert.equal(b.tasks, 1);
+    assert.equal(b.received, 0);
+    assert.equal(b.missing, 1);
+    assert.equal(b.throughput_per_s, 0);
+    assert.deepEqual(b.latency_ms, { p50: null, p90: null, p99: null, max: null });
+    assert.equal(b.mean_total_duration_ms, null);
+    const t = await ctl('bench', '-n', '1', '--timeout', '1');
+    assert.equal(t.code, 1);
+    assert.doesNotMatch(t.stdout, /nan/i);
+    assert.match(t.stdout, /latency ms: p50 - {2}p90 - {2}p99 - {2}max -\n/);
 });
 
 test('import streams a JSON array, NDJSON and CSV, counting malformed records by position', async () => {
