@@ -107,8 +107,10 @@ const struct rd_conf_opt  rd_conf_opts[] = {
       2, 1000, "16", 0, NULL },
 
     RD_SECTION("report"),
+    /* At most 10^6 a second: every figure of a result stays far below
+     * RD_REPORT_MAX_FIGURE for any sane record. */
     { "report.price_per_second", RD_CONF_DOUBLE,
-      RD_OFF(report.price_per_second), 0, 0, "10", 0, NULL },
+      RD_OFF(report.price_per_second), 0, 1000000, "10", 0, NULL },
 
     RD_SECTION("status"),
     { "status.listen", RD_CONF_STR, RD_OFF(status.listen),

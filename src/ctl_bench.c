@@ -1,7 +1,8 @@
 /*
  * ctl_bench.c -- `reporterctl bench`: publish N tasks at a concurrency or
  * a rate, match the results by correlation_id, and print throughput,
- * end-to-end latency percentiles and the daemon's mean total_duration.
+ * end-to-end latency percentiles and the daemon's mean total_duration
+ * (null in --json, "-" otherwise, when no result arrived).
  * It consumes the configured result queue: run it where no other client
  * takes results from that queue.
  */
@@ -18,6 +19,7 @@
 
 #include "broker.h"
 #include "ctl.h"
+#include "task.h"
 #include "util.h"
 
 struct bench {
@@ -26,6 +28,7 @@ struct bench {
     int      json;
     int64_t *fixed;
     size_t   nfixed;
+    int64_t *phones;            /* the task being published */
     int64_t  base;              /* correlation ids are base + index */
     double  *sent_at, *latency;
     long     sent, received, errors, stray;
@@ -73,33 +76,35 @@ static int
 publish_one(struct bench *bn, struct rd_broker *b, const struct rd_conf *conf, uint64_t *rnd)
 {
     struct rd_publish p = { 0 };
-    char              body[16384], id[32], err[512];
-    int64_t           cid = bn->base + bn->sent;
-    int               len;
-    long              j, k = bn->nfixed ? (long) bn->nfixed : bn->k;
+    struct rd_task    t = { 0 };
+    char              id[32], err[512], *body;
+    long              j;
+    int               rc = 0;
 
-    len = snprintf(body, sizeof(body), "{\"correlation_id\": %" PRId64 ", \"phones\": [", cid);
-    for (j = 0; j < k && len < (int) sizeof(body) - 32; j++) {
-        int64_t phone;
-
-        if (bn->nfixed) {
-            phone = bn->fixed[j];
-        } else {
-            *rnd = *rnd * 6364136223846793005ULL + 1442695040888963407ULL;
-            phone = (int64_t) ((*rnd >> 33) % (uint64_t) bn->max_phone);
-        }
-        len += snprintf(body + len, sizeof(body) - len, "%s%" PRId64, j ? "," : "", phone);
+    t.id_int = bn->base + bn->sent;
+    t.phones = bn->nfixed ? bn->fixed : bn->phones;
+    t.nphones = bn->nfixed ? bn->nfixed : (size_t) bn->k;
+    for (j = 0; bn->nfixed == 0 && j < bn->k; j++) {
+        *rnd = *rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+        bn->phones[j] = (int64_t) ((*rnd >> 33) % (uint64_t) bn->max_phone);
     }
-    len += snprintf(body + len, sizeof(body) - len, "]}");
-    snprintf(id, sizeof(id), "%" PRId64, cid);
-    p.correlation_id = id;
-    bn->sent_at[bn->sent] = rd_now_sec();
-    if (rd_broker_publish(b, conf->rabbitmq.task_queue, body, len, &p, err, sizeof(err)) != RD_OK) {
-        fprintf(stderr, "reporterctl: %s\n", err);
+    body = rd_task_to_json(&t);
+    if (body == NULL) {
+        fprintf(stderr, "reporterctl: out of memory\n");
         return -1;
     }
-    bn->sent++;
-    return 0;
+    snprintf(id, sizeof(id), "%" PRId64, t.id_int);
+    p.correlation_id = id;
+    bn->sent_at[bn->sent] = rd_now_sec();
+    if (rd_broker_publish(b, conf->rabbitmq.task_queue, body, strlen(body), &p, err,
+                          sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        rc = -1;
+    } else {
+        bn->sent++;
+    }
+    free(body);
+    return rc;
 }
 
 static void
@@ -124,13 +129,24 @@ take_result(struct bench *bn, const struct rd_delivery *d)
     json_object_put(o);
 }
 
+/* A figure in milliseconds, or none (JSON null) when nothing arrived. */
+static const char *
+ms(char *buf, size_t len, double v, const char *none)
+{
+    if (isnan(v))
+        return none;
+    snprintf(buf, len, "%.2f", v);
+    return buf;
+}
+
 static void
 print_report(struct bench *bn, double elapsed)
 {
     double *lat = malloc((bn->received + 1) * sizeof(double));
     long    i, m = 0;
     double  tput = elapsed > 0 ? bn->received / elapsed : 0;
-    double  mean_td = bn->received ? bn->sum_total_duration / bn->received : NAN;
+    double  mean_td = bn->received ? bn->sum_total_duration / bn->received * 1000 : NAN;
+    char    b[5][32];
 
     for (i = 0; lat != NULL && i < bn->sent; i++)
         if (bn->latency[i] >= 0)
@@ -139,18 +155,20 @@ print_report(struct bench *bn, double elapsed)
         qsort(lat, m, sizeof(double), cmp_double);
     if (bn->json) {
         printf("{\"tasks\": %ld, \"received\": %ld, \"errors\": %ld, \"missing\": %ld, "
-               "\"elapsed_s\": %.3f, \"throughput_per_s\": %.2f, \"latency_ms\": {\"p50\": %.2f, "
-               "\"p90\": %.2f, \"p99\": %.2f, \"max\": %.2f}, \"mean_total_duration_ms\": %.2f}\n",
+               "\"elapsed_s\": %.3f, \"throughput_per_s\": %.2f, \"latency_ms\": {\"p50\": %s, "
+               "\"p90\": %s, \"p99\": %s, \"max\": %s}, \"mean_total_duration_ms\": %s}\n",
                bn->sent, bn->received, bn->errors, bn->sent - bn->received, elapsed, tput,
-               pct(lat, m, 50), pct(lat, m, 90), pct(lat, m, 99), pct(lat, m, 100),
-               mean_td * 1000);
+               ms(b[0], 32, pct(lat, m, 50), "null"), ms(b[1], 32, pct(lat, m, 90), "null"),
+               ms(b[2], 32, pct(lat, m, 99), "null"), ms(b[3], 32, pct(lat, m, 100), "null"),
+               ms(b[4], 32, mean_td, "null"));
     } else {
         printf("bench: %ld tasks sent, %ld results (%ld errors, %ld missing) in %.2f s\n",
                bn->sent, bn->received, bn->errors, bn->sent - bn->received, elapsed);
         printf("throughput: %.1f tasks/s\n", tput);
-        printf("latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", pct(lat, m, 50),
-               pct(lat, m, 90), pct(lat, m, 99), pct(lat, m, 100));
-        printf("mean total_duration reported by reporterd: %.1f ms\n", mean_td * 1000);
+        printf("latency ms: p50 %s  p90 %s  p99 %s  max %s\n",
+               ms(b[0], 32, pct(lat, m, 50), "-"), ms(b[1], 32, pct(lat, m, 90), "-"),
+               ms(b[2], 32, pct(lat, m, 99), "-"), ms(b[3], 32, pct(lat, m, 100), "-"));
+        printf("mean total_duration reported by reporterd: %s ms\n", ms(b[4], 32, mean_td, "-"));
     }
     free(lat);
 }
@@ -165,7 +183,8 @@ rd_ctl_bench(struct rd_conf *conf, int argc, char **argv)
         { "timeout", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
         { NULL, 0, NULL, 0 }
     };
-    struct bench       bn = { 100, 4, 10, 200, 0, 300, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0 };
+    struct bench       bn = { 100, 4, 10, 200, 0, 300, 0, NULL, 0, NULL, 0, NULL, NULL,
+                              0, 0, 0, 0, 0 };
     struct rd_broker  *b;
     struct rd_delivery d;
     uint64_t           rnd = (uint64_t) time(NULL) * 2654435761u ^ (uint64_t) getpid();
@@ -192,14 +211,16 @@ rd_ctl_bench(struct rd_conf *conf, int argc, char **argv)
         default: return 2;
         }
     }
-    if (bn.n < 1 || bn.concurrency < 1 || bn.k < 1 || bn.max_phone < 1 || bn.rate < 0) {
+    if (bn.n < 1 || bn.concurrency < 1 || bn.k < 1 || bn.k > 100000 || bn.max_phone < 1
+        || bn.rate < 0) {
         fprintf(stderr, "reporterctl: bench needs -n >= 1, --concurrency >= 1, "
-                "--phones-per-task >= 1, --max-phone >= 1, --rate >= 0\n");
+                "1 <= --phones-per-task <= 100000, --max-phone >= 1, --rate >= 0\n");
         return 1;
     }
     bn.sent_at = calloc(bn.n, sizeof(double));
     bn.latency = malloc(bn.n * sizeof(double));
-    if (bn.sent_at == NULL || bn.latency == NULL)
+    bn.phones = malloc(bn.k * sizeof(int64_t));
+    if (bn.sent_at == NULL || bn.latency == NULL || bn.phones == NULL)
         return 1;
     for (i = 0; i < bn.n; i++)
         bn.latency[i] = -1;
@@ -243,6 +264,7 @@ rd_ctl_bench(struct rd_conf *conf, int argc, char **argv)
     rd_broker_close(b, rc == 0);
     free(bn.sent_at);
     free(bn.latency);
+    free(bn.phones);
     free(bn.fixed);
     return rc;
 }

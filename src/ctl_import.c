@@ -4,12 +4,16 @@
  *
  * Formats: one JSON array of records (the old service's data.json),
  * newline-delimited JSON, or CSV (phone,start_date,end_date, optional
- * header).  A record needs integer phone, start_date and end_date
- * ({"$numberLong": "..."} is accepted too).  Malformed records are counted
- * and reported with their position, never silently skipped.
+ * header), told apart by the first byte after an optional UTF-8 byte order
+ * mark.  A record needs integer phone, start_date and end_date
+ * ({"$numberLong": "..."} is accepted too) and is at most 64 KiB of one
+ * JSON value.  Malformed records are counted and reported with their
+ * position, never silently skipped; an array that is not one (a missing
+ * or doubled comma) stops the import.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +45,13 @@ struct importer {
     size_t           elen;
     int              elem_too_long;
 };
+
+/* JSON's white space (strchr() would match the NUL too). */
+static int
+is_ws(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 static void
 report(struct importer *im, int final)
@@ -128,8 +139,9 @@ int_field(struct json_object *o, const char *key, int64_t *out, char *why, size_
         if (*out != INT64_MAX && *out != INT64_MIN)
             return 0;
     } else if (json_object_is_type(v, json_type_double)) {
+        /* in range first: converting 1e19 or NaN to int64 is undefined */
         d = json_object_get_double(v);
-        if (d == (double) (int64_t) d && d > -9.2e18 && d < 9.2e18) {
+        if (d > -0x1p63 && d < 0x1p63 && d == floor(d)) {
             *out = (int64_t) d;
             return 0;
         }
@@ -138,19 +150,28 @@ int_field(struct json_object *o, const char *key, int64_t *out, char *why, size_
     return -1;
 }
 
+/* One record: one JSON object and nothing after it but white space. */
 static int
 json_record(struct importer *im, const char *text, size_t len, const char *where)
 {
     struct json_tokener *tok = json_tokener_new_ex(8);
     struct json_object  *o;
     int64_t              phone, start, end;
+    size_t               rest;
     char                 why[256];
     int                  rc = 0;
 
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     o = json_tokener_parse_ex(tok, text, (int) len + 1);
+    rest = json_tokener_get_parse_end(tok);
+    while (rest < len && is_ws(text[rest]))
+        rest++;
     if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
         malformed(im, where, "not valid JSON");
+    } else if (rest < len) {
+        snprintf(why, sizeof(why), "%s after the JSON value, at byte %zu of the record",
+                 text[rest] == '\0' ? "a NUL byte" : "trailing data", rest);
+        malformed(im, where, why);
     } else if (!json_object_is_type(o, json_type_object)) {
         malformed(im, where, "not a JSON object");
     } else if (int_field(o, "phone", &phone, why, sizeof(why)) != 0
@@ -166,56 +187,92 @@ json_record(struct importer *im, const char *text, size_t len, const char *where
 }
 
 /* Feed one byte of a JSON array; emits each top-level element. */
+enum split_state {
+    SP_BEFORE,              /* before the '[' */
+    SP_FIRST,               /* after '[': a record or ']' */
+    SP_NEXT,                /* after ',': a record */
+    SP_IN,                  /* in a record */
+    SP_AFTER,               /* after a record: ',' or ']' */
+    SP_DONE                 /* after the ']' */
+};
+
 struct splitter {
-    int     state;          /* 0 before '[', 1 between elements, 2 in one, 3 after ']' */
-    int     depth, in_string, escape;
-    int64_t offset, elem_offset;
+    enum split_state state;
+    int              depth, in_string, escape;
+    int64_t          offset, elem_offset;
+    const char      *why;   /* why it is not an array of records */
 };
 
 static int
-end_element(struct importer *im, struct splitter *sp)
+end_element(struct importer *im, struct splitter *sp, enum split_state next)
 {
-    char where[64];
+    char   where[64];
+    size_t len;
 
     snprintf(where, sizeof(where), "byte %" PRId64, sp->elem_offset);
-    sp->state = 1;
+    sp->state = next;
     if (im->elem_too_long) {
         im->elem_too_long = 0;
         im->elen = 0;
         malformed(im, where, "longer than 64 KiB");
         return 0;
     }
-    while (im->elen > 0 && strchr(" \t\r\n", im->elem[im->elen - 1]) != NULL)
+    while (im->elen > 0 && is_ws(im->elem[im->elen - 1]))
         im->elen--;
     im->elem[im->elen] = '\0';
+    len = im->elen;
     im->elen = 0;
-    return json_record(im, im->elem, strlen(im->elem), where);
+    return json_record(im, im->elem, len, where);
+}
+
+static void
+keep_byte(struct importer *im, char c)
+{
+    if (im->elen < MAX_RECORD)
+        im->elem[im->elen++] = c;
+    else
+        im->elem_too_long = 1;
 }
 
 static int
+not_array(struct splitter *sp, const char *why)
+{
+    sp->why = why;
+    return -2;
+}
+
+/* 0, -1 when inserting failed, -2 with sp->why when it is not an array. */
+static int
 split_byte(struct importer *im, struct splitter *sp, char c)
 {
+    int ws = is_ws(c);
+
     sp->offset++;
     switch (sp->state) {
-    case 0:
+    case SP_BEFORE:
         if (c == '[')
-            sp->state = 1;
-        else if (strchr(" \t\r\n", c) == NULL)
-            return -2;
+            sp->state = SP_FIRST;
+        else if (!ws)
+            return not_array(sp, "it does not start with '['");
         return 0;
-    case 1:
-        if (strchr(" \t\r\n,", c) != NULL)
+    case SP_FIRST:
+    case SP_NEXT:
+        if (ws)
             return 0;
-        if (c == ']') {
-            sp->state = 3;
+        if (c == ']' && sp->state == SP_FIRST) {
+            sp->state = SP_DONE;
             return 0;
         }
-        sp->state = 2;
+        if (c == ']')
+            return not_array(sp, "a ',' before the ']'");
+        if (c == ',')
+            return not_array(sp, "a ',' with no record before it");
+        sp->state = SP_IN;
         sp->depth = 0;
         sp->in_string = sp->escape = 0;
         sp->elem_offset = sp->offset - 1;
         /* fall through */
-    case 2:
+    case SP_IN:
         if (sp->in_string) {
             if (sp->escape)
                 sp->escape = 0;
@@ -227,38 +284,46 @@ split_byte(struct importer *im, struct splitter *sp, char c)
             sp->in_string = 1;
         } else if (c == '{' || c == '[') {
             sp->depth++;
+        } else if (c == ']' && sp->depth == 0) {
+            /* the array's own ']' after a scalar */
+            return end_element(im, sp, SP_DONE);
+        } else if (c == '}' && sp->depth == 0) {
+            return not_array(sp, "a '}' that closes nothing");
         } else if (c == '}' || c == ']') {
-            if (sp->depth == 0) {           /* the array's own ']' after a scalar */
-                int rc = end_element(im, sp);
-                sp->state = 3;
-                return rc;
-            }
-            if (--sp->depth == 0) {
-                if (im->elen < MAX_RECORD)
-                    im->elem[im->elen++] = c;
-                return end_element(im, sp);
-            }
+            keep_byte(im, c);
+            return --sp->depth == 0 ? end_element(im, sp, SP_AFTER) : 0;
         } else if (c == ',' && sp->depth == 0) {
-            return end_element(im, sp);
+            return end_element(im, sp, SP_NEXT);
         }
-        if (im->elen < MAX_RECORD)
-            im->elem[im->elen++] = c;
+        keep_byte(im, c);
+        return 0;
+    case SP_AFTER:
+        if (ws)
+            return 0;
+        if (c == ',')
+            sp->state = SP_NEXT;
+        else if (c == ']')
+            sp->state = SP_DONE;
         else
-            im->elem_too_long = 1;
+            return not_array(sp, "no ',' between two records");
         return 0;
     default:
-        return strchr(" \t\r\n", c) != NULL ? 0 : -3;
+        return ws ? 0 : not_array(sp, "data after the closing ']'");
     }
 }
 
 static int
-csv_line(struct importer *im, char *line, int64_t lineno)
+csv_line(struct importer *im, char *line, size_t len, int64_t lineno)
 {
     char    where[64], *p = line, *end;
     int64_t v[3];
     int     i;
 
     snprintf(where, sizeof(where), "line %" PRId64, lineno);
+    if (memchr(line, '\0', len) != NULL) {
+        malformed(im, where, "a NUL byte in the line");
+        return 0;
+    }
     line[strcspn(line, "\r\n")] = '\0';
     if (*line == '\0')
         return 0;
@@ -276,12 +341,27 @@ csv_line(struct importer *im, char *line, int64_t lineno)
     return add_record(im, v[0], v[1], v[2]);
 }
 
+/* Skip a UTF-8 byte order mark: 3 bytes, 0 without one, -1 for a
+ * start that is neither a mark nor anything the formats allow. */
+static int
+skip_bom(FILE *f)
+{
+    int c = getc(f);
+
+    if (c != 0xEF) {
+        if (c != EOF)
+            ungetc(c, f);
+        return 0;
+    }
+    return getc(f) == 0xBB && getc(f) == 0xBF ? 3 : -1;
+}
+
 static enum format
 sniff(FILE *f)
 {
     int c;
 
-    while ((c = getc(f)) != EOF && strchr(" \t\r\n", c) != NULL)
+    while ((c = getc(f)) != EOF && is_ws(c))
         ;
     if (c != EOF)
         ungetc(c, f);
@@ -353,6 +433,14 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
         rc = 1;
         goto done;
     }
+    sp.offset = skip_bom(f);
+    if (sp.offset < 0) {
+        fprintf(stderr, "reporterctl: %s starts with a byte 0xEF that is not part of a "
+                "UTF-8 byte order mark\n", argv[optind]);
+        rc = 1;
+        goto done;
+    }
+    im->bytes = sp.offset;
     if (fmt == FMT_AUTO)
         fmt = sniff(f);
 
@@ -364,15 +452,15 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
                 if (r == -1)
                     rc = 1;
                 else if (r < 0) {
-                    fprintf(stderr, "%sreporterctl: not a JSON array of records at byte %" PRId64
-                            "\n", im->tty ? "\n" : "", sp.offset);
+                    fprintf(stderr, "%sreporterctl: not a JSON array of records: %s, at byte %"
+                            PRId64 "\n", im->tty ? "\n" : "", sp.why, sp.offset - 1);
                     rc = 1;
                 }
             }
             im->bytes += n;
             report(im, 0);
         }
-        if (rc == 0 && sp.state != 3) {
+        if (rc == 0 && sp.state != SP_DONE) {
             fprintf(stderr, "%sreporterctl: the JSON array is not closed (truncated file?)\n",
                     im->tty ? "\n" : "");
             rc = 1;
@@ -384,10 +472,15 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
             lineno++;
             im->bytes += got;
             if (fmt == FMT_CSV) {
-                rc = csv_line(im, line, lineno) ? 1 : 0;
-            } else if (line[strspn(line, " \t\r\n")] != '\0') {
+                rc = csv_line(im, line, (size_t) got, lineno) ? 1 : 0;
+            } else {
                 snprintf(where, sizeof(where), "line %" PRId64, lineno);
-                rc = json_record(im, line, (size_t) got, where) ? 1 : 0;
+                while (got > 0 && is_ws(line[got - 1]))
+                    line[--got] = '\0';
+                if (got > MAX_RECORD)
+                    malformed(im, where, "longer than 64 KiB");
+                else if (got > 0)               /* not a blank line */
+                    rc = json_record(im, line, (size_t) got, where) ? 1 : 0;
             }
             report(im, 0);
         }

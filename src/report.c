@@ -6,9 +6,15 @@
  * (end_date - start_date) / 1000 seconds, prices duration * price.
  * Buckets are half-open: < 10, [10, 30), >= 30; the sum is over
  * durations strictly above 15 s.
+ *
+ * Every figure a result carries is finite and below RD_REPORT_MAX_FIGURE
+ * in magnitude: a row with anything else (an absurd record, a price that
+ * overflowed) is refused with an error naming the phone and the figure,
+ * which the caller answers with an Error result.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -18,8 +24,11 @@
 double
 rd_round2(double v)
 {
-    double r = round(v * 100.0) / 100.0;
+    double r;
 
+    if (!isfinite(v) || fabs(v) >= 0x1p52)
+        return v;                        /* already whole; v * 100 may overflow */
+    r = round(v * 100.0) / 100.0;
     return r == 0.0 ? 0.0 : r;           /* no "-0" */
 }
 
@@ -160,6 +169,25 @@ rd_report_pipeline(const int64_t *phones, size_t n, double price_per_second)
     return p;
 }
 
+static int
+cmp_phone(const void *a, const void *b)
+{
+    int64_t x = ((const struct rd_phone_stats *) a)->phone;
+    int64_t y = ((const struct rd_phone_stats *) b)->phone;
+
+    return x < y ? -1 : x > y;
+}
+
+/* stats[] is sorted by phone, so rows and phones are matched by bsearch. */
+static struct rd_phone_stats *
+find(const struct rd_phone_stats *stats, size_t n, int64_t phone)
+{
+    struct rd_phone_stats key;
+
+    key.phone = phone;
+    return bsearch(&key, stats, n, sizeof(*stats), cmp_phone);
+}
+
 void
 rd_report_init(struct rd_phone_stats *stats, const struct rd_task *task)
 {
@@ -169,37 +197,67 @@ rd_report_init(struct rd_phone_stats *stats, const struct rd_task *task)
         memset(&stats[i], 0, sizeof(stats[i]));
         stats[i].phone = task->phones[i];
     }
+    qsort(stats, task->nphones, sizeof(*stats), cmp_phone);
 }
 
+/* Doubles are range-checked before any conversion to an integer. */
 static int
 num(const bson_t *row, const char *key, double *d, int64_t *i, char *err, size_t errlen)
 {
     bson_iter_t it;
+    double      v;
 
     if (!bson_iter_init_find(&it, row, key) || !BSON_ITER_HOLDS_NUMBER(&it)) {
         snprintf(err, errlen, "aggregation row lacks a numeric %s", key);
         return -1;
     }
+    v = bson_iter_as_double(&it);
     if (d != NULL)
-        *d = bson_iter_as_double(&it);
-    if (i != NULL)
+        *d = v;
+    if (i != NULL) {
+        if (BSON_ITER_HOLDS_DOUBLE(&it)
+            && !(v > -0x1p63 && v < 0x1p63 && v == floor(v))) {
+            snprintf(err, errlen, "aggregation row has %s %g, not a 64-bit integer", key, v);
+            return -1;
+        }
         *i = bson_iter_as_int64(&it);
+    }
     return 0;
+}
+
+static int
+figure_ok(const struct rd_phone_stats *s, char *err, size_t errlen)
+{
+    const struct {
+        const char *name;
+        double      v;
+    } f[] = {
+        { "min_price", s->min_price }, { "max_price", s->max_price },
+        { "avg_dur", s->avg_dur }, { "sum_price_over_15", s->sum_price_over_15 }
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        if (!isfinite(f[i].v) || fabs(f[i].v) >= RD_REPORT_MAX_FIGURE) {
+            snprintf(err, errlen, "phone %lld: %s is %g, outside the range a result "
+                     "carries (below %g in magnitude)", (long long) s->phone, f[i].name,
+                     f[i].v, RD_REPORT_MAX_FIGURE);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int
 rd_report_add_row(const bson_t *row, struct rd_phone_stats *stats, size_t n,
                   char *err, size_t errlen)
 {
-    struct rd_phone_stats *s = NULL;
+    struct rd_phone_stats *s;
     int64_t                phone;
-    size_t                 i;
 
     if (num(row, "_id", NULL, &phone, err, errlen) != 0)
         return -1;
-    for (i = 0; i < n; i++)
-        if (stats[i].phone == phone)
-            s = &stats[i];
+    s = find(stats, n, phone);
     if (s == NULL) {
         snprintf(err, errlen, "aggregation returned phone %lld, which was not asked for",
                  (long long) phone);
@@ -212,12 +270,15 @@ rd_report_add_row(const bson_t *row, struct rd_phone_stats *stats, size_t n,
         || num(row, "sum_price_over_15", &s->sum_price_over_15, NULL, err, errlen) != 0
         || num(row, "min_price", &s->min_price, NULL, err, errlen) != 0
         || num(row, "max_price", &s->max_price, NULL, err, errlen) != 0
-        || num(row, "avg_dur", &s->avg_dur, NULL, err, errlen) != 0)
+        || num(row, "avg_dur", &s->avg_dur, NULL, err, errlen) != 0
+        || !figure_ok(s, err, errlen))
         return -1;
     return 0;
 }
 
-/* A JSON number rounded to 2 decimals, printed without trailing zeros. */
+/* A JSON number rounded to 2 decimals, printed without trailing zeros.
+ * figure_ok() has bounded v; should anything else come here, the length
+ * snprintf reports is checked before it indexes the buffer. */
 static struct json_object *
 money(double v)
 {
@@ -225,8 +286,10 @@ money(double v)
     int  n;
 
     if (!isfinite(v))
-        return json_object_new_null();
+        return NULL;
     n = snprintf(buf, sizeof(buf), "%.2f", rd_round2(v));
+    if (n <= 0 || (size_t) n >= sizeof(buf))
+        return NULL;
     while (n > 0 && buf[n - 1] == '0')
         buf[--n] = '\0';
     if (n > 0 && buf[n - 1] == '.')
@@ -268,13 +331,19 @@ char *
 rd_report_complete_json(const struct rd_task *task, const struct rd_phone_stats *stats,
                         const char *task_received, double total_duration)
 {
-    struct json_object *o = envelope(task, "Complete", task_received);
-    struct json_object *data = json_object_new_array(), *e, *dur;
+    struct json_object *o, *data, *e, *dur;
     const struct rd_phone_stats *s;
+    char   err[256];
     size_t i;
 
+    for (i = 0; i < task->nphones; i++)
+        if (!figure_ok(&stats[i], err, sizeof(err)))
+            return rd_report_error_json(task, err, task_received, total_duration);
+
+    o = envelope(task, "Complete", task_received);
+    data = json_object_new_array();
     for (i = 0; i < task->nphones; i++) {
-        s = &stats[i];
+        s = find(stats, task->nphones, task->phones[i]);
         e = json_object_new_object();
         json_object_object_add(e, "phone", json_object_new_int64(s->phone));
         json_object_object_add(e, "cnt_all_attempts", json_object_new_int64(s->cnt_all));

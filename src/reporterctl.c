@@ -7,8 +7,10 @@
  *   reporterctl [-c FILE] import FILE|- [--format json|ndjson|csv] [--batch N] [--drop]
  *   reporterctl [-c FILE] bench [-n N] [--concurrency C | --rate R] [--phones LIST] [--json]
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "log.h"
 #include "shm.h"
 #include "store.h"
+#include "task.h"
 #include "util.h"
 
 #ifndef RD_DEFAULT_CONF
@@ -177,6 +180,24 @@ open_broker(struct rd_conf *conf)
     return b;
 }
 
+/* A whole decimal number from min to max, or -1 with a message. */
+static int
+arg_long(const char *name, const char *s, long min, long max, long *out)
+{
+    char *end;
+    long  v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < min || v > max) {
+        fprintf(stderr, "reporterctl: %s \"%s\" is not an integer from %ld to %ld\n",
+                name, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static int
 cmd_send(struct rd_conf *conf, int argc, char **argv)
 {
@@ -185,47 +206,53 @@ cmd_send(struct rd_conf *conf, int argc, char **argv)
         { "max-phone", required_argument, NULL, 'p' },
         { "seed", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 }
     };
-    long              n = 10, k = 10, maxp = 200, i, j;
+    long              n = 10, k = 10, maxp = 200, i, j, sent = 0;
     uint64_t          rnd = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32);
     struct rd_broker *b;
     struct rd_publish p = { 0 };
-    char              body[8192], id[32], err[512];
-    int               opt, len, rc = 0;
+    struct rd_task    t = { 0 };
+    int64_t           phones[500];
+    char              id[32], err[512], *body;
+    int               opt, rc = 0;
 
     while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
         switch (opt) {
-        case 'n': n = atol(optarg); break;
-        case 'k': k = atol(optarg); break;
-        case 'p': maxp = atol(optarg); break;
+        case 'n': rc = arg_long("-n", optarg, 0, LONG_MAX, &n); break;
+        case 'k': rc = arg_long("--phones-per-task", optarg, 1, 500, &k); break;
+        case 'p': rc = arg_long("--max-phone", optarg, 1, LONG_MAX, &maxp); break;
         case 's': rnd = strtoull(optarg, NULL, 10) | 1; break;
         default: usage(stderr); return 1;
         }
-    }
-    if (n < 0 || k < 1 || k > 500 || maxp < 1) {
-        fprintf(stderr, "reporterctl: need -n >= 0, 1 <= --phones-per-task <= 500, --max-phone >= 1\n");
-        return 1;
+        if (rc != 0)
+            return 1;
     }
     if ((b = open_broker(conf)) == NULL)
         return 1;
+    t.phones = phones;
+    t.nphones = (size_t) k;
     for (i = 0; i < n && rc == 0; i++) {
-        int64_t cid = (int64_t) (next_rand(&rnd) >> 12);
-
-        len = snprintf(body, sizeof(body), "{\"correlation_id\": %" PRId64 ", \"phones\": [", cid);
+        t.id_int = (int64_t) (next_rand(&rnd) >> 12);
         for (j = 0; j < k; j++)
-            len += snprintf(body + len, sizeof(body) - len, "%s%ld", j ? "," : "",
-                            (long) (next_rand(&rnd) % (uint64_t) maxp));
-        len += snprintf(body + len, sizeof(body) - len, "]}");
-        snprintf(id, sizeof(id), "%" PRId64, cid);
+            phones[j] = (int64_t) (next_rand(&rnd) % (uint64_t) maxp);
+        body = rd_task_to_json(&t);
+        if (body == NULL) {
+            fprintf(stderr, "reporterctl: out of memory\n");
+            rc = 1;
+            break;
+        }
+        snprintf(id, sizeof(id), "%" PRId64, t.id_int);
         p.correlation_id = id;
-        if (rd_broker_publish(b, conf->rabbitmq.task_queue, body, len, &p, err, sizeof(err))
-            != RD_OK) {
+        if (rd_broker_publish(b, conf->rabbitmq.task_queue, body, strlen(body), &p, err,
+                              sizeof(err)) != RD_OK) {
             fprintf(stderr, "reporterctl: %s\n", err);
             rc = 1;
         } else {
             printf("%s\n", body);
+            sent++;
         }
+        free(body);
     }
-    fprintf(stderr, "send: %ld tasks published to %s\n", rc ? i - 1 : i, conf->rabbitmq.task_queue);
+    fprintf(stderr, "send: %ld tasks published to %s\n", sent, conf->rabbitmq.task_queue);
     rd_broker_close(b, 1);
     return rc;
 }

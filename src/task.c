@@ -1,10 +1,12 @@
 /*
- * task.c -- parsing and validating a task body (json-c, strict mode).
+ * task.c -- the task body: parsing and validating one (json-c, strict
+ * mode), and writing one for reporterctl.
  *
  * Every body is hostile: the size is capped first, the bytes must be one
  * strict JSON value within the depth limit (json_check.c), json-c then
  * parses them with trailing bytes rejected, and integers must be json ints
- * inside int64 that json-c did not clamp.
+ * inside int64 that json-c did not clamp.  Duplicate phones are folded in
+ * O(n log n), keeping each phone's first position.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -80,12 +82,60 @@ read_id(struct json_object *root, struct rd_task *task, char *err, size_t errlen
     return -1;
 }
 
+struct slot {
+    int64_t phone;
+    size_t  pos;
+};
+
+static int
+cmp_slot(const void *a, const void *b)
+{
+    const struct slot *x = a, *y = b;
+
+    if (x->phone != y->phone)
+        return x->phone < y->phone ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Keep the first occurrence of each phone, in request order: sort a copy
+ * by (phone, position), mark the first of each run, compact. */
+static int
+fold_duplicates(struct rd_task *task)
+{
+    struct slot   *s;
+    unsigned char *keep;
+    size_t         i, n = task->nphones, m = 0;
+
+    s = malloc(n * sizeof(*s));
+    keep = calloc(n, 1);
+    if (s == NULL || keep == NULL) {
+        free(s);
+        free(keep);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        s[i].phone = task->phones[i];
+        s[i].pos = i;
+    }
+    qsort(s, n, sizeof(*s), cmp_slot);
+    for (i = 0; i < n; i++)
+        if (i == 0 || s[i].phone != s[i - 1].phone)
+            keep[s[i].pos] = 1;
+    for (i = 0; i < n; i++)
+        if (keep[i])
+            task->phones[m++] = task->phones[i];
+    task->nphones = m;
+    free(s);
+    free(keep);
+    return 0;
+}
+
 static int
 read_phones(struct json_object *root, const struct rd_conf_task *limits,
             struct rd_task *task, char *err, size_t errlen)
 {
     struct json_object *phones, *v;
-    size_t              n, i, j;
+    size_t              n, i;
     int64_t             p;
 
     if (!json_object_object_get_ex(root, "phones", &phones)) {
@@ -122,10 +172,11 @@ read_phones(struct json_object *root, const struct rd_conf_task *limits,
             snprintf(err, errlen, "phones[%zu] is outside the 64-bit integer range", i);
             return -1;
         }
-        for (j = 0; j < task->nphones && task->phones[j] != p; j++)
-            ;
-        if (j == task->nphones)
-            task->phones[task->nphones++] = p;
+        task->phones[task->nphones++] = p;
+    }
+    if (fold_duplicates(task) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
     return 0;
 }
@@ -155,7 +206,9 @@ rd_task_parse(const char *body, size_t len, const struct rd_conf_task *limits,
     }
     /* AMQP bodies are not NUL-terminated; the tokener wants the NUL. */
     copy = malloc(len + 1);
-    tok = json_tokener_new_ex(limits->max_depth);
+    /* json-c's limit counts one more level than ours (its depth d admits
+     * d - 1 nested containers); rd_json_check() enforced ours already. */
+    tok = json_tokener_new_ex(limits->max_depth + 1);
     if (copy == NULL || tok == NULL) {
         snprintf(err, errlen, "out of memory");
         goto done;
@@ -210,4 +263,34 @@ rd_task_free(struct rd_task *task)
     free(task->phones);
     task->phones = NULL;
     task->nphones = 0;
+}
+
+char *
+rd_task_to_json(const struct rd_task *task)
+{
+    struct json_object *o, *phones;
+    char               *out = NULL;
+    size_t              i;
+
+    o = json_object_new_object();
+    phones = json_object_new_array_ext((int) task->nphones);
+    if (o == NULL || phones == NULL) {
+        json_object_put(o);
+        json_object_put(phones);
+        return NULL;
+    }
+    json_object_object_add(o, "correlation_id", task->id_is_string
+                           ? json_object_new_string(task->id_text)
+                           : json_object_new_int64(task->id_int));
+    for (i = 0; i < task->nphones; i++)
+        if (json_object_array_add(phones, json_object_new_int64(task->phones[i])) != 0)
+            goto done;
+    json_object_object_add(o, "phones", phones);
+    phones = NULL;
+    out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN
+                                                | JSON_C_TO_STRING_NOSLASHESCAPE));
+done:
+    json_object_put(phones);
+    json_object_put(o);
+    return out;
 }

@@ -33,9 +33,15 @@ struct rd_task {
     size_t   nphones;
 };
 
+/* limits->max_depth counts containers: a valid task,
+ * {"correlation_id": 1, "phones": [1]}, has depth 2. */
 int  rd_task_parse(const char *body, size_t len,
                    const struct rd_conf_task *limits,
                    struct rd_task *task, char *err, size_t errlen);
 void rd_task_free(struct rd_task *task);
+
+/* The body of a task, as reporterctl publishes it: one line of JSON,
+ * phones as given.  malloc'ed and NUL-terminated; NULL on out of memory. */
+char *rd_task_to_json(const struct rd_task *task);
 
 #endif

@@ -1,8 +1,10 @@
 /*
  * ctl.test.js -- reporterctl against the real broker and database:
  * seed (records, index), send and results (through the running daemon),
- * import of a JSON array, NDJSON and CSV with malformed records counted
- * by position, and bench's machine-readable output.
+ * tasks larger than any fixed buffer, import of a JSON array, NDJSON and
+ * CSV with malformed records counted by position, broken arrays, trailing
+ * data, byte order marks and the 64 KiB record limit, and bench's
+ * machine-readable output, also when no result arrives.
  */
 'use strict';
 
@@ -86,6 +88,56 @@ test('send publishes tasks the daemon answers; results prints them', async () =>
     await daemon.shutdown('SIGQUIT', 20000);
 });
 
+test('send builds tasks of 500 18-digit phones (past 8 KiB) and refuses numbers it cannot read', async () => {
+    const before = await ctx.broker.messageCount(ctx.names.task_queue);
+    const sent = await ctl('send', '-n', '3', '--phones-per-task', '500', '--max-phone', '1000000000000000000');
+    assert.equal(sent.code, 0, `signal ${sent.signal}; stderr: ${sent.stderr}`);
+    const lines = sent.stdout.trim().split('\n');
+    assert.equal(lines.length, 3);
+    const shape = /^\{"correlation_id":\d+,"phones":\[\d{1,18}(,\d{1,18}){499}\]\}$/;
+    for (const l of lines) {
+        assert.match(l, shape, 'one task of 500 phones below 10^18');
+        assert.equal(JSON.parse(l).phones.length, 500);
+    }
+    assert.ok(lines.some((l) => l.length > 8192), `a body beyond the old 8 KiB buffer (lengths ${lines.map((l) => l.length)})`);
+    assert.equal(await ctx.broker.messageCount(ctx.names.task_queue), before + 3);
+    /* what the broker holds is what was printed */
+    const ch = await ctx.broker.conn.createChannel();
+    const bodies = [];
+    for (let i = 0; i < 3; i++) {
+        const m = await ch.get(ctx.names.task_queue, { noAck: true });
+        assert.ok(m, `message ${i} in the task queue`);
+        bodies.push(m.content.toString());
+    }
+    await ch.close();
+    assert.deepEqual(bodies.slice(-3), lines);
+
+    for (const [opt, val] of [['--max-phone', '1e18'], ['--phones-per-task', '501'], ['-n', 'ten'], ['--max-phone', '0']]) {
+        const bad = await ctl('send', opt, val);
+        assert.equal(bad.code, 1, `${opt} ${val}: ${bad.stderr}`);
+        assert.match(bad.stderr, new RegExp(`${opt} "${val}" is not an integer from`), `${opt} ${val}`);
+    }
+    assert.equal(await ctx.broker.messageCount(ctx.names.task_queue), before, 'nothing sent on a bad option');
+});
+
+test('bench --json prints valid JSON with nulls when no result arrives', async () => {
+    /* no daemon runs now: the task stays unanswered */
+    const r = await ctl('bench', '-n', '1', '--timeout', '1', '--json');
+    assert.equal(r.code, 1, 'results are missing');
+    assert.doesNotMatch(r.stdout, /nan/i);
+    const b = JSON.parse(r.stdout);
+    assert.equal(b.tasks, 1);
+    assert.equal(b.received, 0);
+    assert.equal(b.missing, 1);
+    assert.equal(b.throughput_per_s, 0);
+    assert.deepEqual(b.latency_ms, { p50: null, p90: null, p99: null, max: null });
+    assert.equal(b.mean_total_duration_ms, null);
+    const t = await ctl('bench', '-n', '1', '--timeout', '1');
+    assert.equal(t.code, 1);
+    assert.doesNotMatch(t.stdout, /nan/i);
+    assert.match(t.stdout, /latency ms: p50 - {2}p90 - {2}p99 - {2}max -\n/);
+});
+
 test('import streams a JSON array, NDJSON and CSV, counting malformed records by position', async () => {
     const dir = h.tmpDir();
     const good = [];
@@ -130,4 +182,96 @@ test('import streams a JSON array, NDJSON and CSV, counting malformed records by
     const cut = await ctl('import', path.join(dir, 'cut.json'));
     assert.equal(cut.code, 1);
     assert.match(cut.stderr, /not closed/);
+});
+
+const rec = (p) => `{"phone": ${p}, "start_date": 0, "end_date": ${p * 1000}}`;
+
+async function phones() {
+    const coll = await collection();
+    return (await coll.find({}, { projection: { _id: 0, phone: 1 } }).toArray())
+        .map((d) => Number(d.phone)).sort((a, b) => a - b);
+}
+
+async function imp(name, content) {
+    const file = path.join(ctx.dir, name);
+    fs.writeFileSync(file, content);
+    return ctl('import', file, '--drop');
+}
+
+test('import stops at an array whose commas do not separate records', async () => {
+    for (const [name, text, why, at] of [
+        ['double.json', `[${rec(1)},,${rec(2)}]`, "a ',' with no record before it", rec(1).length + 2],
+        ['nums.json', '[1,,2]', "a ',' with no record before it", 3],
+        ['lead.json', `[,${rec(1)}]`, "a ',' with no record before it", 1],
+        ['trail.json', `[${rec(1)},]`, "a ',' before the ']'", rec(1).length + 2],
+        ['missing.json', `[${rec(1)} ${rec(2)}]`, "no ',' between two records", rec(1).length + 2],
+        ['brace.json', '[1}', "a '}' that closes nothing", 2],
+    ]) {
+        const r = await imp(name, text);
+        assert.equal(r.code, 1, `${name}: ${r.stderr}`);
+        assert.ok(r.stderr.includes(`not a JSON array of records: ${why}, at byte ${at}\n`), `${name}: ${r.stderr}`);
+        assert.doesNotMatch(r.stderr, /index \{phone: 1\} created/, `${name}: not reported as done`);
+    }
+});
+
+test('import refuses data after a record: trailing bytes behind a NUL, in NDJSON and CSV', async () => {
+    const nd = await imp('trailing.ndjson', `${rec(1)}\0garbage\n${rec(2)} x\n${rec(3)}${rec(4)}\n${rec(5)}\n \0${rec(6)}\n`);
+    assert.equal(nd.code, 3, nd.stderr);
+    assert.match(nd.stderr, /malformed record 5 \(line 5\): not valid JSON/, 'a line starting with a NUL is not blank');
+    assert.match(nd.stderr, new RegExp(`malformed record 1 \\(line 1\\): a NUL byte after the JSON value, at byte ${rec(1).length} of the record`));
+    assert.match(nd.stderr, /malformed record 2 \(line 2\): not valid JSON/);
+    assert.match(nd.stderr, /malformed record 3 \(line 3\): not valid JSON/);
+    assert.match(nd.stderr, /1 records inserted .*, 4 malformed/);
+    assert.deepEqual(await phones(), [5]);
+    const csv = await imp('nul.csv', '1,0,1000\0,7\n2,0,2000\n');
+    assert.equal(csv.code, 3, csv.stderr);
+    assert.match(csv.stderr, /malformed record 1 \(line 1\): a NUL byte in the line/);
+    assert.deepEqual(await phones(), [2]);
+});
+
+test('import range-checks integral doubles before converting them', async () => {
+    const big = await imp('big.ndjson', '{"phone": 1, "start_date": 1e19, "end_date": 1}\n'
+        + '{"phone": 2, "start_date": -1e300, "end_date": 1}\n{"phone": 3, "start_date": 0, "end_date": NaN}\n'
+        + '{"phone": 4, "start_date": 4611686018427387904.0, "end_date": -9.2e18}\n');
+    assert.equal(big.code, 3, big.stderr);
+    assert.doesNotMatch(big.stderr, /runtime error/);
+    assert.match(big.stderr, /malformed record 1 \(line 1\): start_date must be an integer/);
+    assert.match(big.stderr, /malformed record 2 \(line 2\): start_date must be an integer/);
+    assert.match(big.stderr, /malformed record 3 \(line 3\): end_date must be an integer/);
+    const four = await (await collection()).findOne({ phone: 4 });
+    assert.equal(BigInt(four.start_date.toString()), 4611686018427387904n, '2^62 as a double is exact');
+    assert.equal(BigInt(four.end_date.toString()), -9200000000000000000n);
+});
+
+test('import skips a UTF-8 byte order mark, whatever the format', async () => {
+    const bom = '\ufeff';
+    for (const [name, text] of [['bom.json', `${bom}[${rec(11)}]`], ['bom.ndjson', `${bom}${rec(11)}\n`],
+        ['bom.csv', `${bom}phone,start_date,end_date\n11,0,11000\n`], ['bom-space.json', `${bom}\n [${rec(11)}]`]]) {
+        const r = await imp(name, text);
+        assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+        assert.deepEqual(await phones(), [11], name);
+    }
+    const half = await imp('half-bom.csv', Buffer.from([0xef, 0xbb, 0x31, 0x2c, 0x30, 0x2c, 0x31, 0x0a]));
+    assert.equal(half.code, 1, half.stderr);
+    assert.match(half.stderr, /starts with a byte 0xEF that is not part of a UTF-8 byte order mark/);
+});
+
+test('import takes records of exactly 64 KiB and calls one byte more too long', async () => {
+    const sized = (n) => {
+        const head = '{"phone": 21, "start_date": 0, "end_date": 1000, "pad": "';
+        const r = head + 'x'.repeat(n - head.length - 2) + '"}';
+        assert.equal(r.length, n);
+        return r;
+    };
+    const exact = await imp('exact.json', `[${sized(65536)},\n${rec(22)}]`);
+    assert.equal(exact.code, 0, exact.stderr);
+    assert.deepEqual(await phones(), [21, 22]);
+    const over = await imp('over.json', `[${sized(65537)},\n${rec(22)}]`);
+    assert.equal(over.code, 3, over.stderr);
+    assert.match(over.stderr, /malformed record 1 \(byte 1\): longer than 64 KiB/);
+    assert.deepEqual(await phones(), [22]);
+    const nd = await imp('sized.ndjson', `${sized(65536)}\n${sized(65537)}\n${rec(22)}\n`);
+    assert.equal(nd.code, 3, nd.stderr);
+    assert.match(nd.stderr, /malformed record 2 \(line 2\): longer than 64 KiB/);
+    assert.deepEqual(await phones(), [21, 22]);
 });

@@ -504,6 +504,18 @@ test_types(void)
           "nan price");
     fails("report:\n  price_per_second: 1,5\n", "2:21: report.price_per_second: \"1,5\" is not a number",
           "comma price");
+    c = load("report:\n  price_per_second: 1000000\n");
+    ok(c != NULL && c->report.price_per_second == 1e6, "price 1000000, the maximum");
+    rd_conf_free(c);
+    c = load("report:\n  price_per_second: 1e6\n");
+    ok(c != NULL && c->report.price_per_second == 1e6, "price 1e6");
+    rd_conf_free(c);
+    fails("report:\n  price_per_second: 1000000.5\n", "2:3: report.price_per_second: "
+          "1000000.5 is out of range (a finite number from 0 to 1000000)", "price above the maximum");
+    fails("# prices\nreport:\n  price_per_second: 1e60\n", "3:3: report.price_per_second: "
+          "1e+60 is out of range (a finite number from 0 to 1000000)", "price 1e60");
+    fails("report: {price_per_second: 1.7976931348623157e308}\n", "1:10: report.price_per_second: "
+          "1.79769313486232e+308 is out of range", "price DBL_MAX");
 
     /* strings */
     memset(doc, 0, sizeof(doc));

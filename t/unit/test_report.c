@@ -1,9 +1,12 @@
 /*
  * test_report.c -- the report pipeline document, the reading of its rows
- * and the result message: rounding, nulls, ids of both types.
+ * and the result message: rounding, nulls, ids of both types, figures
+ * out of range, request order, and rows matched fast for 100,000 phones.
  */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -33,13 +36,51 @@ get(struct json_object *o, const char *path)
     return cur;
 }
 
+static bson_t *
+figures_row(int64_t phone, double min, double max, double avg, double sum)
+{
+    return BCON_NEW("_id", BCON_INT64(phone), "cnt_all", BCON_INT32(1),
+                    "cnt_10", BCON_INT32(0), "cnt_10_30", BCON_INT32(0),
+                    "cnt_30", BCON_INT32(1), "sum_price_over_15", BCON_DOUBLE(sum),
+                    "min_price", BCON_DOUBLE(min), "max_price", BCON_DOUBLE(max),
+                    "avg_dur", BCON_DOUBLE(avg));
+}
+
+/* A row with one figure set to v: refused, with the figure named. */
+static void
+refused(double v, const char *what)
+{
+    int64_t                phones[] = { 5 };
+    struct rd_task         t = { 0 };
+    struct rd_phone_stats  st[1];
+    bson_t                *row;
+    char                   err[256] = "";
+
+    t.phones = phones;
+    t.nphones = 1;
+    rd_report_init(st, &t);
+    row = figures_row(5, 1, v, 1, 1);
+    is_int(rd_report_add_row(row, st, 1, err, sizeof(err)), -1, "max_price %s is refused", what);
+    like(err, "phone 5: max_price is", "  the error names the phone and the figure");
+    bson_destroy(row);
+}
+
+static double
+now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 int
 main(void)
 {
     int64_t                phones[] = { 7, 8, 9 };
     struct rd_task         t = { 0 };
     struct rd_phone_stats  st[3];
-    struct json_object    *o;
+    struct json_object    *o, *e;
     bson_t                *p;
     bson_iter_t            it, sub;
     char                  *json, *pj, err[256];
@@ -134,5 +175,135 @@ main(void)
     json = rd_report_error_json(&t, "x", "t", 0);
     like(json, "\"correlation_id\":-9223372036854775807,", "extreme ids survive");
     free(json);
+
+    /* Figures out of range: refused with the figure named, never printed. */
+    is_dbl(rd_round2(1e306), 1e306, "rounding a huge value does not overflow");
+    ok(rd_round2(DBL_MAX) == DBL_MAX, "rounding DBL_MAX gives DBL_MAX, not inf");
+    refused(1e60, "1e60 (overflowed the 64-byte buffer)");
+    refused(1e306, "1e306 (printed inf)");
+    refused(-1e60, "-1e60");
+    refused(RD_REPORT_MAX_FIGURE, "at the bound");
+    refused(INFINITY, "inf");
+    refused(NAN, "nan");
+    {
+        int64_t                one[] = { 5 };
+        struct rd_phone_stats  s1[1];
+        double                 big = 999999999999999.9;   /* just below 1e15 */
+        bson_t                *row, *dbl;
+
+        t.phones = one;
+        t.nphones = 1;
+        t.id_is_string = 0;
+        t.id_int = 1;
+        snprintf(t.id_text, sizeof(t.id_text), "1");
+        rd_report_init(s1, &t);
+        row = figures_row(5, -big, big, 0.125, 1234.005);
+        is_int(rd_report_add_row(row, s1, 1, err, sizeof(err)), 0, "figures just below the bound are read");
+        json = rd_report_complete_json(&t, s1, "t", 0.5);
+        o = parse(json);
+        ok(o != NULL, "the result with the largest figures is JSON");
+        is_str(json_object_get_string(get(o, "status")), "Complete", "  and Complete");
+        is_dbl(json_object_get_double(get(o, "data.0.max_price_att")), big, "  max_price_att printed in full");
+        is_dbl(json_object_get_double(get(o, "data.0.min_price_att")), -big, "  min_price_att printed in full");
+        like(json, "\"avg_dur_att\":0.13,", "  avg rounded half away from zero");
+        json_object_put(o);
+        free(json);
+        bson_destroy(row);
+
+        /* stats that never went through a row: an Error result, still JSON */
+        s1[0].cnt_all = 1;
+        s1[0].max_price = 1e300;
+        json = rd_report_complete_json(&t, s1, "t", 0.5);
+        o = parse(json);
+        ok(o != NULL, "a result over out-of-range stats is JSON");
+        is_str(json_object_get_string(get(o, "status")), "Error", "  an Error result");
+        like(json_object_get_string(get(o, "error")), "max_price", "  naming the figure");
+        ok(strstr(json, "inf") == NULL, "  no inf in it");
+        json_object_put(o);
+        free(json);
+
+        /* counts must be integers: a double count is range-checked first */
+        rd_report_init(s1, &t);
+        dbl = BCON_NEW("_id", BCON_INT64(5), "cnt_all", BCON_DOUBLE(1e300));
+        is_int(rd_report_add_row(dbl, s1, 1, err, sizeof(err)), -1, "a count of 1e300 is refused");
+        like(err, "cnt_all", "  naming the count");
+        bson_destroy(dbl);
+        dbl = BCON_NEW("_id", BCON_DOUBLE(5.0), "cnt_all", BCON_DOUBLE(3.0),
+                       "cnt_10", BCON_INT32(3), "cnt_10_30", BCON_INT32(0),
+                       "cnt_30", BCON_INT32(0), "sum_price_over_15", BCON_INT32(0),
+                       "min_price", BCON_INT32(1), "max_price", BCON_INT32(2),
+                       "avg_dur", BCON_INT32(1));
+        is_int(rd_report_add_row(dbl, s1, 1, err, sizeof(err)), 0, "an integral double count is read");
+        is_int(s1[0].cnt_all, 3, "  as 3");
+        bson_destroy(dbl);
+    }
+
+    /* Rows are matched to phones whatever their order; data keeps the task's order. */
+    {
+        int64_t                four[] = { 900, -3, 42, 7 };
+        struct rd_phone_stats  s4[4];
+        bson_t                *row;
+
+        t.phones = four;
+        t.nphones = 4;
+        rd_report_init(s4, &t);
+        row = figures_row(42, 4, 4, 4, 4);
+        is_int(rd_report_add_row(row, s4, 4, err, sizeof(err)), 0, "a row for the third phone");
+        bson_destroy(row);
+        row = figures_row(-3, 2, 2, 2, 2);
+        is_int(rd_report_add_row(row, s4, 4, err, sizeof(err)), 0, "a row for the second phone");
+        bson_destroy(row);
+        json = rd_report_complete_json(&t, s4, "t", 0.5);
+        o = parse(json);
+        is_int(json_object_get_int64(get(o, "data.0.phone")), 900, "data in request order: 900");
+        is_int(json_object_get_int64(get(o, "data.1.phone")), -3, "  -3");
+        is_int(json_object_get_int64(get(o, "data.2.phone")), 42, "  42");
+        is_int(json_object_get_int64(get(o, "data.3.phone")), 7, "  7");
+        is_dbl(json_object_get_double(get(o, "data.1.max_price_att")), 2, "  -3 has its own figures");
+        is_dbl(json_object_get_double(get(o, "data.2.max_price_att")), 4, "  42 has its own figures");
+        like(json, "{\"phone\":900,\"cnt_all_attempts\":0,", "  900 has no records");
+        json_object_put(o);
+        free(json);
+    }
+
+    /* 100,000 phones, a row for each: matched in O(n log n). */
+    {
+        enum { N = 100000 };
+        int64_t               *many = malloc(N * sizeof(*many));
+        struct rd_phone_stats *sn = malloc(N * sizeof(*sn));
+        struct json_object    *d;
+        double                 t0;
+        size_t                 i, bad = 0;
+        bson_t                *row;
+
+        for (i = 0; i < N; i++)
+            many[i] = (int64_t) ((i * 7919) % N) * 1000003;   /* distinct, scrambled */
+        t.phones = many;
+        t.nphones = N;
+        t0 = now();
+        rd_report_init(sn, &t);
+        for (i = 0; i < N && bad == 0; i++) {
+            row = figures_row(many[N - 1 - i], (double) (N - 1 - i), 1, 1, 1);
+            bad += rd_report_add_row(row, sn, N, err, sizeof(err)) != 0;
+            bson_destroy(row);
+        }
+        json = rd_report_complete_json(&t, sn, "t", 0.5);
+        printf("# 100000 phones: init, 100000 rows and the result in %.3f s\n", now() - t0);
+        is_int(bad, 0, "100000 rows matched");
+        o = parse(json);
+        d = get(o, "data");
+        is_int(d ? json_object_array_length(d) : 0, N, "100000 entries");
+        for (i = 0; d != NULL && i < N; i++) {
+            e = json_object_array_get_idx(d, i);
+            if (json_object_get_int64(get(e, "phone")) != many[i]
+                || json_object_get_double(get(e, "min_price_att")) != (double) i)
+                bad++;
+        }
+        is_int(bad, 0, "each entry in request order with its own row");
+        json_object_put(o);
+        free(json);
+        free(sn);
+        free(many);
+    }
     return done_testing();
 }

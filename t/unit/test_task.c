@@ -1,9 +1,12 @@
 /*
  * test_task.c -- task parsing and validation: every outcome and every
- * kind of bad input the contract names.
+ * kind of bad input the contract names, the depth limit at its minimum,
+ * 100,000 phones with duplicates, and writing a task body.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tap.h"
 #include "task.h"
@@ -27,6 +30,55 @@ expect(const char *body, int outcome, const char *needle)
     if (needle != NULL)
         like(err, needle, "  error says \"%s\"", needle);
     rd_task_free(&t);
+}
+
+static double
+now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* 100,000 phones, most of them repeated: each distinct phone once, in the
+ * order of its first occurrence, checked against a table of seen values. */
+static void
+many_phones(void)
+{
+    enum { N = 100000, RANGE = 30011 };
+    struct rd_conf_task big = { N, 64 * 1024 * 1024, 16 };
+    struct rd_task      t;
+    int64_t            *want = malloc(N * sizeof(*want));
+    unsigned char      *seen = calloc(RANGE, 1);
+    char               *body = malloc(N * 24 + 64), err[512];
+    size_t              len, nwant = 0, i, bad = 0;
+    double              t0;
+    int                 rc;
+    int64_t             p;
+
+    len = (size_t) sprintf(body, "{\"correlation_id\": 1, \"phones\": [");
+    for (i = 0; i < N; i++) {
+        p = (int64_t) ((i * 7919 + i / 3) % RANGE) - RANGE / 2;
+        len += (size_t) sprintf(body + len, "%s%lld", i ? "," : "", (long long) p);
+        if (!seen[p + RANGE / 2]) {
+            seen[p + RANGE / 2] = 1;
+            want[nwant++] = p;
+        }
+    }
+    len += (size_t) sprintf(body + len, "]}");
+    t0 = now();
+    rc = rd_task_parse(body, len, &big, &t, err, sizeof(err));
+    printf("# 100000 phones (%zu distinct) parsed and folded in %.3f s\n", nwant, now() - t0);
+    is_int(rc, RD_TASK_OK, "100000 phones parse");
+    is_int(t.nphones, nwant, "duplicates folded: %zu distinct", nwant);
+    for (i = 0; i < nwant && i < t.nphones; i++)
+        bad += t.phones[i] != want[i];
+    is_int(bad, 0, "each phone at its first position");
+    rd_task_free(&t);
+    free(body);
+    free(seen);
+    free(want);
 }
 
 int
@@ -150,5 +202,54 @@ main(void)
         n += snprintf(big + n, sizeof(big) - n, "%s%d", i ? "," : "", i);
     snprintf(big + n, sizeof(big) - n, "]}");
     expect(big, RD_TASK_INVALID, "more than the maximum of 100");
+
+    /* Depth: max_depth counts containers, and a valid task has depth 2. */
+    {
+        struct rd_conf_task d2 = { 100, 1048576, 2 }, d3 = { 100, 1048576, 3 };
+        const char *b = "{\"correlation_id\":1,\"phones\":[1]}";
+        const char *deeper = "{\"correlation_id\":1,\"phones\":[[1]]}";
+
+        rc = rd_task_parse(b, strlen(b), &d2, &t, err, sizeof(err));
+        is_int(rc, RD_TASK_OK, "max_depth 2 (the minimum) accepts a valid task");
+        is_int(t.nphones, 1, "  with its phone");
+        rd_task_free(&t);
+        rc = rd_task_parse(deeper, strlen(deeper), &d2, &t, err, sizeof(err));
+        is_int(rc, RD_TASK_UNREADABLE, "max_depth 2 refuses depth 3");
+        like(err, "nested deeper than 2", "  says so");
+        rd_task_free(&t);
+        rc = rd_task_parse(deeper, strlen(deeper), &d3, &t, err, sizeof(err));
+        is_int(rc, RD_TASK_INVALID, "max_depth 3 reads depth 3 (and finds no integer)");
+        like(err, "phones[0] must be an integer", "  says so");
+        rd_task_free(&t);
+    }
+
+    many_phones();
+
+    /* Writing a body: exact text, and it reads back. */
+    {
+        int64_t ph[] = { 5, -9223372036854775807LL, 9223372036854775807LL, 5 };
+        struct rd_task w = { 0 };
+        char          *j;
+
+        w.id_int = 13242421424214LL;
+        w.phones = ph;
+        w.nphones = 4;
+        j = rd_task_to_json(&w);
+        is_str(j, "{\"correlation_id\":13242421424214,\"phones\":[5,-9223372036854775807,"
+               "9223372036854775807,5]}", "a task body with an integer id");
+        rc = rd_task_parse(j, strlen(j), &limits, &t, err, sizeof(err));
+        is_int(rc, RD_TASK_OK, "  reads back");
+        ok(t.nphones == 3 && t.phones[0] == 5 && t.phones[1] == ph[1] && t.phones[2] == ph[2],
+           "  with its phones");
+        rd_task_free(&t);
+        free(j);
+
+        w.id_is_string = 1;
+        snprintf(w.id_text, sizeof(w.id_text), "a/\"b\"");
+        w.nphones = 1;
+        j = rd_task_to_json(&w);
+        is_str(j, "{\"correlation_id\":\"a/\\\"b\\\"\",\"phones\":[5]}", "a string id escaped");
+        free(j);
+    }
     return done_testing();
 }
