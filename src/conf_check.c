@@ -1,8 +1,8 @@
 /*
  * conf_check.c -- what the option table cannot say: derived defaults (the
- * port from tls, the dead-letter queue from the task queue), password
- * files, the mongodb URI built from its parts, and keys that exclude or
- * depend on each other.  It runs after the walk, with no YAML node at
+ * port from tls, the dead-letter queue from the task queue), relative
+ * paths made absolute, password files, the mongodb URI built from its
+ * parts, and keys that exclude or depend on each other.  It runs after the walk, with no YAML node at
  * hand, so an error points at whichever of the keys involved comes later
  * in the file, or at the section when none of them was written.
  */
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf_impl.h"
 
@@ -82,6 +83,83 @@ rd_conf_fail(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
     rd_conf_verror(ctx, mark, opt->name, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+
+/*
+ * The directory relative paths are taken against: the configuration file's
+ * own, made absolute (the daemon chdirs to "/", and -s may run elsewhere).
+ */
+static char *
+rd_conf_dir(const char *path)
+{
+    const char  *slash;
+    char        *cwd, *dir;
+    size_t       n;
+
+    slash = strrchr(path, '/');
+    n = (slash == NULL) ? 0 : (slash == path) ? 1 : (size_t) (slash - path);
+
+    if (path[0] == '/')
+        return strndup(path, n);
+
+    cwd = getcwd(NULL, 0);
+    if (cwd == NULL)
+        return NULL;
+    dir = malloc(strlen(cwd) + 1 + n + 1);
+    if (dir != NULL)
+        sprintf(dir, "%s%s%.*s", cwd, (n && strcmp(cwd, "/") != 0) ? "/" : "",
+                (int) n, path);
+    free(cwd);
+    return dir;
+}
+
+
+/* Every path key, once, at load: relative to the file's directory. */
+static int
+rd_conf_paths(struct rd_conf_ctx *ctx)
+{
+    const struct rd_conf_opt  *opt;
+    const char *const         *name;
+    char                      *dir, **field, *abs, *rel;
+    size_t                     n;
+
+    dir = NULL;
+    for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
+        if (!(opt->flags & RD_CONF_PATH))
+            continue;
+        field = rd_conf_field(ctx->conf, opt);
+        if (*field == NULL || (*field)[0] == '/')
+            continue;
+        for (name = opt->names; name != NULL && *name != NULL; name++) {
+            if (strcmp(*name, *field) == 0)
+                break;
+        }
+        if (name != NULL && *name != NULL)
+            continue;
+
+        if (dir == NULL && (dir = rd_conf_dir(ctx->path)) == NULL)
+            return rd_conf_fail(ctx, opt, "cannot make \"%s\" absolute: %s",
+                                *field, strerror(errno));
+
+        rel = *field;
+        while (rel[0] == '.' && rel[1] == '/') {
+            for (rel += 2; *rel == '/'; rel++)
+                /* void */ ;
+        }
+        n = strlen(dir);
+        abs = malloc(n + 1 + strlen(rel) + 1);
+        if (abs == NULL) {
+            free(dir);
+            return rd_conf_fail(ctx, opt, "out of memory");
+        }
+        sprintf(abs, "%s%s%s", dir, (n > 0 && dir[n - 1] == '/') ? "" : "/",
+                rel);
+        free(*field);
+        *field = abs;
+    }
+    free(dir);
+    return 0;
 }
 
 
@@ -297,6 +375,9 @@ rd_conf_finish(struct rd_conf_ctx *ctx)
     size_t                n;
 
     a = &ctx->conf->rabbitmq;
+
+    if (rd_conf_paths(ctx) != 0)
+        return -1;
 
     if (rd_conf_password_file(ctx, "rabbitmq.password",
                               "rabbitmq.password_file") != 0)

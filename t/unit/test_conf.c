@@ -1,6 +1,7 @@
 /*
  * test_conf.c -- reporterd.yaml loading: defaults, every type, environment
- * expansion, the checks across keys, file:line:col errors and the dump.
+ * expansion, paths made absolute, the checks across keys, file:line:col
+ * errors and the dump.
  *
  * Each case writes its YAML to one temp file; error messages are matched
  * as "PATH:LINE:COL: KEY: message".
@@ -714,6 +715,105 @@ test_checks(void)
 }
 
 
+/*
+ * Path keys are made absolute against the configuration file's directory,
+ * whatever the current directory: here /tmp, where path and secret live.
+ */
+static void
+test_paths(void)
+{
+    struct rd_conf  *c;
+    char             doc[512], want[512], cwd[4096];
+    const char      *base, *rel;
+
+    c = load("pid: run/r.pid\nerror_log: logs/e.log\n");
+    ok(c != NULL, "relative pid and error_log (%s)", err);
+    if (c != NULL) {
+        is_str(c->pid, "/tmp/run/r.pid", "pid against the file's directory");
+        is_str(c->error_log, "/tmp/logs/e.log", "error_log too");
+        rd_conf_free(c);
+    }
+    c = load("pid: /var/run/x.pid\nerror_log: stderr\n");
+    ok(c != NULL, "absolute pid, error_log stderr (%s)", err);
+    if (c != NULL) {
+        is_str(c->pid, "/var/run/x.pid", "an absolute path is kept");
+        is_str(c->error_log, "stderr", "error_log stderr is not a file name");
+        rd_conf_free(c);
+    }
+    c = load("pid: ./r.pid\nerror_log: .//a/./e.log\n");
+    ok(c != NULL, "./ paths (%s)", err);
+    if (c != NULL) {
+        is_str(c->pid, "/tmp/r.pid", "leading ./ dropped");
+        is_str(c->error_log, "/tmp/a/./e.log", "leading .// dropped");
+        rd_conf_free(c);
+    }
+    c = load("error_log: ./stderr\n");
+    ok(c != NULL && !strcmp(c->error_log, "/tmp/stderr"),
+       "./stderr is a file named stderr");
+    rd_conf_free(c);
+
+    c = load("rabbitmq:\n  tls: on\n  tls_ca_file: ca.pem\n"
+             "  tls_cert_file: certs/c.pem\n  tls_key_file: ../k.pem\n");
+    ok(c != NULL, "relative tls files (%s)", err);
+    if (c != NULL) {
+        is_str(c->rabbitmq.tls_ca_file, "/tmp/ca.pem", "tls_ca_file");
+        is_str(c->rabbitmq.tls_cert_file, "/tmp/certs/c.pem", "tls_cert_file");
+        is_str(c->rabbitmq.tls_key_file, "/tmp/../k.pem", "tls_key_file");
+        rd_conf_free(c);
+    }
+
+    /* read from the file's directory, not from the current one */
+    base = strrchr(secret, '/') + 1;
+    spew(secret, "pw\n", 3);
+    snprintf(want, sizeof(want), "/tmp/%s", base);
+    snprintf(doc, sizeof(doc), "rabbitmq:\n  password_file: %s\n"
+             "mongodb:\n  user: u\n  password_file: ./%s\n", base, base);
+    c = load(doc);
+    ok(c != NULL, "relative password files (%s)", err);
+    if (c != NULL) {
+        is_str(c->rabbitmq.password_file, want, "rabbitmq.password_file");
+        is_str(c->rabbitmq.password, "pw", "rabbitmq password read");
+        is_str(c->mongodb.password_file, want, "mongodb.password_file");
+        is_str(c->mongodb.password, "pw", "mongodb password read");
+        rd_conf_free(c);
+    }
+
+    setenv("RD_T_RUN", "run", 1);
+    c = load("pid: ${RD_T_RUN}/x.pid\n");
+    ok(c != NULL && !strcmp(c->pid, "/tmp/run/x.pid"),
+       "expanded, then made absolute");
+    rd_conf_free(c);
+
+    /* a configuration file named by a relative path */
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        perror("getcwd");
+        exit(2);
+    }
+    spew(path, "pid: run/r.pid\n", 15);
+    rel = strrchr(path, '/') + 1;
+    if (chdir("/tmp") != 0) {
+        perror("chdir");
+        exit(2);
+    }
+    c = rd_conf_load(rel, err, sizeof(err));
+    ok(c != NULL && !strcmp(c->pid, "/tmp/run/r.pid"),
+       "file in the current directory: pid %s (%s)", c ? c->pid : "-", err);
+    rd_conf_free(c);
+    if (chdir("/") != 0) {
+        perror("chdir");
+        exit(2);
+    }
+    c = rd_conf_load(path + 1, err, sizeof(err));
+    ok(c != NULL && !strcmp(c->pid, "/tmp/run/r.pid"),
+       "tmp/FILE from /: pid %s (%s)", c ? c->pid : "-", err);
+    rd_conf_free(c);
+    if (chdir(cwd) != 0) {
+        perror("chdir");
+        exit(2);
+    }
+}
+
+
 static void
 test_world_readable(void)
 {
@@ -831,6 +931,7 @@ main(void)
     test_types();
     test_env();
     test_passwords();
+    test_paths();
     test_checks();
     test_world_readable();
     test_dump();
