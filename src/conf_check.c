@@ -2,7 +2,8 @@
  * conf_check.c -- what the option table cannot say: derived defaults (the
  * port from tls, the dead-letter queue from the task queue), relative
  * paths made absolute, password files, the mongodb URI built from its
- * parts, and keys that exclude or depend on each other.  It runs after the walk, with no YAML node at
+ * parts and the driver's timeouts read from it, the time budget of one
+ * task, and keys that exclude or depend on each other.  It runs after the walk, with no YAML node at
  * hand, so an error points at whichever of the keys involved comes later
  * in the file, or at the section when none of them was written.
  */
@@ -16,9 +17,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <mongoc/mongoc.h>
+
 #include "conf_impl.h"
 
 #define RD_CONF_MAX_SECRET  (64 * 1024)
+
+/* libmongoc 1.23's serverSelectionTimeoutMS when the uri says 0 (its
+ * constant is private), and the soonest a single-threaded client scans
+ * again after a scan (minHeartbeatFrequencyMS). */
+#define RD_MONGOC_SELECTION_TIMEOUT_MS  30000
+#define RD_MONGOC_MIN_RESCAN_MS         500
 
 static int rd_conf_fail(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
     const char *fmt, ...) RD_CONF_PRINTF(3, 4);
@@ -223,26 +232,23 @@ rd_conf_percent(FILE *f, const char *s)
 static int
 rd_conf_mongodb(struct rd_conf_ctx *ctx)
 {
-    static const char *const   folded[] = {
-        "mongodb.host", "mongodb.port", "mongodb.user", "mongodb.password",
-        "mongodb.password_file", "mongodb.auth_source", NULL
-    };
+    const struct rd_conf_opt  *opt;
     struct rd_conf_mongo      *m;
-    const char                *host;
-    size_t                     i, size;
+    const char                *host, *sep;
+    size_t                     size;
     FILE                      *f;
     int                        failed;
 
     m = &ctx->conf->mongodb;
 
     if (m->uri != NULL) {
-        for (i = 0; folded[i] != NULL; i++) {
-            if (rd_conf_given(ctx, folded[i]))
+        for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
+            if ((opt->flags & RD_CONF_FOLDED) && rd_conf_key(ctx, opt)->given)
                 return rd_conf_fail(ctx,
                                     rd_conf_later(ctx, "mongodb.uri",
-                                                  folded[i], NULL),
+                                                  opt->name, NULL),
                                     "uri and %s are mutually exclusive "
-                                    "(put it in the uri)", folded[i] + 8);
+                                    "(put it in the uri)", opt->name + 8);
         }
         if (strncmp(m->uri, "mongodb://", 10) != 0
             && strncmp(m->uri, "mongodb+srv://", 14) != 0)
@@ -282,16 +288,134 @@ rd_conf_mongodb(struct rd_conf_ctx *ctx)
     host = m->host ? m->host : "127.0.0.1";
     fprintf(f, (strchr(host, ':') && host[0] != '[') ? "[%s]" : "%s", host);
     fprintf(f, ":%d/", m->port ? m->port : 27017);
+    sep = "?";
     if (m->auth_source != NULL) {
         fputs("?authSource=", f);
         rd_conf_percent(f, m->auth_source);
+        sep = "&";
     }
+    if (rd_conf_given(ctx, "mongodb.connect_timeout_ms"))
+        fprintf(f, "%sconnectTimeoutMS=%d", sep, m->connect_timeout_ms);
 
     failed = ferror(f);
     if (fclose(f) != 0 || failed || m->uri == NULL)
         return rd_conf_fail(ctx, rd_conf_find("mongodb.uri"),
                             "out of memory");
     return 0;
+}
+
+
+/*
+ * One timeout the uri may set (name as libmongoc spells it, in lower
+ * case): its value, 0 meaning the driver's default, else ours.  A negative
+ * one would never expire.
+ */
+static int
+rd_conf_uri_timeout(struct rd_conf_ctx *ctx, const mongoc_uri_t *uri,
+    const char *name, const char *label, int driver_default, int ours,
+    int *out)
+{
+    int32_t  v;
+
+    if (!mongoc_uri_has_option(uri, name)) {
+        *out = ours;
+        return 0;
+    }
+    v = mongoc_uri_get_option_as_int32(uri, name, driver_default);
+    if (v < 0)
+        return rd_conf_fail(ctx, rd_conf_find("mongodb.uri"),
+                            "%s=%d: a negative timeout never expires",
+                            label, (int) v);
+    *out = v;
+    return 0;
+}
+
+
+/*
+ * The driver's limits, read with its own URI parser (which also rejects
+ * an invalid uri here rather than in every worker).  No DNS lookup
+ * happens: a mongodb+srv:// name is resolved when a client is created.
+ */
+static int
+rd_conf_mongodb_limits(struct rd_conf_ctx *ctx)
+{
+    struct rd_conf_mongo         *m = &ctx->conf->mongodb;
+    struct rd_conf_mongo_limits  *l = &m->limits;
+    mongoc_uri_t                 *uri;
+    bson_error_t                  e;
+    size_t                        i;
+    int                           rc;
+    const struct {
+        const char  *name;
+        const char  *label;
+        int          driver_default;
+        int          ours;
+        int         *out;
+    } timeouts[] = {
+        { MONGOC_URI_CONNECTTIMEOUTMS, "connectTimeoutMS",
+          MONGOC_DEFAULT_CONNECTTIMEOUTMS, m->connect_timeout_ms,
+          &l->connect_timeout_ms },
+        { MONGOC_URI_SERVERSELECTIONTIMEOUTMS, "serverSelectionTimeoutMS",
+          RD_MONGOC_SELECTION_TIMEOUT_MS, m->connect_timeout_ms,
+          &l->server_selection_timeout_ms },
+        { MONGOC_URI_SOCKETTIMEOUTMS, "socketTimeoutMS",
+          MONGOC_DEFAULT_SOCKETTIMEOUTMS,
+          m->max_time_ms + RD_CONF_SOCKET_SLACK_MS, &l->socket_timeout_ms },
+    };
+
+    uri = mongoc_uri_new_with_error(m->uri, &e);
+    if (uri == NULL)
+        return rd_conf_fail(ctx, rd_conf_find("mongodb.uri"), "%s",
+                            e.message);
+
+    rc = 0;
+    for (i = 0; rc == 0 && i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+        rc = rd_conf_uri_timeout(ctx, uri, timeouts[i].name, timeouts[i].label,
+                                 timeouts[i].driver_default, timeouts[i].ours,
+                                 timeouts[i].out);
+    }
+    l->server_selection_try_once =
+        mongoc_uri_get_option_as_bool(uri, MONGOC_URI_SERVERSELECTIONTRYONCE,
+                                      true);
+    l->retry_reads = mongoc_uri_get_option_as_bool(uri, MONGOC_URI_RETRYREADS,
+                                                   false);
+    mongoc_uri_destroy(uri);
+    if (rc != 0)
+        return -1;
+
+    /* A socket timeout is a network error: transient, so the task would
+     * come back and time out again, forever. */
+    if (l->socket_timeout_ms <= m->max_time_ms)
+        return rd_conf_fail(ctx,
+                            rd_conf_later(ctx, "mongodb.uri",
+                                          "mongodb.max_time_ms", NULL),
+                            "the uri's socketTimeoutMS (%d) must be above "
+                            "mongodb.max_time_ms (%d), so that the server "
+                            "gives up on a query before the client does",
+                            l->socket_timeout_ms, m->max_time_ms);
+    return 0;
+}
+
+
+void
+rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b)
+{
+    const struct rd_conf_mongo_limits  *l;
+    long long                           tries;
+
+    l = &conf->mongodb.limits;
+    tries = l->retry_reads ? 2 : 1;
+
+    b->select_ms = tries * ((long long) l->connect_timeout_ms
+                            + (l->server_selection_try_once
+                               ? RD_MONGOC_MIN_RESCAN_MS
+                               : l->server_selection_timeout_ms));
+    b->query_ms = tries * l->socket_timeout_ms;
+    b->publish_ms = conf->rabbitmq.confirm_timeout_ms;
+    b->dead_letter_ms = conf->rabbitmq.confirm_timeout_ms;
+    b->total_ms = b->select_ms + b->query_ms + b->publish_ms
+                  + b->dead_letter_ms;
+    b->limit_ms = 2000LL * conf->rabbitmq.heartbeat;
 }
 
 
@@ -305,7 +429,7 @@ rd_conf_check(struct rd_conf_ctx *ctx)
     };
     const struct rd_conf_amqp *a;
     const char                *qi, *qj;
-    long long                  budget;
+    struct rd_conf_budget      b;
     int                        i, j;
 
     a = &ctx->conf->rabbitmq;
@@ -336,21 +460,24 @@ rd_conf_check(struct rd_conf_ctx *ctx)
         return rd_conf_fail(ctx, rd_conf_find("rabbitmq.tls_key_file"),
                             "tls_key_file needs tls_cert_file");
 
-    budget = 2LL * a->heartbeat * 1000;
-    if (a->heartbeat > 0
-        && ctx->conf->mongodb.max_time_ms + a->confirm_timeout_ms >= budget)
-    {
+    rd_conf_budget(ctx->conf, &b);
+    if (b.limit_ms > 0 && b.total_ms >= b.limit_ms) {
         return rd_conf_fail(ctx,
                             rd_conf_later(ctx, "rabbitmq.heartbeat",
                                           "rabbitmq.confirm_timeout_ms",
-                                          "mongodb.max_time_ms", NULL),
-                            "mongodb.max_time_ms (%d) + "
-                            "rabbitmq.confirm_timeout_ms (%d) must be below "
-                            "twice rabbitmq.heartbeat (%ds): rabbitmq-c "
-                            "services heartbeats only between calls, so a "
-                            "longer blocking query lets the broker drop the "
-                            "connection", ctx->conf->mongodb.max_time_ms,
-                            a->confirm_timeout_ms, a->heartbeat);
+                                          "mongodb.max_time_ms",
+                                          "mongodb.connect_timeout_ms",
+                                          "mongodb.uri", NULL),
+                            "one task can block a worker for %lld ms "
+                            "(server selection %lld + aggregation %lld + "
+                            "result publish and confirm %lld + dead-letter "
+                            "publish and confirm %lld), which must be below "
+                            "twice rabbitmq.heartbeat (2 x %ds = %lld ms): "
+                            "rabbitmq-c services heartbeats only between "
+                            "calls, so the broker would drop the connection",
+                            b.total_ms, b.select_ms, b.query_ms,
+                            b.publish_ms, b.dead_letter_ms, a->heartbeat,
+                            b.limit_ms);
     }
 
     if (ctx->conf->status.listen != NULL) {
@@ -404,7 +531,7 @@ rd_conf_finish(struct rd_conf_ctx *ctx)
         memcpy(a->dead_letter_queue + n, ".dead", sizeof(".dead"));
     }
 
-    if (rd_conf_mongodb(ctx) != 0)
+    if (rd_conf_mongodb(ctx) != 0 || rd_conf_mongodb_limits(ctx) != 0)
         return -1;
 
     return rd_conf_check(ctx);

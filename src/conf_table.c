@@ -102,6 +102,9 @@ const struct rd_conf_opt  rd_conf_opts[] = {
       1, 0, "calls", 0, NULL },
     { "mongodb.max_time_ms", RD_CONF_INT, RD_OFF(mongodb.max_time_ms),
       1, 3600000, "20000", 0, NULL },
+    { "mongodb.connect_timeout_ms", RD_CONF_INT,
+      RD_OFF(mongodb.connect_timeout_ms), 1, 3600000, "5000", RD_CONF_FOLDED,
+      NULL },
 
     RD_SECTION("task"),
     { "task.max_phones", RD_CONF_INT, RD_OFF(task.max_phones),

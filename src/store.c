@@ -20,6 +20,7 @@ struct rd_store {
 struct rd_store *
 rd_store_open(const struct rd_conf_mongo *c, const char *appname, char *err, size_t errlen)
 {
+    const struct rd_conf_mongo_limits *l = &c->limits;
     struct rd_store *st;
     mongoc_uri_t    *uri;
     bson_error_t     e;
@@ -31,14 +32,21 @@ rd_store_open(const struct rd_conf_mongo *c, const char *appname, char *err, siz
     }
     if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME))
         mongoc_uri_set_appname(uri, appname);
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
-    /* A socket timeout is a network error, which the driver retries:
-     * keep it above maxTimeMS so the server's own timeout fires first. */
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, c->max_time_ms + 5000);
+    /* Exactly what rd_conf_budget() counted (the uri's own values when it
+     * sets them): every blocking call stays inside the heartbeat budget. */
+    if (!mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
+                                        l->connect_timeout_ms)
+        || !mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                           l->server_selection_timeout_ms)
+        || !mongoc_uri_set_option_as_bool(uri, MONGOC_URI_SERVERSELECTIONTRYONCE,
+                                          l->server_selection_try_once)
+        || !mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                                           l->socket_timeout_ms)
+        || !mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYREADS, l->retry_reads)) {
+        mongoc_uri_destroy(uri);
+        snprintf(err, errlen, "mongodb.uri: cannot set the driver's timeouts");
+        return NULL;
+    }
     st = calloc(1, sizeof(*st));
     if (st == NULL) {
         mongoc_uri_destroy(uri);

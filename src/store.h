@@ -1,7 +1,8 @@
 /*
  * store.h -- reporterd's side of MongoDB (mongo-c-driver 1.23).
  *
- * One single-threaded mongoc_client_t per process, created after fork.
+ * One single-threaded mongoc_client_t per process, created after fork,
+ * with the timeouts of conf->limits (see rd_conf_budget() in conf.h).
  * Errors are sorted into transient (the database is away or busy: try
  * the task again later) and permanent (the request itself is wrong).
  */
