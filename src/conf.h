@@ -52,6 +52,28 @@ struct rd_conf_amqp {
     int     tls_verify;         /* on */
 };
 
+/* socketTimeoutMS is mongodb.max_time_ms plus this, unless the uri sets it:
+ * room for the reply to travel once the server's own limit fired. */
+#define RD_CONF_SOCKET_SLACK_MS  5000
+
+/*
+ * The libmongoc options that bound how long one call can block, as the
+ * worker's client runs them: the uri's own values when it sets them, else
+ * ours.  Derived at load (conf_check.c); rd_store_open() hands every one
+ * to the driver and rd_conf_budget() adds them up, so the two cannot
+ * disagree.
+ */
+struct rd_conf_mongo_limits {
+    int     connect_timeout_ms;          /* connectTimeoutMS:
+                                            mongodb.connect_timeout_ms */
+    int     server_selection_timeout_ms; /* serverSelectionTimeoutMS: the same */
+    int     server_selection_try_once;   /* serverSelectionTryOnce: true */
+    int     socket_timeout_ms;           /* socketTimeoutMS: max_time_ms +
+                                            RD_CONF_SOCKET_SLACK_MS */
+    int     retry_reads;                 /* retryReads: false; the worker
+                                            retries by requeueing the task */
+};
+
 struct rd_conf_mongo {
     char   *uri;                /* effective URI (built from host/port/... if
                                    uri was not given) */
@@ -64,6 +86,8 @@ struct rd_conf_mongo {
     char   *database;           /* "calls" */
     char   *collection;         /* "calls" */
     int     max_time_ms;        /* 20000 (1..3600000) */
+    int     connect_timeout_ms; /* 5000 (1..3600000), folded like host */
+    struct rd_conf_mongo_limits limits;  /* derived */
 };
 
 struct rd_conf_task {
@@ -100,6 +124,29 @@ struct rd_conf {
     int     world_readable_secret; /* set when the file is readable by
                                       others and holds a password */
 };
+
+/*
+ * The longest one task can keep a worker inside blocking calls, part by
+ * part, in ms.  rabbitmq-c services AMQP heartbeats only between calls,
+ * so the total must stay below twice rabbitmq.heartbeat or the broker
+ * drops the connection; every load checks it (reporterd -t too).
+ */
+struct rd_conf_budget {
+    long long   select_ms;      /* finding a server: one scan, bounded by
+                                   connectTimeoutMS, after at most 500 ms
+                                   (or serverSelectionTimeoutMS without
+                                   serverSelectionTryOnce); twice with
+                                   retryReads */
+    long long   query_ms;       /* the aggregation: socketTimeoutMS, which
+                                   covers max_time_ms; twice with retryReads */
+    long long   publish_ms;     /* the result's publish and its confirm */
+    long long   dead_letter_ms; /* a dead-letter publish and its confirm */
+    long long   total_ms;
+    long long   limit_ms;       /* twice the heartbeat; 0: heartbeats off,
+                                   no limit */
+};
+
+void rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b);
 
 /* Load and validate; on failure return NULL and put one line in err. */
 struct rd_conf *rd_conf_load(const char *path, char *err, size_t errlen);

@@ -1,8 +1,9 @@
 /*
  * conf_check.c -- what the option table cannot say: derived defaults (the
- * port from tls, the dead-letter queue from the task queue), password
- * files, the mongodb URI built from its parts, and keys that exclude or
- * depend on each other.  It runs after the walk, with no YAML node at
+ * port from tls, the dead-letter queue from the task queue), relative
+ * paths made absolute, password files, the mongodb URI built from its
+ * parts and the driver's timeouts read from it, the time budget of one
+ * task, and keys that exclude or depend on each other.  It runs after the walk, with no YAML node at
  * hand, so an error points at whichever of the keys involved comes later
  * in the file, or at the section when none of them was written.
  */
@@ -14,10 +15,19 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <mongoc/mongoc.h>
 
 #include "conf_impl.h"
 
 #define RD_CONF_MAX_SECRET  (64 * 1024)
+
+/* libmongoc 1.23's serverSelectionTimeoutMS when the uri says 0 (its
+ * constant is private), and the soonest a single-threaded client scans
+ * again after a scan (minHeartbeatFrequencyMS). */
+#define RD_MONGOC_SELECTION_TIMEOUT_MS  30000
+#define RD_MONGOC_MIN_RESCAN_MS         500
 
 static int rd_conf_fail(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
     const char *fmt, ...) RD_CONF_PRINTF(3, 4);
@@ -109,6 +119,83 @@ rd_conf_read_secret(const char *path, char *err, size_t errlen)
 }
 
 
+/*
+ * The directory relative paths are taken against: the configuration file's
+ * own, made absolute (the daemon chdirs to "/", and -s may run elsewhere).
+ */
+static char *
+rd_conf_dir(const char *path)
+{
+    const char  *slash;
+    char        *cwd, *dir;
+    size_t       n;
+
+    slash = strrchr(path, '/');
+    n = (slash == NULL) ? 0 : (slash == path) ? 1 : (size_t) (slash - path);
+
+    if (path[0] == '/')
+        return strndup(path, n);
+
+    cwd = getcwd(NULL, 0);
+    if (cwd == NULL)
+        return NULL;
+    dir = malloc(strlen(cwd) + 1 + n + 1);
+    if (dir != NULL)
+        sprintf(dir, "%s%s%.*s", cwd, (n && strcmp(cwd, "/") != 0) ? "/" : "",
+                (int) n, path);
+    free(cwd);
+    return dir;
+}
+
+
+/* Every path key, once, at load: relative to the file's directory. */
+static int
+rd_conf_paths(struct rd_conf_ctx *ctx)
+{
+    const struct rd_conf_opt  *opt;
+    const char *const         *name;
+    char                      *dir, **field, *abs, *rel;
+    size_t                     n;
+
+    dir = NULL;
+    for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
+        if (!(opt->flags & RD_CONF_PATH))
+            continue;
+        field = rd_conf_field(ctx->conf, opt);
+        if (*field == NULL || (*field)[0] == '/')
+            continue;
+        for (name = opt->names; name != NULL && *name != NULL; name++) {
+            if (strcmp(*name, *field) == 0)
+                break;
+        }
+        if (name != NULL && *name != NULL)
+            continue;
+
+        if (dir == NULL && (dir = rd_conf_dir(ctx->path)) == NULL)
+            return rd_conf_fail(ctx, opt, "cannot make \"%s\" absolute: %s",
+                                *field, strerror(errno));
+
+        rel = *field;
+        while (rel[0] == '.' && rel[1] == '/') {
+            for (rel += 2; *rel == '/'; rel++)
+                /* void */ ;
+        }
+        n = strlen(dir);
+        abs = malloc(n + 1 + strlen(rel) + 1);
+        if (abs == NULL) {
+            free(dir);
+            return rd_conf_fail(ctx, opt, "out of memory");
+        }
+        sprintf(abs, "%s%s%s", dir, (n > 0 && dir[n - 1] == '/') ? "" : "/",
+                rel);
+        free(*field);
+        *field = abs;
+    }
+    free(dir);
+    return 0;
+}
+
+
 /* password_file replaces password; giving both is an error. */
 static int
 rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password,
@@ -159,26 +246,23 @@ rd_conf_percent(FILE *f, const char *s)
 static int
 rd_conf_mongodb(struct rd_conf_ctx *ctx)
 {
-    static const char *const   folded[] = {
-        "mongodb.host", "mongodb.port", "mongodb.user", "mongodb.password",
-        "mongodb.password_file", "mongodb.auth_source", NULL
-    };
+    const struct rd_conf_opt  *opt;
     struct rd_conf_mongo      *m;
-    const char                *host;
-    size_t                     i, size;
+    const char                *host, *sep;
+    size_t                     size;
     FILE                      *f;
     int                        failed;
 
     m = &ctx->conf->mongodb;
 
     if (m->uri != NULL) {
-        for (i = 0; folded[i] != NULL; i++) {
-            if (rd_conf_given(ctx, folded[i]))
+        for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
+            if ((opt->flags & RD_CONF_FOLDED) && rd_conf_key(ctx, opt)->given)
                 return rd_conf_fail(ctx,
                                     rd_conf_later(ctx, "mongodb.uri",
-                                                  folded[i], NULL),
+                                                  opt->name, NULL),
                                     "uri and %s are mutually exclusive "
-                                    "(put it in the uri)", folded[i] + 8);
+                                    "(put it in the uri)", opt->name + 8);
         }
         if (strncmp(m->uri, "mongodb://", 10) != 0
             && strncmp(m->uri, "mongodb+srv://", 14) != 0)
@@ -218,10 +302,14 @@ rd_conf_mongodb(struct rd_conf_ctx *ctx)
     host = m->host ? m->host : "127.0.0.1";
     fprintf(f, (strchr(host, ':') && host[0] != '[') ? "[%s]" : "%s", host);
     fprintf(f, ":%d/", m->port ? m->port : 27017);
+    sep = "?";
     if (m->auth_source != NULL) {
         fputs("?authSource=", f);
         rd_conf_percent(f, m->auth_source);
+        sep = "&";
     }
+    if (rd_conf_given(ctx, "mongodb.connect_timeout_ms"))
+        fprintf(f, "%sconnectTimeoutMS=%d", sep, m->connect_timeout_ms);
 
     failed = ferror(f);
     if (fclose(f) != 0 || failed || m->uri == NULL)
@@ -257,6 +345,120 @@ rd_conf_double_max(struct rd_conf_ctx *ctx)
 }
 
 
+/*
+ * One timeout the uri may set (name as libmongoc spells it, in lower
+ * case): its value, 0 meaning the driver's default, else ours.  A negative
+ * one would never expire.
+ */
+static int
+rd_conf_uri_timeout(struct rd_conf_ctx *ctx, const mongoc_uri_t *uri,
+    const char *name, const char *label, int driver_default, int ours,
+    int *out)
+{
+    int32_t  v;
+
+    if (!mongoc_uri_has_option(uri, name)) {
+        *out = ours;
+        return 0;
+    }
+    v = mongoc_uri_get_option_as_int32(uri, name, driver_default);
+    if (v < 0)
+        return rd_conf_fail(ctx, rd_conf_find("mongodb.uri"),
+                            "%s=%d: a negative timeout never expires",
+                            label, (int) v);
+    *out = v;
+    return 0;
+}
+
+
+/*
+ * The driver's limits, read with its own URI parser (which also rejects
+ * an invalid uri here rather than in every worker).  No DNS lookup
+ * happens: a mongodb+srv:// name is resolved when a client is created.
+ */
+static int
+rd_conf_mongodb_limits(struct rd_conf_ctx *ctx)
+{
+    struct rd_conf_mongo         *m = &ctx->conf->mongodb;
+    struct rd_conf_mongo_limits  *l = &m->limits;
+    mongoc_uri_t                 *uri;
+    bson_error_t                  e;
+    size_t                        i;
+    int                           rc;
+    const struct {
+        const char  *name;
+        const char  *label;
+        int          driver_default;
+        int          ours;
+        int         *out;
+    } timeouts[] = {
+        { MONGOC_URI_CONNECTTIMEOUTMS, "connectTimeoutMS",
+          MONGOC_DEFAULT_CONNECTTIMEOUTMS, m->connect_timeout_ms,
+          &l->connect_timeout_ms },
+        { MONGOC_URI_SERVERSELECTIONTIMEOUTMS, "serverSelectionTimeoutMS",
+          RD_MONGOC_SELECTION_TIMEOUT_MS, m->connect_timeout_ms,
+          &l->server_selection_timeout_ms },
+        { MONGOC_URI_SOCKETTIMEOUTMS, "socketTimeoutMS",
+          MONGOC_DEFAULT_SOCKETTIMEOUTMS,
+          m->max_time_ms + RD_CONF_SOCKET_SLACK_MS, &l->socket_timeout_ms },
+    };
+
+    uri = mongoc_uri_new_with_error(m->uri, &e);
+    if (uri == NULL)
+        return rd_conf_fail(ctx, rd_conf_find("mongodb.uri"), "%s",
+                            e.message);
+
+    rc = 0;
+    for (i = 0; rc == 0 && i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+        rc = rd_conf_uri_timeout(ctx, uri, timeouts[i].name, timeouts[i].label,
+                                 timeouts[i].driver_default, timeouts[i].ours,
+                                 timeouts[i].out);
+    }
+    l->server_selection_try_once =
+        mongoc_uri_get_option_as_bool(uri, MONGOC_URI_SERVERSELECTIONTRYONCE,
+                                      true);
+    l->retry_reads = mongoc_uri_get_option_as_bool(uri, MONGOC_URI_RETRYREADS,
+                                                   false);
+    mongoc_uri_destroy(uri);
+    if (rc != 0)
+        return -1;
+
+    /* A socket timeout is a network error: transient, so the task would
+     * come back and time out again, forever. */
+    if (l->socket_timeout_ms <= m->max_time_ms)
+        return rd_conf_fail(ctx,
+                            rd_conf_later(ctx, "mongodb.uri",
+                                          "mongodb.max_time_ms", NULL),
+                            "the uri's socketTimeoutMS (%d) must be above "
+                            "mongodb.max_time_ms (%d), so that the server "
+                            "gives up on a query before the client does",
+                            l->socket_timeout_ms, m->max_time_ms);
+    return 0;
+}
+
+
+void
+rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b)
+{
+    const struct rd_conf_mongo_limits  *l;
+    long long                           tries;
+
+    l = &conf->mongodb.limits;
+    tries = l->retry_reads ? 2 : 1;
+
+    b->select_ms = tries * ((long long) l->connect_timeout_ms
+                            + (l->server_selection_try_once
+                               ? RD_MONGOC_MIN_RESCAN_MS
+                               : l->server_selection_timeout_ms));
+    b->query_ms = tries * l->socket_timeout_ms;
+    b->publish_ms = conf->rabbitmq.confirm_timeout_ms;
+    b->dead_letter_ms = conf->rabbitmq.confirm_timeout_ms;
+    b->total_ms = b->select_ms + b->query_ms + b->publish_ms
+                  + b->dead_letter_ms;
+    b->limit_ms = 2000LL * conf->rabbitmq.heartbeat;
+}
+
+
 /* Keys that depend on each other. */
 static int
 rd_conf_check(struct rd_conf_ctx *ctx)
@@ -267,7 +469,7 @@ rd_conf_check(struct rd_conf_ctx *ctx)
     };
     const struct rd_conf_amqp *a;
     const char                *qi, *qj;
-    long long                  budget;
+    struct rd_conf_budget      b;
     int                        i, j;
 
     a = &ctx->conf->rabbitmq;
@@ -298,21 +500,24 @@ rd_conf_check(struct rd_conf_ctx *ctx)
         return rd_conf_fail(ctx, rd_conf_find("rabbitmq.tls_key_file"),
                             "tls_key_file needs tls_cert_file");
 
-    budget = 2LL * a->heartbeat * 1000;
-    if (a->heartbeat > 0
-        && ctx->conf->mongodb.max_time_ms + a->confirm_timeout_ms >= budget)
-    {
+    rd_conf_budget(ctx->conf, &b);
+    if (b.limit_ms > 0 && b.total_ms >= b.limit_ms) {
         return rd_conf_fail(ctx,
                             rd_conf_later(ctx, "rabbitmq.heartbeat",
                                           "rabbitmq.confirm_timeout_ms",
-                                          "mongodb.max_time_ms", NULL),
-                            "mongodb.max_time_ms (%d) + "
-                            "rabbitmq.confirm_timeout_ms (%d) must be below "
-                            "twice rabbitmq.heartbeat (%ds): rabbitmq-c "
-                            "services heartbeats only between calls, so a "
-                            "longer blocking query lets the broker drop the "
-                            "connection", ctx->conf->mongodb.max_time_ms,
-                            a->confirm_timeout_ms, a->heartbeat);
+                                          "mongodb.max_time_ms",
+                                          "mongodb.connect_timeout_ms",
+                                          "mongodb.uri", NULL),
+                            "one task can block a worker for %lld ms "
+                            "(server selection %lld + aggregation %lld + "
+                            "result publish and confirm %lld + dead-letter "
+                            "publish and confirm %lld), which must be below "
+                            "twice rabbitmq.heartbeat (2 x %ds = %lld ms): "
+                            "rabbitmq-c services heartbeats only between "
+                            "calls, so the broker would drop the connection",
+                            b.total_ms, b.select_ms, b.query_ms,
+                            b.publish_ms, b.dead_letter_ms, a->heartbeat,
+                            b.limit_ms);
     }
 
     if (ctx->conf->status.listen != NULL) {
@@ -337,6 +542,9 @@ rd_conf_finish(struct rd_conf_ctx *ctx)
     size_t                n;
 
     a = &ctx->conf->rabbitmq;
+
+    if (rd_conf_paths(ctx) != 0)
+        return -1;
 
     if (rd_conf_password_file(ctx, "rabbitmq.password",
                               "rabbitmq.password_file") != 0)
@@ -363,7 +571,7 @@ rd_conf_finish(struct rd_conf_ctx *ctx)
         memcpy(a->dead_letter_queue + n, ".dead", sizeof(".dead"));
     }
 
-    if (rd_conf_mongodb(ctx) != 0)
+    if (rd_conf_mongodb(ctx) != 0 || rd_conf_mongodb_limits(ctx) != 0)
         return -1;
 
     if (rd_conf_double_max(ctx) != 0)

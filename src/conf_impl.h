@@ -44,6 +44,9 @@ enum rd_conf_type {
 #define RD_CONF_FOLDED   0x04   /* folded into mongodb.uri, not dumped */
 #define RD_CONF_AUTO     0x08   /* "auto" means the number of CPUs */
 #define RD_CONF_SECONDS  0x10   /* a duration kept in seconds, not in ms */
+#define RD_CONF_PATH     0x20   /* a file: made absolute against the
+                                   configuration file's directory at load,
+                                   except the values in names[] */
 
 struct rd_conf_opt {
     const char          *name;      /* the dotted key */
@@ -53,7 +56,8 @@ struct rd_conf_opt {
     long long            max;       /* strings: bytes, 0 = no limit */
     const char          *def;       /* as written in YAML; NULL = unset */
     unsigned             flags;
-    const char *const   *names;     /* enum values, by number */
+    const char *const   *names;     /* enum values, by number; for a path,
+                                       the values that are not file names */
 };
 
 #define RD_OFF(field)  offsetof(struct rd_conf, field)

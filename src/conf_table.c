@@ -20,14 +20,19 @@ const char *const rd_conf_log_levels[] = {
 
 static const char *const rd_conf_queue_types[] = { "classic", "quorum", NULL };
 
+/* error_log values that name no file. */
+static const char *const rd_conf_log_targets[] = { "stderr", NULL };
+
 #define RD_SECTION(name)  { name, RD_CONF_SECTION, 0, 0, 0, NULL, 0, NULL }
 
 const struct rd_conf_opt  rd_conf_opts[] = {
     { "daemon", RD_CONF_BOOL, RD_OFF(daemon), 0, 0, "off", 0, NULL },
     { "worker_processes", RD_CONF_INT, RD_OFF(worker_processes),
       1, 1024, "2", RD_CONF_AUTO, NULL },
-    { "pid", RD_CONF_STR, RD_OFF(pid), 1, 0, RD_DEFAULT_PID, 0, NULL },
-    { "error_log", RD_CONF_STR, RD_OFF(error_log), 1, 0, "stderr", 0, NULL },
+    { "pid", RD_CONF_STR, RD_OFF(pid), 1, 0, RD_DEFAULT_PID, RD_CONF_PATH,
+      NULL },
+    { "error_log", RD_CONF_STR, RD_OFF(error_log), 1, 0, "stderr",
+      RD_CONF_PATH, rd_conf_log_targets },
     { "log_level", RD_CONF_ENUM, RD_OFF(log_level), 0, 0, "info", 0,
       rd_conf_log_levels },
     { "user", RD_CONF_STR, RD_OFF(user), 1, 0, NULL, 0, NULL },
@@ -44,7 +49,7 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     { "rabbitmq.password", RD_CONF_STR, RD_OFF(rabbitmq.password),
       0, 0, "guest", RD_CONF_SECRET, NULL },
     { "rabbitmq.password_file", RD_CONF_STR, RD_OFF(rabbitmq.password_file),
-      1, 0, NULL, 0, NULL },
+      1, 0, NULL, RD_CONF_PATH, NULL },
     { "rabbitmq.vhost", RD_CONF_STR, RD_OFF(rabbitmq.vhost),
       1, 0, "/", 0, NULL },
     { "rabbitmq.task_queue", RD_CONF_STR, RD_OFF(rabbitmq.task_queue),
@@ -68,11 +73,11 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     { "rabbitmq.tls", RD_CONF_BOOL, RD_OFF(rabbitmq.tls),
       0, 0, "off", 0, NULL },
     { "rabbitmq.tls_ca_file", RD_CONF_STR, RD_OFF(rabbitmq.tls_ca_file),
-      1, 0, NULL, 0, NULL },
+      1, 0, NULL, RD_CONF_PATH, NULL },
     { "rabbitmq.tls_cert_file", RD_CONF_STR, RD_OFF(rabbitmq.tls_cert_file),
-      1, 0, NULL, 0, NULL },
+      1, 0, NULL, RD_CONF_PATH, NULL },
     { "rabbitmq.tls_key_file", RD_CONF_STR, RD_OFF(rabbitmq.tls_key_file),
-      1, 0, NULL, 0, NULL },
+      1, 0, NULL, RD_CONF_PATH, NULL },
     { "rabbitmq.tls_verify", RD_CONF_BOOL, RD_OFF(rabbitmq.tls_verify),
       0, 0, "on", 0, NULL },
 
@@ -88,7 +93,7 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     { "mongodb.password", RD_CONF_STR, RD_OFF(mongodb.password),
       0, 0, NULL, RD_CONF_FOLDED | RD_CONF_SECRET, NULL },
     { "mongodb.password_file", RD_CONF_STR, RD_OFF(mongodb.password_file),
-      1, 0, NULL, RD_CONF_FOLDED, NULL },
+      1, 0, NULL, RD_CONF_FOLDED | RD_CONF_PATH, NULL },
     { "mongodb.auth_source", RD_CONF_STR, RD_OFF(mongodb.auth_source),
       1, 0, NULL, RD_CONF_FOLDED, NULL },
     { "mongodb.database", RD_CONF_STR, RD_OFF(mongodb.database),
@@ -97,6 +102,9 @@ const struct rd_conf_opt  rd_conf_opts[] = {
       1, 0, "calls", 0, NULL },
     { "mongodb.max_time_ms", RD_CONF_INT, RD_OFF(mongodb.max_time_ms),
       1, 3600000, "20000", 0, NULL },
+    { "mongodb.connect_timeout_ms", RD_CONF_INT,
+      RD_OFF(mongodb.connect_timeout_ms), 1, 3600000, "5000", RD_CONF_FOLDED,
+      NULL },
 
     RD_SECTION("task"),
     { "task.max_phones", RD_CONF_INT, RD_OFF(task.max_phones),

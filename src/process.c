@@ -16,14 +16,25 @@
 
 #include "process.h"
 
-pid_t
-rd_pidfile_live(const char *path, char *err, size_t errlen)
+/* The lock file beside the pid file: "<path>.lock". */
+static int
+lock_path(const char *path, char *buf, size_t len, char *err, size_t errlen)
 {
-    char  buf[32];
-    char *end;
-    long  pid;
-    int   fd;
-    ssize_t n;
+    if ((size_t) snprintf(buf, len, "%s.lock", path) >= len) {
+        snprintf(err, errlen, "pid file path \"%s\" is too long", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The pid written in path, or -1 with err. */
+static pid_t
+read_pid(const char *path, char *err, size_t errlen)
+{
+    char     buf[32], *end;
+    long     pid;
+    int      fd;
+    ssize_t  n;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -32,9 +43,9 @@ rd_pidfile_live(const char *path, char *err, size_t errlen)
         return -1;
     }
     n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
     if (n <= 0) {
         snprintf(err, errlen, "pid file \"%s\" is empty", path);
-        close(fd);
         return -1;
     }
     buf[n] = '\0';
@@ -42,46 +53,106 @@ rd_pidfile_live(const char *path, char *err, size_t errlen)
     pid = strtol(buf, &end, 10);
     if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') || pid <= 1) {
         snprintf(err, errlen, "pid file \"%s\" does not hold a pid", path);
-        close(fd);
         return -1;
     }
-    /* A live master holds an exclusive lock on the file. */
-    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-        snprintf(err, errlen, "pid file \"%s\" is stale: process %ld is not a running "
-                 "reporterd master", path, pid);
-        close(fd);
-        return -1;
-    }
-    close(fd);
     return (pid_t) pid;
+}
+
+/* Whether a live master holds the lock file (it never lets go of it). */
+static int
+lock_held(const char *lock)
+{
+    int  fd, held;
+
+    fd = open(lock, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return held;
+}
+
+pid_t
+rd_pidfile_live(const char *path, char *err, size_t errlen)
+{
+    char   lock[4096];
+    pid_t  pid;
+
+    if (lock_path(path, lock, sizeof(lock), err, errlen) != 0)
+        return -1;
+    pid = read_pid(path, err, errlen);
+    if (pid < 0)
+        return -1;
+    if (!lock_held(lock)) {
+        snprintf(err, errlen, "pid file \"%s\" is stale: process %ld is not a running "
+                 "reporterd master", path, (long) pid);
+        return -1;
+    }
+    return pid;
+}
+
+/* Lock "<path>.lock", which no one renames: two masters that start at the
+ * same moment meet on the same file and only one gets the lock.  An exiting
+ * master unlinks the file before it lets go of it, so whoever locked a file
+ * that is no longer under the name tries again. */
+static int
+lock_take(const char *path, const char *lock, char *err, size_t errlen)
+{
+    struct stat  a, b;
+    char         why[256];
+    pid_t        live;
+    int          fd, tries;
+
+    for (tries = 0; tries < 100; tries++) {
+        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            snprintf(err, errlen, "open(\"%s\") failed: %s", lock, strerror(errno));
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if (errno != EWOULDBLOCK)
+                snprintf(err, errlen, "flock(\"%s\") failed: %s", lock, strerror(errno));
+            else if ((live = read_pid(path, why, sizeof(why))) > 0)
+                snprintf(err, errlen, "reporterd is already running with pid %ld "
+                         "(pid file \"%s\")", (long) live, path);
+            else
+                snprintf(err, errlen, "reporterd is already running: another master "
+                         "holds \"%s\"", lock);
+            close(fd);
+            return -1;
+        }
+        if (fstat(fd, &a) != 0) {
+            snprintf(err, errlen, "fstat(\"%s\") failed: %s", lock, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (stat(lock, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return fd;
+        close(fd);
+    }
+    snprintf(err, errlen, "\"%s\" keeps being replaced", lock);
+    return -1;
 }
 
 int
 rd_pidfile_create(const char *path, char *err, size_t errlen)
 {
-    char  tmp[4096], buf[32];
-    char  why[256];
-    pid_t live;
-    int   fd, n;
+    char  lock[4096], tmp[4096], buf[32];
+    int   lfd, fd, n;
 
-    live = rd_pidfile_live(path, why, sizeof(why));
-    if (live > 0) {
-        snprintf(err, errlen, "reporterd is already running with pid %ld (pid file \"%s\")",
-                 (long) live, path);
+    if (lock_path(path, lock, sizeof(lock), err, errlen) != 0)
         return -1;
-    }
     n = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long) getpid());
     if (n >= (int) sizeof(tmp)) {
-        snprintf(err, errlen, "pid file path too long");
+        snprintf(err, errlen, "pid file path \"%s\" is too long", path);
         return -1;
     }
+    lfd = lock_take(path, lock, err, errlen);
+    if (lfd < 0)
+        return -1;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "open(\"%s\") failed: %s", tmp, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(err, errlen, "flock(\"%s\") failed: %s", tmp, strerror(errno));
         goto fail;
     }
     n = snprintf(buf, sizeof(buf), "%ld\n", (long) getpid());
@@ -89,24 +160,33 @@ rd_pidfile_create(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "write(\"%s\") failed: %s", tmp, strerror(errno));
         goto fail;
     }
+    close(fd);
+    fd = -1;
     if (rename(tmp, path) != 0) {
         snprintf(err, errlen, "rename(\"%s\", \"%s\") failed: %s", tmp, path, strerror(errno));
         goto fail;
     }
-    return fd;
+    return lfd;
 
 fail:
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     unlink(tmp);
+    unlink(lock);
+    close(lfd);
     return -1;
 }
 
 void
 rd_pidfile_remove(const char *path, int fd)
 {
+    char  lock[4096], err[64];
+
     if (fd < 0)
         return;
     unlink(path);
+    if (lock_path(path, lock, sizeof(lock), err, sizeof(err)) == 0)
+        unlink(lock);
     close(fd);
 }
 

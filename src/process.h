@@ -1,7 +1,7 @@
 /*
- * process.h -- process plumbing: the pid file (atomic, locked), detaching
- * from the terminal, process titles, signalling a running master, and
- * dropping privileges.
+ * process.h -- process plumbing: the pid file (atomic, beside a lock
+ * file), detaching from the terminal, process titles, signalling a running
+ * master, and dropping privileges.
  */
 #ifndef RD_PROCESS_H
 #define RD_PROCESS_H
@@ -9,14 +9,17 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Write our pid to path atomically (temp file + rename) and keep it
- * locked while we live.  Refuses when a live master holds it.
- * Returns the locked fd, or -1 with err. */
+/* Lock "<path>.lock" (never renamed, so two masters starting at once meet
+ * on it and only one wins), then write our pid to path atomically (temp
+ * file + rename).  Refuses when a live master holds the lock.  Returns the
+ * lock's fd, to keep open while we live (children close it), or -1 with
+ * err. */
 int   rd_pidfile_create(const char *path, char *err, size_t errlen);
+/* Unlink path and its lock file, then let go of the lock. */
 void  rd_pidfile_remove(const char *path, int fd);
 
 /* The pid of the live master named by path, or -1 with err saying why
- * (missing, empty, garbage, stale). */
+ * (missing, empty, garbage, stale: a pid file whose lock no one holds). */
 pid_t rd_pidfile_live(const char *path, char *err, size_t errlen);
 
 /* The master's pid, for its children to tell whether it still lives

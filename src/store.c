@@ -18,12 +18,15 @@ struct rd_store {
 };
 
 struct rd_store *
-rd_store_open(const struct rd_conf_mongo *c, const char *appname, char *err, size_t errlen)
+rd_store_new(const struct rd_conf_mongo *c, const char *appname, int *klass,
+             char *err, size_t errlen)
 {
+    const struct rd_conf_mongo_limits *l = &c->limits;
     struct rd_store *st;
     mongoc_uri_t    *uri;
     bson_error_t     e;
 
+    *klass = RD_STORE_PERMANENT;
     uri = mongoc_uri_new_with_error(c->uri, &e);
     if (uri == NULL) {
         snprintf(err, errlen, "mongodb.uri: %s", e.message);
@@ -31,14 +34,21 @@ rd_store_open(const struct rd_conf_mongo *c, const char *appname, char *err, siz
     }
     if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME))
         mongoc_uri_set_appname(uri, appname);
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
-    /* A socket timeout is a network error, which the driver retries:
-     * keep it above maxTimeMS so the server's own timeout fires first. */
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, c->max_time_ms + 5000);
+    /* Exactly what rd_conf_budget() counted (the uri's own values when it
+     * sets them): every blocking call stays inside the heartbeat budget. */
+    if (!mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
+                                        l->connect_timeout_ms)
+        || !mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                           l->server_selection_timeout_ms)
+        || !mongoc_uri_set_option_as_bool(uri, MONGOC_URI_SERVERSELECTIONTRYONCE,
+                                          l->server_selection_try_once)
+        || !mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                                           l->socket_timeout_ms)
+        || !mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYREADS, l->retry_reads)) {
+        mongoc_uri_destroy(uri);
+        snprintf(err, errlen, "mongodb.uri: cannot set the driver's timeouts");
+        return NULL;
+    }
     st = calloc(1, sizeof(*st));
     if (st == NULL) {
         mongoc_uri_destroy(uri);
@@ -47,15 +57,28 @@ rd_store_open(const struct rd_conf_mongo *c, const char *appname, char *err, siz
     }
     st->conf = c;
     st->client = mongoc_client_new_from_uri_with_error(uri, &e);
-    mongoc_uri_destroy(uri);
     if (st->client == NULL) {
+        /* A mongodb+srv:// uri's hosts come from DNS, here: a failed
+         * lookup, or records being changed, is fixed from outside. */
+        if (mongoc_uri_get_srv_hostname(uri) != NULL)
+            *klass = RD_STORE_TRANSIENT;
         snprintf(err, errlen, "mongodb client: %s", e.message);
+        mongoc_uri_destroy(uri);
         free(st);
         return NULL;
     }
+    mongoc_uri_destroy(uri);
     mongoc_client_set_error_api(st->client, MONGOC_ERROR_API_VERSION_2);
     st->coll = mongoc_client_get_collection(st->client, c->database, c->collection);
     return st;
+}
+
+struct rd_store *
+rd_store_open(const struct rd_conf_mongo *c, const char *appname, char *err, size_t errlen)
+{
+    int  klass;
+
+    return rd_store_new(c, appname, &klass, err, errlen);
 }
 
 void
@@ -68,12 +91,13 @@ rd_store_close(struct rd_store *st)
     free(st);
 }
 
-/* Server error codes that mean "away, busy or electing": try again later. */
+/* Server error codes that mean "away, busy or electing", or credentials
+ * being rotated (18 AuthenticationFailed): try again later. */
 static int
 transient_code(uint32_t code)
 {
     static const uint32_t codes[] = {
-        6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150
+        6, 7, 18, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150
     };
     size_t i;
 
@@ -83,18 +107,23 @@ transient_code(uint32_t code)
     return 0;
 }
 
-static int
-classify(const bson_error_t *e)
+int
+rd_store_classify(uint32_t domain, uint32_t code, const char *message)
 {
-    switch (e->domain) {
+    switch (domain) {
     case MONGOC_ERROR_STREAM:
     case MONGOC_ERROR_SERVER_SELECTION:
     case MONGOC_ERROR_PROTOCOL:
         return RD_STORE_TRANSIENT;
+    case MONGOC_ERROR_CLIENT:
+        return code == MONGOC_ERROR_CLIENT_AUTHENTICATE ? RD_STORE_TRANSIENT
+                                                        : RD_STORE_PERMANENT;
     case MONGOC_ERROR_SERVER:
     case MONGOC_ERROR_QUERY:
-        if (transient_code(e->code) || strstr(e->message, "not master") != NULL
-            || strstr(e->message, "node is recovering") != NULL)
+        if (code == RD_STORE_MAX_TIME_MS_EXPIRED)
+            return RD_STORE_TIMEOUT;
+        if (transient_code(code) || strstr(message, "not master") != NULL
+            || strstr(message, "node is recovering") != NULL)
             return RD_STORE_TRANSIENT;
         return RD_STORE_PERMANENT;
     default:
@@ -105,7 +134,7 @@ classify(const bson_error_t *e)
 static void
 fail(const bson_error_t *e, int *klass, char *err, size_t errlen)
 {
-    *klass = classify(e);
+    *klass = rd_store_classify(e->domain, e->code, e->message);
     snprintf(err, errlen, "%s (domain %u, code %u)", e->message, e->domain, e->code);
 }
 

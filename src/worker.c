@@ -177,9 +177,14 @@ connect_all(struct worker *w)
 
     if (w->store == NULL) {
         snprintf(name, sizeof(name), "reporterd worker %ld", (long) getpid());
-        w->store = rd_store_open(&c->mongodb, name, err, sizeof(err));
-        if (w->store == NULL)
-            return fatal(err);
+        w->store = rd_store_new(&c->mongodb, name, &klass, err, sizeof(err));
+        if (w->store == NULL) {
+            if (klass != RD_STORE_TRANSIENT)
+                return fatal(err);
+            set_state(w, RD_CHAN_STORE_DOWN);       /* a mongodb+srv:// lookup failed */
+            backoff(w, "database unreachable", err);
+            return RD_AGAIN;
+        }
     }
     if (!w->store_ok) {
         if (rd_store_ping(w->store, &klass, err, sizeof(err)) != RD_OK) {
@@ -413,9 +418,14 @@ handle_task(struct worker *w, struct rd_delivery *d, int64_t attempts,
         goto done;
     }
     if (rc != RD_OK) {
-        rd_error("task %s: the database rejected the report: %s", t.id_text, err);
         char msg[600];
-        snprintf(msg, sizeof(msg), "database error: %s", err);
+
+        if (klass == RD_STORE_TIMEOUT)
+            snprintf(msg, sizeof(msg), "the report took longer than mongodb.max_time_ms "
+                     "(%d ms): %s", c->mongodb.max_time_ms, err);
+        else
+            snprintf(msg, sizeof(msg), "database error: %s", err);
+        rd_error("task %s: the database could not answer: %s", t.id_text, msg);
         json = rd_report_error_json(&t, msg, received, rd_now_sec() - t0);
     } else {
         json = rd_report_complete_json(&t, stats, received, rd_now_sec() - t0);

@@ -5,8 +5,9 @@
  * and are not dumpable, the master keeps it; the status process reopens its
  * log on USR1),
  * worker_shutdown_timeout (a graceful stop kills what outlives it and the
- * task goes back to the queue), the status process in ps, and no
- * /dev/shm segment from libmongoc without MONGOC_DISABLE_SHM.
+ * task goes back to the queue), the status process in ps, no /dev/shm
+ * segment from libmongoc without MONGOC_DISABLE_SHM, and relative paths,
+ * which mean the same to the daemon (after its chdir) and to -s.
  */
 'use strict';
 
@@ -76,6 +77,47 @@ test('daemon: on detaches, writes the pid file before the start command returns,
     await h.waitFor(() => !alive(pid), 20000, `master ${pid} to exit after -s quit`);
     assert.ok(!fs.existsSync(pidFile), 'the pid file is removed');
     assert.match(fs.readFileSync(log, 'utf8'), /all workers gone; master exiting/);
+});
+
+/* Run the daemon binary with cwd as its current directory. */
+function runIn(cwd, args) {
+    return new Promise((resolve) => {
+        require('node:child_process').execFile(h.env.reporterd, args, { cwd, timeout: 30000 }, (err, stdout, stderr) => {
+            resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+        });
+    });
+}
+
+test('daemon: on with a relative pid and error_log: both resolve against the config file, for the daemon and for -s from anywhere', async () => {
+    const dir = h.tmpDir();
+    fs.mkdirSync(path.join(dir, 'reporterd-test-run'));
+    fs.mkdirSync(path.join(dir, 'logs'));
+    const cfg = ctx.writeConfig({ daemon: true, worker_processes: 1, pid: 'reporterd-test-run/reporterd.pid',
+        error_log: 'logs/error.log' }, { dir });
+    const pidFile = path.join(dir, 'reporterd-test-run', 'reporterd.pid');
+    const log = path.join(dir, 'logs', 'error.log');
+    const elsewhere = h.tmpDir();
+
+    const r = await runIn(elsewhere, ['-c', cfg]);
+    assert.equal(r.code, 0, `start from ${elsewhere}: ${r.stderr}`);
+    assert.ok(fs.existsSync(pidFile), `the pid file is ${pidFile}`);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    h.onCleanup(() => { if (alive(pid)) process.kill(pid, 'SIGKILL'); });
+    await h.waitFor(() => /consuming from/.test(fs.readFileSync(log, 'utf8')), 20000, `a worker consuming (${log})`);
+
+    /* -s from the config's parent directory, with a relative -c */
+    const rel = path.join(path.basename(dir), 'reporterd.yaml');
+    const reopen = await runIn(path.dirname(dir), ['-s', 'reopen', '-c', rel]);
+    assert.equal(reopen.code, 0, `-s reopen -c ${rel}: ${reopen.stderr}`);
+    await h.waitFor(() => new RegExp(`\\] ${pid} master: log reopened`).test(fs.readFileSync(log, 'utf8')), 10000,
+        'the master reopens the same log file after its chdir("/")');
+
+    const q = await runIn('/', ['-s', 'quit', '-c', cfg]);
+    assert.equal(q.code, 0, `-s quit from /: ${q.stderr}`);
+    await h.waitFor(() => !alive(pid), 20000, `master ${pid} to exit after -s quit`);
+    assert.ok(!fs.existsSync(pidFile), 'the pid file is removed');
+    assert.ok(!fs.existsSync(`${pidFile}.lock`), 'its lock file is removed');
+    assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing was written in the directory it started from');
 });
 
 test('user: workers drop to the configured user, the master stays root', async (t) => {

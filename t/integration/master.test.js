@@ -618,3 +618,87 @@ test('a worker killed after it did work is replaced at once, not throttled', asy
     const [r] = await results.next(1, 20000);
     assertComplete(r, 9102, [PHONES[1]]);
 });
+
+/* ------------------------------------------------------------------ */
+/* the pid file's lock                                                */
+/* ------------------------------------------------------------------ */
+
+const ROUNDS = 8;
+
+test('two masters started at the same moment: exactly one runs, every round; -s reaches it',
+    { timeout: 180000 }, async (t) => {
+        const f = await fixture(t, { worker_processes: 1 });
+        const lockFile = `${f.pidFile}.lock`;
+        for (let round = 1; round <= ROUNDS; round++) {
+            const pair = [f.start(), f.start()];
+            const loser = await h.waitFor(() => pair.find((d) => !d.running()), 10000,
+                () => `round ${round}: one of masters ${pair[0].pid} and ${pair[1].pid} to be refused ` +
+                    `(both still run; pid file: ${fs.existsSync(f.pidFile) ? fs.readFileSync(f.pidFile, 'utf8').trim() : 'none'})`);
+            const winner = pair[0] === loser ? pair[1] : pair[0];
+            assert.deepEqual(loser.exit, { code: 1, signal: null }, `round ${round}: the refused master's exit`);
+            assert.match(loser.log, /already running/, `round ${round}: why the second master stopped`);
+            await winner.waitReady(1);
+            assert.ok(winner.running(), `round ${round}: the other master runs`);
+            assert.equal(fs.readFileSync(f.pidFile, 'utf8').trim(), String(winner.pid),
+                `round ${round}: the pid file names the master that runs`);
+            assert.ok(fs.existsSync(lockFile), `round ${round}: the lock file exists beside the pid file`);
+
+            const r = await f.ctl('-s', 'quit');
+            assert.equal(r.code, 0, `round ${round}: -s quit: ${r.stderr}`);
+            assert.deepEqual(await winner.waitExit(20000), { code: 0, signal: null }, `round ${round}: exit after -s quit`);
+            assert.ok(!fs.existsSync(f.pidFile), `round ${round}: the pid file is removed`);
+            assert.ok(!fs.existsSync(lockFile), `round ${round}: the lock file is removed`);
+        }
+    });
+
+test('daemon: on, two start commands at the same moment: exactly one succeeds, every round',
+    { timeout: 180000 }, async (t) => {
+        const f = await fixture(t, { worker_processes: 1 });
+        const log = path.join(f.dir, 'error.log');
+        f.writeConfig({ worker_processes: 1, daemon: true, error_log: log });
+        const lockFile = `${f.pidFile}.lock`;
+        const started = [];
+        t.after(() => { for (const p of started) if (alive(p)) process.kill(p, 'SIGKILL'); });
+        for (let round = 1; round <= ROUNDS; round++) {
+            const runs = await Promise.all([h.run(h.env.reporterd, ['-c', f.cfg]), h.run(h.env.reporterd, ['-c', f.cfg])]);
+            const codes = runs.map((r) => r.code).sort();
+            const pid = fs.existsSync(f.pidFile) ? Number(fs.readFileSync(f.pidFile, 'utf8')) : 0;
+            if (pid) started.push(pid);
+            assert.deepEqual(codes, [0, 1], `round ${round}: one start command succeeds, one fails ` +
+                `(stderr: ${runs.map((r) => JSON.stringify(r.stderr)).join(', ')})`);
+            assert.ok(pid > 0 && alive(pid), `round ${round}: the pid file names a running master`);
+            /* refused before detaching (stderr) or after (the log, written before it exits) */
+            const why = runs.map((r) => r.stderr).join('') + fs.readFileSync(log, 'utf8');
+            assert.match(why, /already running/, `round ${round}: the refused master says why`);
+
+            const r = await f.ctl('-s', 'quit');
+            assert.equal(r.code, 0, `round ${round}: -s quit: ${r.stderr}`);
+            await h.waitFor(() => !alive(pid), 20000, `round ${round}: master ${pid} to exit after -s quit`);
+            assert.ok(!fs.existsSync(f.pidFile), `round ${round}: the pid file is removed`);
+            assert.ok(!fs.existsSync(lockFile), `round ${round}: the lock file is removed`);
+        }
+    });
+
+test('a master killed with SIGKILL leaves a stale pid file and lock file: -s says so, the next master takes over',
+    { timeout: 60000 }, async (t) => {
+        const f = await fixture(t, { worker_processes: 1 });
+        const lockFile = `${f.pidFile}.lock`;
+        const d = f.start();
+        await d.waitReady(1);
+        const workers = (await workersOf(d.pid)).map((w) => w.pid);
+        process.kill(d.pid, 'SIGKILL');
+        await d.exited;
+        await waitGone(workers, 5000, 'workers of a master killed with SIGKILL');
+        assert.ok(fs.existsSync(f.pidFile) && fs.existsSync(lockFile), 'pid file and lock file are left behind');
+        let r = await f.ctl('-s', 'reload');
+        assert.notEqual(r.code, 0, '-s with a stale pid file fails');
+        assert.match(r.stderr, new RegExp(`is stale: process ${d.pid} is not a running reporterd master`));
+
+        const next = f.start();
+        await next.waitReady(1);
+        assert.equal(fs.readFileSync(f.pidFile, 'utf8').trim(), String(next.pid), 'the pid file names the new master');
+        r = await f.ctl('-s', 'quit');
+        assert.equal(r.code, 0, `-s quit: ${r.stderr}`);
+        assert.deepEqual(await next.waitExit(20000), { code: 0, signal: null });
+        assert.ok(!fs.existsSync(f.pidFile) && !fs.existsSync(lockFile), 'pid file and lock file removed');
+    });

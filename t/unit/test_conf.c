@@ -1,6 +1,7 @@
 /*
  * test_conf.c -- reporterd.yaml loading: defaults, every type, environment
- * expansion, the checks across keys, file:line:col errors and the dump.
+ * expansion, paths made absolute, the checks across keys, file:line:col
+ * errors and the dump.
  *
  * Each case writes its YAML to one temp file; error messages are matched
  * as "PATH:LINE:COL: KEY: message".
@@ -665,9 +666,32 @@ test_passwords(void)
     fails("mongodb:\n  uri: http://x/\n",
           "2:3: mongodb.uri: must start with mongodb:// or mongodb+srv://",
           "uri scheme");
-    c = load("mongodb:\n  uri: mongodb+srv://u:p@cluster.example/db\n");
-    ok(c != NULL, "mongodb+srv uri");
+    c = load("mongodb:\n  uri: mongodb+srv://u:p@cluster0.db.example/db\n");
+    ok(c != NULL, "mongodb+srv uri, not looked up at load (%s)", err);
     rd_conf_free(c);
+    /* the driver's own parser checks the uri at load, not each worker */
+    fails("mongodb:\n  uri: mongodb+srv://u:p@db.example/db\n",
+          "2:3: mongodb.uri: Invalid service name in URI",
+          "mongodb+srv with a two-label name");
+    fails("mongodb:\n  uri: mongodb://h:99999/\n",
+          "2:3: mongodb.uri: Invalid host string in URI", "uri port");
+    fails("mongodb:\n  uri: mongodb://h/?socketTimeoutMS=soon\n",
+          "2:3: mongodb.uri: Unsupported value for \"sockettimeoutms\"",
+          "uri option value");
+
+    c = load("mongodb:\n  connect_timeout_ms: 3000\n");
+    ok(c != NULL && !strcmp(c->mongodb.uri,
+                            "mongodb://127.0.0.1:27017/?connectTimeoutMS=3000"),
+       "connect_timeout_ms folded into the uri (%s)", c ? c->mongodb.uri : err);
+    rd_conf_free(c);
+    c = load("mongodb:\n  auth_source: admin\n  connect_timeout_ms: 3000\n");
+    ok(c != NULL && !strcmp(c->mongodb.uri, "mongodb://127.0.0.1:27017/"
+                            "?authSource=admin&connectTimeoutMS=3000"),
+       "connect_timeout_ms after auth_source (%s)", c ? c->mongodb.uri : err);
+    rd_conf_free(c);
+    fails("mongodb:\n  uri: mongodb://x/\n  connect_timeout_ms: 3000\n",
+          "3:3: mongodb.connect_timeout_ms: uri and connect_timeout_ms are "
+          "mutually exclusive (put it in the uri)", "uri and connect_timeout_ms");
 }
 
 
@@ -707,22 +731,198 @@ test_checks(void)
     ok(c != NULL && c->rabbitmq.port == 5672, "explicit port with tls kept");
     rd_conf_free(c);
 
+    /* defaults: selection 5000 + 500, aggregation 20000 + 5000, two
+     * confirms of 5000: 40500 ms, below 2 x 30 s */
+    c = load("");
+    ok(c != NULL, "the defaults fit the heartbeat budget (%s)", err);
+    if (c != NULL) {
+        struct rd_conf_budget  b;
+
+        is_int(c->mongodb.limits.connect_timeout_ms, 5000, "connectTimeoutMS");
+        is_int(c->mongodb.limits.server_selection_timeout_ms, 5000,
+               "serverSelectionTimeoutMS");
+        is_int(c->mongodb.limits.server_selection_try_once, 1,
+               "serverSelectionTryOnce");
+        is_int(c->mongodb.limits.socket_timeout_ms, 25000, "socketTimeoutMS");
+        is_int(c->mongodb.limits.retry_reads, 0, "retryReads");
+        rd_conf_budget(c, &b);
+        is_int(b.select_ms, 5500, "budget: server selection");
+        is_int(b.query_ms, 25000, "budget: aggregation");
+        is_int(b.publish_ms, 5000, "budget: result publish");
+        is_int(b.dead_letter_ms, 5000, "budget: dead-letter publish");
+        is_int(b.total_ms, 40500, "budget: total");
+        is_int(b.limit_ms, 60000, "budget: limit");
+        rd_conf_free(c);
+    }
+
     fails("rabbitmq:\n  heartbeat: 10\n",
-          "2:3: rabbitmq.heartbeat: mongodb.max_time_ms (20000) + "
-          "rabbitmq.confirm_timeout_ms (5000) must be below twice "
-          "rabbitmq.heartbeat (10s): rabbitmq-c services heartbeats only "
-          "between calls, so a longer blocking query lets the broker drop "
-          "the connection", "heartbeat budget");
+          "2:3: rabbitmq.heartbeat: one task can block a worker for 40500 ms "
+          "(server selection 5500 + aggregation 25000 + result publish and "
+          "confirm 5000 + dead-letter publish and confirm 5000), which must "
+          "be below twice rabbitmq.heartbeat (2 x 10s = 20000 ms): "
+          "rabbitmq-c services heartbeats only between calls, so the broker "
+          "would drop the connection", "heartbeat budget");
     fails("rabbitmq:\n  heartbeat: 20\nmongodb:\n  max_time_ms: 35000\n",
-          "4:3: mongodb.max_time_ms: mongodb.max_time_ms (35000) + "
-          "rabbitmq.confirm_timeout_ms (5000) must be below twice "
-          "rabbitmq.heartbeat (20s)", "heartbeat budget at the later key");
-    c = load("rabbitmq:\n  heartbeat: 13\n");
-    ok(c != NULL, "25000 ms is below 26 s");
+          "4:3: mongodb.max_time_ms: one task can block a worker for 55500 ms "
+          "(server selection 5500 + aggregation 40000 + ",
+          "heartbeat budget at the later key");
+    /* 2 x 20 s = 40000 ms: 5500 + (19500 + 5000) + 5000 + 5000 is 40000 */
+    fails("rabbitmq:\n  heartbeat: 20\nmongodb:\n  max_time_ms: 19500\n",
+          "4:3: mongodb.max_time_ms: one task can block a worker for 40000 ms",
+          "a total equal to the limit");
+    c = load("rabbitmq:\n  heartbeat: 20\nmongodb:\n  max_time_ms: 19499\n");
+    ok(c != NULL, "39999 ms is below 40 s (%s)", err);
     rd_conf_free(c);
+    fails("rabbitmq:\n  heartbeat: 21\n  confirm_timeout_ms: 5751\n",
+          "3:3: rabbitmq.confirm_timeout_ms: one task can block a worker for "
+          "42002 ms", "both confirms count");
+    c = load("mongodb:\n  connect_timeout_ms: 2000\n  max_time_ms: 40000\n");
+    ok(c != NULL, "2500 + 45000 + 10000 is below 60 s (%s)", err);
+    rd_conf_free(c);
+    fails("mongodb:\n  connect_timeout_ms: 5000\n  max_time_ms: 40000\n",
+          "3:3: mongodb.max_time_ms: one task can block a worker for 60500 ms "
+          "(server selection 5500 + ", "connect_timeout_ms counts");
+
+    /* the uri's own options are what the driver runs with */
+    fails("mongodb:\n  uri: mongodb://h/?socketTimeoutMS=45000\n",
+          "2:3: mongodb.uri: one task can block a worker for 60500 ms "
+          "(server selection 5500 + aggregation 45000 + ", "uri socketTimeoutMS");
+    fails("mongodb:\n  uri: mongodb://h/?sockettimeoutms=0\n",
+          "2:3: mongodb.uri: one task can block a worker for 315500 ms "
+          "(server selection 5500 + aggregation 300000 + ",
+          "socketTimeoutMS=0 is the driver's 5 min");
+    fails("mongodb:\n  uri: mongodb://h/?retryReads=true\n",
+          "2:3: mongodb.uri: one task can block a worker for 71000 ms "
+          "(server selection 11000 + aggregation 50000 + ", "retryReads doubles");
+    c = load("rabbitmq:\n  heartbeat: 36\nmongodb:\n"
+             "  uri: mongodb://h/?retryReads=true\n");
+    ok(c != NULL && c->mongodb.limits.retry_reads, "71000 ms below 72 s (%s)",
+       err);
+    rd_conf_free(c);
+    c = load("mongodb:\n  uri: mongodb://h/?serverSelectionTryOnce=false\n");
+    ok(c != NULL, "5000 + 5000 + 25000 + 10000 fits (%s)", err);
+    rd_conf_free(c);
+    fails("mongodb:\n  uri: mongodb://h/?serverSelectionTryOnce=false"
+          "&serverSelectionTimeoutMS=30000\n",
+          "2:3: mongodb.uri: one task can block a worker for 70000 ms "
+          "(server selection 35000 + ",
+          "serverSelectionTimeoutMS without try-once");
+    c = load("mongodb:\n  uri: mongodb://h/?serverSelectionTimeoutMS=30000\n");
+    ok(c != NULL, "serverSelectionTimeoutMS does not count with try-once (%s)",
+       err);
+    rd_conf_free(c);
+    c = load("mongodb:\n  uri: mongodb://h/?connectTimeoutMS=0\n");
+    ok(c != NULL && c->mongodb.limits.connect_timeout_ms == 10000,
+       "connectTimeoutMS=0 is the driver's 10 s (%s)", err);
+    rd_conf_free(c);
+    fails("mongodb:\n  uri: mongodb://h/?socketTimeoutMS=-1\n",
+          "2:3: mongodb.uri: socketTimeoutMS=-1: a negative timeout never "
+          "expires", "negative timeout");
+    fails("mongodb:\n  uri: mongodb://h/?socketTimeoutMS=15000\n",
+          "2:3: mongodb.uri: the uri's socketTimeoutMS (15000) must be above "
+          "mongodb.max_time_ms (20000)", "socket timeout below max_time_ms");
     c = load("rabbitmq:\n  heartbeat: 0\nmongodb:\n  max_time_ms: 3600000\n");
     ok(c != NULL, "no budget with heartbeats off");
     rd_conf_free(c);
+}
+
+
+/*
+ * Path keys are made absolute against the configuration file's directory,
+ * whatever the current directory: here /tmp, where path and secret live.
+ */
+static void
+test_paths(void)
+{
+    struct rd_conf  *c;
+    char             doc[512], want[512], cwd[4096];
+    const char      *base, *rel;
+
+    c = load("pid: run/r.pid\nerror_log: logs/e.log\n");
+    ok(c != NULL, "relative pid and error_log (%s)", err);
+    if (c != NULL) {
+        is_str(c->pid, "/tmp/run/r.pid", "pid against the file's directory");
+        is_str(c->error_log, "/tmp/logs/e.log", "error_log too");
+        rd_conf_free(c);
+    }
+    c = load("pid: /var/run/x.pid\nerror_log: stderr\n");
+    ok(c != NULL, "absolute pid, error_log stderr (%s)", err);
+    if (c != NULL) {
+        is_str(c->pid, "/var/run/x.pid", "an absolute path is kept");
+        is_str(c->error_log, "stderr", "error_log stderr is not a file name");
+        rd_conf_free(c);
+    }
+    c = load("pid: ./r.pid\nerror_log: .//a/./e.log\n");
+    ok(c != NULL, "./ paths (%s)", err);
+    if (c != NULL) {
+        is_str(c->pid, "/tmp/r.pid", "leading ./ dropped");
+        is_str(c->error_log, "/tmp/a/./e.log", "leading .// dropped");
+        rd_conf_free(c);
+    }
+    c = load("error_log: ./stderr\n");
+    ok(c != NULL && !strcmp(c->error_log, "/tmp/stderr"),
+       "./stderr is a file named stderr");
+    rd_conf_free(c);
+
+    c = load("rabbitmq:\n  tls: on\n  tls_ca_file: ca.pem\n"
+             "  tls_cert_file: certs/c.pem\n  tls_key_file: ../k.pem\n");
+    ok(c != NULL, "relative tls files (%s)", err);
+    if (c != NULL) {
+        is_str(c->rabbitmq.tls_ca_file, "/tmp/ca.pem", "tls_ca_file");
+        is_str(c->rabbitmq.tls_cert_file, "/tmp/certs/c.pem", "tls_cert_file");
+        is_str(c->rabbitmq.tls_key_file, "/tmp/../k.pem", "tls_key_file");
+        rd_conf_free(c);
+    }
+
+    /* read from the file's directory, not from the current one */
+    base = strrchr(secret, '/') + 1;
+    spew(secret, "pw\n", 3);
+    snprintf(want, sizeof(want), "/tmp/%s", base);
+    snprintf(doc, sizeof(doc), "rabbitmq:\n  password_file: %s\n"
+             "mongodb:\n  user: u\n  password_file: ./%s\n", base, base);
+    c = load(doc);
+    ok(c != NULL, "relative password files (%s)", err);
+    if (c != NULL) {
+        is_str(c->rabbitmq.password_file, want, "rabbitmq.password_file");
+        is_str(c->rabbitmq.password, "pw", "rabbitmq password read");
+        is_str(c->mongodb.password_file, want, "mongodb.password_file");
+        is_str(c->mongodb.password, "pw", "mongodb password read");
+        rd_conf_free(c);
+    }
+
+    setenv("RD_T_RUN", "run", 1);
+    c = load("pid: ${RD_T_RUN}/x.pid\n");
+    ok(c != NULL && !strcmp(c->pid, "/tmp/run/x.pid"),
+       "expanded, then made absolute");
+    rd_conf_free(c);
+
+    /* a configuration file named by a relative path */
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        perror("getcwd");
+        exit(2);
+    }
+    spew(path, "pid: run/r.pid\n", 15);
+    rel = strrchr(path, '/') + 1;
+    if (chdir("/tmp") != 0) {
+        perror("chdir");
+        exit(2);
+    }
+    c = rd_conf_load(rel, err, sizeof(err));
+    ok(c != NULL && !strcmp(c->pid, "/tmp/run/r.pid"),
+       "file in the current directory: pid %s (%s)", c ? c->pid : "-", err);
+    rd_conf_free(c);
+    if (chdir("/") != 0) {
+        perror("chdir");
+        exit(2);
+    }
+    c = rd_conf_load(path + 1, err, sizeof(err));
+    ok(c != NULL && !strcmp(c->pid, "/tmp/run/r.pid"),
+       "tmp/FILE from /: pid %s (%s)", c ? c->pid : "-", err);
+    rd_conf_free(c);
+    if (chdir(cwd) != 0) {
+        perror("chdir");
+        exit(2);
+    }
 }
 
 
@@ -845,6 +1045,21 @@ dumped_uri(const char *uri, const char *want, const char *name)
 
 
 static void
+refused_uri(const char *uri, const char *hidden, const char *name)
+{
+    struct rd_conf  *c;
+    char             doc[1024];
+
+    snprintf(doc, sizeof(doc), "mongodb:\n  uri: \"%s\"\n", uri);
+    c = load(doc);
+    if (!ok(c == NULL, "%s: refused at load", name))
+        rd_conf_free(c);
+    like(err, "mongodb.uri", "%s: the message names the key", name);
+    ok(strstr(err, hidden) == NULL, "%s: the message does not echo the secret (%s)", name, err);
+}
+
+
+static void
 test_dump_secrets(void)
 {
     dumped_uri("mongodb://app:pw@db1/?tlsCertificateKeyFilePassword=k3y&replicaSet=rs",
@@ -859,12 +1074,12 @@ test_dump_secrets(void)
                "\"mongodb://db1/?SSLPEMKEYPASSWORD=********;authMechanism=MONGODB-AWS;"
                "authMechanismProperties=********\"",
                "option names in any case, ';' separators, session token masked");
-    dumped_uri("mongodb://db1/?password=a&b&c&w=1",
-               "\"mongodb://db1/?password=********&w=1\"",
-               "an unescaped '&' in a value stays masked");
-    dumped_uri("mongodb://u:pa/ss?x@y#z@db1:27017/d?w=1",
-               "\"mongodb://u:********@db1:27017/d?w=1\"",
-               "unescaped /?#@ in the userinfo's password masked");
+    /* Unescaped separators in a secret make the uri invalid: it is refused
+     * at load (so -T never prints it), and the message does not echo it. */
+    refused_uri("mongodb://db1/?password=a&b&c&w=1", "a&b&c",
+                "an unescaped '&' in a password= value");
+    refused_uri("mongodb://u:pa/ss?x@y#z@db1:27017/d?w=1", "pa/ss?x@y#z",
+                "unescaped /?#@ in the userinfo's password");
     dumped_uri("mongodb://CN=client,O=x@db1/?authMechanism=MONGODB-X509&w=majority",
                "\"mongodb://CN=client,O=x@db1/?authMechanism=MONGODB-X509&w=majority\"",
                "a URI without secrets unchanged");
@@ -894,6 +1109,7 @@ main(void)
     test_types();
     test_env();
     test_passwords();
+    test_paths();
     test_checks();
     test_world_readable();
     test_dump();
