@@ -41,6 +41,29 @@ test('-t accepts a complete configuration', async () => {
     assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
 });
 
+test('-t stays offline: it contacts neither the broker nor the database (ExecStartPre, ExecReload)', async () => {
+    const net = require('node:net');
+    const seen = [];
+    const servers = [];
+    for (const what of ['broker', 'database']) {
+        const s = net.createServer((c) => { seen.push(what); c.destroy(); });
+        await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
+        servers.push(s);
+    }
+    try {
+        const [amqpPort, mongoPort] = servers.map((s) => s.address().port);
+        const cfg = h.writeConfig(null, { rabbitmq: { port: amqpPort } },
+            { names, mongoUri: `mongodb://127.0.0.1:${mongoPort}` });
+        const r = await h.run(bin(), ['-t', '-c', cfg]);
+        assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+        /* a connection made before -t exited would have been accepted by now */
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(seen, [], 'no connection from -t');
+    } finally {
+        for (const s of servers) s.close();
+    }
+});
+
 test('-t on a missing file fails and names it', async () => {
     const r = await h.run(bin(), ['-t', '-c', '/nonexistent/reporterd.yaml']);
     assert.notEqual(r.code, 0);
