@@ -22,6 +22,13 @@ rd_charge_fingerprint(const char *body, size_t len)
     return h != 0 ? h : 1;
 }
 
+static uint64_t
+weight(const struct rd_charge *c)
+{
+    return __atomic_load_n(&c->count, __ATOMIC_RELAXED)
+           + __atomic_load_n(&c->timeouts, __ATOMIC_RELAXED);
+}
+
 static struct rd_charge *
 find(uint64_t fp, int claim)
 {
@@ -42,14 +49,15 @@ find(uint64_t fp, int claim)
                 return &t[at];
             continue;
         }
-        if (victim == NULL || t[at].count < victim->count
-            || (t[at].count == victim->count && t[at].at_ms < victim->at_ms))
+        if (victim == NULL || weight(&t[at]) < weight(victim)
+            || (weight(&t[at]) == weight(victim) && t[at].at_ms < victim->at_ms))
             victim = &t[at];
     }
     if (!claim || victim == NULL)
         return NULL;
     /* Full around here: the least charged entry makes room. */
     __atomic_store_n(&victim->count, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&victim->timeouts, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&victim->fp, fp, __ATOMIC_RELEASE);
     return victim;
 }
@@ -77,4 +85,15 @@ rd_charge_end(uint64_t fp)
     while (n > 0 && !__atomic_compare_exchange_n(&c->count, &n, n - 1, 0, __ATOMIC_ACQ_REL,
                                                  __ATOMIC_ACQUIRE))
         ;
+}
+
+uint64_t
+rd_charge_timeout(uint64_t fp)
+{
+    struct rd_charge *c;
+
+    if (rd_metrics == NULL || (c = find(fp, 1)) == NULL)
+        return UINT64_MAX;          /* cannot count: this timeout is the last */
+    __atomic_store_n(&c->at_ms, rd_now_ms(), __ATOMIC_RELAXED);
+    return __atomic_add_fetch(&c->timeouts, 1, __ATOMIC_ACQ_REL);
 }

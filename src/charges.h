@@ -8,12 +8,15 @@
  * charges a delivery's fingerprint before it starts working on it and
  * takes the charge back when it is done with it, whatever the outcome
  * (answered, dead-lettered, put back, an ordered stop).  A charge left
- * behind is a worker that died holding the delivery.  A task whose own
- * query used up its whole time limit keeps its charge too.  Before it
- * starts, a worker reads the charges left behind: more than
+ * behind is a worker that died holding the delivery.  Before it starts, a
+ * worker reads the charges left behind: more than
  * rabbitmq.max_redeliveries, and the task is dead-lettered.  Prefetched
  * deliveries a worker never started are never charged; identical bodies
  * worked on at the same moment by two workers see each other's charge.
+ *
+ * Queries that ran out of time are counted beside, per fingerprint: the
+ * worker puts such a task back until it has timed out more than
+ * rabbitmq.max_redeliveries times, then answers it with an Error result.
  *
  * The table is in the mapping the master makes before forking (metrics.c)
  * and lives as long as the master: a restart of the master forgets it.
@@ -29,7 +32,8 @@
 
 struct rd_charge {
     uint64_t fp;                /* 0: free */
-    uint64_t count;
+    uint64_t count;             /* attempts begun and not ended */
+    uint64_t timeouts;          /* queries that ran out of time */
     int64_t  at_ms;             /* last charge: among idle entries the oldest
                                    makes room */
 };
@@ -42,5 +46,9 @@ uint64_t rd_charge_begin(uint64_t fp);
 
 /* Take one charge of fp back. */
 void     rd_charge_end(uint64_t fp);
+
+/* Count one more timeout of fp's query; the count so far, this one
+ * included (UINT64_MAX when nothing can be counted). */
+uint64_t rd_charge_timeout(uint64_t fp);
 
 #endif

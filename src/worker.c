@@ -330,18 +330,16 @@ task_name(const struct rd_delivery *d, const struct rd_conf_task *limits, char *
     return buf;
 }
 
-/* One delivery, from its charges to its ack.  *keep_charge: the query
- * ran out of time, which counts like a crash (charges.h). */
+/* One delivery, from its charges (charges.h) to its ack. */
 static enum outcome
-handle_task(struct worker *w, struct rd_delivery *d, int64_t attempts,
-            int *keep_charge)
+handle_task(struct worker *w, struct rd_delivery *d, uint64_t fp, int64_t attempts)
 {
     const struct rd_conf  *c = w->conf;
     struct rd_task         t;
     struct rd_phone_stats *stats = NULL;
     struct rows            rows;
     bson_t                *pipeline;
-    char                   received[40], err[512], *json = NULL;
+    char                   received[40], err[512], msg[700], *json = NULL;
     double                 t0 = rd_now_sec(), t1;
     int                    rc, klass;
     enum outcome           out;
@@ -353,7 +351,7 @@ handle_task(struct worker *w, struct rd_delivery *d, int64_t attempts,
     if (attempts > c->rabbitmq.max_redeliveries) {
         char why[160];
 
-        snprintf(why, sizeof(why), "crashed a worker or ran out of time %lld times "
+        snprintf(why, sizeof(why), "crashed a worker %lld times "
                  "(rabbitmq.max_redeliveries %d)", (long long) attempts,
                  c->rabbitmq.max_redeliveries);
         rd_error("task %s: dead-lettered: %s; %zu bytes, delivery tag %llu",
@@ -405,26 +403,36 @@ handle_task(struct worker *w, struct rd_delivery *d, int64_t attempts,
         out = STOP_NOW;                 /* fast stop: leave it unacked */
         goto done;
     }
-    if (rc != RD_OK && klass == RD_STORE_TRANSIENT) {
-        if ((rd_now_sec() - t1) * 1000 >= c->mongodb.max_time_ms) {
-            /* It used its whole time: maybe the task, not the database. */
-            *keep_charge = 1;
-            rd_warn("task %s: the query ran out of time (attempt %lld of at most %d)",
-                    t.id_text, (long long) attempts + 1, c->rabbitmq.max_redeliveries + 1);
+    if (rc != RD_OK && (klass == RD_STORE_TIMEOUT
+                        || (klass == RD_STORE_TRANSIENT
+                            && (rd_now_sec() - t1) * 1000 >= c->mongodb.max_time_ms))) {
+        /* The query ran out of time (the server stopped it, or it never
+         * answered): maybe the load, maybe the task.  Try again a bounded
+         * number of times, then answer. */
+        uint64_t n = rd_charge_timeout(fp);
+
+        if (n <= (uint64_t) c->rabbitmq.max_redeliveries) {
+            rd_warn("task %s: the query ran out of time (%llu of at most %d times); "
+                    "returning the task to the queue: %s", t.id_text, (unsigned long long) n,
+                    c->rabbitmq.max_redeliveries + 1, err);
+            out = put_back(w, d, klass == RD_STORE_TIMEOUT ? DONE : STORE_LOST);
+            goto done;
         }
+        snprintf(msg, sizeof(msg), "the report did not finish within mongodb.max_time_ms "
+                 "(%d ms), %d times: %s", c->mongodb.max_time_ms,
+                 c->rabbitmq.max_redeliveries + 1, err);
+        rd_error("task %s: %s", t.id_text, msg);
+        json = rd_report_error_json(&t, msg, received, rd_now_sec() - t0);
+        goto publish;
+    }
+    if (rc != RD_OK && klass == RD_STORE_TRANSIENT) {
         rd_warn("task %s: database unavailable, returning the task to the queue: %s",
                 t.id_text, err);
         out = put_back(w, d, STORE_LOST);
         goto done;
     }
     if (rc != RD_OK) {
-        char msg[600];
-
-        if (klass == RD_STORE_TIMEOUT)
-            snprintf(msg, sizeof(msg), "the report took longer than mongodb.max_time_ms "
-                     "(%d ms): %s", c->mongodb.max_time_ms, err);
-        else
-            snprintf(msg, sizeof(msg), "database error: %s", err);
+        snprintf(msg, sizeof(msg), "database error: %s", err);
         rd_error("task %s: the database could not answer: %s", t.id_text, msg);
         json = rd_report_error_json(&t, msg, received, rd_now_sec() - t0);
     } else {
@@ -455,11 +463,9 @@ handle(struct worker *w, struct rd_delivery *d)
 {
     uint64_t     fp = rd_charge_fingerprint(d->body, d->len);
     int64_t      attempts = (int64_t) rd_charge_begin(fp);
-    int          keep = 0;
-    enum outcome out = handle_task(w, d, attempts, &keep);
+    enum outcome out = handle_task(w, d, fp, attempts);
 
-    if (!keep)
-        rd_charge_end(fp);
+    rd_charge_end(fp);
     return out;
 }
 

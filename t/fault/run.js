@@ -527,7 +527,7 @@ async function runScenario(def, data) {
         }
         const log = daemon.log;
         row.notes.push(...(def.notes ? def.notes(ctx, log) : []));
-        const dl = countLog(log, /dead-lettered: crashed a worker or ran out of time/);
+        const dl = countLog(log, /dead-lettered: crashed a worker/);
         if (dl) row.notes.push(`${dl} message(s) dead-lettered after max_redeliveries`);
         const pub = ctx.amqp.stats;
         if (pub.republished) row.notes.push(`suite publisher republished ${pub.republished} time(s) after a lost confirm`);
