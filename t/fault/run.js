@@ -16,16 +16,30 @@
  * Invariant (the run exits 1 if any part fails in any scenario):
  *   - lost = 0: every good or contract-breaking task has a result;
  *   - every result is right: good tasks "Complete" with the figures of
- *     harness.expectedReport (all results are checked, duplicates too),
- *     contract-breaking tasks "Error" with an error text and data [];
- *   - every poison message is in the dead-letter queue, nothing else is;
+ *     harness.expectedReport (every delivery is checked, duplicates too),
+ *     contract-breaking tasks "Error" with the error text the contract
+ *     gives and data []; every delivery of a task's result carries the
+ *     same message_id, and no two tasks share one;
+ *   - every poison message is in the dead-letter queue, byte for byte,
+ *     under its message_id, with x-reporterd-reason "unreadable: ...";
+ *     nothing else is there;
  *   - no result for anything we did not send;
+ *   - nothing in flight when the figures are taken: the broker shows the
+ *     task, result and dead-letter queues empty with nothing unacked;
+ *   - scenario 3 took the requeue path: the daemon's /metrics counted
+ *     requeued tasks, and every task it logged as returned was answered
+ *     after the restart with the oracle's figures;
  *   - still serving: after the fault, W+1 more tasks all get correct
  *     Complete results;
- *   - the daemon stops cleanly on SIGTERM (exit 0) and its log has no
- *     "[alert]" and no sanitizer report.
- * "duplicated" (results beyond one per correlation_id) is reported, not
+ *   - the daemon stops cleanly on SIGTERM (exit 0), its log has no
+ *     "[alert]" and no sanitizer report, and no process of it wrote a
+ *     sanitizer report file (ASAN_OPTIONS / UBSAN_OPTIONS log_path).
+ * "duplicated" (result deliveries beyond one per task) is reported, not
  * failed: delivery is at least once.
+ *
+ * Output is TAP (one test point per scenario), then the Markdown table,
+ * also written to --out; `make fault-readme` copies that file into the
+ * README.
  *
  * This suite restarts the shared broker (scenario 2): never run it
  * concurrently with other tests.  Before the restart it waits (bounded by
@@ -33,11 +47,12 @@
  *
  * Usage (see t/fault/README.md for the environment):
  *   node t/fault/run.js [--out FILE] [--only 1,3] [--seed N] [--scale F]
- *                       [--broker-idle-wait SEC]
+ *                       [--broker-idle-wait SEC] [--sanitizer-dir DIR]
  */
 'use strict';
 
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const h = require('../lib/harness.js');
@@ -54,6 +69,7 @@ function parseArgs(argv) {
         seed: Number(process.env.REPORTERD_TEST_SEED || (Date.now() % 1000000007)),
         scale: 1,
         brokerIdleWait: 60,
+        sanitizerDir: null,
     };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
@@ -66,9 +82,10 @@ function parseArgs(argv) {
         else if (a === '--seed') o.seed = Number(val());
         else if (a === '--scale') o.scale = Number(val());
         else if (a === '--broker-idle-wait') o.brokerIdleWait = Number(val());
+        else if (a === '--sanitizer-dir') o.sanitizerDir = path.resolve(val());
         else if (a === '-h' || a === '--help') {
             process.stdout.write('usage: node t/fault/run.js [--out FILE] [--only 1,2,3,4,5] [--seed N] ' +
-                '[--scale F] [--broker-idle-wait SEC]\n');
+                '[--scale F] [--broker-idle-wait SEC] [--sanitizer-dir DIR]\n');
             process.exit(0);
         } else {
             throw new Error(`unknown argument: ${a}`);
@@ -77,6 +94,7 @@ function parseArgs(argv) {
     if (!Number.isFinite(o.seed)) throw new Error('--seed must be a number');
     if (!(o.scale > 0)) throw new Error('--scale must be > 0');
     if (!o.out) o.out = path.resolve(process.cwd(), 't', 'fault', 'last-run.md');
+    if (!o.sanitizerDir) o.sanitizerDir = path.join(path.dirname(path.resolve(o.out)), 'sanitizer');
     return o;
 }
 
@@ -120,7 +138,8 @@ process.on('exit', restoreBrokerSync);
 
 /* A small data set so tasks are fast: 40 phones (30 int32, 10 int64),
  * 0..24 records each, whole-second and millisecond durations, plus three
- * phones that have no records. */
+ * phones that have no records.  No phone's figure is a decimal tie
+ * (lib.avoidTies says why). */
 function makeData(rnd) {
     const records = [];
     const phones = [];
@@ -136,7 +155,8 @@ function makeData(rnd) {
         }
     }
     phones.push(1, 2147483648, 79999999999);
-    return { records, phones };
+    const tiesAvoided = L.avoidTies(records, 10);
+    return { records, phones, tiesAvoided };
 }
 
 /* ------------------------------------------------------------------ */
@@ -170,32 +190,36 @@ class TaskMaker {
         }
         return { kind: opts.kind || 'good', mid: this.mid(opts.kind || 'good'), id, phones, body: Buffer.from(raw), why: opts.why || 'good task' };
     }
-    error(bodyFor, why) {
+    error(bodyFor, why, expectError) {
         const n = this.seq + 1;
         const id = this.rnd() < 0.2 ? `fault${this.tag}-bad-${n}` : this.idBase + 50000 + n;
-        return { kind: 'error', mid: this.mid('error'), id, body: Buffer.from(bodyFor(JSON.stringify(id))), why };
+        return { kind: 'error', mid: this.mid('error'), id, body: Buffer.from(bodyFor(JSON.stringify(id))), why, expectError };
     }
     poison(body, why) {
         return { kind: 'poison', mid: this.mid('poison'), body: Buffer.isBuffer(body) ? body : Buffer.from(body), why };
     }
 }
 
-/* Contract-breaking tasks: a usable correlation_id, bad phones. */
+/* Contract-breaking tasks: a usable correlation_id, bad phones; each with
+ * the Error result's text, as the task contract words it (README, "Task
+ * and result"; the JSON type names are json-c's). */
+const INT_ARRAY = 'phones must be an array of integers, not';
 const ERROR_KINDS = [
-    [(id) => `{"correlation_id": ${id}}`, 'phones missing'],
-    [(id) => `{"correlation_id": ${id}, "phones": []}`, 'phones empty'],
-    [(id) => `{"correlation_id": ${id}, "phones": null}`, 'phones null'],
-    [(id) => `{"correlation_id": ${id}, "phones": "1000"}`, 'phones a string'],
-    [(id) => `{"correlation_id": ${id}, "phones": {"a": 1000}}`, 'phones an object'],
-    [(id) => `{"correlation_id": ${id}, "phones": [1000, "1001"]}`, 'a string phone'],
-    [(id) => `{"correlation_id": ${id}, "phones": [1000.5]}`, 'a fractional phone'],
-    [(id) => `{"correlation_id": ${id}, "phones": [1e3]}`, 'a phone in exponent form (a double)'],
-    [(id) => `{"correlation_id": ${id}, "phones": [1000, null]}`, 'a null phone'],
-    [(id) => `{"correlation_id": ${id}, "phones": [true]}`, 'a boolean phone'],
-    [(id) => `{"correlation_id": ${id}, "phones": [[1000]]}`, 'a nested array phone'],
-    [(id) => `{"correlation_id": ${id}, "phones": [99999999999999999999]}`, 'a phone beyond int64'],
-    [(id) => `{"correlation_id": ${id}, "phones": [-9223372036854775809]}`, 'a phone below int64'],
-    [(id) => `{"correlation_id": ${id}, "phones": ${JSON.stringify(Array.from({ length: 101 }, (_, k) => 1000 + (k % 30)))}}`, '101 phones'],
+    [(id) => `{"correlation_id": ${id}}`, 'phones missing', 'phones is missing'],
+    [(id) => `{"correlation_id": ${id}, "phones": []}`, 'phones empty', 'phones is empty'],
+    [(id) => `{"correlation_id": ${id}, "phones": null}`, 'phones null', `${INT_ARRAY} null`],
+    [(id) => `{"correlation_id": ${id}, "phones": "1000"}`, 'phones a string', `${INT_ARRAY} string`],
+    [(id) => `{"correlation_id": ${id}, "phones": {"a": 1000}}`, 'phones an object', `${INT_ARRAY} object`],
+    [(id) => `{"correlation_id": ${id}, "phones": [1000, "1001"]}`, 'a string phone', 'phones[1] must be an integer, not string'],
+    [(id) => `{"correlation_id": ${id}, "phones": [1000.5]}`, 'a fractional phone', 'phones[0] must be an integer, not double'],
+    [(id) => `{"correlation_id": ${id}, "phones": [1e3]}`, 'a phone in exponent form (a double)', 'phones[0] must be an integer, not double'],
+    [(id) => `{"correlation_id": ${id}, "phones": [1000, null]}`, 'a null phone', 'phones[1] must be an integer, not null'],
+    [(id) => `{"correlation_id": ${id}, "phones": [true]}`, 'a boolean phone', 'phones[0] must be an integer, not boolean'],
+    [(id) => `{"correlation_id": ${id}, "phones": [[1000]]}`, 'a nested array phone', 'phones[0] must be an integer, not array'],
+    [(id) => `{"correlation_id": ${id}, "phones": [99999999999999999999]}`, 'a phone beyond int64', 'phones[0] is outside the 64-bit integer range'],
+    [(id) => `{"correlation_id": ${id}, "phones": [-9223372036854775809]}`, 'a phone below int64', 'phones[0] is outside the 64-bit integer range'],
+    [(id) => `{"correlation_id": ${id}, "phones": ${JSON.stringify(Array.from({ length: 101 }, (_, k) => 1000 + (k % 30)))}}`, '101 phones',
+        'phones has 101 entries, more than the maximum of 100'],
 ];
 
 /* Unreadable messages, each a function of (maker, i) -> [body, why].
@@ -335,12 +359,17 @@ function checkResult(r, task, records) {
         if (b.from !== 'report_service' || b.to !== 'client') throw new Error('from/to');
         if (task.kind === 'error') {
             if (b.status !== 'Error') throw new Error(`status ${b.status}, expected Error (${task.why})`);
-            if (typeof b.error !== 'string' || !b.error) throw new Error('no error text');
+            if (b.error !== task.expectError) {
+                throw new Error(`error text ${JSON.stringify(b.error)}, expected ${JSON.stringify(task.expectError)}`);
+            }
             if (!Array.isArray(b.data) || b.data.length !== 0) throw new Error('data is not []');
             return null;
         }
         if (b.status !== 'Complete') throw new Error(`status ${b.status}${b.error ? ` (${b.error})` : ''}, expected Complete`);
         if (typeof b.total_duration !== 'number' || b.total_duration < 0) throw new Error(`total_duration ${b.total_duration}`);
+        /* a phone comes back as a JSON number, never as a string */
+        const phoneTypes = Array.isArray(b.data) ? b.data.map((e) => e && typeof e.phone) : [];
+        if (phoneTypes.some((t) => t !== 'number' && t !== 'bigint')) throw new Error(`phone types ${phoneTypes.join(',')}`);
         h.assertReport(b.data, h.expectedReport(records, task.phones, 10), `task ${idText}`);
         return null;
     } catch (e) {
@@ -387,15 +416,16 @@ async function runScenario(def, data) {
     const names = h.uniqueNames(`rdfault${def.n}`);
     const dir = h.tmpDir('reporterd-fault-');
     const ctx = { names, dir, data, row, def, tally: new L.Tally(), fail };
+    const sanDir = path.join(OPTS.sanitizerDir, `scenario-${def.n}`);
     let daemon = null;
     try {
         await h.ensureBroker();
         /* the data */
         if (def.preloadMongo && h.env.mongoUri) {
-            row.skipped = true;
+            row.skipped = 'it stops the test MongoDB server, and REPORTERD_TEST_MONGODB_URI points at another one';
             row.serving = 'skipped';
             row.ok = true;
-            row.notes.push('skipped: it stops the test MongoDB server, and REPORTERD_TEST_MONGODB_URI points at another one');
+            row.notes.push(`skipped: ${row.skipped}`);
             return row;
         }
         if (def.preloadMongo) {
@@ -409,12 +439,19 @@ async function runScenario(def, data) {
         ctx.amqp = new L.RobustAmqp(h.env.amqpUrl, `s${def.n}`);
         await ctx.amqp.getConn();
 
+        /* /metrics on a port of our own: the daemon's own counters */
+        ctx.statusPort = await h.freePort();
+        ctx.metrics = () => L.readMetrics(ctx.statusPort);
         ctx.workers = def.workers;
-        ctx.config = (workers) => h.writeConfig(dir, Object.assign({ worker_processes: workers }, def.config || {}),
-            { names, mongoUri: ctx.mongo.uri });
+        ctx.config = (workers) => h.writeConfig(dir, h.deepMerge({
+            worker_processes: workers,
+            status: { listen: `127.0.0.1:${ctx.statusPort}` },
+        }, def.config || {}), { names, mongoUri: ctx.mongo.uri });
         const cfg = ctx.config(def.workers);
         const binary = h.env.testhooks && fs.existsSync(h.env.testhooks) ? h.env.testhooks : h.env.reporterd;
-        const denv = { MONGOC_DISABLE_SHM: '1' };
+        fs.rmSync(sanDir, { recursive: true, force: true });
+        fs.mkdirSync(sanDir, { recursive: true });
+        const denv = Object.assign({ MONGOC_DISABLE_SHM: '1' }, L.sanitizerEnv(sanDir));
         if (def.delayMs && binary === h.env.testhooks) denv.REPORTERD_TEST_TASK_DELAY_MS = String(def.delayMs);
         else if (def.delayMs) row.notes.push('REPORTERD_TESTHOOKS not set: ran without the per-task delay');
         daemon = ctx.daemon = h.startDaemon(cfg, { binary, env: denv });
@@ -457,20 +494,34 @@ async function runScenario(def, data) {
         } catch (e) {
             fail(e.message);
         }
-        await sleep(1500);      /* late duplicates */
+        /* late duplicates: wait until the broker shows nothing in flight,
+         * after which no more result or dead letter can come */
+        try {
+            await L.quiesce(names, 60000);
+        } catch (e) {
+            fail(e.message);
+        }
 
         /* the figures */
         const results = new Map(tally.results);
         const resultCount = tally.resultCount;
         const wrong = [];
         const notDead = [];
+        const badReason = [];
+        const midOwner = new Map();     /* result message_id -> task key */
         for (const t of tasks) {
             if (t.kind === 'poison') {
                 if (!tally.dead.has(t.mid)) notDead.push(t);
+                for (const r of tally.deadReasons.get(t.mid) || []) {
+                    if (typeof r !== 'string' || !r.startsWith('unreadable: ')) badReason.push(`${t.why}: ${JSON.stringify(r)}`);
+                }
                 continue;
             }
             const list = results.get(L.idKey(t.id));
-            if (tally.dead.has(t.mid)) fail(`${t.kind} task ${t.id} (${t.why}) ended in the dead-letter queue`);
+            if (tally.dead.has(t.mid)) {
+                fail(`${t.kind} task ${t.id} (${t.why}) ended in the dead-letter queue: ` +
+                    `${JSON.stringify((tally.deadReasons.get(t.mid) || [])[0])}`);
+            }
             if (!list) {
                 row.lost++;
                 continue;
@@ -479,11 +530,25 @@ async function runScenario(def, data) {
                 const why = checkResult(r, t, data.records);
                 if (why) wrong.push(`task ${t.id} (${t.why}): ${why}`);
             }
+            /* one message_id per task, for every delivery: what clients
+             * deduplicate by */
+            const mids = new Set(list.map((r) => r.properties.messageId || ''));
+            if (mids.has('') || mids.size !== 1) {
+                wrong.push(`task ${t.id}: its ${list.length} result deliveries carry message_ids ${JSON.stringify([...mids])}`);
+            } else {
+                const mid = [...mids][0];
+                if (midOwner.has(mid)) wrong.push(`tasks ${midOwner.get(mid)} and ${t.id} share the result message_id ${mid}`);
+                midOwner.set(mid, t.id);
+            }
         }
         if (notDead.length) {
             fail(`${notDead.length} poison message(s) not in the dead-letter queue: ` +
                 notDead.slice(0, 8).map((t) => `${t.why}: ${JSON.stringify(t.body.toString('latin1').slice(0, 100))}`).join(' | '));
         }
+        if (badReason.length) {
+            fail(`${badReason.length} dead letter(s) without an x-reporterd-reason "unreadable: ...", e.g. ${badReason.slice(0, 3).join(' | ')}`);
+        }
+        for (const d of tally.deadProblems.slice(0, 3)) fail(d);
         if (wrong.length) fail(`${wrong.length} wrong result(s), e.g.:\n${wrong.slice(0, 3).join('\n')}`);
         if (row.lost) {
             const missing = tasks.filter((t) => t.kind !== 'poison' && !results.has(L.idKey(t.id)));
@@ -494,6 +559,7 @@ async function runScenario(def, data) {
         row.results = resultCount;
         row.duplicated = tally.duplicated();
         row.dead = tally.deadPoison();
+        const counted = { results: resultCount, redeliveries: tally.collectorRedeliveries, deadCopies: tally.deadCopies };
 
         /* still serving: W+1 more tasks, all answered correctly */
         const mk = new TaskMaker(def.n * 10 + 9, L.prng(OPTS.seed ^ 0xabc), data);
@@ -517,7 +583,21 @@ async function runScenario(def, data) {
         }
         for (const u of tally.unexpected.slice(0, 5)) if (!row.failures.some((f) => f.includes(u.raw))) fail(`unexpected result: ${u.why}: ${u.raw}`);
 
-        /* clean stop, clean log */
+        /* the daemon's own counters, then its scenario's own checks */
+        try {
+            ctx.finalMetrics = await ctx.metrics();
+        } catch (e) {
+            fail(`reading /metrics: ${e.message}`);
+        }
+        if (def.check) {
+            try {
+                await def.check(ctx, { probes, counted });
+            } catch (e) {
+                fail(e.message);
+            }
+        }
+
+        /* clean stop, clean log, no sanitizer report */
         const ex = await daemon.shutdown('SIGTERM', 20000).catch((e) => { fail(`stop: ${e.message.slice(0, 2000)}`); return null; });
         if (ex && ex.code !== 0) fail(`daemon exit after SIGTERM: ${JSON.stringify(ex)}`);
         const m = BAD_LOG_RE.exec(daemon.log);
@@ -529,9 +609,18 @@ async function runScenario(def, data) {
         row.notes.push(...(def.notes ? def.notes(ctx, log) : []));
         const dl = countLog(log, /dead-lettered: crashed a worker/);
         if (dl) row.notes.push(`${dl} message(s) dead-lettered after max_redeliveries`);
+        if (row.duplicated) {
+            row.notes.push(`duplicated ${row.duplicated}: ${row.duplicated - counted.redeliveries} result(s) published again by the daemon, ` +
+                `${counted.redeliveries} redelivered by the broker to the suite's collector after its ack was lost`);
+        }
+        if (counted.deadCopies > row.dead) row.notes.push(`${counted.deadCopies - row.dead} extra dead-letter copies`);
+        if (ctx.finalMetrics) {
+            const fm = ctx.finalMetrics;
+            row.notes.push(`/metrics: ${fm.complete} complete, ${fm.error} error, ${fm.requeued} requeued, ` +
+                `${fm.dead_lettered} dead-lettered`);
+        }
         const pub = ctx.amqp.stats;
         if (pub.republished) row.notes.push(`suite publisher republished ${pub.republished} time(s) after a lost confirm`);
-        if (tally.collectorRedeliveries) row.notes.push(`collector got ${tally.collectorRedeliveries} redelivered copies of results it had taken (not counted)`);
         if (pub.disconnects) row.notes.push(`suite AMQP client reconnected ${pub.disconnects} time(s)`);
     } catch (e) {
         fail(`scenario aborted: ${e && e.stack || e}`);
@@ -551,6 +640,12 @@ async function runScenario(def, data) {
             try { await h.dropDatabase(ctx.mongo.uri, names.database); } catch (_) { /* stopped */ }
         }
         try { await h.cleanup(); } catch (e) { if (!row.failures.length) fail(`cleanup: ${e.message.slice(0, 1500)}`); }
+        /* every process of the daemon has exited: its report files are complete */
+        if (!row.skipped) {
+            const reports = L.sanitizerReports(sanDir);
+            for (const r of reports.slice(0, 5)) fail(`sanitizer report ${r.file}: ${r.summary}\n${r.text.slice(0, 2000)}`);
+            if (reports.length > 5) fail(`${reports.length - 5} more sanitizer report(s) in ${sanDir}`);
+        }
     }
     row.seconds = (Date.now() - t0) / 1000;
     row.ok = row.failures.length === 0;
@@ -565,6 +660,10 @@ function goodTasks(ctx, n) {
     const mk = new TaskMaker(ctx.def.n, L.prng(OPTS.seed + ctx.def.n), ctx.data);
     return Array.from({ length: n }, () => mk.good());
 }
+
+/* The daemon's log line for a task it put back because of the database
+ * (unavailable, or out of time): "task ID: ... returning the task to the queue". */
+const RETURNED_RE = /task (.+?): (?:database unavailable, |the query ran out of time [^;\n]*; )returning the task to the queue/g;
 
 /* Wait until frac of the tasks have results (the "middle of the run"). */
 async function untilAnswered(ctx, frac, timeoutMs = 120000) {
@@ -652,18 +751,52 @@ const SCENARIOS = [
         delayMs: 20,
         preloadMongo: true,
         publish: { perSecond: 25 },
-        get params() { return `${scaled(300)} tasks published at 25/s, 3 workers, +${this.delayMs} ms per task; test server stopped at 25 % answered, restarted (same port, data preloaded) 10 s later`; },
+        get params() { return `${scaled(300)} tasks published at 25/s, 3 workers, +${this.delayMs} ms per task; test server stopped at 25 % answered, restarted (same port, data preloaded) once the daemon has returned a task to the queue and 10 s have passed`; },
         makeTasks: (ctx) => goodTasks(ctx, scaled(300)),
         async drive(ctx) {
             await untilAnswered(ctx, 0.25);
+            const before = (await ctx.metrics()).requeued;
             const t = Date.now();
             await ctx.mongo.stop();
-            await sleep(10000);
+            /* the outage lasts 10 s, and at least until the daemon has
+             * returned a task (so the requeue path is taken, not skipped
+             * because the workers happened to be idle) */
+            await h.waitFor(async () => (await ctx.metrics()).requeued > before, 60000,
+                'reporterd_tasks_total{outcome="requeued"} to grow while the database is down', 200);
+            ctx.requeuedSeen = Date.now() - t;
+            const rest = 10000 - (Date.now() - t);
+            if (rest > 0) await sleep(rest);        /* the fault's length, not a synchronisation */
+            ctx.restartedAt = Date.now();
             await ctx.mongo.restart();
             ctx.outage = (Date.now() - t) / 1000;
         },
+        injected: (ctx) => (ctx.restartedAt ? 1 : 0),
+        /* the requeue path was taken, and what was returned came back right
+         * after the restart (the data was loaded before the new server
+         * listened, so a zero-count report would be a wrong figure) */
+        async check(ctx) {
+            const requeued = ctx.finalMetrics ? ctx.finalMetrics.requeued : 0;
+            if (!(requeued > 0)) throw new Error('scenario 3 did not take the requeue path: reporterd_tasks_total{outcome="requeued"} is 0');
+            const ids = [...ctx.daemon.log.matchAll(RETURNED_RE)].map((m) => m[1]);
+            ctx.returnedIds = new Set(ids);
+            const problems = [];
+            for (const id of ctx.returnedIds) {
+                const task = ctx.tally.tasks.get(`s:${id}`) || ctx.tally.tasks.get(`n:${id}`);
+                if (!task) { problems.push(`${id}: not a task of this run`); continue; }
+                const list = ctx.tally.results.get(L.idKey(task.id)) || [];
+                if (!list.some((r) => r.at >= ctx.restartedAt)) problems.push(`${id}: no result after the restart`);
+            }
+            if (problems.length) throw new Error(`tasks returned to the queue: ${problems.slice(0, 5).join('; ')}`);
+            let after = 0;
+            for (const list of ctx.tally.results.values()) after += list.filter((r) => r.at >= ctx.restartedAt).length;
+            ctx.resultsAfterRestart = after;
+            if (!after) throw new Error('no result arrived after the database restart: the run ended before it');
+        },
         notes: (ctx, log) => [
-            `database down ${ctx.outage.toFixed(1)} s; ${countLog(log, /database unavailable, returning the task/)} tasks returned to the queue, ` +
+            `database down ${ctx.outage.toFixed(1)} s (first task returned ${(ctx.requeuedSeen / 1000).toFixed(1)} s after the stop); ` +
+            `${ctx.returnedIds ? ctx.returnedIds.size : 0} distinct tasks returned to the queue ` +
+            `(${countLog(log, RETURNED_RE)} times), each answered after the restart; ` +
+            `${ctx.resultsAfterRestart || 0} results after the restart, all equal to the oracle; ` +
             `${countLog(log, /database unreachable/)} failed database retries logged`,
         ],
     },
@@ -672,7 +805,7 @@ const SCENARIOS = [
         name: 'poison messages interleaved with good and bad tasks',
         workers: 4,
         delayMs: 0,
-        config: { task: { max_message_size: 4096 } },
+        config: { task: { max_message_size: 4096, max_phones: 100 } },
         get params() { return `${scaled(1000)} unreadable messages of ${POISON_KIND_COUNT} kinds, ${scaled(300)} good tasks, ${scaled(150)} contract-breaking tasks, shuffled; 4 workers, task.max_message_size 4096`; },
         makeTasks: (ctx) => {
             const rnd = L.prng(OPTS.seed + 4);
@@ -691,15 +824,35 @@ const SCENARIOS = [
             out.push(mk.good({ phones: ctx.data.phones.slice(30), why: 'good task, int64 phones' }));
             while (out.length < scaled(1000) + ng) out.push(mk.good());
             for (let i = 0; i < scaled(150); i++) {
-                const [fn, why] = ERROR_KINDS[i % ERROR_KINDS.length];
-                out.push(mk.error(fn, why));
+                const [fn, why, text] = ERROR_KINDS[i % ERROR_KINDS.length];
+                out.push(mk.error(fn, why, text));
             }
             return L.shuffle(out, rnd);
         },
         publish: { concurrency: 32 },
         async drive() { /* the fault is the input */ },
+        /* nothing else happened to this run, so the daemon's own counters
+         * must match what the broker delivered, one for one */
+        async check(ctx, { probes, counted }) {
+            const fm = ctx.finalMetrics;
+            if (!fm) return;
+            let complete = 0;
+            let error = 0;
+            for (const list of ctx.tally.results.values()) {
+                for (const r of list) {
+                    if (r.body.status === 'Complete') complete++;
+                    else if (r.body.status === 'Error') error++;
+                }
+            }
+            const want = { complete, error, dead_lettered: counted.deadCopies, requeued: 0 };
+            const diff = Object.keys(want).filter((k) => fm[k] !== want[k]);
+            if (diff.length) {
+                throw new Error(`/metrics disagree with what arrived (${probes.length} probes included): ` +
+                    diff.map((k) => `${k} ${fm[k]}, received ${want[k]}`).join('; '));
+            }
+        },
         notes: (ctx, log) => [
-            `${countLog(log, /rejecting an unreadable message/)} rejections logged, ${countLog(log, /invalid: /)} contract errors logged`,
+            `${countLog(log, /moving an unreadable message/)} unreadable messages logged, ${countLog(log, /invalid: /)} contract errors logged`,
         ],
     },
     {
@@ -772,16 +925,25 @@ function table(rows) {
     return [head, sep, ...lines].join('\n');
 }
 
+/* What the daemon under test was built with (make passes SAN_CFLAGS). */
+function buildKind() {
+    const san = (process.env.REPORTERD_SANITIZERS || '').trim();
+    const m = /-fsanitize=(\S+)/.exec(san);
+    return m ? `sanitizer build (${m[1]})` : 'plain build';
+}
+
 async function main() {
     const started = Date.now();
     const rnd = L.prng(OPTS.seed);
     const data = makeData(rnd);
     const binary = h.env.testhooks && fs.existsSync(h.env.testhooks) ? h.env.testhooks : h.env.reporterd;
+    const defs = SCENARIOS.filter((d) => !OPTS.only || OPTS.only.has(d.n));
+    say(`1..${defs.length}`);
     say(`# reporterd fault-injection suite: seed ${OPTS.seed}, scale ${OPTS.scale}, ${data.records.length} call records ` +
-        `over ${data.phones.length} phones, daemon ${binary}`);
+        `over ${data.phones.length} phones (${data.tiesAvoided} ms added to avoid decimal ties), daemon ${binary}, ${buildKind()}; ` +
+        `sanitizer reports go to ${OPTS.sanitizerDir}`);
     const rows = [];
-    for (const def of SCENARIOS) {
-        if (OPTS.only && !OPTS.only.has(def.n)) continue;
+    for (const [i, def] of defs.entries()) {
         say(`# scenario ${def.n}: ${def.name}: ${def.params}`);
         let pre = null;
         if (def.n === 2) {
@@ -791,9 +953,11 @@ async function main() {
         const row = await runScenario(def, data);
         if (pre) row.notes.unshift(pre);
         rows.push(row);
-        say(`${row.ok ? 'ok' : 'FAILED'} ${def.n} - ${def.name}: sent ${row.sent}, results ${row.results}, lost ${row.lost}, ` +
+        const summary = `sent ${row.sent}, results ${row.results}, lost ${row.lost}, ` +
             `duplicated ${row.duplicated}, poison ${row.poisonSent}, dead-lettered ${row.dead}, still serving ${row.serving} ` +
-            `(${row.seconds.toFixed(1)} s)`);
+            `(${row.seconds.toFixed(1)} s)`;
+        if (row.skipped) say(`ok ${i + 1} - ${def.n}. ${def.name} # SKIP ${row.skipped}`);
+        else say(`${row.ok ? 'ok' : 'not ok'} ${i + 1} - ${def.n}. ${def.name}: ${summary}`);
         for (const n of row.notes) say(`#   ${n}`);
         for (const f of row.failures) say(`#   FAIL: ${f.replace(/\n/g, '\n#     ')}`);
         if (row.failures.truncated) say('#   (more failures not shown)');
@@ -805,17 +969,17 @@ async function main() {
         '',
         table(rows),
         '',
-        `Result: **${ok ? 'PASS' : 'FAIL'}** in ${seconds.toFixed(0)} s; seed ${OPTS.seed}, scale ${OPTS.scale}; ` +
-        `data: ${data.records.length} call records over ${data.phones.length} phones.`,
+        `Result: **${ok ? 'PASS' : 'FAIL'}** in ${seconds.toFixed(0)} s on ${os.cpus().length} cores, ${buildKind()}; ` +
+        `seed ${OPTS.seed}, scale ${OPTS.scale}; data: ${data.records.length} call records over ${data.phones.length} phones.`,
         '',
         ...rows.map((r) => `- **${r.n}. ${r.name}** (${r.seconds.toFixed(1)} s): ${r.params}.` +
             (r.notes.length ? ` ${r.notes.join('; ')}.` : '') +
             (r.ok ? '' : ` FAILED: ${r.failures.map((f) => f.split('\n')[0]).slice(0, 3).join('; ')}`)),
         '',
     ].join('\n');
-    say('');
-    say(table(rows));
-    say('');
+    say('#');
+    for (const line of table(rows).split('\n')) say(`# ${line}`);
+    say('#');
     say(`# ${ok ? 'PASS' : 'FAIL'}: ${rows.filter((r) => r.ok).length}/${rows.length} scenarios in ${seconds.toFixed(0)} s`);
     try {
         fs.mkdirSync(path.dirname(OPTS.out), { recursive: true });
@@ -832,6 +996,7 @@ main().then((ok) => {
     /* amqplib or the mongodb driver may keep the loop alive */
     setTimeout(() => process.exit(process.exitCode), 200).unref();
 }, (e) => {
-    say(`# FAIL: ${e && e.stack || e}`);
+    say(`Bail out! ${String(e && e.message || e).split('\n')[0]}`);
+    say(`# ${String(e && e.stack || e).replace(/\n/g, '\n# ')}`);
     process.exit(1);
 });

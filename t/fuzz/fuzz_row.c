@@ -1,0 +1,167 @@
+/*
+ * fuzz_row.c -- libFuzzer target for the reading of aggregation rows
+ * (rd_report_add_row): any BSON document either folds into the entry of
+ * the phone it names, with exactly the row's figures, all finite and in
+ * range, or is refused with one line; no other entry ever changes, and a
+ * result built from what was accepted is a Complete result in strict JSON.
+ * Inputs that are not valid BSON are skipped: libbson checks that before a
+ * row reaches us.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bson/bson.h>
+#include <json-c/json.h>
+
+#include "report.h"
+#include "task.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The task's phones: int32 and int64 ones, negative, and the ends of the
+ * range the task parser accepts. */
+static int64_t phones[] = {
+    1000, 1001, 79160000000, -1, 0, INT64_MAX, INT64_MIN + 1, 4503599627370497
+};
+#define NPHONES (sizeof(phones) / sizeof(phones[0]))
+
+static const char *const count_keys[] = { "cnt_all", "cnt_10", "cnt_10_30", "cnt_30" };
+static const char *const figure_keys[] = {
+    "min_price", "max_price", "avg_dur", "sum_price_over_15"
+};
+
+/* The phone a row names, read independently of report.c: the int64 value
+ * of a numeric _id that is a whole number in range.  0 when there is none. */
+static int
+row_phone(const bson_t *row, int64_t *phone)
+{
+    bson_iter_t it;
+    double      v;
+
+    if (!bson_iter_init_find(&it, row, "_id") || !BSON_ITER_HOLDS_NUMBER(&it))
+        return 0;
+    if (BSON_ITER_HOLDS_DOUBLE(&it)) {
+        v = bson_iter_double(&it);
+        if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0) || v != (double) (int64_t) v)
+            return 0;
+    }
+    *phone = bson_iter_as_int64(&it);
+    return 1;
+}
+
+static double
+row_double(const bson_t *row, const char *key)
+{
+    bson_iter_t it;
+
+    if (!bson_iter_init_find(&it, row, key) || !BSON_ITER_HOLDS_NUMBER(&it))
+        abort();
+    return bson_iter_as_double(&it);
+}
+
+static int64_t
+row_int(const bson_t *row, const char *key)
+{
+    bson_iter_t it;
+
+    if (!bson_iter_init_find(&it, row, key) || !BSON_ITER_HOLDS_NUMBER(&it))
+        abort();
+    return bson_iter_as_int64(&it);
+}
+
+/* The Complete result: strict JSON, status Complete, one entry a phone. */
+static void
+check_result(const struct rd_task *task, const struct rd_phone_stats *stats)
+{
+    struct json_tokener *tok;
+    struct json_object  *root, *v;
+    char                *json;
+
+    json = rd_report_complete_json(task, stats, "2023-05-09 02:27:03.049772", 0.5);
+    if (json == NULL)
+        return;                         /* out of memory */
+    tok = json_tokener_new();
+    if (tok == NULL) {
+        free(json);
+        return;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    root = json_tokener_parse_ex(tok, json, (int) strlen(json) + 1);
+    if (root == NULL || json_tokener_get_error(tok) != json_tokener_success
+        || !json_object_object_get_ex(root, "status", &v)
+        || strcmp(json_object_get_string(v), "Complete") != 0
+        || !json_object_object_get_ex(root, "data", &v)
+        || json_object_array_length(v) != task->nphones)
+        abort();
+    json_object_put(root);
+    json_tokener_free(tok);
+    free(json);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct rd_phone_stats stats[NPHONES], before[NPHONES];
+    struct rd_task        task;
+    bson_t                row;
+    size_t                i, k, hit = NPHONES, off;
+    int64_t               phone;
+    char                  err[512];
+    int                   rc, named;
+
+    if (size < 5 || !bson_init_static(&row, data, size)
+        || !bson_validate(&row, BSON_VALIDATE_NONE, &off))
+        return 0;
+
+    memset(&task, 0, sizeof(task));
+    task.id_int = 1;
+    strcpy(task.id_text, "1");
+    task.phones = phones;
+    task.nphones = NPHONES;
+    rd_report_init(stats, &task);
+    memcpy(before, stats, sizeof(stats));
+
+    named = row_phone(&row, &phone);
+    if (named)
+        for (i = 0; i < NPHONES; i++)
+            if (stats[i].phone == phone)
+                hit = i;
+
+    memset(err, 0, sizeof(err));
+    rc = rd_report_add_row(&row, stats, NPHONES, err, sizeof(err));
+
+    /* whatever happened, only the named phone's entry may have changed */
+    for (i = 0; i < NPHONES; i++)
+        if (i != hit && memcmp(&stats[i], &before[i], sizeof(stats[i])) != 0)
+            abort();
+
+    if (rc != 0) {
+        size_t n = strnlen(err, sizeof(err));
+
+        if (rc != -1 || n == 0 || n == sizeof(err) || strchr(err, '\n') != NULL)
+            abort();
+        return 0;
+    }
+
+    /* accepted: a phone of the task, and exactly the row's figures */
+    if (hit == NPHONES || stats[hit].phone != phone)
+        abort();
+    {
+        const int64_t c[] = { stats[hit].cnt_all, stats[hit].cnt_10, stats[hit].cnt_10_30,
+                              stats[hit].cnt_30 };
+        const double  f[] = { stats[hit].min_price, stats[hit].max_price, stats[hit].avg_dur,
+                              stats[hit].sum_price_over_15 };
+
+        for (k = 0; k < 4; k++)
+            if (c[k] != row_int(&row, count_keys[k]))
+                abort();
+        for (k = 0; k < 4; k++)
+            if (f[k] != row_double(&row, figure_keys[k]) || !(f[k] > -RD_REPORT_MAX_FIGURE
+                                                              && f[k] < RD_REPORT_MAX_FIGURE))
+                abort();
+    }
+    check_result(&task, stats);
+    return 0;
+}
