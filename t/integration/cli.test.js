@@ -46,7 +46,7 @@ test('-t stays offline: it contacts neither the broker nor the database (ExecSta
     const seen = [];
     const servers = [];
     for (const what of ['broker', 'database']) {
-        const s = net.createServer((c) => { seen.push(what); c.destroy(); });
+        const s = net.createServer((c) => { seen.push({ what, port: c.remotePort }); c.destroy(); });
         await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
         servers.push(s);
     }
@@ -56,9 +56,20 @@ test('-t stays offline: it contacts neither the broker nor the database (ExecSta
             { names, mongoUri: `mongodb://127.0.0.1:${mongoPort}` });
         const r = await h.run(bin(), ['-t', '-c', cfg]);
         assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
-        /* a connection made before -t exited would have been accepted by now */
-        await new Promise((resolve) => setImmediate(resolve));
-        assert.deepEqual(seen, [], 'no connection from -t');
+        /* -t has exited: a sentinel connection to each listener, accepted
+         * after anything -t connected (the accept queue is FIFO), shows
+         * that every earlier connection has been seen */
+        const sentinels = [];
+        for (const [what, s] of [['broker', servers[0]], ['database', servers[1]]]) {
+            const c = net.connect(s.address().port, '127.0.0.1');
+            c.on('error', () => {});
+            await new Promise((resolve) => c.once('connect', resolve));
+            sentinels.push({ what, port: c.localPort });
+            await h.waitFor(() => seen.some((x) => x.what === what && x.port === c.localPort), 5000,
+                `the ${what} listener to accept the sentinel connection`);
+            c.destroy();
+        }
+        assert.deepEqual(seen, sentinels, 'no connection from -t, only the sentinels');
     } finally {
         for (const s of servers) s.close();
     }

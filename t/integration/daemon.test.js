@@ -8,6 +8,10 @@
  * task goes back to the queue), the status process in ps, no /dev/shm
  * segment from libmongoc without MONGOC_DISABLE_SHM, and relative paths,
  * which mean the same to the daemon (after its chdir) and to -s.
+ *
+ * A daemonized master's stderr is /dev/null: on a sanitizer build its
+ * processes get log_path for their reports (harness.sanitizerLogs), which
+ * the tests check once the master has exited.
  */
 'use strict';
 
@@ -18,6 +22,14 @@ const path = require('node:path');
 const h = require('../lib/harness.js');
 
 let ctx;
+const RECORDS = [{ phone: 1, start_date: 0, end_date: 12000 }, { phone: 1, start_date: 0, end_date: 40000 }];
+
+/* A Complete result for phones, every figure checked against the oracle. */
+function assertComplete(res, id, phones) {
+    assert.equal(res.body.correlation_id, id, `correlation_id: ${res.raw.slice(0, 200)}`);
+    assert.equal(res.body.status, 'Complete', res.raw.slice(0, 300));
+    h.assertReport(res.body.data, h.expectedReport(RECORDS, phones), `task ${id}`);
+}
 
 function ps(pid) {
     try {
@@ -41,7 +53,7 @@ function childrenOf(pid) {
 
 before(async () => {
     ctx = await h.setup({ prefix: 'rddaemon' });
-    await ctx.loadRecords([{ phone: 1, start_date: 0, end_date: 12000 }, { phone: 1, start_date: 0, end_date: 40000 }]);
+    await ctx.loadRecords(RECORDS);
 });
 
 after(() => h.cleanup());
@@ -51,7 +63,8 @@ test('daemon: on detaches, writes the pid file before the start command returns,
     const log = path.join(dir, 'error.log');
     const cfg = ctx.writeConfig({ daemon: true, error_log: log }, { dir });
     const pidFile = path.join(dir, 'reporterd.pid');
-    const r = await h.run(h.env.reporterd, ['-c', cfg]);
+    const san = h.sanitizerLogs();
+    const r = await h.run(h.env.reporterd, ['-c', cfg], { env: Object.assign({}, process.env, san.env) });
     assert.equal(r.code, 0, `start: ${r.stderr}`);
     assert.ok(fs.existsSync(pidFile), 'the pid file exists when the start command returns');
     const pid = Number(fs.readFileSync(pidFile, 'utf8'));
@@ -65,8 +78,7 @@ test('daemon: on detaches, writes the pid file before the start command returns,
         'both workers consuming (error_log)');
     await ctx.publishTask({ correlation_id: 5, phones: [1] });
     const [res] = await ctx.collectResults(1, 20000);
-    assert.equal(res.body.status, 'Complete');
-    assert.equal(res.body.data[0].cnt_all_attempts, 2);
+    assertComplete(res, 5, [1]);
 
     const again = await h.run(h.env.reporterd, ['-c', cfg]);
     assert.notEqual(again.code, 0, 'a second start is refused');
@@ -77,12 +89,15 @@ test('daemon: on detaches, writes the pid file before the start command returns,
     await h.waitFor(() => !alive(pid), 20000, `master ${pid} to exit after -s quit`);
     assert.ok(!fs.existsSync(pidFile), 'the pid file is removed');
     assert.match(fs.readFileSync(log, 'utf8'), /all workers gone; master exiting/);
+    assert.doesNotMatch(fs.readFileSync(log, 'utf8'), h.BAD_LOG_RE);
+    san.assertClean();
 });
 
-/* Run the daemon binary with cwd as its current directory. */
-function runIn(cwd, args) {
+/* Run the daemon binary with cwd as its current directory (and env added to ours). */
+function runIn(cwd, args, env = {}) {
     return new Promise((resolve) => {
-        require('node:child_process').execFile(h.env.reporterd, args, { cwd, timeout: 30000 }, (err, stdout, stderr) => {
+        require('node:child_process').execFile(h.env.reporterd, args,
+            { cwd, timeout: 30000, env: Object.assign({}, process.env, env) }, (err, stdout, stderr) => {
             resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
         });
     });
@@ -98,7 +113,8 @@ test('daemon: on with a relative pid and error_log: both resolve against the con
     const log = path.join(dir, 'logs', 'error.log');
     const elsewhere = h.tmpDir();
 
-    const r = await runIn(elsewhere, ['-c', cfg]);
+    const san = h.sanitizerLogs();
+    const r = await runIn(elsewhere, ['-c', cfg], san.env);
     assert.equal(r.code, 0, `start from ${elsewhere}: ${r.stderr}`);
     assert.ok(fs.existsSync(pidFile), `the pid file is ${pidFile}`);
     const pid = Number(fs.readFileSync(pidFile, 'utf8'));
@@ -118,6 +134,8 @@ test('daemon: on with a relative pid and error_log: both resolve against the con
     assert.ok(!fs.existsSync(pidFile), 'the pid file is removed');
     assert.ok(!fs.existsSync(`${pidFile}.lock`), 'its lock file is removed');
     assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing was written in the directory it started from');
+    assert.doesNotMatch(fs.readFileSync(log, 'utf8'), h.BAD_LOG_RE);
+    san.assertClean();
 });
 
 test('user: workers drop to the configured user, the master stays root', async (t) => {
@@ -133,7 +151,7 @@ test('user: workers drop to the configured user, the master stays root', async (
     for (const k of kids) assert.notEqual(ps(k).uid, 0, `worker ${k} runs as nobody`);
     await ctx.publishTask({ correlation_id: 6, phones: [1] });
     const [res] = await ctx.collectResults(1, 20000);
-    assert.equal(res.body.status, 'Complete');
+    assertComplete(res, 6, [1]);
     await daemon.shutdown('SIGQUIT', 20000);
     assert.equal(daemon.exit.code, 0);
 
@@ -209,7 +227,7 @@ test('without MONGOC_DISABLE_SHM in the environment no /dev/shm/mongoc-<pid> seg
     assert.match(ps(d1.pid).args, /^reporterd: master process /, 'the process title survives');
     await ctx.publishTask({ correlation_id: 'shm', phones: [1] });
     const [res] = await ctx.collectResults(1, 20000);
-    assert.equal(res.body.status, 'Complete');
+    assertComplete(res, 'shm', [1]);
     await d1.shutdown('SIGQUIT', 20000);
     assert.equal(d1.exit.code, 0);
     assert.deepEqual(segments(pids1), [], 'no segment after a graceful stop');
@@ -261,8 +279,7 @@ test('worker_shutdown_timeout: a graceful stop kills a worker that outlives it; 
     /* the next daemon answers it */
     const next = h.startDaemon(ctx.writeConfig({ worker_processes: 1 }, { dir: h.tmpDir() }));
     const [res] = await ctx.collectResults(1, 30000);
-    assert.equal(res.body.correlation_id, 'slow');
-    assert.equal(res.body.status, 'Complete');
+    assertComplete(res, 'slow', [1]);
     await next.shutdown('SIGQUIT', 20000);
 });
 

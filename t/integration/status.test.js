@@ -11,6 +11,7 @@ const assert = require('node:assert/strict');
 const h = require('../lib/harness.js');
 
 let ctx;
+let records;
 
 async function curl(url) {
     const r = await h.run('curl', ['-sS', '-m', '5', '-w', '\n%{http_code}', url]);
@@ -32,7 +33,7 @@ function parseMetrics(text) {
 
 before(async () => {
     ctx = await h.setup({ prefix: 'rdstatus' });
-    const records = [];
+    records = [];
     for (let p = 1; p <= 5; p++) {
         for (let k = 0; k < 20; k++) records.push({ phone: p, start_date: 1000 * k, end_date: 1000 * k + 1000 * (k * 7 % 121) });
     }
@@ -61,8 +62,19 @@ test('/healthz and /metrics follow what the daemon did', async () => {
     for (let i = 0; i < invalid; i++) await ctx.publishTask({ correlation_id: 200 + i, phones: [] });
     for (let i = 0; i < unreadable; i++) await ctx.publishTask(`not json ${i}`);
     const results = await ctx.collectResults(good + invalid, 30000);
-    assert.equal(results.filter((r) => r.body.status === 'Complete').length, good);
-    assert.equal(results.filter((r) => r.body.status === 'Error').length, invalid);
+    const ids = (from, n) => Array.from({ length: n }, (_, i) => from + i);
+    assert.deepEqual(results.map((r) => r.body.correlation_id).sort((a, b) => a - b), [...ids(100, good), ...ids(200, invalid)],
+        'one result per readable task');
+    for (const r of results) {
+        if (r.body.correlation_id < 200) {
+            assert.equal(r.body.status, 'Complete', r.raw.slice(0, 300));
+            h.assertReport(r.body.data, h.expectedReport(records, [1, 2, 3]), `task ${r.body.correlation_id}`);
+        } else {
+            assert.equal(r.body.status, 'Error', r.raw.slice(0, 300));
+            assert.equal(r.body.error, 'phones is empty', `the reason for task ${r.body.correlation_id}`);
+            assert.deepEqual(r.body.data, []);
+        }
+    }
     await h.waitFor(async () => (await ctx.broker.messageCount(ctx.names.dead_letter_queue)) === unreadable,
         10000, `${unreadable} messages in the dead-letter queue`);
 

@@ -4,6 +4,7 @@
  * out of range, request order, and rows matched fast for 100,000 phones.
  */
 #include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -88,7 +89,9 @@ main(void)
     /* rounding */
     is_dbl(rd_round2(2765.594), 2765.59, "round down");
     is_dbl(rd_round2(46.705), 46.71, "round half away from zero");
-    is_dbl(rd_round2(-0.001), 0.0, "no negative zero");
+    /* fabs(g - w) cannot tell -0 from 0: test the sign bit itself */
+    ok(rd_round2(-0.001) == 0.0 && !signbit(rd_round2(-0.001)), "no negative zero: -0.001 rounds to +0");
+    ok(rd_round2(-0.0) == 0.0 && !signbit(rd_round2(-0.0)), "no negative zero: -0 becomes +0");
 
     /* pipeline */
     p = rd_report_pipeline(phones, 3, 10.0);
@@ -175,6 +178,28 @@ main(void)
     json = rd_report_error_json(&t, "x", "t", 0);
     like(json, "\"correlation_id\":-9223372036854775807,", "extreme ids survive");
     free(json);
+
+    /* A figure that rounds to zero from below prints 0, never "-0". */
+    {
+        int64_t                one[] = { 5 };
+        struct rd_phone_stats  s1[1];
+        bson_t                *row;
+
+        t.phones = one;
+        t.nphones = 1;
+        t.id_is_string = 0;
+        t.id_int = 1;
+        snprintf(t.id_text, sizeof(t.id_text), "1");
+        rd_report_init(s1, &t);
+        row = figures_row(5, -0.004, -0.0, -0.001, -0.0049);
+        is_int(rd_report_add_row(row, s1, 1, err, sizeof(err)), 0, "a row of negative near-zero figures is read");
+        json = rd_report_complete_json(&t, s1, "t", 0.5);
+        like(json, "\"min_price_att\":0,\"max_price_att\":0,\"avg_dur_att\":0,\"sum_price_att_over_15\":0}",
+             "  every one printed as 0");
+        ok(strstr(json, "-0") == NULL, "  no \"-0\" in the result");
+        free(json);
+        bson_destroy(row);
+    }
 
     /* Figures out of range: refused with the figure named, never printed. */
     is_dbl(rd_round2(1e306), 1e306, "rounding a huge value does not overflow");
