@@ -13,7 +13,6 @@
  *                 checked against what was sent.
  *   evidence      the broker's queue depths (nothing in flight any more),
  *                 the daemon's /metrics counters, sanitizer report files.
- *   test data     avoidTies: no phone whose exact average is a decimal tie.
  *   mongo helpers the test MongoDB server started with its data preloaded
  *                 (t/fault/mongod-preload.js), so it can be stopped and
  *                 started again on the same port without a window in which
@@ -463,44 +462,6 @@ function sanitizerReports(dir) {
 /* test data                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Today's daemon rounds figures as round(v * 100) / 100 on doubles, so an
- * exact decimal tie (a third decimal of exactly 5, e.g. an average of
- * 1.005 s) can come out one cent low, and the oracle's exact comparison
- * would fail at random with the seed.  Ties are covered by their own
- * expected-failure tests (issue 11); random data must hold none.  So for
- * each phone whose exact average duration is a tie, its last record is
- * made 1 ms longer until none is.  Prices, at a whole price_per_second,
- * are whole cents and never tie; each figure is checked anyway: value *
- * 100 = num / den in integers, a tie when 2 * (num mod den) = den. */
-function avoidTies(records, pricePerSecond = 10) {
-    if (!Number.isInteger(pricePerSecond)) throw new Error('avoidTies: price_per_second must be whole');
-    const pps = BigInt(pricePerSecond);
-    const tie = (num, den) => 2n * (((num % den) + den) % den) === den;
-    const ms = (r) => BigInt(new Date(r.end_date).getTime() - new Date(r.start_date).getTime());
-    const byPhone = new Map();
-    for (const r of records) {
-        const k = String(r.phone);
-        if (!byPhone.has(k)) byPhone.set(k, []);
-        byPhone.get(k).push(r);
-    }
-    let adjusted = 0;
-    for (const rs of byPhone.values()) {
-        for (let guard = 0; ; guard++) {
-            if (guard > 20) throw new Error(`avoidTies: cannot remove a tie for phone ${rs[0].phone}`);
-            const n = BigInt(rs.length);
-            const sum = rs.reduce((a, r) => a + ms(r), 0n);
-            const over15 = rs.reduce((a, r) => (ms(r) > 15000n ? a + ms(r) : a), 0n);
-            /* avg s * 100 = sum / (10 n); price * 100 = ms * pps / 10 */
-            const ties = tie(sum, 10n * n) || tie(over15 * pps, 10n) || rs.some((r) => tie(ms(r) * pps, 10n));
-            if (!ties) break;
-            const last = rs[rs.length - 1];
-            last.end_date = new Date(new Date(last.end_date).getTime() + 1);
-            adjusted++;
-        }
-    }
-    return adjusted;
-}
-
 /* ------------------------------------------------------------------ */
 /* processes                                                          */
 /* ------------------------------------------------------------------ */
@@ -587,7 +548,6 @@ module.exports = {
     readMetrics,
     sanitizerEnv,
     sanitizerReports,
-    avoidTies,
     workerPids,
     rabbitmqctl,
     brokerConnectionNames,

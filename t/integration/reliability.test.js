@@ -358,6 +358,76 @@ test('the database goes away: tasks go back to the queue (requeued counted) and 
     await daemon.shutdown('SIGQUIT', 20000);
 });
 
+/* MongoDB's own test command (4.4): fail the next `times` aggregate
+ * commands with `code`.  null when the server refuses it (a real MongoDB
+ * without enableTestCommands). */
+async function failAggregate(uri, data, mode) {
+    const client = await h.mongoClient(uri);
+    try {
+        await client.db('admin').command({
+            configureFailPoint: 'failCommand', mode,
+            data: Object.assign({ failCommands: ['aggregate'] }, data),
+        });
+        return true;
+    } catch (e) {
+        return e.message;
+    }
+}
+
+test('server errors: transient returns the task uncounted, permanent is an Error with the server\'s message, a timeout is retried then answered', { timeout: 120000 }, async (t) => {
+    const probe = await failAggregate(ctx.mongo.uri, {}, 'off');
+    if (probe !== true) return t.skip(`the server refuses configureFailPoint (start it with enableTestCommands=1): ${probe}`);
+    h.onCleanup(() => failAggregate(ctx.mongo.uri, {}, 'off'));
+    const names = freshNames();
+    const port = await h.freePort();
+    const cfg = h.writeConfig(h.tmpDir(), {
+        worker_processes: 1, status: { listen: `127.0.0.1:${port}` },
+        rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue, max_redeliveries: 1 },
+    }, { names, mongoUri: ctx.mongo.uri });
+    const daemon = h.startDaemon(cfg);
+    await daemon.waitReady(1, 30000);
+    await daemon.waitForLog(/serving \/metrics and \/healthz/, 10000);
+    const results = await ctx.broker.collector(names.result_queue);
+    const one = async (id, phones) => {
+        await ctx.broker.publish(names.task_queue, { correlation_id: id, phones });
+        const [r] = await results.next(1, 60000);
+        assert.equal(r.body.correlation_id, id, 'one task at a time');
+        return r;
+    };
+
+    /* transient (91 ShutdownInProgress): back to the queue, uncounted, then answered */
+    assert.equal(await failAggregate(ctx.mongo.uri, { errorCode: 91 }, { times: 1 }), true);
+    let r = await one(1, [1, 2]);
+    assert.equal(r.body.status, 'Complete');
+    h.assertReport(r.body.data, h.expectedReport(records, [1, 2]));
+    assert.equal(await tasksTotal(port, 'requeued'), 1, 'returned to the queue once');
+    assert.match(daemon.log, /task 1: database unavailable, returning the task to the queue: .*code 91/);
+
+    /* permanent (40324): an Error result carrying the server's message */
+    assert.equal(await failAggregate(ctx.mongo.uri, { errorCode: 40324 }, { times: 1 }), true);
+    r = await one(2, [3]);
+    assert.equal(r.body.status, 'Error');
+    assert.match(r.body.error, /^database error: Failing command via 'failCommand' failpoint \(domain \d+, code 40324\)$/);
+    assert.deepEqual(r.body.data, []);
+    assert.equal(await tasksTotal(port, 'requeued'), 1, 'a permanent error is not requeued');
+
+    /* MaxTimeMSExpired (50) once: requeued, counted, then answered */
+    assert.equal(await failAggregate(ctx.mongo.uri, { errorCode: 50 }, { times: 1 }), true);
+    r = await one(3, [4]);
+    assert.equal(r.body.status, 'Complete');
+    h.assertReport(r.body.data, h.expectedReport(records, [4]));
+    assert.match(daemon.log, /task 3: the query ran out of time \(1 of at most 2 times\)/);
+
+    /* 50 on every attempt: max_redeliveries + 1 = 2 timeouts, then an Error */
+    assert.equal(await failAggregate(ctx.mongo.uri, { errorCode: 50 }, { times: 2 }), true);
+    r = await one(4, [1]);
+    assert.equal(r.body.status, 'Error');
+    assert.match(r.body.error, /^the report did not finish within mongodb\.max_time_ms \(20000 ms\), 2 times: /);
+    assert.equal(await tasksTotal(port, 'requeued'), 3, 'requeued once for task 3 and once for task 4');
+    assert.equal(await ctx.broker.messageCount(names.dead_letter_queue), 0, 'nothing dead-lettered');
+    await daemon.shutdown('SIGQUIT', 20000);
+});
+
 test('TLS settings reach the libraries: amqps with a missing CA file is fatal, TLS handshakes with plain servers fail and are retried', async () => {
     const names = freshNames();
     const base = { worker_processes: 1, rabbitmq: { task_queue: names.task_queue, result_queue: names.result_queue } };
