@@ -161,6 +161,8 @@ main(int argc, char **argv)
     }
     char pid_path[PATH_MAX];
     snprintf(pid_path, sizeof(pid_path), "%s", conf->pid);
+    /* Titled before the start command returns, so ps shows it at once. */
+    rd_proctitle_set("reporterd: master process %s", conf_path);
     rd_daemon_ready(ready);
     mongoc_init();
     status = rd_master_run(conf, conf_path, pidfd);

@@ -588,7 +588,6 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     setup_signals(&waitmask);
     if (rd_metrics_init() != 0)
         rd_warn("mmap() failed: no shared metrics: %s", strerror(errno));
-    rd_proctitle_set("reporterd: master process %s", conf_path);
     rd_info("master started: %d workers, config %s", conf->worker_processes, conf_path);
     if (spawn_generation(&m, conf, 1) != 0)
         return 1;

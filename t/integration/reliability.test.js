@@ -407,7 +407,7 @@ test('server errors: transient returns the task uncounted, permanent is an Error
     assert.equal(await failAggregate(ctx.mongo.uri, { errorCode: 40324 }, { times: 1 }), true);
     r = await one(2, [3]);
     assert.equal(r.body.status, 'Error');
-    assert.match(r.body.error, /^database error: Failing command via 'failCommand' failpoint \(domain \d+, code 40324\)$/);
+    assert.match(r.body.error, /^database error: Failing command due to 'failCommand' failpoint \(domain \d+, code 40324\)$/);
     assert.deepEqual(r.body.data, []);
     assert.equal(await tasksTotal(port, 'requeued'), 1, 'a permanent error is not requeued');
 
