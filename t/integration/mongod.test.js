@@ -5,6 +5,15 @@
  * (REPORTERD_TEST_MONGODB_URI=mongodb://...), which is how the stand-in is
  * kept honest.
  *
+ * Where reporterd depends on MongoDB's behaviour, each test names the
+ * behaviour in its title: BSON comparison order across types in query and
+ * expression operators, $sort, $min/$max and distinct; exact int64/double
+ * equality above 2^53; MongoDB's null handling and error codes in
+ * $subtract/$divide/$multiply; maxTimeMS interrupting a running
+ * aggregation (code 50); errors injected with the failCommand fail point
+ * (configureFailPoint, a test command: against a real server started
+ * without enableTestCommands=1 those tests skip, saying so).
+ *
  * REPORTERD_TEST_SCALE=1 adds a 2,000,000-document load + aggregate timing
  * (slow; not part of the normal run).
  */
@@ -15,7 +24,7 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const h = require('../lib/harness.js');
 
-const { MongoClient, Long, Double, Int32 } = require('mongodb');
+const { MongoClient, Long, Double, Int32, MaxKey } = require('mongodb');
 const BSON = require('bson');
 
 let mongo;
@@ -95,18 +104,27 @@ function reportPipeline(phones, price) {
     ];
 }
 
-test('hello, ping, buildInfo and unknown commands', async () => {
+test('hello, ping, buildInfo and unknown commands; the server is MongoDB 4.4 (maxWireVersion 9), the release ' +
+    'reporterd supports', async () => {
     const admin = client.db('admin');
     const hello = await admin.command({ hello: 1 });
     assert.equal(hello.isWritablePrimary, true);
     assert.equal(hello.ok, 1);
-    assert.ok(hello.maxWireVersion >= 13, `maxWireVersion ${hello.maxWireVersion}`);
+    assert.ok(hello.maxWireVersion >= 9, `maxWireVersion ${hello.maxWireVersion}: 4.4 or later`);
     assert.equal(hello.maxBsonObjectSize, 16777216);
     const legacy = await admin.command({ isMaster: 1 });
     assert.equal(legacy.ismaster, true);
     assert.equal((await admin.command({ ping: 1 })).ok, 1);
     const bi = await admin.command({ buildInfo: 1 });
     assert.match(bi.version, /^\d+\.\d+/);
+    if (!mongo.external) {
+        /* the test server claims exactly what reporterd claims to support */
+        assert.equal(hello.maxWireVersion, 9);
+        assert.match(bi.version, /^4\.4\./);
+        assert.deepEqual(bi.versionArray.slice(0, 2), [4, 4]);
+        const fcv = await admin.command({ getParameter: 1, featureCompatibilityVersion: 1 });
+        assert.equal(fcv.featureCompatibilityVersion.version, '4.4');
+    }
     await assert.rejects(db.command({ noSuchCommandAtAll: 1 }), (e) => {
         assert.equal(e.code, 59);
         assert.equal(e.codeName, 'CommandNotFound');
@@ -240,6 +258,471 @@ test('aggregate errors look like MongoDB', async () => {
 });
 
 /* ------------------------------------------------------------------ */
+/* MongoDB behaviour the server mirrors (each test names it)          */
+/* ------------------------------------------------------------------ */
+
+/* One document per BSON type bracket; _id says which. */
+const MIXED = () => [
+    { _id: 1, v: null },
+    { _id: 2 },                              /* v missing */
+    { _id: 3, v: 3 },
+    { _id: 4, v: 'a' },
+    { _id: 5, v: [1, 20] },
+    { _id: 6, v: new Date(5) },
+    { _id: 7, v: true },
+    { _id: 8, v: { a: 1 } },
+    { _id: 9, v: [] },
+];
+
+async function mixedCollection(name) {
+    const c = db.collection(name);
+    await c.insertMany(MIXED());
+    return c;
+}
+
+const idsOf = (docs) => docs.map((d) => d._id);
+
+test('query comparisons match within one BSON type only (MongoDB: {v: {$lt: 10}} skips null, missing and ' +
+    'strings; {v: null} and {v: {$lte: null}} match null and missing; arrays match by element)', async () => {
+    const c = await mixedCollection('q_order');
+    const ids = async (filter) => idsOf(await c.find(filter).sort({ _id: 1 }).toArray());
+    assert.deepEqual(await ids({ v: { $lt: 10 } }), [3, 5], '$lt 10: the number and the array holding 1');
+    assert.deepEqual(await ids({ v: { $gt: 10 } }), [5], '$gt 10: only the array holding 20');
+    assert.deepEqual(await ids({ v: { $gte: 'a' } }), [4], '$gte "a": strings only, not the types ranked above');
+    assert.deepEqual(await ids({ v: null }), [1, 2], 'null matches null and missing');
+    assert.deepEqual(await ids({ v: { $lte: null } }), [1, 2], '$lte null matches null and missing');
+    assert.deepEqual(await ids({ v: { $lt: null } }), [], '$lt null matches nothing');
+    assert.deepEqual(await ids({ v: { $ne: null } }), [3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(await ids({ v: { $in: [null, 'a', 20] } }), [1, 2, 4, 5]);
+    assert.deepEqual(await ids({ v: { $nin: [null, 'a', 20] } }), [3, 6, 7, 8, 9]);
+    assert.deepEqual(await ids({ v: { $lt: new MaxKey() } }), [1, 2, 3, 4, 5, 6, 7, 8, 9], 'MaxKey bounds every type');
+    assert.deepEqual(await ids({ v: { $gte: new Date(0) } }), [6]);
+    assert.deepEqual(await ids({ v: { a: 1 } }), [8]);
+    assert.deepEqual(await ids({ v: [1, 20] }), [5], 'a whole array matches');
+    assert.deepEqual(await ids({ $expr: { $lt: ['$v', 10] } }), [1, 2, 3], '$expr compares across types');
+});
+
+test('expression comparisons follow the BSON type order, missing < null < numbers < string < object < array ' +
+    '(MongoDB: {$lt: [null, 10]} and {$lt: ["$missing", 10]} are true, {$eq: ["$missing", null]} is false)', async () => {
+    const c = await mixedCollection('x_order');
+    const rows = await c.aggregate([
+        {
+            $project: {
+                lt: { $lt: ['$v', 10] },
+                lte: { $lte: ['$v', null] },
+                gt: { $gt: ['$v', 'zzz'] },
+                gte: { $gte: ['$v', 3] },
+                eqNull: { $eq: ['$v', null] },
+                ne: { $ne: ['$v', 3] },
+                cmp: { $cmp: ['$v', 10] },
+                bucket: { $cond: [{ $lt: ['$v', 10] }, 'below', 'not below'] },
+                min: { $min: ['$v', 10] },
+                max: { $max: ['$v', 10] },
+            },
+        },
+        { $sort: { _id: 1 } },
+    ]).toArray();
+    const col = (k) => rows.map((r) => r[k]);
+    /*                           null   missing 3      'a'    [1,20] date   true   {a:1}  []   */
+    assert.deepEqual(col('lt'), [true, true, true, false, false, false, false, false, false], '$lt [v, 10]');
+    assert.deepEqual(col('lte'), [true, true, false, false, false, false, false, false, false], '$lte [v, null]');
+    assert.deepEqual(col('gt'), [false, false, false, false, true, true, true, true, true], '$gt [v, "zzz"]');
+    assert.deepEqual(col('gte'), [false, false, true, true, true, true, true, true, true], '$gte [v, 3]');
+    assert.deepEqual(col('eqNull'), [true, false, false, false, false, false, false, false, false], 'missing is not null');
+    assert.deepEqual(col('ne'), [true, true, false, true, true, true, true, true, true], '$ne [v, 3]');
+    assert.deepEqual(col('cmp'), [-1, -1, -1, 1, 1, 1, 1, 1, 1], '$cmp [v, 10]');
+    assert.deepEqual(col('bucket'), ['below', 'below', 'below', 'not below', 'not below', 'not below', 'not below',
+        'not below', 'not below'], '$cond on $lt');
+    /* $min/$max expressions ignore null and missing operands */
+    assert.deepEqual(col('min'), [10, 10, 3, 10, 10, 10, 10, 10, 10], '$min [v, 10]');
+    assert.deepEqual(col('max').map((v) => (v instanceof Date ? 'date' : v)),
+        [10, 10, 10, 'a', [1, 20], 'date', true, { a: 1 }, []], '$max [v, 10]');
+    const [lit] = await c.aggregate([{ $limit: 1 },
+        { $project: { _id: 0, a: { $lt: [null, 10] }, b: { $gt: ['1', 2] }, c: { $lt: [{ $literal: [] }, {}] } } }]).toArray();
+    assert.deepEqual(lit, { a: true, b: true, c: false }, 'literals: null < 10, "1" > 2, [] > {}');
+});
+
+test('$sort, $min/$max accumulators and distinct use the BSON type order (MongoDB: missing sorts as null, ' +
+    'an array by its smallest element ascending / largest descending, an empty array below null)', async () => {
+    const c = await mixedCollection('s_order');
+    const asc = idsOf(await c.find({}).sort({ v: 1, _id: 1 }).toArray());
+    assert.deepEqual(asc, [9, 1, 2, 5, 3, 4, 8, 7, 6], 'find sort ascending');
+    const desc = idsOf(await c.find({}).sort({ v: -1, _id: 1 }).toArray());
+    assert.deepEqual(desc, [6, 7, 8, 4, 5, 3, 1, 2, 9], 'find sort descending');
+    const aggAsc = idsOf(await c.aggregate([{ $sort: { v: 1, _id: 1 } }]).toArray());
+    assert.deepEqual(aggAsc, asc, '$sort stage');
+    const [g] = await c.aggregate([{ $group: { _id: null, mn: { $min: '$v' }, mx: { $max: '$v' } } }]).toArray();
+    assert.equal(g.mn, 3, '$min skips null and missing; numbers rank lowest of the rest');
+    assert.ok(g.mx instanceof Date && g.mx.getTime() === 5, `$max: the date ranks highest, got ${g.mx}`);
+    const [none] = await c.aggregate([{ $match: { _id: { $in: [1, 2] } } },
+        { $group: { _id: null, mn: { $min: '$v' }, mx: { $max: '$v' } } }]).toArray();
+    assert.deepEqual(none, { _id: null, mn: null, mx: null }, 'only null and missing: null');
+    const n = db.collection('s_nums');
+    await n.insertMany([{ v: 2 }, { v: new Double(2) }, { v: Long.fromNumber(2) }, { v: 'b' }, { v: 1.5 }, { v: null }]);
+    assert.deepEqual(await n.distinct('v'), [null, 1.5, 2, 'b'], 'distinct: 2, 2.0 and 2L are one value');
+});
+
+/* The pipeline src/report.c builds (rd_report_pipeline), for one price. */
+function reporterdPipeline(phones, price) {
+    const cmp = (op, v) => ({ [op]: ['$dur', new Double(v)] });
+    const condSum = (cond, then) => ({ $sum: { $cond: [cond, then === undefined ? new Int32(1) : then, new Int32(0)] } });
+    return [
+        { $match: { phone: { $in: phones.map((p) => Long.fromNumber(p)) } } },
+        { $project: { _id: 0, phone: 1, dur: { $divide: [{ $subtract: ['$end_date', '$start_date'] }, new Double(1000)] } } },
+        { $addFields: { price: { $multiply: ['$dur', new Double(price)] } } },
+        {
+            $group: {
+                _id: '$phone',
+                cnt_all: { $sum: new Int32(1) },
+                cnt_10: condSum(cmp('$lt', 10)),
+                cnt_10_30: condSum({ $and: [cmp('$gte', 10), cmp('$lt', 30)] }),
+                cnt_30: condSum(cmp('$gte', 30)),
+                sum_price_over_15: condSum(cmp('$gt', 15), '$price'),
+                min_price: { $min: '$price' },
+                max_price: { $max: '$price' },
+                avg_dur: { $avg: '$dur' },
+            },
+        },
+    ];
+}
+
+test("reporterd's pipeline on records with missing or null dates: they count in the < 10 s bucket and nowhere " +
+    'else (MongoDB: the duration is null and {$lt: [null, 10]} is true), a string phone never matches', async () => {
+    const c = db.collection('rd_cross');
+    const t0 = Date.UTC(2023, 0, 1);
+    await c.insertMany([
+        { phone: 5, start_date: new Date(t0), end_date: new Date(t0 + 20000) },        /* 20 s */
+        { phone: 5, end_date: new Date(t0) },                                           /* no start: null */
+        { phone: 5, start_date: null, end_date: null },                                 /* null - null: null */
+        { phone: Long.fromNumber(5), start_date: new Date(t0), end_date: new Date(t0 + 4000) },  /* 4 s, int64 */
+        { phone: '5', start_date: new Date(t0), end_date: new Date(t0 + 1000) },        /* string: no match */
+        { phone: 6 },                                                                   /* no dates at all */
+    ]);
+    const rows = await c.aggregate(reporterdPipeline([5, 6, 7], 2)).toArray();
+    rows.sort((a, b) => a._id - b._id);
+    assert.deepEqual(rows.map((r) => r._id), [5, 6], 'phones 5 and 6 have records; "5" is a string');
+    const [p5, p6] = rows;
+    assert.deepEqual({ all: p5.cnt_all, c10: p5.cnt_10, c1030: p5.cnt_10_30, c30: p5.cnt_30 },
+        { all: 4, c10: 3, c1030: 1, c30: 0 }, 'phone 5: 4 s and the two null durations are < 10 s, 20 s is in [10, 30)');
+    assert.equal(p5.sum_price_over_15, 40, 'only the 20 s record is over 15 s: 20 * 2');
+    assert.equal(p5.min_price, 8, '$min ignores the null prices: 4 * 2');
+    assert.equal(p5.max_price, 40);
+    assert.equal(p5.avg_dur, 12, '$avg ignores the null durations: (20 + 4) / 2');
+    assert.deepEqual({ all: p6.cnt_all, c10: p6.cnt_10, c1030: p6.cnt_10_30, c30: p6.cnt_30, sum: p6.sum_price_over_15 },
+        { all: 1, c10: 1, c1030: 0, c30: 0, sum: 0 });
+    assert.equal(p6.min_price, null);
+    assert.equal(p6.max_price, null);
+    assert.equal(p6.avg_dur, null);
+});
+
+test('$subtract, $divide and $multiply: null or missing operands give null, other types fail with ' +
+    "MongoDB's codes (16556, 16613, 16609, 16555)", async () => {
+    const c = db.collection('arith');
+    const t0 = new Date(Date.UTC(2023, 0, 1));
+    await c.insertMany([
+        { _id: 's', start: '2023-01-01', end: '2023-01-02' },
+        { _id: 'sd', start: '2023-01-01', end: t0 },
+        { _id: 'ds', start: t0, end: '2023-01-02' },
+        { _id: 'n', start: 1000, end: 5000 },
+        { _id: 'dn', start: 1000, end: t0 },
+    ]);
+    const run = (id, project) => c.aggregate([{ $match: { _id: id } }, { $project: project }]).toArray();
+    const sub = { d: { $subtract: ['$end', '$start'] } };
+    const fails = async (id, project, code, re) => {
+        await assert.rejects(run(id, project), (e) => {
+            assert.equal(e.code, code, `${id}: ${e.message}`);
+            assert.match(e.message, re);
+            return true;
+        });
+    };
+    await fails('s', sub, 16556, /subtract.*string/);
+    await fails('ds', sub, 16556, /subtract.*date.*string|subtract.*string/);
+    await fails('sd', sub, 16613, /subtract.*string.*[Dd]ate/);
+    assert.deepEqual(await run('n', sub), [{ _id: 'n', d: 4000 }], 'numbers subtract');
+    const [dn] = await run('dn', sub);
+    assert.ok(dn.d instanceof Date && dn.d.getTime() === t0.getTime() - 1000, 'date - number is a date');
+    await fails('dn', { d: { $divide: [{ $subtract: ['$end', '$start'] }, 1000] } }, 16609, /\$divide only supports numeric types, not date and int/);
+    await fails('s', { d: { $multiply: ['$start', 2] } }, 16555, /\$multiply only supports numeric types, not string/);
+    await fails('n', { d: { $divide: ['$end', 0] } }, 16608, /divide by zero/);
+    const [nulls] = await run('n', {
+        _id: 0,
+        a: { $subtract: ['$end', '$nope'] }, b: { $subtract: [null, '$start'] }, c: { $divide: ['$nope', 1000] },
+        d: { $multiply: ['$nope', 2] }, e: { $add: ['$end', null] }, f: { $divide: [null, 'x'] },
+    });
+    assert.deepEqual(nulls, { a: null, b: null, c: null, d: null, e: null, f: null });
+});
+
+test('int64 above 2^53 matches an equal double exactly (MongoDB compares long and double by value: ' +
+    'Long(2^53 + 1) != 2^53, Long(2^53) == 2^53) in $match, $in, indexes and $group keys', async () => {
+    const c = db.collection('bigint');
+    const P53 = '9007199254740992';
+    const P53P1 = '9007199254740993';
+    await c.insertMany([
+        { _id: 1, p: Long.fromString(P53P1) },
+        { _id: 2, p: Long.fromString(P53) },
+        { _id: 3, p: 9007199254740992 },           /* the double 2^53 */
+        { _id: 4, p: new Int32(5) },
+        { _id: 5, p: Long.fromNumber(5) },
+        { _id: 6, p: new Double(5) },
+        { _id: 7, p: '5' },
+    ]);
+    const check = async (label) => {
+        const ids = async (f) => idsOf(await c.find(f).sort({ _id: 1 }).toArray());
+        assert.deepEqual(await ids({ p: 9007199254740992 }), [2, 3], `${label}: double 2^53`);
+        assert.deepEqual(await ids({ p: Long.fromString(P53) }), [2, 3], `${label}: Long(2^53)`);
+        assert.deepEqual(await ids({ p: Long.fromString(P53P1) }), [1], `${label}: Long(2^53 + 1)`);
+        assert.deepEqual(await ids({ p: { $in: [Long.fromString(P53), Long.fromNumber(5)] } }), [2, 3, 4, 5, 6], `${label}: $in`);
+        assert.deepEqual(await ids({ p: { $gt: 9007199254740992 } }), [1], `${label}: $gt 2^53`);
+        assert.deepEqual(await ids({ p: { $lt: Long.fromString(P53P1) } }), [2, 3, 4, 5, 6], `${label}: $lt Long(2^53 + 1)`);
+        const m = await c.aggregate([{ $match: { p: { $in: [Long.fromString(P53P1)] } } }]).toArray();
+        assert.deepEqual(idsOf(m), [1], `${label}: $match $in Long(2^53 + 1)`);
+    };
+    await check('no index');
+    await c.createIndex({ p: 1 });
+    await check('indexed');
+    const groups = await c.aggregate([{ $group: { _id: '$p', ids: { $push: '$_id' } } }]).toArray();
+    const keyOf = (id) => (typeof id === 'string' ? `string ${id}` : `number ${String(id)}`);
+    const byKey = new Map(groups.map((g) => [keyOf(g._id), g.ids.sort((a, b) => a - b)]));
+    assert.equal(groups.length, 4, `groups: ${JSON.stringify([...byKey])}`);
+    assert.deepEqual(byKey.get(`number ${P53}`), [2, 3], 'Long(2^53) and 2^53 form one group');
+    assert.deepEqual(byKey.get(`number ${P53P1}`), [1], 'Long(2^53 + 1) is a group of its own');
+    assert.deepEqual(byKey.get('number 5'), [4, 5, 6], 'int 5, long 5 and double 5 form one group');
+    assert.deepEqual(byKey.get('string 5'), [7], 'the string "5" is a group of its own');
+});
+
+/* A collection big enough that aggregating it takes far longer than the
+ * limits below, on the test server and on a real one. */
+const BIG_N = 100000;
+let bigReady = null;
+function bigCollection() {
+    if (!bigReady) {
+        bigReady = (async () => {
+            const c = db.collection('big');
+            for (let i = 0; i < BIG_N; i += 10000) {
+                const docs = [];
+                for (let j = i; j < i + 10000; j++) {
+                    docs.push({ phone: j % 997, start_date: new Date(j * 1000), end_date: new Date(j * 1000 + (j % 61) * 1000) });
+                }
+                await c.insertMany(docs, { ordered: false });
+            }
+            return c;
+        })();
+    }
+    return bigReady;
+}
+
+const HEAVY = [
+    { $project: { phone: 1, dur: { $divide: [{ $subtract: ['$end_date', '$start_date'] }, 1000] } } },
+    { $group: { _id: '$phone', n: { $sum: 1 }, c: { $sum: { $cond: [{ $lt: ['$dur', 10] }, 1, 0] } }, mx: { $max: '$dur' } } },
+    { $sort: { mx: -1, _id: 1 } },
+];
+
+const isMaxTime = (e) => {
+    assert.equal(e.code, 50, `expected MaxTimeMSExpired, got ${e.code} ${e.message}`);
+    assert.equal(e.codeName, 'MaxTimeMSExpired');
+    assert.match(e.message, /operation exceeded time limit/);
+    return true;
+};
+
+test('maxTimeMS interrupts an aggregation while it runs (MongoDB: code 50 MaxTimeMSExpired, ' +
+    '"operation exceeded time limit", checked periodically during execution)', async () => {
+    const c = await bigCollection();
+    let t = Date.now();
+    await assert.rejects(c.aggregate(HEAVY, { maxTimeMS: 1 }).toArray(), isMaxTime);
+    const oneMs = Date.now() - t;
+    assert.ok(oneMs < 1000, `a 1 ms limit came back after ${oneMs} ms`);
+
+    t = Date.now();
+    await assert.rejects(c.find({ phone: { $lt: 500 } }, { maxTimeMS: 1 }).sort({ end_date: -1 }).toArray(), isMaxTime);
+    assert.ok(Date.now() - t < 1000, `find with a 1 ms limit came back after ${Date.now() - t} ms`);
+
+    /* not before the limit, and not long after it */
+    t = Date.now();
+    let timedOut = false;
+    try {
+        await c.aggregate(HEAVY, { maxTimeMS: 200 }).toArray();
+    } catch (e) {
+        isMaxTime(e);
+        timedOut = true;
+    }
+    const ms = Date.now() - t;
+    if (timedOut) {
+        assert.ok(ms >= 195 && ms < 1500, `a 200 ms limit came back after ${ms} ms`);
+    } else {
+        assert.ok(mongo.external, `the aggregation finished within 200 ms (${ms} ms): the collection is too small to tell`);
+    }
+
+    /* a query within its limit is unaffected */
+    let n3 = 0;
+    for (let j = 0; j < BIG_N; j++) if (j % 997 === 3) n3++;
+    const few = await c.aggregate([{ $match: { phone: 3 } }, { $count: 'n' }], { maxTimeMS: 60000 }).toArray();
+    assert.deepEqual(few, [{ n: n3 }]);
+});
+
+/* ---- fail points ---- */
+
+async function failPoint(spec, t) {
+    try {
+        return await client.db('admin').command(Object.assign({ configureFailPoint: 'failCommand' }, spec));
+    } catch (e) {
+        if (e.code === 59 && t) {
+            t.skip('the server refuses configureFailPoint: start it with --setParameter enableTestCommands=1');
+            return null;
+        }
+        throw e;
+    }
+}
+
+/* A client of its own (no retries, an application name) for injected errors. */
+async function withFailClient(fn, appName = 'rd-failpoint-test') {
+    const c = new MongoClient(mongo.uri, { retryReads: false, retryWrites: false, appName, serverSelectionTimeoutMS: 10000 });
+    await c.connect();
+    try {
+        return await fn(c.db(names.database));
+    } finally {
+        await c.close();
+    }
+}
+
+const FAIL_MSG = "Failing command due to 'failCommand' failpoint";
+
+test('failCommand {times: 1} fails the next matching command once with the code, codeName and errmsg mongod ' +
+    'gives (transient 91, 189, 10107, 11600, 262, 50; permanent 40324), then lets commands through', async (t) => {
+    if (!(await failPoint({ mode: 'off' }, t))) return;
+    const table = [
+        [91, 'ShutdownInProgress'], [189, 'PrimarySteppedDown'], [10107, 'NotWritablePrimary'],
+        [11600, 'InterruptedAtShutdown'], [262, 'ExceededTimeLimit'], [50, 'MaxTimeMSExpired'], [40324, 'Location40324'],
+    ];
+    try {
+        await withFailClient(async (fdb) => {
+            await fdb.collection('fp').insertOne({ _id: 1 });
+            const agg = () => fdb.command({ aggregate: 'fp', pipeline: [{ $match: {} }], cursor: {} });
+            for (const [code, name] of table) {
+                await failPoint({ mode: { times: 1 }, data: { failCommands: ['aggregate'], errorCode: code } });
+                await assert.rejects(agg(), (e) => {
+                    assert.equal(e.code, code);
+                    if (code === 10107) assert.match(e.codeName, /^(NotWritablePrimary|NotMaster)$/);
+                    else assert.equal(e.codeName, name);
+                    assert.equal(e.errorResponse.errmsg, FAIL_MSG);
+                    assert.equal(e.errorResponse.ok, 0);
+                    assert.equal(e.errorResponse.errorLabels, undefined, 'no labels unless asked');
+                    return true;
+                }, `code ${code}`);
+                const r = await agg();
+                assert.equal(r.ok, 1, `after {times: 1} with ${code} the next aggregate succeeds`);
+                assert.deepEqual(r.cursor.firstBatch, [{ _id: 1 }]);
+            }
+        });
+    } finally {
+        await failPoint({ mode: 'off' });
+    }
+});
+
+test('failCommand "alwaysOn" fails every matching command until "off"; errorLabels are added to the reply; ' +
+    'other commands are untouched; configureFailPoint replies {count} of activations (MongoDB 4.4)', async (t) => {
+    if (!(await failPoint({ mode: 'off' }, t))) return;
+    try {
+        await withFailClient(async (fdb) => {
+            await fdb.collection('fp2').insertOne({ _id: 1 });
+            const before = (await failPoint({
+                mode: 'alwaysOn',
+                data: { failCommands: ['aggregate', 'find'], errorCode: 189, errorLabels: ['RetryableWriteError'] },
+            })).count;
+            for (let i = 0; i < 3; i++) {
+                await assert.rejects(fdb.collection('fp2').find({}).toArray(), (e) => {
+                    assert.equal(e.code, 189);
+                    assert.deepEqual(e.errorResponse.errorLabels, ['RetryableWriteError']);
+                    assert.ok(e.hasErrorLabel('RetryableWriteError'));
+                    return true;
+                });
+            }
+            assert.equal((await fdb.command({ count: 'fp2' })).n, 1, 'count is not in failCommands');
+            const off = await failPoint({ mode: 'off' });
+            assert.equal(off.count - before, 3, 'three activations');
+            assert.deepEqual(await fdb.collection('fp2').find({}).toArray(), [{ _id: 1 }], 'off: find works again');
+        });
+    } finally {
+        await failPoint({ mode: 'off' });
+    }
+});
+
+test('failCommand closeConnection closes the connection without a reply (MongoDB: the driver sees a ' +
+    'network error) and blockConnection delays the command by blockTimeMS', async (t) => {
+    if (!(await failPoint({ mode: 'off' }, t))) return;
+    try {
+        await withFailClient(async (fdb) => {
+            await fdb.collection('fp3').insertOne({ _id: 1 });
+            await failPoint({ mode: { times: 1 }, data: { failCommands: ['find'], closeConnection: true } });
+            await assert.rejects(fdb.command({ find: 'fp3', filter: {} }), (e) => {
+                assert.match(e.name, /MongoNetworkError|MongoServerSelectionError|PoolCleared/, `${e.name}: ${e.message}`);
+                return true;
+            });
+            const r = await fdb.command({ find: 'fp3', filter: {} });
+            assert.deepEqual(r.cursor.firstBatch, [{ _id: 1 }], 'the next command works on a new connection');
+
+            await failPoint({ mode: { times: 1 }, data: { failCommands: ['find'], blockConnection: true, blockTimeMS: 400 } });
+            let t0 = Date.now();
+            const b = await fdb.command({ find: 'fp3', filter: {} });
+            const blocked = Date.now() - t0;
+            assert.deepEqual(b.cursor.firstBatch, [{ _id: 1 }], 'blocked, then answered normally');
+            assert.ok(blocked >= 390 && blocked < 3000, `blocked for ${blocked} ms, expected ~400`);
+
+            /* the block is interrupted by the command's own maxTimeMS */
+            await failPoint({ mode: { times: 1 }, data: { failCommands: ['aggregate'], blockConnection: true, blockTimeMS: 5000 } });
+            t0 = Date.now();
+            await assert.rejects(fdb.command({ aggregate: 'fp3', pipeline: [], cursor: {}, maxTimeMS: 150 }), isMaxTime);
+            const waited = Date.now() - t0;
+            assert.ok(waited >= 140 && waited < 3000, `maxTimeMS 150 ended the 5 s block after ${waited} ms`);
+        });
+    } finally {
+        await failPoint({ mode: 'off' });
+    }
+});
+
+test('failCommand appName applies only to clients whose handshake names that application; ' +
+    'configureFailPoint is admin-only (13) and names unknown fail points (266 FailPointSetFailed)', async (t) => {
+    if (!(await failPoint({ mode: 'off' }, t))) return;
+    try {
+        await db.collection('fp4').insertOne({ _id: 1 });
+        await failPoint({ mode: 'alwaysOn', data: { failCommands: ['find'], errorCode: 91, appName: 'rd-fp-victim' } });
+        await withFailClient(async (fdb) => {
+            await assert.rejects(fdb.command({ find: 'fp4', filter: {} }), (e) => e.code === 91);
+        }, 'rd-fp-victim');
+        await withFailClient(async (fdb) => {
+            const r = await fdb.command({ find: 'fp4', filter: {} });
+            assert.deepEqual(r.cursor.firstBatch, [{ _id: 1 }], 'another application is not affected');
+        }, 'rd-fp-bystander');
+    } finally {
+        await failPoint({ mode: 'off' });
+    }
+    await assert.rejects(db.command({ configureFailPoint: 'failCommand', mode: 'off' }), (e) => {
+        assert.equal(e.code, 13);
+        assert.match(e.message, /admin database/);
+        return true;
+    });
+    await assert.rejects(client.db('admin').command({ configureFailPoint: 'rdNoSuchFailPoint', mode: 'off' }), (e) => {
+        assert.equal(e.code, 266);
+        assert.equal(e.codeName, 'FailPointSetFailed');
+        return true;
+    });
+});
+
+test('maxTimeAlwaysTimeOut makes every command that carries maxTimeMS fail with 50 at once (MongoDB test ' +
+    'fail point); commands without maxTimeMS are unaffected', async (t) => {
+    if (!(await failPoint({ mode: 'off' }, t))) return;
+    const admin = client.db('admin');
+    await db.collection('fp5').insertOne({ _id: 1 });
+    try {
+        await admin.command({ configureFailPoint: 'maxTimeAlwaysTimeOut', mode: 'alwaysOn' });
+        await assert.rejects(db.collection('fp5').aggregate([], { maxTimeMS: 600000 }).toArray(), isMaxTime);
+        assert.deepEqual(await db.collection('fp5').aggregate([]).toArray(), [{ _id: 1 }]);
+    } finally {
+        await admin.command({ configureFailPoint: 'maxTimeAlwaysTimeOut', mode: 'off' });
+    }
+    assert.deepEqual(await db.collection('fp5').aggregate([], { maxTimeMS: 600000 }).toArray(), [{ _id: 1 }]);
+});
+
+/* ------------------------------------------------------------------ */
 /* raw wire protocol                                                  */
 /* ------------------------------------------------------------------ */
 
@@ -349,7 +832,7 @@ test('wire: legacy OP_QUERY isMaster gets an OP_REPLY', async () => {
         assert.equal(doc.ok, 1);
         assert.equal(doc.ismaster, true);
         assert.equal(doc.helloOk, true);
-        assert.ok(doc.maxWireVersion >= 13);
+        assert.ok(doc.maxWireVersion >= 9);
         assert.equal(doc.compression, undefined, 'no compression offered when none was asked');
     } finally {
         w.close();

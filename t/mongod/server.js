@@ -32,7 +32,10 @@
  * older drivers), answered with OP_REPLY (1).  No compression is advertised
  * and OP_COMPRESSED is refused.
  *
- * Commands: hello/isMaster/ismaster, ping, buildInfo ("5.0.0-test"),
+ * Version: it presents itself as MongoDB 4.4, the release reporterd claims
+ * to support: buildInfo "4.4.0-test", maxWireVersion 9, FCV "4.4".
+ *
+ * Commands: hello/isMaster/ismaster, ping, buildInfo, configureFailPoint,
  * getParameter, serverStatus, hostInfo, whatsmyuri, endSessions,
  * killSessions, insert, find, getMore, killCursors, aggregate, count,
  * distinct, delete, update, findAndModify (basic), createIndexes,
@@ -41,9 +44,31 @@
  * {ok: 0, code: 59, codeName: "CommandNotFound"} like MongoDB.
  *
  * Query and aggregation semantics come from the "mingo" package: whatever
- * operators mingo implements work, with mingo's semantics.  An unknown
- * pipeline stage gets MongoDB's code 40324 "Unrecognized pipeline stage
- * name: '$x'".
+ * operators mingo implements work, with mingo's semantics, except where
+ * reporterd depends on MongoDB's own (section "MongoDB's comparison order
+ * and arithmetic"): values of different types compare in MongoDB's BSON
+ * order (MinKey < missing < null < numbers < string < object < array <
+ * binData < ObjectId < bool < date < timestamp < regex < MaxKey) in the
+ * expression operators $eq/$ne/$lt/$lte/$gt/$gte/$cmp/$min/$max, the
+ * $min/$max accumulators, $sort and distinct, so {$lt: [null, 10]} is
+ * true; query operators $eq/$ne/$lt/$lte/$gt/$gte/$in/$nin compare only
+ * within a type ({x: {$lt: 10}} matches neither null nor a missing x,
+ * {x: {$lte: null}} matches both); numbers of all types compare by exact
+ * value (Long(2^53 + 1) is not the double 2^53, Long(2^53) is), also as
+ * $group keys, _id and index keys; $add/$subtract/$multiply/$divide give
+ * null for null or missing operands and MongoDB's errors (16554, 16555,
+ * 16556, 16608, 16609, 16613) for other types.  An unknown pipeline stage
+ * gets MongoDB's code 40324 "Unrecognized pipeline stage name: '$x'".
+ *
+ * maxTimeMS (find, aggregate, count, distinct) is checked while documents
+ * are processed, every few hundred documents or comparisons: an operation
+ * that runs out of time stops there with {code: 50, codeName:
+ * "MaxTimeMSExpired", errmsg: "operation exceeded time limit"}.
+ *
+ * Injected errors: MongoDB's test command configureFailPoint with the
+ * fail points failCommand, maxTimeAlwaysTimeOut and maxTimeNeverTimeOut
+ * (section "fail points"), run against the admin database as on a mongod
+ * started with enableTestCommands=1.
  *
  * Numeric types.  JavaScript has one number type; MongoDB has int32, int64
  * and double, and drivers care.  This server keeps the distinction:
@@ -81,7 +106,8 @@
  *       before replying (default 0).  If the command carries maxTimeMS
  *       smaller than N, the reply after maxTimeMS ms is MongoDB's
  *       {code: 50, codeName: "MaxTimeMSExpired"}.  Tests that must also
- *       run against a real MongoDB cannot rely on this.
+ *       run against a real MongoDB cannot rely on this: use the failCommand
+ *       fail point's blockConnection instead.
  *   MONGOD_TEST_VERBOSE=1 (or --verbose)  log every command to stderr.
  *
  * Known deviations from MongoDB (deliberate or "good enough for tests"):
@@ -89,16 +115,18 @@
  *     transactions, retryable-write bookkeeping, write concern, read
  *     concern, collations, capped collections, views, change streams,
  *     explain, $out/$merge, text/geo indexes;
- *   - semantics of queries and expressions are mingo's (e.g. $round is
- *     mingo's; sort order across BSON types is mingo's);
+ *   - semantics of queries and expressions not listed above are mingo's;
+ *     query paths through nested arrays are resolved as mingo does;
  *   - numeric types inside arrays are tracked per collection path as a
  *     whole, and types of operators not listed above are chosen by value;
- *   - Decimal128 values are stored and returned but cannot be computed on;
- *   - int64 values outside +-2^53 are kept as Long objects: stored and
- *     returned exactly, but not usable in arithmetic or comparisons;
- *   - cursors never time out; getMore ignores maxTimeMS;
+ *   - Decimal128 and int64 values outside +-2^53 are stored, returned and
+ *     compared exactly, but arithmetic on them is done in doubles;
+ *   - cursors never time out; getMore ignores maxTimeMS; maxTimeMS does
+ *     not cover the time spent serializing the reply;
+ *   - failCommand: no failAllCommands, threadName, writeConcernError or
+ *     errorExtraInfo; no error labels are added unless errorLabels asks;
  *   - drop of a missing collection fails with NamespaceNotFound (26) as in
- *     MongoDB 5.0;
+ *     MongoDB 4.4;
  *   - document and message size limits are not enforced on input.
  */
 'use strict';
@@ -170,6 +198,11 @@ const MAX_MESSAGE = 48000000;
 const MAX_WRITE_BATCH = 100000;
 const BATCH_BYTES = MAX_BSON - 64 * 1024;   /* room for the cursor envelope */
 const DEFAULT_BATCH = 101;
+/* The MongoDB release reporterd claims to support (README): 4.4. */
+const SERVER_VERSION = '4.4.0-test';
+const SERVER_VERSION_ARRAY = [4, 4, 0, 0];
+const FCV = '4.4';
+const MAX_WIRE_VERSION = 9;
 
 const TYPES = Symbol('bsonTypes');      /* per-document: dotted path -> 'int'|'long'|'double'|'value'|... */
 const DERIVED = Symbol('derived');      /* on a TYPES object: collection schema does not apply */
@@ -437,6 +470,592 @@ function exprType(container, key, doc, opts, tctx) {
 }
 
 /* ------------------------------------------------------------------ */
+/* MongoDB's comparison order and arithmetic                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * mingo compares values of different types its own way ({$lt: [null, 10]}
+ * is false, {$lte: null} misses absent fields, a Long never equals a
+ * double).  MongoDB compares across types by a fixed type order, and
+ * numbers of every type by exact value.  Everything below follows
+ * mongod 4.4 (canonicalizeBSONType, BSONElement/Value::compare,
+ * ComparisonMatchExpression) and replaces mingo's operators where
+ * reporterd depends on them: query $eq/$ne/$lt/$lte/$gt/$gte/$in/$nin,
+ * expression $eq/$ne/$lt/$lte/$gt/$gte/$cmp, $min/$max (accumulators and
+ * expressions), $sort, $group keys, distinct, and $add/$subtract/$multiply/
+ * $divide with null, missing and wrongly typed operands.
+ *
+ * Values here are what the stored documents hold: JS numbers (int32,
+ * int64 within +-2^53, double), Long objects (int64 outside that range),
+ * Decimal128, strings, booleans, null, undefined (= missing), Date,
+ * RegExp, arrays, plain objects and the other bson classes.
+ */
+
+/* Canonical type rank (mongod's canonicalizeBSONType): MinKey < missing /
+ * undefined < null < numbers < string < object < array < binData <
+ * ObjectId < bool < date < timestamp < regex < DBRef < code < MaxKey. */
+function bsonRank(v) {
+    if (v === undefined) return 0;
+    if (v === null) return 5;
+    switch (typeof v) {
+    case 'number': case 'bigint': return 10;
+    case 'string': return 15;
+    case 'boolean': return 40;
+    default: break;
+    }
+    if (Array.isArray(v)) return 25;
+    if (v instanceof Date) return 45;
+    if (v instanceof RegExp) return 50;
+    switch (v._bsontype) {
+    case undefined: break;
+    case 'Long': case 'Int32': case 'Double': case 'Decimal128': return 10;
+    case 'BSONSymbol': return 15;
+    case 'Binary': return 30;
+    case 'ObjectId': case 'ObjectID': return 35;
+    case 'Timestamp': return 47;
+    case 'BSONRegExp': return 50;
+    case 'DBRef': return 55;
+    case 'Code': return v.scope ? 65 : 60;
+    case 'MinKey': return -1;
+    case 'MaxKey': return 127;
+    default: break;
+    }
+    if (v instanceof Uint8Array) return 30;
+    return 20;
+}
+
+const cmp3 = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+/* Exact value of a number of any BSON type: {nan}, {inf: +-1} or the
+ * rational n / d (d > 0). */
+const DEC_RE = /^(-)?(\d+)(?:\.(\d+))?(?:E([+-]?\d+))?$/i;
+function exactNum(v) {
+    if (typeof v === 'number') {
+        if (Number.isNaN(v)) return { nan: true };
+        if (!Number.isFinite(v)) return { inf: v > 0 ? 1 : -1 };
+        let x = v;
+        let d = 1n;
+        while (!Number.isInteger(x)) { x *= 2; d *= 2n; }     /* exact: doubles are m * 2^e */
+        return { n: BigInt(x), d };
+    }
+    if (typeof v === 'bigint') return { n: v, d: 1n };
+    switch (v._bsontype) {
+    case 'Long': return { n: BigInt(v.toString()), d: 1n };
+    case 'Int32': case 'Double': return exactNum(v.value);
+    case 'Decimal128': {
+        const s = v.toString();
+        if (/nan/i.test(s)) return { nan: true };
+        if (/inf/i.test(s)) return { inf: s[0] === '-' ? -1 : 1 };
+        const m = DEC_RE.exec(s);
+        if (!m) return { nan: true };
+        const frac = m[3] || '';
+        let n = BigInt(m[2] + frac);
+        if (m[1]) n = -n;
+        const e = (m[4] ? Number(m[4]) : 0) - frac.length;
+        return e >= 0 ? { n: n * 10n ** BigInt(e), d: 1n } : { n, d: 10n ** BigInt(-e) };
+    }
+    default: return { nan: true };
+    }
+}
+
+function isNaNum(v) {
+    if (typeof v === 'number') return Number.isNaN(v);
+    return v !== null && typeof v === 'object' && v._bsontype === 'Decimal128' && /nan/i.test(v.toString());
+}
+
+/* Numbers of any types, by exact value; NaN is below every number and
+ * equal to NaN (mongod's compareDoubles / compareElementValues). */
+function cmpNum(a, b) {
+    if (typeof a === 'number' && typeof b === 'number') {
+        if (a < b) return -1;
+        if (a > b) return 1;
+        if (a === b) return 0;
+        if (Number.isNaN(a)) return Number.isNaN(b) ? 0 : -1;
+        return 1;
+    }
+    const x = exactNum(a);
+    const y = exactNum(b);
+    if (x.nan || y.nan) return x.nan ? (y.nan ? 0 : -1) : 1;
+    if (x.inf || y.inf) return cmp3(x.inf || 0, y.inf || 0) || 0;
+    return cmp3(x.n * y.d, y.n * x.d);
+}
+
+/* Strings by code point (UTF-8 byte order), not by UTF-16 unit. */
+function cmpStr(a, b) {
+    if (a === b) return 0;
+    const n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) {
+        let x = a.charCodeAt(i);
+        let y = b.charCodeAt(i);
+        if (x !== y) {
+            if (x >= 0xd800 && y >= 0xd800) {
+                x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+                y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+            }
+            return x < y ? -1 : 1;
+        }
+    }
+    return cmp3(a.length, b.length);
+}
+
+function cmpBytes(a, b) {
+    const n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+    return cmp3(a.length, b.length);
+}
+
+const definedKeys = (o) => Object.keys(o).filter((k) => o[k] !== undefined);
+
+/* Documents and arrays element by element: type rank, then field name,
+ * then value; the shorter one first when one is a prefix of the other. */
+function cmpFields(a, ka, b, kb, names) {
+    const n = Math.min(ka.length, kb.length);
+    for (let i = 0; i < n; i++) {
+        const x = a[ka[i]];
+        const y = b[kb[i]];
+        let c = cmp3(bsonRank(x === undefined ? null : x), bsonRank(y === undefined ? null : y));
+        if (c) return c;
+        if (names && (c = cmpStr(ka[i], kb[i]))) return c;
+        if ((c = bsonCompare(x === undefined ? null : x, y === undefined ? null : y))) return c;
+    }
+    return cmp3(ka.length, kb.length);
+}
+
+/* MongoDB's total order of values (Value::compare): -1, 0 or 1.  A
+ * missing value (undefined) sorts below null, as in aggregation
+ * expressions. */
+function bsonCompare(a, b) {
+    if (typeof a === 'number' && typeof b === 'number') return cmpNum(a, b);
+    const ra = bsonRank(a);
+    const rb = bsonRank(b);
+    if (ra !== rb) return ra < rb ? -1 : 1;
+    switch (ra) {
+    case 0: case 5: case -1: case 127: return 0;
+    case 10: return cmpNum(a, b);
+    case 15: return cmpStr(String(a.valueOf()), String(b.valueOf()));
+    case 20: {
+        const ka = definedKeys(a);
+        const kb = definedKeys(b);
+        return cmpFields(a, ka, b, kb, true);
+    }
+    case 25: return cmpFields(a, Object.keys(a), b, Object.keys(b), false);
+    case 30: {
+        const ba = a._bsontype ? a.buffer.subarray(0, a.position) : a;
+        const bb = b._bsontype ? b.buffer.subarray(0, b.position) : b;
+        return cmp3(ba.length, bb.length) || cmp3(a.sub_type || 0, b.sub_type || 0) || cmpBytes(ba, bb);
+    }
+    case 35: return cmp3(a.toHexString(), b.toHexString());
+    case 40: return cmp3(a, b);
+    case 45: return cmp3(a.getTime(), b.getTime());
+    case 47: return cmp3(a.t, b.t) || cmp3(a.i, b.i);
+    case 50: {
+        const pa = a instanceof RegExp ? [a.source, a.flags] : [a.pattern, a.options];
+        const pb = b instanceof RegExp ? [b.source, b.flags] : [b.pattern, b.options];
+        return cmpStr(pa[0], pb[0]) || cmpStr(pa[1], pb[1]);
+    }
+    case 55: return cmpStr(String(a.collection), String(b.collection)) || bsonCompare(a.oid, b.oid);
+    default: return cmpStr(String(a.code), String(b.code));
+    }
+}
+
+const nullish = (v) => v === null || v === undefined;
+
+/* Map key under which values MongoDB calls equal meet: numbers of every
+ * type by exact value (Long(2^53+1) and the double 2^53 differ, Long(2^53)
+ * and 2^53 meet), null and missing together.  undefined for values that
+ * have no key (documents, arrays, binData...): compare those. */
+function eqKey(v) {
+    if (v === undefined || v === null) return null;
+    switch (typeof v) {
+    case 'number': return Number.isInteger(v) && !Number.isSafeInteger(v) ? 'l' + BigInt(v) : v;
+    case 'string': return 's' + v;
+    case 'boolean': return v;
+    default: break;
+    }
+    if (v instanceof Date) return 'D' + v.getTime();
+    switch (v._bsontype) {
+    case 'Long': {
+        const n = v.toNumber();
+        return Number.isSafeInteger(n) ? n : 'l' + v.toString();
+    }
+    case 'Int32': case 'Double': return eqKey(v.value);
+    case 'ObjectId': case 'ObjectID': return 'o' + v.toHexString();
+    case 'Decimal128': {
+        const x = exactNum(v);
+        if (x.nan) return NaN;
+        if (x.inf) return x.inf * Infinity;
+        const f = Number(v.toString());
+        if (cmpNum(v, f) === 0) return eqKey(f);
+        let { n, d } = x;
+        while (d > 1n && n % 10n === 0n) { n /= 10n; d /= 10n; }
+        return `d${n}/${d}`;
+    }
+    default: return undefined;
+    }
+}
+
+/* A key for any value ($group _id): eqKey, or a canonical string. */
+function groupKey(v) {
+    const k = eqKey(v);
+    return k !== undefined ? k : 'J' + canonString(v);
+}
+
+function canonString(v) {
+    const k = eqKey(v);
+    if (k !== undefined) return typeof k === 'number' ? 'n' + (Object.is(k, -0) ? 0 : k) : String(k);
+    if (Array.isArray(v)) return '[' + v.map((e) => canonString(e === undefined ? null : e)).join(',') + ']';
+    if (isPlainObject(v)) return '{' + definedKeys(v).map((f) => JSON.stringify(f) + ':' + canonString(v[f])).join(',') + '}';
+    return 'x' + bsonRank(v) + JSON.stringify(BSON.EJSON.serialize({ v }, { relaxed: false }));
+}
+
+const bsonEquals = (a, b) => bsonCompare(a, b) === 0;
+
+/* ---- maxTimeMS: a deadline checked while documents are processed ---- */
+
+const TICK_EVERY = 128;
+let deadline = Infinity;
+let tickLeft = TICK_EVERY;
+
+function maxTimeExpired() {
+    return new CmdError(50, 'MaxTimeMSExpired', 'operation exceeded time limit');
+}
+
+/* Called for every document (and comparison) an operation processes. */
+function tick() {
+    if (--tickLeft < 0) {
+        tickLeft = TICK_EVERY;
+        if (Date.now() >= deadline) throw maxTimeExpired();
+    }
+}
+
+/* Run fn (synchronous) under the operation's deadline. */
+function withDeadline(ms, fn) {
+    const saved = deadline;
+    deadline = ms === undefined ? Infinity : ms;
+    tickLeft = 0;
+    try {
+        if (Date.now() >= deadline) throw maxTimeExpired();
+        return fn();
+    } finally {
+        deadline = saved;
+    }
+}
+
+/* ---- query operators ($match, find, count, update, delete) ---- */
+
+const LT = 1;
+const LTE = 2;
+const EQ = 3;
+const GTE = 4;
+const GT = 5;
+
+/* One value against the operand, as ComparisonMatchExpression does it:
+ * only values of the same canonical type compare ({x: {$lt: 10}} never
+ * matches null, a string or a missing x); null and missing are equal;
+ * MinKey/MaxKey operands bound every type; NaN only equals NaN. */
+function cmpMatch(kind, e, rhs, rr) {
+    const er = bsonRank(e);
+    if (er !== rr) {
+        if (er + rr === 5) return kind === EQ || kind === LTE || kind === GTE;   /* null vs missing */
+        if (rr === -1) return kind === GT || kind === GTE;
+        if (rr === 127) return kind === LT || kind === LTE;
+        return false;
+    }
+    if (er === 10 && (isNaNum(e) || isNaNum(rhs))) {
+        return isNaNum(e) && isNaNum(rhs) && (kind === EQ || kind === LTE || kind === GTE);
+    }
+    const c = bsonCompare(e, rhs);
+    switch (kind) {
+    case LT: return c < 0;
+    case LTE: return c <= 0;
+    case EQ: return c === 0;
+    case GTE: return c >= 0;
+    default: return c > 0;
+    }
+}
+
+const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+
+function fieldValue(doc, selector) {
+    if (doc === null || typeof doc !== 'object') return undefined;
+    if (selector.indexOf('.') < 0) return Array.isArray(doc) || !hasOwn(doc, selector) ? undefined : doc[selector];
+    return mingoUtil.resolve(doc, selector, { unwrapArray: true });
+}
+
+/* Does the field's value, or one of its elements if it is an array,
+ * satisfy test?  (MongoDB tries every array element, then the array.) */
+function anyElement(v, dotted, test) {
+    if (!Array.isArray(v)) return test(v);
+    for (const e of v) {
+        if (dotted && Array.isArray(e)) {
+            for (const x of e) if (test(x)) return true;
+        }
+        if (test(e)) return true;
+    }
+    return test(v);
+}
+
+function queryCompare(kind) {
+    return (selector, rhs) => {
+        if (rhs instanceof RegExp && kind === EQ) {
+            return (doc) => { tick(); return anyElement(fieldValue(doc, selector), selector.includes('.'), (e) => e instanceof RegExp && bsonEquals(e, rhs)); };
+        }
+        const rr = bsonRank(rhs);
+        const dotted = selector.includes('.');
+        return (doc) => {
+            tick();
+            return anyElement(fieldValue(doc, selector), dotted, (e) => cmpMatch(kind, e, rhs, rr));
+        };
+    };
+}
+
+/* $in: equality with any of the values (null also matches missing),
+ * a regex matches strings; numbers by exact value across types. */
+function inMatcher(values) {
+    if (!Array.isArray(values)) throw badValue('$in needs an array');
+    const keys = new Set();
+    const others = [];
+    const regexes = [];
+    let withNull = false;
+    for (const v of values) {
+        if (v instanceof RegExp) { regexes.push(v); continue; }
+        if (isPlainObject(v) && Object.keys(v).some((k) => k[0] === '$')) throw badValue('cannot nest $ under $in');
+        if (nullish(v)) { withNull = true; continue; }
+        const k = eqKey(v);
+        if (k !== undefined) keys.add(k); else others.push(v);
+    }
+    return (e) => {
+        if (nullish(e)) return withNull;
+        const k = eqKey(e);
+        if (k !== undefined) {
+            if (keys.has(k)) return true;
+        } else if (others.length) {
+            const r = bsonRank(e);
+            for (const o of others) if (bsonRank(o) === r && bsonEquals(e, o)) return true;
+        }
+        if (regexes.length && typeof e === 'string') {
+            for (const re of regexes) { re.lastIndex = 0; if (re.test(e)) return true; }
+        }
+        return false;
+    };
+}
+
+function queryIn(negate) {
+    return (selector, values) => {
+        const m = inMatcher(values);
+        const dotted = selector.includes('.');
+        return (doc) => {
+            tick();
+            return anyElement(fieldValue(doc, selector), dotted, m) !== negate;
+        };
+    };
+}
+
+const MONGO_QUERY_OPS = {
+    $eq: queryCompare(EQ),
+    $lt: queryCompare(LT),
+    $lte: queryCompare(LTE),
+    $gt: queryCompare(GT),
+    $gte: queryCompare(GTE),
+    $ne: (selector, rhs, options) => {
+        const eq = queryCompare(EQ)(selector, rhs, options);
+        return (doc) => !eq(doc);
+    },
+    $in: queryIn(false),
+    $nin: queryIn(true),
+};
+
+/* ---- expression operators (Value::compare: missing < null < numbers) ---- */
+
+function twoArgs(obj, expr, options, name) {
+    const args = Array.isArray(expr) ? expr : [expr];
+    if (args.length !== 2) {
+        throw new CmdError(16020, 'Location16020', `Expression ${name} takes exactly 2 arguments. ${args.length} were passed in.`);
+    }
+    tick();
+    return evalExpr(obj, args, options);
+}
+
+function exprCompare(name, test) {
+    return (obj, expr, options) => {
+        const [a, b] = twoArgs(obj, expr, options, name);
+        return test(bsonCompare(a, b));
+    };
+}
+
+/* $min/$max, as accumulators over a group and (mingo calls the same
+ * function with the evaluated operands and expr null) as expressions
+ * {$min: [a, b, ...]}: null and missing values are ignored, null if
+ * nothing is left; a single array operand means its elements. */
+function accMinMax(sign) {
+    return (coll, expr, options) => {
+        let vals = coll;
+        if (expr === null) {
+            if (vals.length === 1 && Array.isArray(vals[0])) vals = vals[0];
+        } else {
+            vals = accumulatorOps.$push(coll, expr, options);     /* evaluates expr per document */
+        }
+        let best;
+        for (const v of vals) {
+            tick();
+            if (nullish(v)) continue;
+            if (best === undefined || sign * bsonCompare(v, best) < 0) best = v;
+        }
+        return best === undefined ? null : best;
+    };
+}
+
+/* ---- arithmetic with MongoDB's null handling, type errors and codes ---- */
+
+const TYPE_NAMES = {
+    '-1': 'minKey', 0: 'missing', 5: 'null', 15: 'string', 20: 'object', 25: 'array', 30: 'binData', 35: 'objectId',
+    40: 'bool', 45: 'date', 47: 'timestamp', 50: 'regex', 55: 'dbPointer', 60: 'javascript', 65: 'javascriptWithScope', 127: 'maxKey',
+};
+
+function typeName(v) {
+    if (v === undefined) return 'missing';
+    if (typeof v === 'number') return Number.isInteger(v) ? (isInt32(v) ? 'int' : 'long') : 'double';
+    if (v !== null && typeof v === 'object') {
+        if (v._bsontype === 'Long') return 'long';
+        if (v._bsontype === 'Decimal128') return 'decimal';
+        if (v._bsontype === 'BSONSymbol') return 'symbol';
+    }
+    return TYPE_NAMES[bsonRank(v)] || 'object';
+}
+
+/* A number of any type as a JS number, or undefined if not numeric.
+ * (int64 outside +-2^53 and decimals are approximated: see the header.) */
+function numValue(v) {
+    if (typeof v === 'number') return v;
+    if (v !== null && typeof v === 'object') {
+        switch (v._bsontype) {
+        case 'Long': return v.toNumber();
+        case 'Int32': case 'Double': return v.value;
+        case 'Decimal128': return Number(v.toString());
+        default: break;
+        }
+    }
+    return undefined;
+}
+
+const ARITH_OPS = {
+    $add: (obj, expr, options) => {
+        tick();
+        const args = evalExpr(obj, Array.isArray(expr) ? expr : [expr], options);
+        let sum = 0;
+        let date = false;
+        for (const v of args) {
+            const n = numValue(v);
+            if (n !== undefined) { sum += n; continue; }
+            if (v instanceof Date) {
+                if (date) throw new CmdError(16612, 'Location16612', 'only one date allowed in an $add expression');
+                date = true;
+                sum += v.getTime();
+                continue;
+            }
+            if (nullish(v)) return null;
+            throw new CmdError(16554, 'Location16554', `$add only supports numeric or date types, not ${typeName(v)}`);
+        }
+        return date ? new Date(sum) : sum;
+    },
+    $subtract: (obj, expr, options) => {
+        const [a, b] = twoArgs(obj, expr, options, '$subtract');
+        const x = numValue(a);
+        const y = numValue(b);
+        if (x !== undefined && y !== undefined) return x - y;
+        if (nullish(a) || nullish(b)) return null;
+        if (a instanceof Date) {
+            if (b instanceof Date) return a.getTime() - b.getTime();
+            if (y !== undefined) return new Date(a.getTime() - Math.round(y));
+            throw new CmdError(16613, 'Location16613', `cant $subtract a ${typeName(b)} from a Date`);
+        }
+        /* (sic: mongod 4.4 prints no space after "a") */
+        throw new CmdError(16556, 'Location16556', `cant $subtract a${typeName(b)} from a ${typeName(a)}`);
+    },
+    $multiply: (obj, expr, options) => {
+        tick();
+        const args = evalExpr(obj, Array.isArray(expr) ? expr : [expr], options);
+        let p = 1;
+        for (const v of args) {
+            const n = numValue(v);
+            if (n !== undefined) { p *= n; continue; }
+            if (nullish(v)) return null;
+            throw new CmdError(16555, 'Location16555', `$multiply only supports numeric types, not ${typeName(v)}`);
+        }
+        return p;
+    },
+    $divide: (obj, expr, options) => {
+        const [a, b] = twoArgs(obj, expr, options, '$divide');
+        const x = numValue(a);
+        const y = numValue(b);
+        if (x !== undefined && y !== undefined) {
+            if (y === 0) throw new CmdError(16608, 'Location16608', "can't $divide by zero");
+            return x / y;
+        }
+        if (nullish(a) || nullish(b)) return null;
+        throw new CmdError(16609, 'Location16609', `$divide only supports numeric types, not ${typeName(a)} and ${typeName(b)}`);
+    },
+};
+
+const MONGO_EXPRESSION_OPS = Object.assign({
+    $eq: exprCompare('$eq', (c) => c === 0),
+    $ne: exprCompare('$ne', (c) => c !== 0),
+    $lt: exprCompare('$lt', (c) => c < 0),
+    $lte: exprCompare('$lte', (c) => c <= 0),
+    $gt: exprCompare('$gt', (c) => c > 0),
+    $gte: exprCompare('$gte', (c) => c >= 0),
+    $cmp: exprCompare('$cmp', (c) => c),
+}, ARITH_OPS);
+
+const MONGO_ACCUMULATOR_OPS = { $min: accMinMax(1), $max: accMinMax(-1) };
+
+/* ---- sort ---- */
+
+/* The value a document sorts by on one key: missing sorts as null; an
+ * array by its smallest (ascending) or largest (descending) element, an
+ * empty array below null. */
+function sortKey(doc, path, dir) {
+    const v = fieldValue(doc, path);
+    if (v === undefined) return null;
+    if (!Array.isArray(v)) return v;
+    if (v.length === 0) return undefined;
+    let best;
+    for (let e of v) {
+        if (e === undefined) e = null;
+        if (best === undefined || dir * bsonCompare(e, best) < 0) best = e;
+    }
+    return best;
+}
+
+function sortDocs(docs, spec) {
+    if (!isPlainObject(spec)) throw badValue('$sort specification must be an object');
+    const fields = Object.keys(spec);
+    if (!fields.length) throw new CmdError(15976, 'Location15976', '$sort stage must have at least one sort key');
+    const dirs = fields.map((f) => {
+        const d = spec[f];
+        if (d !== 1 && d !== -1) throw new CmdError(15975, 'Location15975', '$sort key ordering must be 1 (for ascending) or -1 (for descending)');
+        return d;
+    });
+    const keyed = docs.map((d, i) => {
+        tick();
+        return { d, i, k: fields.map((f, j) => sortKey(d, f, dirs[j])) };
+    });
+    keyed.sort((a, b) => {
+        tick();
+        for (let j = 0; j < fields.length; j++) {
+            const c = bsonCompare(a.k[j], b.k[j]);
+            if (c) return c * dirs[j];
+        }
+        return a.i - b.i;
+    });
+    return keyed.map((x) => x.d);
+}
+
+function sortStage(coll, spec) {
+    return Lazy(sortDocs(coll.collect(), spec));
+}
+
+/* ------------------------------------------------------------------ */
 /* typed pipeline stages                                              */
 /* ------------------------------------------------------------------ */
 
@@ -479,6 +1098,7 @@ function pairwiseStage(orig, getTctx) {
         if (outputs.length === inputs.length && isPlainObject(expr)) {
             const tctx = getTctx(options);
             for (let i = 0; i < outputs.length; i++) {
+                tick();
                 const o = outputs[i];
                 if (o && typeof o === 'object' && o !== inputs[i]) setTypes(o, specTypes(expr, inputs[i], options, tctx));
             }
@@ -505,6 +1125,7 @@ function accumulatorType(spec, k, part, opts, tctx) {
         }
         let t = 'int';
         for (const d of part) {
+            tick();
             const v = evalExpr(d, arg, opts);
             if (typeof v !== 'number') continue;
             const ti = exprType(acc, '$sum', d, opts, tctx) || valueType(v);
@@ -516,6 +1137,7 @@ function accumulatorType(spec, k, part, opts, tctx) {
     case '$min': case '$max': {
         const seen = new Set();
         for (const d of part) {
+            tick();
             const v = evalExpr(d, arg, opts);
             if (typeof v !== 'number') continue;
             seen.add(exprType(acc, op, d, opts, tctx) || valueType(v));
@@ -542,12 +1164,22 @@ function typedGroup(getTctx) {
         const items = coll.collect();
         const tctx = getTctx(options);
         const idExpr = expr._id;
-        const partitions = mingoUtil.groupBy(items, (obj) => evalExpr(obj, idExpr, options));
+        /* groups meet by MongoDB's equality: numbers by exact value across
+         * types, null and missing together (_id null) */
+        const groups = new Map();
+        for (const obj of items) {
+            tick();
+            const id = evalExpr(obj, idExpr, options);
+            const k = groupKey(id);
+            let g = groups.get(k);
+            if (!g) groups.set(k, (g = { id: id === undefined ? null : id, docs: [] }));
+            g.docs.push(obj);
+        }
         const sub = Object.assign({}, expr, { _id: null });
         if (expr[LIT]) Object.defineProperty(sub, LIT, { value: expr[LIT], enumerable: false });
         const fields = Object.keys(expr).filter((k) => k !== '_id');
         const out = [];
-        for (const [groupId, part] of partitions) {
+        for (const { id: groupId, docs: part } of groups.values()) {
             const r = orig(Lazy(part), sub, options).collect()[0] || {};
             const obj = {};
             if (groupId !== undefined) obj._id = groupId;
@@ -615,8 +1247,8 @@ let currentTctx = { schema: null };
 const getTctx = () => currentTctx;
 
 const TYPED_CONTEXT = Context.init({
-    accumulator: accumulatorOps,
-    expression: Object.assign({}, expressionOps, {
+    accumulator: Object.assign({}, accumulatorOps, MONGO_ACCUMULATOR_OPS),
+    expression: Object.assign({}, expressionOps, MONGO_EXPRESSION_OPS, {
         $round: roundLike('round', '$round'),
         $trunc: roundLike('trunc', '$trunc'),
     }),
@@ -625,9 +1257,10 @@ const TYPED_CONTEXT = Context.init({
         $project: pairwiseStage(pipelineOps.$project, getTctx),
         $addFields: pairwiseStage(pipelineOps.$addFields, getTctx),
         $set: pairwiseStage(pipelineOps.$set, getTctx),
+        $sort: sortStage,
     }),
     projection: projectionOps,
-    query: queryOps,
+    query: Object.assign({}, queryOps, MONGO_QUERY_OPS),
     window: windowOps,
 });
 
@@ -637,26 +1270,9 @@ const SUPPORTED_STAGES = new Set(Object.keys(pipelineOps).filter((s) => s !== '$
 /* storage                                                            */
 /* ------------------------------------------------------------------ */
 
-function idKey(v) {
-    if (typeof v === 'number') return v;
-    if (typeof v === 'string') return 's' + v;
-    if (v instanceof ObjectId || (v && v._bsontype === 'ObjectId')) return 'o' + v.toHexString();
-    if (v instanceof Date) return 'd' + v.getTime();
-    return 'j' + JSON.stringify(BSON.EJSON.serialize(v === undefined ? null : v, { relaxed: false }));
-}
-
-/* Hash-index key of a scalar; undefined for values only a scan can match. */
-function hashKey(v) {
-    if (v === undefined || v === null) return null;
-    switch (typeof v) {
-    case 'number': case 'string': case 'boolean': return v;
-    default: break;
-    }
-    if (v instanceof Date) return '\u0000d' + v.getTime();
-    if (v._bsontype === 'ObjectId') return '\u0000o' + v.toHexString();
-    if (v._bsontype === 'Long') return '\u0000l' + v.toString();
-    return undefined;
-}
+/* _id uniqueness and hash indexes use MongoDB's equality (eqKey). */
+const idKey = (v) => groupKey(v === undefined ? null : v);
+const hashKey = eqKey;
 
 class HashIndex {
     constructor(field) {
@@ -742,7 +1358,7 @@ class Collection {
             const v = mingoUtil.resolve(doc, f);
             const hk = hashKey(v);
             if (h && hk !== undefined && h.map.has(hk) &&
-                h.map.get(hk).some((d) => mingoUtil.isEqual(mingoUtil.resolve(d, f), v))) {
+                h.map.get(hk).some((d) => bsonEquals(mingoUtil.resolve(d, f), v))) {
                 return dupKeyError(this, ix.name, { [f]: v === undefined ? null : v });
             }
         }
@@ -965,23 +1581,25 @@ function mingoError(e) {
     return new CmdError(2, 'BadValue', msg);
 }
 
+/* filter, then sort in MongoDB's order, skip, limit, project */
 function runFind(coll, filter, projection, sort, skip, limit) {
     const docs = coll ? coll.candidates(filter) : [];
-    let cur = new Query(filter || {}, { context: TYPED_CONTEXT }).find(docs, projection && Object.keys(projection).length ? projection : undefined);
-    if (sort && Object.keys(sort).length) cur = cur.sort(sort);
-    if (skip) cur = cur.skip(skip);
-    if (limit) cur = cur.limit(limit);
-    return cur.all();
+    const proj = projection && Object.keys(projection).length ? projection : undefined;
+    const q = new Query(filter || {}, { context: TYPED_CONTEXT });
+    if (!sort || !Object.keys(sort).length) {
+        let cur = q.find(docs, proj);
+        if (skip) cur = cur.skip(skip);
+        if (limit) cur = cur.limit(limit);
+        return cur.all();
+    }
+    let items = sortDocs(q.find(docs).all(), sort);
+    if (skip) items = items.slice(skip);
+    if (limit) items = items.slice(0, limit);
+    if (proj) items = new Query({}, { context: TYPED_CONTEXT }).find(items, proj).all();
+    return items;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function checkMaxTime(cmd, started) {
-    const mt = cmd.maxTimeMS;
-    if (typeof mt === 'number' && mt > 0 && Date.now() - started > mt) {
-        throw new CmdError(50, 'MaxTimeMSExpired', 'operation exceeded time limit');
-    }
-}
 
 function helloReply(conn, cmd, name) {
     const r = {
@@ -995,7 +1613,7 @@ function helloReply(conn, cmd, name) {
         logicalSessionTimeoutMinutes: new Int32(30),
         connectionId: new Int32(conn.id),
         minWireVersion: new Int32(0),
-        maxWireVersion: new Int32(13),
+        maxWireVersion: new Int32(MAX_WIRE_VERSION),
         readOnly: false,
         ok: new Double(1),
     };
@@ -1103,6 +1721,181 @@ function docsFrom(cmd, seqs, field) {
 }
 
 /* ------------------------------------------------------------------ */
+/* fail points (MongoDB's test commands)                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * configureFailPoint, as mongod 4.4 runs it with enableTestCommands=1 (an
+ * admin command; reply {count: <times the fail point fired so far>, ok: 1}):
+ *
+ *   {configureFailPoint: "failCommand",
+ *    mode: "alwaysOn" | "off" | {times: n} | {skip: n} | {activationProbability: p},
+ *    data: {failCommands: ["aggregate", ...],   command names it applies to
+ *           errorCode: 91,                      reply {ok: 0, errmsg: "Failing command
+ *                                               due to 'failCommand' failpoint", code,
+ *                                               codeName}
+ *           errorLabels: ["RetryableWriteError"],   added to that reply
+ *           closeConnection: true,              close the connection, no reply
+ *           blockConnection: true, blockTimeMS: n,  wait n ms first (interrupted by
+ *                                               the command's maxTimeMS: code 50)
+ *           appName: "x",                       only clients whose handshake named
+ *                                               this application
+ *           namespace: "db.coll"}}              only commands on this namespace
+ *
+ * It fires before the command runs, only for commands named in failCommands
+ * (never for configureFailPoint itself) and only when it has something to do
+ * (errorCode, closeConnection or blockConnection).  {times: n} counts the
+ * commands it fired on, then turns itself off.
+ *
+ *   {configureFailPoint: "maxTimeAlwaysTimeOut", mode: ...}: every command
+ *       carrying maxTimeMS fails with 50 MaxTimeMSExpired at once.
+ *   {configureFailPoint: "maxTimeNeverTimeOut", mode: ...}: maxTimeMS is
+ *       ignored.
+ */
+
+const FAIL_POINTS = new Map(['failCommand', 'maxTimeAlwaysTimeOut', 'maxTimeNeverTimeOut']
+    .map((n) => [n, { mode: 'off', n: 0, p: 0, data: {}, entered: 0 }]));
+
+/* Does the fail point fire now?  Consumes one of {times: n} / {skip: n}. */
+function failPointFires(name) {
+    const fp = FAIL_POINTS.get(name);
+    switch (fp.mode) {
+    case 'off':
+        return false;
+    case 'times':
+        if (fp.n <= 0) { fp.mode = 'off'; return false; }
+        if (--fp.n === 0) fp.mode = 'off';
+        break;
+    case 'skip':
+        if (fp.n > 0) { fp.n--; return false; }
+        break;
+    case 'random':
+        if (!(Math.random() < fp.p)) return false;
+        break;
+    default:
+        break;
+    }
+    fp.entered++;
+    return true;
+}
+
+/* codeName of mongod 4.4 for the codes tests inject; codes outside its
+ * error_codes.yml are named "Location<code>" as mongod does. */
+const CODE_NAMES = {
+    1: 'InternalError', 2: 'BadValue', 6: 'HostUnreachable', 7: 'HostNotFound', 8: 'UnknownError',
+    9: 'FailedToParse', 11: 'UserNotFound', 13: 'Unauthorized', 14: 'TypeMismatch', 16: 'InvalidLength',
+    20: 'IllegalOperation', 24: 'LockTimeout', 26: 'NamespaceNotFound', 43: 'CursorNotFound',
+    48: 'NamespaceExists', 50: 'MaxTimeMSExpired', 59: 'CommandNotFound', 64: 'WriteConcernFailed',
+    72: 'InvalidOptions', 73: 'InvalidNamespace', 89: 'NetworkTimeout', 91: 'ShutdownInProgress',
+    96: 'OperationFailed', 100: 'UnsatisfiableWriteConcern', 112: 'WriteConflict', 115: 'CommandNotSupported',
+    125: 'CommandFailed', 133: 'FailedToSatisfyReadPreference', 134: 'ReadConcernMajorityNotAvailableYet',
+    146: 'ExceededMemoryLimit', 168: 'InvalidPipelineOperator', 175: 'QueryPlanKilled',
+    189: 'PrimarySteppedDown', 211: 'KeyNotFound', 237: 'CursorKilled', 251: 'NoSuchTransaction',
+    262: 'ExceededTimeLimit', 266: 'FailPointSetFailed', 279: 'ClientDisconnect', 9001: 'SocketException',
+    10107: 'NotWritablePrimary', 11000: 'DuplicateKey', 11600: 'InterruptedAtShutdown', 11601: 'Interrupted',
+    11602: 'InterruptedDueToReplStateChange', 13435: 'NotPrimaryNoSecondaryOk', 13436: 'NotPrimaryOrSecondary',
+};
+const codeName = (code) => CODE_NAMES[code] || `Location${code}`;
+
+const COMMAND_ALIASES = { ismaster: 'isMaster', buildinfo: 'buildInfo' };
+
+/* The namespace a command acts on ("db.coll", or "db.$cmd"). */
+function commandNs(dbName, cmd, name) {
+    const v = cmd[name];
+    return typeof v === 'string' && name !== 'configureFailPoint' ? `${dbName}.${v}` : `${dbName}.$cmd`;
+}
+
+/* The failCommand fail point, evaluated before every command.  Throws
+ * the injected error, returns CLOSE_CONNECTION, or returns nothing (after
+ * blocking if asked to) for the command to run normally. */
+async function failCommand(conn, dbName, name, cmd, ctx) {
+    const fp = FAIL_POINTS.get('failCommand');
+    if (fp.mode === 'off' || name === 'configureFailPoint') return undefined;
+    const d = fp.data;
+    const canon = COMMAND_ALIASES[name] || name;
+    if (!Array.isArray(d.failCommands) ||
+        !d.failCommands.some((c) => typeof c === 'string' && (COMMAND_ALIASES[c] || c) === canon)) return undefined;
+    if (typeof d.appName === 'string') {
+        const app = conn.client && conn.client.application && conn.client.application.name;
+        if (app !== d.appName) return undefined;
+    }
+    if (typeof d.namespace === 'string' && commandNs(dbName, cmd, name) !== d.namespace) return undefined;
+    const close = d.closeConnection === true;
+    const block = d.blockConnection === true;
+    const code = Number.isInteger(d.errorCode) ? d.errorCode : undefined;
+    if (!close && !block && code === undefined) return undefined;
+    if (!failPointFires('failCommand')) return undefined;
+    log(`conn${conn.id} failCommand fail point fires on ${name}: ` +
+        [block && `block ${d.blockTimeMS} ms`, close && 'close the connection', code !== undefined && `error ${code}`]
+            .filter(Boolean).join(', '));
+    if (block) {
+        if (!Number.isInteger(d.blockTimeMS)) {
+            throw new CmdError(72, 'InvalidOptions', "must specify 'blockTimeMS' when 'blockConnection' is true");
+        }
+        if (d.blockTimeMS < 0) throw new CmdError(72, 'InvalidOptions', "'blockTimeMS' must be non-negative");
+        if (Date.now() + d.blockTimeMS >= ctx.deadline) {
+            await sleep(Math.max(0, ctx.deadline - Date.now()));
+            throw maxTimeExpired();
+        }
+        await sleep(d.blockTimeMS);
+    }
+    if (close) return CLOSE_CONNECTION;
+    if (code !== undefined) {
+        const e = new CmdError(code, codeName(code), "Failing command due to 'failCommand' failpoint");
+        if (Array.isArray(d.errorLabels)) e.errorLabels = d.errorLabels.filter((l) => typeof l === 'string');
+        throw e;
+    }
+    return undefined;
+}
+
+function configureFailPoint(cmd, ctx) {
+    if (ctx.db !== 'admin') {
+        throw new CmdError(13, 'Unauthorized', 'configureFailPoint may only be run against the admin database.');
+    }
+    const name = cmd.configureFailPoint;
+    const fp = typeof name === 'string' ? FAIL_POINTS.get(name) : undefined;
+    if (!fp) throw new CmdError(266, 'FailPointSetFailed', `${name} not found`);
+    const m = cmd.mode;
+    let mode;
+    let n = 0;
+    let p = 0;
+    if (m === undefined) {
+        throw new CmdError(20, 'IllegalOperation', "When setting a failpoint, you must supply a 'mode'");
+    } else if (typeof m === 'string') {
+        if (m !== 'off' && m !== 'alwaysOn') throw badValue(`unknown mode: ${m}`);
+        mode = m;
+    } else if (isPlainObject(m)) {
+        const intOpt = (k) => {
+            const v = m[k];
+            if (typeof v !== 'number' || !Number.isInteger(v)) throw typeMismatch(`'${k}' option to 'mode' must be an integer`);
+            if (v < 0) throw badValue(`'${k}' option to 'mode' must be positive`);
+            if (v > INT32_MAX) throw badValue(`'${k}' option to 'mode' is too large`);
+            return v;
+        };
+        if (hasOwn(m, 'times')) {
+            mode = 'times';
+            n = intOpt('times');
+        } else if (hasOwn(m, 'skip')) {
+            mode = 'skip';
+            n = intOpt('skip');
+        } else if (hasOwn(m, 'activationProbability')) {
+            mode = 'random';
+            p = m.activationProbability;
+            if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw badValue('activationProbability must be between 0.0 and 1.0');
+        } else {
+            throw badValue("'mode' must be one of 'off', 'alwaysOn', 'times', and 'random'");
+        }
+    } else {
+        throw typeMismatch("'mode' must be a string or JSON object");
+    }
+    if (cmd.data !== undefined && !isPlainObject(cmd.data)) throw typeMismatch("the 'data' field must be a JSON object");
+    const count = fp.entered;
+    Object.assign(fp, { mode, n, p, data: cmd.data || {} });
+    log(`configureFailPoint ${name}: mode ${JSON.stringify(m)}` + (cmd.data ? ` data ${JSON.stringify(cmd.data)}` : ''));
+    return { count, ok: 1 };
+}
+
+/* ------------------------------------------------------------------ */
 /* commands                                                           */
 /* ------------------------------------------------------------------ */
 
@@ -1115,15 +1908,16 @@ const commands = {
     isMaster: (cmd, ctx) => helloReply(ctx.conn, cmd, 'isMaster'),
     ismaster: (cmd, ctx) => helloReply(ctx.conn, cmd, 'isMaster'),
     ping: () => ({ ok: 1 }),
+    configureFailPoint: (cmd, ctx) => configureFailPoint(cmd, ctx),
     buildInfo: () => ({
-        version: '5.0.0-test', gitVersion: 'test-server', versionArray: [5, 0, 0, 0],
+        version: SERVER_VERSION, gitVersion: 'test-server', versionArray: SERVER_VERSION_ARRAY,
         bits: 64, debug: false, maxBsonObjectSize: MAX_BSON, storageEngines: ['memory'],
         javascriptEngine: 'none', modules: [], openssl: { running: 'disabled' }, ok: 1,
     }),
     buildinfo: (cmd, ctx) => commands.buildInfo(cmd, ctx),
     getParameter: (cmd) => {
         const known = {
-            featureCompatibilityVersion: { version: '5.0' },
+            featureCompatibilityVersion: { version: FCV },
             authenticationMechanisms: [],
             requireApiVersion: false,
             transactionLifetimeLimitSeconds: 60,
@@ -1138,7 +1932,7 @@ const commands = {
     },
     serverStatus: () => ({
         host: `${os.hostname()}:${server && server.address() ? server.address().port : 0}`,
-        version: '5.0.0-test', process: 'mongod-test', pid: Long.fromNumber(process.pid),
+        version: SERVER_VERSION, process: 'mongod-test', pid: Long.fromNumber(process.pid),
         uptime: (Date.now() - startedAt) / 1000, uptimeMillis: Long.fromNumber(Date.now() - startedAt),
         localTime: new Date(),
         connections: { current: connectionsCurrent, available: 1000, totalCreated: connectionsTotal },
@@ -1202,11 +1996,10 @@ const commands = {
         let batchSize = optInt(cmd, 'batchSize', 0);
         let items;
         try {
-            items = runFind(coll, filter, cmd.projection, cmd.sort, skip, limit);
+            items = withDeadline(ctx.deadline, () => runFind(coll, filter, cmd.projection, cmd.sort, skip, limit));
         } catch (e) {
             throw mingoError(e);
         }
-        checkMaxTime(cmd, ctx.started);
         if (limit && (batchSize === undefined || batchSize > limit)) batchSize = limit;
         return cursorReply(`${ctx.db}.${name}`, items, coll ? coll.schema : null, batchSize, singleBatch);
     },
@@ -1274,34 +2067,34 @@ const commands = {
                     return c ? c.docs : [];
                 },
             });
-            out = agg.run(input);
+            /* maxTimeMS is checked while the stages process documents */
+            out = withDeadline(ctx.deadline, () => agg.run(input));
         } catch (e) {
             throw mingoError(e);
         } finally {
             currentTctx = { schema: null };
         }
         if (AGG_DELAY_MS > 0) {
-            const mt = cmd.maxTimeMS;
-            if (typeof mt === 'number' && mt > 0 && AGG_DELAY_MS >= mt) {
-                await sleep(Math.max(0, mt - (Date.now() - ctx.started)));
-                throw new CmdError(50, 'MaxTimeMSExpired', 'operation exceeded time limit');
+            if (Date.now() + AGG_DELAY_MS >= ctx.deadline) {
+                await sleep(Math.max(0, ctx.deadline - Date.now()));
+                throw maxTimeExpired();
             }
             await sleep(AGG_DELAY_MS);
         }
-        checkMaxTime(cmd, ctx.started);
         return cursorReply(`${ctx.db}.${target}`, out, coll ? coll.schema : null, batchSize, false);
     },
 
     count: (cmd, ctx) => {
         const name = collName(cmd, 'count');
         const coll = getColl(ctx.db, name, false);
+        const skip = optInt(cmd, 'skip', 0);
+        const limit = Math.abs(optInt(cmd, 'limit') || 0);
         let n;
         try {
-            n = runFind(coll, cmd.query || {}, undefined, undefined, optInt(cmd, 'skip', 0), Math.abs(optInt(cmd, 'limit') || 0)).length;
+            n = withDeadline(ctx.deadline, () => runFind(coll, cmd.query || {}, undefined, undefined, skip, limit).length);
         } catch (e) {
             throw mingoError(e);
         }
-        checkMaxTime(cmd, ctx.started);
         return { n, ok: 1 };
     },
 
@@ -1311,18 +2104,22 @@ const commands = {
         const coll = getColl(ctx.db, name, false);
         let docs;
         try {
-            docs = runFind(coll, cmd.query || {});
+            docs = withDeadline(ctx.deadline, () => runFind(coll, cmd.query || {}));
         } catch (e) {
             throw mingoError(e);
         }
         const values = [];
+        const seen = new Set();
         for (const d of docs) {
             let v = mingoUtil.resolve(d, cmd.key);
             if (v === undefined) continue;
             const list = Array.isArray(v) ? v : [v];
-            for (v of list) if (!values.some((x) => mingoUtil.isEqual(x, v))) values.push(v);
+            for (v of list) {
+                const k = groupKey(v);
+                if (!seen.has(k)) { seen.add(k); values.push(v); }
+            }
         }
-        values.sort(mingoUtil.compare);
+        values.sort(bsonCompare);
         /* numeric types from the collection schema when the path is consistent */
         const t = coll ? coll.schema.get(cmd.key) : undefined;
         return { values: values.map((v) => (typeof v === 'number' ? wrapNumber(v, t) : v)), ok: 1 };
@@ -1595,6 +2392,9 @@ const commands = {
 /* MongoDB accepts a few commands regardless of case of the first letter? No:
  * command names are case-sensitive except the listed aliases. */
 
+/* Returned by runCommand when the connection must be closed unanswered. */
+const CLOSE_CONNECTION = Symbol('closeConnection');
+
 async function runCommand(conn, dbName, cmd, seqs) {
     const name = Object.keys(cmd)[0];
     const started = Date.now();
@@ -1606,12 +2406,23 @@ async function runCommand(conn, dbName, cmd, seqs) {
     try {
         if (typeof dbName !== 'string' || !dbName) throw new CmdError(40414, 'Location40414', "BSON field 'OperationSessionInfo.$db' is missing but a required field");
         cmd.__name = name;
-        const r = await fn(cmd, { conn, db: dbName, seqs: seqs || {}, started });
-        return r;
+        const ctx = { conn, db: dbName, seqs: seqs || {}, started, deadline: Infinity };
+        const mt = cmd.maxTimeMS;
+        if (mt !== undefined && mt !== null) {
+            if (typeof mt !== 'number' || !Number.isInteger(mt) || mt < 0 || mt > INT32_MAX) {
+                throw badValue(`${mt} value for maxTimeMS is out of range [0, ${INT32_MAX}]`);
+            }
+            if (mt > 0 && !failPointFires('maxTimeNeverTimeOut')) ctx.deadline = started + mt;
+        }
+        if (await failCommand(conn, dbName, name, cmd, ctx) === CLOSE_CONNECTION) return CLOSE_CONNECTION;
+        if (mt > 0 && failPointFires('maxTimeAlwaysTimeOut')) throw maxTimeExpired();
+        return await fn(cmd, ctx);
     } catch (e) {
         const ce = e instanceof CmdError ? e : mingoError(e);
         if (!(e instanceof CmdError) && OPTS.verbose) log(`conn${conn.id} ${name} failed: ${e && e.stack || e}`);
-        return { ok: 0, errmsg: ce.message, code: ce.code, codeName: ce.codeName };
+        const r = { ok: 0, errmsg: ce.message, code: ce.code, codeName: ce.codeName };
+        if (ce.errorLabels && ce.errorLabels.length) r.errorLabels = ce.errorLabels;
+        return r;
     }
 }
 
@@ -1705,6 +2516,7 @@ async function handleOpMsg(conn, f, requestID) {
     } catch (e) {
         reply = { ok: 0, errmsg: `invalid BSON in command: ${e.message}`, code: 22, codeName: 'InvalidBSON' };
     }
+    if (reply === CLOSE_CONNECTION) { conn.sock.destroy(); return; }
     if (moreToCome) return;
     sendMsg(conn, requestID, replyBuffer(reply));
 }
@@ -1728,6 +2540,7 @@ async function handleOpQuery(conn, f, requestID) {
             reply = { ok: 0, errmsg: `invalid BSON in command: ${e.message}`, code: 22, codeName: 'InvalidBSON' };
         }
     }
+    if (reply === CLOSE_CONNECTION) { conn.sock.destroy(); return; }
     sendReply(conn, requestID, replyBuffer(reply));
 }
 
