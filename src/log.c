@@ -52,6 +52,8 @@ open_target(const char *target, char *err, size_t errlen)
     return fd;
 }
 
+static int log_has_stderr;      /* stderr is the log file (rd_log_take_stderr) */
+
 int
 rd_log_open(const char *target, int level, char *err, size_t errlen)
 {
@@ -62,6 +64,8 @@ rd_log_open(const char *target, int level, char *err, size_t errlen)
     if (log_fd != STDERR_FILENO && log_fd != fd)
         close(log_fd);
     log_fd = fd;
+    if (log_has_stderr && fd != STDERR_FILENO)
+        dup2(fd, STDERR_FILENO);
     log_level = level;
     if (target != log_path)
         snprintf(log_path, sizeof(log_path), "%s", target);
@@ -74,6 +78,14 @@ rd_log_reopen(char *err, size_t errlen)
     if (log_path[0] == '\0' || strcmp(log_path, "stderr") == 0)
         return 0;
     return rd_log_open(log_path, log_level, err, errlen);
+}
+
+void
+rd_log_take_stderr(void)
+{
+    if (log_fd == STDERR_FILENO || dup2(log_fd, STDERR_FILENO) < 0)
+        return;
+    log_has_stderr = 1;
 }
 
 void

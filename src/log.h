@@ -19,6 +19,10 @@ int  rd_log_open(const char *target, int level, char *err, size_t errlen);
 int  rd_log_reopen(char *err, size_t errlen);
 void rd_log_set_level(int level);
 int  rd_log_fd(void);
+/* Once detached: point stderr at the log file, now and after each reopen,
+ * so what libraries and sanitizers write there is kept, not lost in
+ * /dev/null.  Nothing when the log is stderr itself. */
+void rd_log_take_stderr(void);
 
 void rd_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -147,9 +147,12 @@ main(int argc, char **argv)
         rd_conf_free(conf);
         return 1;
     }
-    if (conf->daemon && (ready = rd_daemonize(err, sizeof(err))) < 0) {
-        rd_error("%s", err);
-        return 1;
+    if (conf->daemon) {
+        if ((ready = rd_daemonize(err, sizeof(err))) < 0) {
+            rd_error("%s", err);
+            return 1;
+        }
+        rd_log_take_stderr();
     }
     pidfd = rd_pidfile_create(conf->pid, err, sizeof(err));
     if (pidfd < 0) {
