@@ -66,6 +66,18 @@ refused(double v, const char *what)
     bson_destroy(row);
 }
 
+/* Make t a task for the one phone *phone with id 1, stats s ready. */
+static void
+one_phone_task(struct rd_task *t, int64_t *phone, struct rd_phone_stats *s)
+{
+    t->phones = phone;
+    t->nphones = 1;
+    t->id_is_string = 0;
+    t->id_int = 1;
+    snprintf(t->id_text, sizeof(t->id_text), "1");
+    rd_report_init(s, t);
+}
+
 static double
 now(void)
 {
@@ -185,12 +197,7 @@ main(void)
         struct rd_phone_stats  s1[1];
         bson_t                *row;
 
-        t.phones = one;
-        t.nphones = 1;
-        t.id_is_string = 0;
-        t.id_int = 1;
-        snprintf(t.id_text, sizeof(t.id_text), "1");
-        rd_report_init(s1, &t);
+        one_phone_task(&t, one, s1);
         row = figures_row(5, -0.004, -0.0, -0.001, -0.0049);
         is_int(rd_report_add_row(row, s1, 1, err, sizeof(err)), 0, "a row of negative near-zero figures is read");
         json = rd_report_complete_json(&t, s1, "t", 0.5);
@@ -216,12 +223,7 @@ main(void)
         double                 big = 999999999999999.9;   /* just below 1e15 */
         bson_t                *row, *dbl;
 
-        t.phones = one;
-        t.nphones = 1;
-        t.id_is_string = 0;
-        t.id_int = 1;
-        snprintf(t.id_text, sizeof(t.id_text), "1");
-        rd_report_init(s1, &t);
+        one_phone_task(&t, one, s1);
         row = figures_row(5, -big, big, 0.125, 1234.005);
         is_int(rd_report_add_row(row, s1, 1, err, sizeof(err)), 0, "figures just below the bound are read");
         json = rd_report_complete_json(&t, s1, "t", 0.5);
