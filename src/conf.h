@@ -108,7 +108,7 @@ struct rd_conf {
     char   *path;               /* the file it was read from */
     int     daemon;             /* off */
     int     worker_processes;   /* 2; "auto" resolves to the CPU count */
-    int     worker_processes_auto;
+    int     worker_processes_auto;  /* 1 when "auto" was written */
     char   *pid;                /* RD_DEFAULT_PID */
     char   *error_log;          /* "stderr" or a path */
     int     log_level;          /* enum rd_log_level, info */
@@ -152,6 +152,15 @@ void rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b);
 struct rd_conf *rd_conf_load(const char *path, char *err, size_t errlen);
 
 void rd_conf_free(struct rd_conf *conf);
+
+/*
+ * The keys a reload cannot change (the pid file, daemon) whose values
+ * differ between the running and the new configuration, one at a time:
+ * pass NULL for the first, then the key last returned.  NULL when no
+ * more differ.
+ */
+const char *rd_conf_reload_change(const struct rd_conf *old,
+    const struct rd_conf *new, const char *after);
 
 /* Print the effective configuration as YAML, passwords masked ("********"). */
 void rd_conf_dump(const struct rd_conf *conf, FILE *out);

@@ -1090,6 +1090,44 @@ test_dump_secrets(void)
 }
 
 
+/* The keys a reload cannot change, asked of the table. */
+static void
+test_reload(void)
+{
+    struct rd_conf  *a, *b;
+    const char      *key;
+
+    a = load("pid: /run/a.pid\nworker_processes: 3\n");
+    b = load("pid: /run/b.pid\nworker_processes: 4\ndaemon: on\n");
+    ok(a != NULL && b != NULL, "two configurations (%s)", err);
+    if (a == NULL || b == NULL) {
+        rd_conf_free(a);
+        rd_conf_free(b);
+        return;
+    }
+    key = rd_conf_reload_change(a, b, NULL);
+    is_str(key, "daemon", "daemon cannot change on reload");
+    key = rd_conf_reload_change(a, b, key);
+    is_str(key, "pid", "pid cannot change on reload");
+    ok(rd_conf_reload_change(a, b, key) == NULL,
+       "worker_processes can: no more keys");
+    ok(rd_conf_reload_change(a, a, NULL) == NULL, "same configuration");
+    rd_conf_free(b);
+
+    b = load("pid: /run/../run/a.pid\nlog_level: debug\n");
+    ok(b != NULL && rd_conf_reload_change(a, b, NULL) != NULL,
+       "a pid path is compared as written");
+    rd_conf_free(b);
+    b = load("pid: a.pid\n");
+    ok(b != NULL, "relative pid (%s)", err);
+    if (b != NULL) {
+        key = rd_conf_reload_change(a, b, NULL);
+        is_str(key, "pid", "relative pid made absolute, then compared");
+    }
+    rd_conf_free(b);
+    rd_conf_free(a);
+}
+
 int
 main(void)
 {
@@ -1114,6 +1152,7 @@ main(void)
     test_world_readable();
     test_dump();
     test_dump_secrets();
+    test_reload();
 
     unlink(path);
     unlink(secret);
