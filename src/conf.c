@@ -47,9 +47,9 @@ rd_conf_cpus(const struct rd_conf_opt *opt, int i)
 }
 
 /*
- * One row per key.  A duration's bare number is in seconds; it is kept in
- * milliseconds, except RD_SECONDS's; its min and max are in what it is
- * kept in.
+ * One row per key.  A duration's bare number is in seconds (RD_DURATION,
+ * RD_SECONDS) or in milliseconds (RD_MS); it is kept in milliseconds,
+ * except RD_SECONDS's; its min and max are in what it is kept in.
  */
 #define RD_SECTION(k)                   { .name = k, .type = RD_CONF_SECTION }
 #define RD_ROW(k, t, f, lo, hi, d, fl)                                        \
@@ -64,6 +64,8 @@ rd_conf_cpus(const struct rd_conf_opt *opt, int i)
     RD_ROW(k, RD_CONF_DURATION, f, lo, hi, d, fl)
 #define RD_SECONDS(k, f, lo, hi, d, fl)                                       \
     RD_ROW(k, RD_CONF_DURATION, f, lo, hi, d, RD_CONF_SECONDS | (fl))
+#define RD_MS(k, f, lo, hi, d, fl)                                            \
+    RD_ROW(k, RD_CONF_DURATION, f, lo, hi, d, RD_CONF_BARE_MS | (fl))
 #define RD_ENUM(k, f, v, d, fl)                                               \
     { .name = k, .type = RD_CONF_ENUM, .offset = RD_OFF(f), .def = d,         \
       .flags = fl, .names = v }
@@ -106,8 +108,8 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     RD_INT     ("rabbitmq.prefetch",          rabbitmq.prefetch, 1, 65535, "1", 0),
     RD_SECONDS ("rabbitmq.heartbeat",         rabbitmq.heartbeat, 0, 3600, "30s", 0),
     RD_INT     ("rabbitmq.max_redeliveries",  rabbitmq.max_redeliveries, 0, 1000, "5", 0),
-    RD_INT     ("rabbitmq.connect_timeout_ms", rabbitmq.connect_timeout_ms, 1, 3600000, "5000", 0),
-    RD_INT     ("rabbitmq.confirm_timeout_ms", rabbitmq.confirm_timeout_ms, 1, 3600000, "5000", 0),
+    RD_MS      ("rabbitmq.connect_timeout_ms", rabbitmq.connect_timeout_ms, 1, 3600000, "5000", 0),
+    RD_MS      ("rabbitmq.confirm_timeout_ms", rabbitmq.confirm_timeout_ms, 1, 3600000, "5000", 0),
     RD_BOOL    ("rabbitmq.tls",               rabbitmq.tls, "off", 0),
     RD_PATH    ("rabbitmq.tls_ca_file",       rabbitmq.tls_ca_file, NULL, 0, NULL),
     RD_PATH    ("rabbitmq.tls_cert_file",     rabbitmq.tls_cert_file, NULL, 0, NULL),
@@ -124,8 +126,8 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     RD_STR     ("mongodb.auth_source",        mongodb.auth_source, 1, 0, NULL, RD_FOLDED),
     RD_STR     ("mongodb.database",           mongodb.database, 1, 0, "calls", 0),
     RD_STR     ("mongodb.collection",         mongodb.collection, 1, 0, "calls", 0),
-    RD_INT     ("mongodb.max_time_ms",        mongodb.max_time_ms, 1, 3600000, "20000", 0),
-    RD_INT     ("mongodb.connect_timeout_ms", mongodb.connect_timeout_ms, 1, 3600000, "5000", RD_FOLDED),
+    RD_MS      ("mongodb.max_time_ms",        mongodb.max_time_ms, 1, 3600000, "20000", 0),
+    RD_MS      ("mongodb.connect_timeout_ms", mongodb.connect_timeout_ms, 1, 3600000, "5000", RD_FOLDED),
 
     RD_SECTION ("task"),
     RD_INT     ("task.max_phones",            task.max_phones, 1, 100000, "100", 0),

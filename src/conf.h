@@ -41,10 +41,10 @@ struct rd_conf_amqp {
     char   *dead_letter_queue;  /* default "<task_queue>.dead" */
     int     queue_type;         /* enum rd_queue_type, "classic" */
     int     prefetch;           /* 1 (1..65535) */
-    int     heartbeat;          /* seconds, 30 (0 = off, 0..3600) */
+    int     heartbeat;          /* seconds, 30s (0 = off, 0..3600) */
     int     max_redeliveries;   /* 5 (0..1000) */
-    int     connect_timeout_ms; /* 5000 */
-    int     confirm_timeout_ms; /* 5000 */
+    int     connect_timeout_ms; /* ms, 5000 (a duration: 5s) */
+    int     confirm_timeout_ms; /* ms, 5000 */
     int     tls;                /* off */
     char   *tls_ca_file;        /* NULL; required when tls is on */
     char   *tls_cert_file;      /* NULL */
@@ -85,8 +85,8 @@ struct rd_conf_mongo {
     char   *auth_source;        /* NULL unless given */
     char   *database;           /* "calls" */
     char   *collection;         /* "calls" */
-    int     max_time_ms;        /* 20000 (1..3600000) */
-    int     connect_timeout_ms; /* 5000 (1..3600000), folded like host */
+    int     max_time_ms;        /* ms, 20000 (1..3600000; a duration) */
+    int     connect_timeout_ms; /* ms, 5000 (1..3600000), folded like host */
     struct rd_conf_mongo_limits limits;  /* derived */
 };
 

@@ -174,7 +174,9 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
         break;
 
     case RD_CONF_DURATION:
-        if (opt->flags & RD_CONF_SECONDS)
+        if (opt->flags & RD_CONF_BARE_MS)
+            fprintf(out, "%d", v);
+        else if (opt->flags & RD_CONF_SECONDS)
             fprintf(out, "%ds", v);
         else if (v % 1000 == 0)
             fprintf(out, "%ds", v / 1000);

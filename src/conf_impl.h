@@ -47,6 +47,8 @@ enum rd_conf_type {
 #define RD_CONF_PATH       0x20 /* a file: made absolute against the
                                    configuration file's directory at load,
                                    except the values in names[] */
+#define RD_CONF_BARE_MS    0x40 /* a duration whose bare number is in ms,
+                                   not in seconds */
 
 struct rd_conf_opt {
     const char          *name;      /* the dotted key */

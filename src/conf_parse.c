@@ -33,18 +33,19 @@ static const char *const rd_conf_bools[] = {
     "off", "on", "false", "true", "no", "yes", NULL
 };
 
-/* Number suffixes; a bare duration is in seconds. */
+/* Number suffixes.  A bare duration is in seconds, or in milliseconds
+ * with RD_CONF_BARE_MS: rd_conf_number() decides. */
 static const struct {
     enum rd_conf_type    type;
     const char          *suffix;
     long long            mult;
 } rd_conf_units[] = {
     { RD_CONF_INT, "", 1 },
-    { RD_CONF_DURATION, "", 1000 },
     { RD_CONF_DURATION, "ms", 1 },
     { RD_CONF_DURATION, "s", 1000 },
     { RD_CONF_DURATION, "m", 60 * 1000 },
     { RD_CONF_DURATION, "h", 3600 * 1000 },
+    { RD_CONF_DURATION, "d", 24 * 3600 * 1000 },
     { RD_CONF_SIZE, "", 1 },
     { RD_CONF_SIZE, "k", 1024 },
     { RD_CONF_SIZE, "K", 1024 },
@@ -101,6 +102,8 @@ rd_conf_number(const struct rd_conf_opt *opt, const char *s, long long *v,
     *v = strtoll(s, &end, 10);
 
     mult = 0;
+    if (opt->type == RD_CONF_DURATION && *end == '\0')
+        mult = (opt->flags & RD_CONF_BARE_MS) ? 1 : 1000;
     for (i = 0; i < sizeof(rd_conf_units) / sizeof(rd_conf_units[0]); i++) {
         if (rd_conf_units[i].type == opt->type
             && strcmp(rd_conf_units[i].suffix, end) == 0)
@@ -134,8 +137,9 @@ range:
 
 invalid:
     if (opt->type == RD_CONF_DURATION)
-        snprintf(what, sizeof(what), "a duration (a number of seconds, or "
-                 "500ms, 30s, 2m, 1h)");
+        snprintf(what, sizeof(what), "a duration (a number of %s, or 500ms, "
+                 "30s, 2m, 1h, 1d)", (opt->flags & RD_CONF_BARE_MS)
+                                     ? "milliseconds" : "seconds");
     else
         snprintf(what, sizeof(what), "%s", opt->type == RD_CONF_SIZE
                  ? "a size (a number of bytes, or 64k, 1m)" : "an integer");
