@@ -1,13 +1,11 @@
 /*
- * conf.c -- rd_conf_load() and rd_conf_free(), and what the other conf*.c
- * files share while loading: errors placed at file:line:col of their key,
- * and reading a whole file.
- *
- * A load fills every field from the option table's defaults
- * (conf_table.c), walks the file's YAML against the table converting each
- * scalar (conf_yaml.c, conf_value.c), then derives and cross-checks what
- * the table cannot say (conf_check.c).  It returns a complete object or
- * nothing, and never logs: the one error line goes back to the caller.
+ * conf.c -- the option table: every key of reporterd.yaml, one row each,
+ * with its type, its place in struct rd_conf, its range, its default and
+ * its properties (secret, path, not reloadable).  Defaults, parsing,
+ * rd_conf_free(), rd_conf_dump() and the reload's comparison are all
+ * driven by it: adding a key is adding a row here (and a field in
+ * conf.h).  Also what every other conf*.c file uses while loading: errors
+ * placed at file:line:col of their key, and reading a whole file.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -20,6 +18,161 @@
 #include <unistd.h>
 
 #include "conf_impl.h"
+
+#ifndef RD_DEFAULT_PID
+#define RD_DEFAULT_PID  "/usr/local/var/run/reporterd.pid"
+#endif
+
+/* By enum rd_log_level; rd_log_level_name() reads it too. */
+static const char *const rd_conf_log_levels[] = {
+    "debug", "info", "warn", "error", NULL
+};
+
+static const char *const rd_conf_queue_types[] = { "classic", "quorum", NULL };
+
+/* error_log values that name no file. */
+static const char *const rd_conf_log_targets[] = { "stderr", NULL };
+
+/* worker_processes: "auto" is the number of CPUs online. */
+static const char *const rd_conf_auto[] = { "auto", NULL };
+
+static int
+rd_conf_cpus(const struct rd_conf_opt *opt, int i)
+{
+    long  n;
+
+    (void) i;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return (int) (n < opt->min ? opt->min : n > opt->max ? opt->max : n);
+}
+
+/*
+ * One row per key.  A duration's bare number is in seconds (RD_DURATION,
+ * RD_SECONDS) or in milliseconds (RD_MS); it is kept in milliseconds,
+ * except RD_SECONDS's; its min and max are in what it is kept in.
+ */
+#define RD_SECTION(k)                   { .name = k, .type = RD_CONF_SECTION }
+#define RD_ROW(k, t, f, lo, hi, d, fl)                                        \
+    { .name = k, .type = t, .offset = RD_OFF(f), .min = lo, .max = hi,       \
+      .def = d, .flags = fl }
+#define RD_BOOL(k, f, d, fl)            RD_ROW(k, RD_CONF_BOOL, f, 0, 0, d, fl)
+#define RD_INT(k, f, lo, hi, d, fl)     RD_ROW(k, RD_CONF_INT, f, lo, hi, d, fl)
+#define RD_SIZE(k, f, lo, hi, d, fl)    RD_ROW(k, RD_CONF_SIZE, f, lo, hi, d, fl)
+#define RD_DOUBLE(k, f, lo, hi, d, fl)  RD_ROW(k, RD_CONF_DOUBLE, f, lo, hi, d, fl)
+#define RD_STR(k, f, lo, hi, d, fl)     RD_ROW(k, RD_CONF_STR, f, lo, hi, d, fl)
+#define RD_DURATION(k, f, lo, hi, d, fl)                                      \
+    RD_ROW(k, RD_CONF_DURATION, f, lo, hi, d, fl)
+#define RD_SECONDS(k, f, lo, hi, d, fl)                                       \
+    RD_ROW(k, RD_CONF_DURATION, f, lo, hi, d, RD_CONF_SECONDS | (fl))
+#define RD_MS(k, f, lo, hi, d, fl)                                            \
+    RD_ROW(k, RD_CONF_DURATION, f, lo, hi, d, RD_CONF_BARE_MS | (fl))
+#define RD_ENUM(k, f, v, d, fl)                                               \
+    { .name = k, .type = RD_CONF_ENUM, .offset = RD_OFF(f), .def = d,         \
+      .flags = fl, .names = v }
+#define RD_PATH(k, f, d, fl, v)                                               \
+    { .name = k, .type = RD_CONF_STR, .offset = RD_OFF(f), .min = 1,          \
+      .def = d, .flags = RD_CONF_PATH | (fl), .names = v }
+#define RD_SECRET(k, f, d, fl, from)                                          \
+    { .name = k, .type = RD_CONF_STR, .offset = RD_OFF(f), .def = d,          \
+      .flags = RD_CONF_SECRET | (fl), .file = from }
+/* An integer, or one of the words v whose value fn(opt, i) computes; the
+ * int field c records which word was written. */
+#define RD_INT_OR(k, f, lo, hi, d, v, fn, c)                                  \
+    { .name = k, .type = RD_CONF_INT, .offset = RD_OFF(f), .min = lo,         \
+      .max = hi, .def = d, .names = v, .word = fn, .chosen = RD_OFF(c) }
+
+#define RD_NO_RELOAD  RD_CONF_NO_RELOAD
+#define RD_FOLDED     RD_CONF_FOLDED
+
+const struct rd_conf_opt  rd_conf_opts[] = {
+    RD_BOOL    ("daemon",                     daemon, "off", RD_NO_RELOAD),
+    RD_INT_OR  ("worker_processes",           worker_processes, 1, 1024, "2",
+                rd_conf_auto, rd_conf_cpus, worker_processes_auto),
+    RD_PATH    ("pid",                        pid, RD_DEFAULT_PID, RD_NO_RELOAD, NULL),
+    RD_PATH    ("error_log",                  error_log, "stderr", 0, rd_conf_log_targets),
+    RD_ENUM    ("log_level",                  log_level, rd_conf_log_levels, "info", 0),
+    RD_STR     ("user",                       user, 1, 0, NULL, 0),
+    RD_DURATION("worker_shutdown_timeout",    worker_shutdown_timeout_ms, 0, 3600000, "30s", 0),
+
+    RD_SECTION ("rabbitmq"),
+    RD_STR     ("rabbitmq.host",              rabbitmq.host, 1, 0, "127.0.0.1", 0),
+    RD_INT     ("rabbitmq.port",              rabbitmq.port, 1, 65535, NULL, 0),
+    RD_STR     ("rabbitmq.user",              rabbitmq.user, 1, 0, "guest", 0),
+    RD_SECRET  ("rabbitmq.password",          rabbitmq.password, "guest", 0, "rabbitmq.password_file"),
+    RD_PATH    ("rabbitmq.password_file",     rabbitmq.password_file, NULL, 0, NULL),
+    RD_STR     ("rabbitmq.vhost",             rabbitmq.vhost, 1, 0, "/", 0),
+    RD_STR     ("rabbitmq.task_queue",        rabbitmq.task_queue, 1, 255, "reports.tasks", 0),
+    RD_STR     ("rabbitmq.result_queue",      rabbitmq.result_queue, 1, 255, "reports.results", 0),
+    RD_STR     ("rabbitmq.dead_letter_queue", rabbitmq.dead_letter_queue, 1, 255, NULL, 0),
+    RD_ENUM    ("rabbitmq.queue_type",        rabbitmq.queue_type, rd_conf_queue_types, "classic", 0),
+    RD_INT     ("rabbitmq.prefetch",          rabbitmq.prefetch, 1, 65535, "1", 0),
+    RD_SECONDS ("rabbitmq.heartbeat",         rabbitmq.heartbeat, 0, 3600, "30s", 0),
+    RD_INT     ("rabbitmq.max_redeliveries",  rabbitmq.max_redeliveries, 0, 1000, "5", 0),
+    RD_MS      ("rabbitmq.connect_timeout_ms", rabbitmq.connect_timeout_ms, 1, 3600000, "5000", 0),
+    RD_MS      ("rabbitmq.confirm_timeout_ms", rabbitmq.confirm_timeout_ms, 1, 3600000, "5000", 0),
+    RD_BOOL    ("rabbitmq.tls",               rabbitmq.tls, "off", 0),
+    RD_PATH    ("rabbitmq.tls_ca_file",       rabbitmq.tls_ca_file, NULL, 0, NULL),
+    RD_PATH    ("rabbitmq.tls_cert_file",     rabbitmq.tls_cert_file, NULL, 0, NULL),
+    RD_PATH    ("rabbitmq.tls_key_file",      rabbitmq.tls_key_file, NULL, 0, NULL),
+    RD_BOOL    ("rabbitmq.tls_verify",        rabbitmq.tls_verify, "on", 0),
+
+    RD_SECTION ("mongodb"),
+    RD_STR     ("mongodb.uri",                mongodb.uri, 1, 0, NULL, RD_CONF_URI),
+    RD_STR     ("mongodb.host",               mongodb.host, 1, 0, NULL, RD_FOLDED),
+    RD_INT     ("mongodb.port",               mongodb.port, 1, 65535, NULL, RD_FOLDED),
+    RD_STR     ("mongodb.user",               mongodb.user, 1, 0, NULL, RD_FOLDED),
+    RD_SECRET  ("mongodb.password",           mongodb.password, NULL, RD_FOLDED, "mongodb.password_file"),
+    RD_PATH    ("mongodb.password_file",      mongodb.password_file, NULL, RD_FOLDED, NULL),
+    RD_STR     ("mongodb.auth_source",        mongodb.auth_source, 1, 0, NULL, RD_FOLDED),
+    RD_STR     ("mongodb.database",           mongodb.database, 1, 0, "calls", 0),
+    RD_STR     ("mongodb.collection",         mongodb.collection, 1, 0, "calls", 0),
+    RD_MS      ("mongodb.max_time_ms",        mongodb.max_time_ms, 1, 3600000, "20000", 0),
+    RD_MS      ("mongodb.connect_timeout_ms", mongodb.connect_timeout_ms, 1, 3600000, "5000", RD_FOLDED),
+
+    RD_SECTION ("task"),
+    RD_INT     ("task.max_phones",            task.max_phones, 1, 100000, "100", 0),
+    RD_SIZE    ("task.max_message_size",      task.max_message_size, 64, 67108864, "1m", 0),
+    RD_INT     ("task.max_depth",             task.max_depth, 2, 1000, "16", 0),
+
+    /* At most 10^6 a second: every figure of a result stays far below
+     * RD_REPORT_MAX_FIGURE for any sane record. */
+    RD_SECTION ("report"),
+    RD_DOUBLE  ("report.price_per_second",    report.price_per_second, 0, 1000000, "10", 0),
+
+    RD_SECTION ("status"),
+    RD_STR     ("status.listen",              status.listen, 1, 0, NULL, 0),
+};
+
+const size_t  rd_conf_nopts = sizeof(rd_conf_opts) / sizeof(rd_conf_opts[0]);
+
+
+/* A linear search: the table is short and a file is read once per reload. */
+const struct rd_conf_opt *
+rd_conf_find(const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < rd_conf_nopts; i++) {
+        if (strcmp(rd_conf_opts[i].name, name) == 0)
+            return &rd_conf_opts[i];
+    }
+    return NULL;
+}
+
+
+void *
+rd_conf_field(const struct rd_conf *conf, const struct rd_conf_opt *opt)
+{
+    return (char *) conf + opt->offset;
+}
+
+
+/* Whether and where this load saw the option's key. */
+struct rd_conf_key *
+rd_conf_key(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt)
+{
+    return &ctx->keys[opt - rd_conf_opts];
+}
 
 
 /*
@@ -65,14 +218,6 @@ rd_conf_error(struct rd_conf_ctx *ctx, const yaml_mark_t *mark,
     rd_conf_verror(ctx, mark, key, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-
-/* Whether and where this load saw the option's key. */
-struct rd_conf_key *
-rd_conf_key(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt)
-{
-    return &ctx->keys[opt - rd_conf_opts];
 }
 
 
@@ -138,59 +283,6 @@ failed:
 }
 
 
-/* Through rd_conf_set() like any value, so a bad row in the table fails
- * every load instead of passing unnoticed. */
-static int
-rd_conf_defaults(struct rd_conf_ctx *ctx)
-{
-    const struct rd_conf_opt  *opt;
-    char                       msg[256];
-
-    for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
-        if (opt->def != NULL
-            && rd_conf_set(ctx->conf, opt, opt->def, msg, sizeof(msg)) != 0)
-        {
-            return rd_conf_error(ctx, NULL, opt->name,
-                                 "built-in default: %s", msg);
-        }
-    }
-    return 0;
-}
-
-
-struct rd_conf *
-rd_conf_load(const char *path, char *err, size_t errlen)
-{
-    struct rd_conf_ctx  *ctx;
-    struct rd_conf      *conf;
-
-    ctx = calloc(1, sizeof(*ctx) + rd_conf_nopts * sizeof(ctx->keys[0]));
-    conf = calloc(1, sizeof(*conf));
-    if (ctx == NULL || conf == NULL || (conf->path = strdup(path)) == NULL) {
-        free(ctx);
-        free(conf);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return NULL;
-    }
-
-    ctx->path = path;
-    ctx->conf = conf;
-    ctx->err = err;
-    ctx->errlen = errlen;
-
-    if (rd_conf_defaults(ctx) != 0
-        || rd_conf_parse(ctx) != 0
-        || rd_conf_finish(ctx) != 0)
-    {
-        rd_conf_free(conf);
-        conf = NULL;
-    }
-
-    free(ctx);
-    return conf;
-}
-
-
 void
 rd_conf_free(struct rd_conf *conf)
 {
@@ -205,4 +297,61 @@ rd_conf_free(struct rd_conf *conf)
     }
     free(conf->path);
     free(conf);
+}
+
+
+static int
+rd_conf_same(const struct rd_conf_opt *opt, const struct rd_conf *a,
+    const struct rd_conf *b)
+{
+    const char  *sa, *sb;
+
+    switch (opt->type) {
+
+    case RD_CONF_SECTION:
+        return 1;
+
+    case RD_CONF_STR:
+        sa = *(char *const *) rd_conf_field(a, opt);
+        sb = *(char *const *) rd_conf_field(b, opt);
+        return sa == sb || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+
+    case RD_CONF_DOUBLE:
+        return *(const double *) rd_conf_field(a, opt)
+               == *(const double *) rd_conf_field(b, opt);
+
+    default:
+        return *(const int *) rd_conf_field(a, opt)
+               == *(const int *) rd_conf_field(b, opt);
+    }
+}
+
+
+const char *
+rd_conf_reload_change(const struct rd_conf *old, const struct rd_conf *new,
+    const char *after)
+{
+    const struct rd_conf_opt  *opt;
+
+    opt = rd_conf_opts;
+    if (after != NULL) {
+        while (opt < rd_conf_opts + rd_conf_nopts && opt->name != after)
+            opt++;
+        opt++;
+    }
+
+    for ( /* void */ ; opt < rd_conf_opts + rd_conf_nopts; opt++) {
+        if ((opt->flags & RD_CONF_NO_RELOAD) && !rd_conf_same(opt, old, new))
+            return opt->name;
+    }
+    return NULL;
+}
+
+
+const char *
+rd_log_level_name(int level)
+{
+    if (level < RD_LOG_DEBUG || level > RD_LOG_ERROR)
+        return "unknown";
+    return rd_conf_log_levels[level];
 }

@@ -41,10 +41,10 @@ struct rd_conf_amqp {
     char   *dead_letter_queue;  /* default "<task_queue>.dead" */
     int     queue_type;         /* enum rd_queue_type, "classic" */
     int     prefetch;           /* 1 (1..65535) */
-    int     heartbeat;          /* seconds, 30 (0 = off, 0..3600) */
+    int     heartbeat;          /* seconds, 30s (0 = off, 0..3600) */
     int     max_redeliveries;   /* 5 (0..1000) */
-    int     connect_timeout_ms; /* 5000 */
-    int     confirm_timeout_ms; /* 5000 */
+    int     connect_timeout_ms; /* ms, 5000 (a duration: 5s) */
+    int     confirm_timeout_ms; /* ms, 5000 */
     int     tls;                /* off */
     char   *tls_ca_file;        /* NULL; required when tls is on */
     char   *tls_cert_file;      /* NULL */
@@ -85,8 +85,8 @@ struct rd_conf_mongo {
     char   *auth_source;        /* NULL unless given */
     char   *database;           /* "calls" */
     char   *collection;         /* "calls" */
-    int     max_time_ms;        /* 20000 (1..3600000) */
-    int     connect_timeout_ms; /* 5000 (1..3600000), folded like host */
+    int     max_time_ms;        /* ms, 20000 (1..3600000; a duration) */
+    int     connect_timeout_ms; /* ms, 5000 (1..3600000), folded like host */
     struct rd_conf_mongo_limits limits;  /* derived */
 };
 
@@ -108,7 +108,7 @@ struct rd_conf {
     char   *path;               /* the file it was read from */
     int     daemon;             /* off */
     int     worker_processes;   /* 2; "auto" resolves to the CPU count */
-    int     worker_processes_auto;
+    int     worker_processes_auto;  /* 1 when "auto" was written */
     char   *pid;                /* RD_DEFAULT_PID */
     char   *error_log;          /* "stderr" or a path */
     int     log_level;          /* enum rd_log_level, info */
@@ -152,6 +152,15 @@ void rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b);
 struct rd_conf *rd_conf_load(const char *path, char *err, size_t errlen);
 
 void rd_conf_free(struct rd_conf *conf);
+
+/*
+ * The keys a reload cannot change (the pid file, daemon) whose values
+ * differ between the running and the new configuration, one at a time:
+ * pass NULL for the first, then the key last returned.  NULL when no
+ * more differ.
+ */
+const char *rd_conf_reload_change(const struct rd_conf *old,
+    const struct rd_conf *new, const char *after);
 
 /* Print the effective configuration as YAML, passwords masked ("********"). */
 void rd_conf_dump(const struct rd_conf *conf, FILE *out);

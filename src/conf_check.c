@@ -3,14 +3,18 @@
  * port from tls, the dead-letter queue from the task queue), relative
  * paths made absolute, password files, the mongodb URI built from its
  * parts and the driver's timeouts read from it, the time budget of one
- * task, and keys that exclude or depend on each other.  It runs after the walk, with no YAML node at
- * hand, so an error points at whichever of the keys involved comes later
- * in the file, or at the section when none of them was written.
+ * task, status.listen's HOST:PORT, where a URI holds a password, and keys
+ * that exclude or depend on each other.  It runs after the walk, with no
+ * YAML node at hand, so an error points at whichever of the keys involved
+ * comes later in the file, or at the section when none of them was
+ * written.
  */
 
 #define _POSIX_C_SOURCE 200809L
 
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -196,17 +200,17 @@ rd_conf_paths(struct rd_conf_ctx *ctx)
 }
 
 
-/* password_file replaces password; giving both is an error. */
+/* A secret's file (its row's .file key) replaces it; giving both is an
+ * error. */
 static int
-rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password,
-    const char *password_file)
+rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password)
 {
     const struct rd_conf_opt  *pw, *file;
     const char                *path;
     char                      *buf, **field, err[512];
 
     pw = rd_conf_find(password);
-    file = rd_conf_find(password_file);
+    file = rd_conf_find(pw->file);
     path = *(char **) rd_conf_field(ctx->conf, file);
 
     if (path == NULL)
@@ -214,9 +218,9 @@ rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password,
 
     if (rd_conf_key(ctx, pw)->given)
         return rd_conf_fail(ctx,
-                            rd_conf_later(ctx, password, password_file, NULL),
+                            rd_conf_later(ctx, pw->name, file->name, NULL),
                             "%s and %s are mutually exclusive",
-                            password, password_file);
+                            pw->name, file->name);
 
     buf = rd_conf_read_secret(path, err, sizeof(err));
     if (buf == NULL)
@@ -226,6 +230,36 @@ rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password,
     free(*field);
     *field = buf;
     return 0;
+}
+
+
+/* Where "user:password@" puts the password in a URI, if it has one. */
+int
+rd_conf_uri_password(const char *uri, size_t *start, size_t *end)
+{
+    const char  *auth, *slash, *at, *colon;
+
+    auth = strstr(uri, "://");
+    if (auth == NULL)
+        return 0;
+    auth += 3;
+    slash = auth + strcspn(auth, "/?#");
+
+    at = NULL;
+    for (colon = auth; colon < slash; colon++) {
+        if (*colon == '@')
+            at = colon;
+    }
+    if (at == NULL)
+        return 0;
+
+    colon = memchr(auth, ':', at - auth);
+    if (colon == NULL)
+        return 0;
+
+    *start = colon + 1 - uri;
+    *end = at - uri;
+    return 1;
 }
 
 
@@ -274,11 +308,8 @@ rd_conf_mongodb(struct rd_conf_ctx *ctx)
         return 0;
     }
 
-    if (rd_conf_password_file(ctx, "mongodb.password",
-                              "mongodb.password_file") != 0)
-    {
+    if (rd_conf_password_file(ctx, "mongodb.password") != 0)
         return -1;
-    }
     if (m->password != NULL && m->user == NULL)
         return rd_conf_fail(ctx,
                             rd_conf_later(ctx, "mongodb.password",
@@ -459,6 +490,60 @@ rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b)
 }
 
 
+/* The loader checks status.listen with this; the status server binds it. */
+int
+rd_conf_parse_listen(const char *listen, struct sockaddr_storage *ss,
+    char *err, size_t errlen)
+{
+    struct sockaddr_in  *in4 = (struct sockaddr_in *) ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ss;
+    char                 host[128], *end;
+    const char          *colon;
+    long                 port;
+    size_t               n;
+
+    memset(ss, 0, sizeof(*ss));
+    colon = strrchr(listen, ':');
+    if (colon == NULL || colon == listen) {
+        snprintf(err, errlen, "\"%s\": expected HOST:PORT", listen);
+        return -1;
+    }
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == colon + 1
+        || port < 1 || port > 65535)
+    {
+        snprintf(err, errlen, "\"%s\": port must be 1..65535", listen);
+        return -1;
+    }
+    n = (size_t) (colon - listen);
+    if (n >= sizeof(host)) {
+        snprintf(err, errlen, "\"%s\": host too long", listen);
+        return -1;
+    }
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+        host[n - 1] = '\0';
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t) port);
+        if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1)
+            return 0;
+    } else {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t) port);
+        if (strcmp(host, "*") == 0) {
+            in4->sin_addr.s_addr = htonl(INADDR_ANY);
+            return 0;
+        }
+        if (inet_pton(AF_INET, host, &in4->sin_addr) == 1)
+            return 0;
+    }
+    snprintf(err, errlen, "\"%s\": \"%s\" is not an IP address", listen, host);
+    return -1;
+}
+
+
 /* Keys that depend on each other. */
 static int
 rd_conf_check(struct rd_conf_ctx *ctx)
@@ -546,11 +631,8 @@ rd_conf_finish(struct rd_conf_ctx *ctx)
     if (rd_conf_paths(ctx) != 0)
         return -1;
 
-    if (rd_conf_password_file(ctx, "rabbitmq.password",
-                              "rabbitmq.password_file") != 0)
-    {
+    if (rd_conf_password_file(ctx, "rabbitmq.password") != 0)
         return -1;
-    }
 
     if (a->port == 0)
         a->port = a->tls ? 5671 : 5672;

@@ -4,7 +4,6 @@
  * defaults and derivation, secrets masked (passwords, and inside
  * mongodb.uri the userinfo's password and secret options), and strings
  * quoted so that the loader would read them back as they are.
- * Also rd_log_level_name(), the other way from a number to its name.
  */
 
 #include <ctype.h>
@@ -146,7 +145,7 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
     const char  *s;
     char        *masked, buf[32];
     double       d;
-    int          v;
+    int          v, word;
 
     field = rd_conf_field(conf, opt);
     v = *(const int *) field;
@@ -162,8 +161,10 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
         break;
 
     case RD_CONF_INT:
-        if ((opt->flags & RD_CONF_AUTO) && conf->worker_processes_auto)
-            fputs("auto", out);
+        word = (opt->chosen == 0) ? 0
+               : *(const int *) ((const char *) conf + opt->chosen);
+        if (word > 0)
+            fputs(opt->names[word - 1], out);
         else
             fprintf(out, "%d", v);
         break;
@@ -173,7 +174,9 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
         break;
 
     case RD_CONF_DURATION:
-        if (opt->flags & RD_CONF_SECONDS)
+        if (opt->flags & RD_CONF_BARE_MS)
+            fprintf(out, "%d", v);
+        else if (opt->flags & RD_CONF_SECONDS)
             fprintf(out, "%ds", v);
         else if (v % 1000 == 0)
             fprintf(out, "%ds", v / 1000);
@@ -227,10 +230,12 @@ rd_conf_dump(const struct rd_conf *conf, FILE *out)
         }
 
         /* host, port, user, ... are already in the effective uri;
-         * a password from password_file is not written twice */
+         * a secret read from its file is not written twice */
         if ((opt->flags & RD_CONF_FOLDED)
-            || (opt->offset == RD_OFF(rabbitmq.password)
-                && conf->rabbitmq.password_file != NULL))
+            || (opt->file != NULL
+                && *(char *const *) rd_conf_field(conf,
+                                                  rd_conf_find(opt->file))
+                   != NULL))
         {
             continue;
         }
@@ -242,11 +247,3 @@ rd_conf_dump(const struct rd_conf *conf, FILE *out)
     }
 }
 
-
-const char *
-rd_log_level_name(int level)
-{
-    if (level < RD_LOG_DEBUG || level > RD_LOG_ERROR)
-        return "unknown";
-    return rd_conf_log_levels[level];
-}

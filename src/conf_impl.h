@@ -1,14 +1,14 @@
 /*
  * conf_impl.h -- what the files of the configuration loader share, and no
- * one else: the option table's row, the load context and the functions
- * they call across files.  Outside src/conf*.c, include conf.h.
+ * one else: the option table's row and the load context.  Outside
+ * src/conf*.c, include conf.h.  Calls go one way, down this list:
  *
- *     conf.c        load and free; errors at file:line:col; reading a file
- *     conf_table.c  rd_conf_opts[]: every key, its type, range and default
- *     conf_yaml.c   the YAML document walked against the table
- *     conf_value.c  what a scalar means: ${VAR}, bool, int, duration, ...
+ *     conf_parse.c  rd_conf_load(): the YAML walked against the table,
+ *                   each scalar expanded (${VAR}) and converted
  *     conf_check.c  what the table cannot say: derived values, cross-checks
  *     conf_dump.c   the effective configuration back out as YAML
+ *     conf.c        the option table, errors at file:line:col, reading a
+ *                   file, rd_conf_free() and what a reload cannot change
  */
 #ifndef RD_CONF_IMPL_H
 #define RD_CONF_IMPL_H
@@ -39,14 +39,16 @@ enum rd_conf_type {
     RD_CONF_SIZE
 };
 
-#define RD_CONF_SECRET   0x01   /* a password: masked by rd_conf_dump() */
-#define RD_CONF_URI      0x02   /* may hold "user:password@" */
-#define RD_CONF_FOLDED   0x04   /* folded into mongodb.uri, not dumped */
-#define RD_CONF_AUTO     0x08   /* "auto" means the number of CPUs */
-#define RD_CONF_SECONDS  0x10   /* a duration kept in seconds, not in ms */
-#define RD_CONF_PATH     0x20   /* a file: made absolute against the
+#define RD_CONF_SECRET     0x01 /* a password: masked by rd_conf_dump() */
+#define RD_CONF_URI        0x02 /* may hold "user:password@" */
+#define RD_CONF_FOLDED     0x04 /* folded into mongodb.uri, not dumped */
+#define RD_CONF_NO_RELOAD  0x08 /* a reload keeps the running value */
+#define RD_CONF_SECONDS    0x10 /* a duration kept in seconds, not in ms */
+#define RD_CONF_PATH       0x20 /* a file: made absolute against the
                                    configuration file's directory at load,
                                    except the values in names[] */
+#define RD_CONF_BARE_MS    0x40 /* a duration whose bare number is in ms,
+                                   not in seconds */
 
 struct rd_conf_opt {
     const char          *name;      /* the dotted key */
@@ -56,29 +58,36 @@ struct rd_conf_opt {
     long long            max;       /* strings: bytes, 0 = no limit */
     const char          *def;       /* as written in YAML; NULL = unset */
     unsigned             flags;
-    const char *const   *names;     /* enum values, by number; for a path,
-                                       the values that are not file names */
+    const char *const   *names;     /* an enum's values, by number; a path's
+                                       values that are no file; the words an
+                                       integer takes besides numbers */
+    int                (*word)(const struct rd_conf_opt *opt, int i);
+                                    /* an integer's value for names[i] */
+    size_t               chosen;    /* an int in struct rd_conf: which of
+                                       names[] was written, 1-based; 0 for a
+                                       number (0 here: no such field) */
+    const char          *file;      /* a secret: the key of the file it is
+                                       read from instead, if any */
 };
 
 #define RD_OFF(field)  offsetof(struct rd_conf, field)
 
-/* conf_table.c */
+/* conf.c */
 extern const struct rd_conf_opt   rd_conf_opts[];
 extern const size_t               rd_conf_nopts;
-extern const char *const          rd_conf_log_levels[];
 
 const struct rd_conf_opt *rd_conf_find(const char *name);
 void *rd_conf_field(const struct rd_conf *conf, const struct rd_conf_opt *opt);
 
 struct rd_conf_key {
-    yaml_mark_t          mark;      /* of the key, for rd_conf_check() */
+    yaml_mark_t          mark;      /* of the key, for conf_check.c */
     char                 seen;
     char                 given;     /* seen with a value that is not null */
 };
 
 /*
- * One rd_conf_load() call.  keys[] has a row per rd_conf_opts[] row; only
- * conf_table.c knows how many, so the context is allocated to fit.
+ * One rd_conf_load() call.  keys[] has a row per rd_conf_opts[] row, so
+ * the context is allocated to fit.
  */
 struct rd_conf_ctx {
     const char          *path;
@@ -91,7 +100,6 @@ struct rd_conf_ctx {
     struct rd_conf_key   keys[];    /* rd_conf_nopts of them */
 };
 
-/* conf.c */
 int rd_conf_verror(struct rd_conf_ctx *ctx, const yaml_mark_t *mark,
     const char *key, const char *fmt, va_list ap) RD_CONF_PRINTF(4, 0);
 int rd_conf_error(struct rd_conf_ctx *ctx, const yaml_mark_t *mark,
@@ -101,17 +109,8 @@ struct rd_conf_key *rd_conf_key(struct rd_conf_ctx *ctx,
 char *rd_conf_slurp(const char *path, size_t max, size_t *len,
     struct stat *st, const char **op);
 
-/* conf_yaml.c */
-int rd_conf_parse(struct rd_conf_ctx *ctx);
-
-/* conf_value.c */
-int rd_conf_set(struct rd_conf *conf, const struct rd_conf_opt *opt,
-    const char *s, char *msg, size_t len);
-int rd_conf_expand(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
-    yaml_node_t *node, char **out);
-int rd_conf_uri_password(const char *uri, size_t *start, size_t *end);
-
 /* conf_check.c */
 int rd_conf_finish(struct rd_conf_ctx *ctx);
+int rd_conf_uri_password(const char *uri, size_t *start, size_t *end);
 
 #endif

@@ -443,6 +443,7 @@ static void
 reload(struct master *m)
 {
     struct rd_conf *conf;
+    const char     *key;
     char            err[1024];
     int             number;
 
@@ -454,8 +455,9 @@ reload(struct master *m)
         rd_notify_ready("reload failed; running the previous configuration");
         return;
     }
-    if (strcmp(conf->pid, m->cur.conf->pid) != 0)
-        rd_warn("a new pid file path takes effect only after a restart");
+    for (key = rd_conf_reload_change(m->cur.conf, conf, NULL); key != NULL;
+         key = rd_conf_reload_change(m->cur.conf, conf, key))
+        rd_warn("a new %s takes effect only after a restart", key);
     if (strcmp(conf->error_log, m->cur.conf->error_log) != 0
         || conf->log_level != m->cur.conf->log_level) {
         if (rd_log_open(conf->error_log, conf->log_level, err, sizeof(err)) != 0) {

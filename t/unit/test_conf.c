@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,9 +461,94 @@ test_types(void)
           "1500ms is not a whole number of seconds", "heartbeat in ms");
     fails("rabbitmq:\n  heartbeat: 2h\n", "2:14: rabbitmq.heartbeat: 2h is "
           "out of range (0..3600s)", "heartbeat out of range");
-    fails("rabbitmq:\n  confirm_timeout_ms: 5s\n",
-          "2:23: rabbitmq.confirm_timeout_ms: \"5s\" is not an integer",
-          "*_ms keys are plain integers");
+    fails("rabbitmq:\n  heartbeat: 0d\n  max_redeliveries: 1d\n",
+          "3:21: rabbitmq.max_redeliveries: \"1d\" is not an integer",
+          "a count takes no unit");
+    c = load("rabbitmq:\n  heartbeat: 0d\n");
+    ok(c != NULL && c->rabbitmq.heartbeat == 0, "heartbeat 0d is off (%s)",
+       err);
+    rd_conf_free(c);
+    fails("rabbitmq:\n  heartbeat: 1d\n", "2:14: rabbitmq.heartbeat: 1d is "
+          "out of range (0..3600s)", "heartbeat 1d out of range");
+    fails("worker_shutdown_timeout: 1d\n", "1:26: worker_shutdown_timeout: "
+          "1d is out of range (0..3600000ms)", "1d is 86400000 ms");
+    fails("worker_shutdown_timeout: 106751991167301d\n",
+          "1:26: worker_shutdown_timeout: 106751991167301d is out of range",
+          "days overflow");
+    fails("worker_shutdown_timeout: 2D\n", "1:26: worker_shutdown_timeout: "
+          "\"2D\" is not a duration (a number of seconds, or 500ms, 30s, "
+          "2m, 1h, 1d)", "units are lower case");
+
+    /* the *_ms keys: a bare number is milliseconds, as it always was
+     * (heartbeats off: an hour would not fit the budget) */
+    static const struct {
+        const char  *key;
+        size_t       offset;
+        const char  *rest;
+    } ms_keys[] = {
+        { "rabbitmq:\n  connect_timeout_ms",
+          offsetof(struct rd_conf, rabbitmq.connect_timeout_ms),
+          "  heartbeat: 0\n" },
+        { "rabbitmq:\n  confirm_timeout_ms",
+          offsetof(struct rd_conf, rabbitmq.confirm_timeout_ms),
+          "  heartbeat: 0\n" },
+        { "mongodb:\n  max_time_ms",
+          offsetof(struct rd_conf, mongodb.max_time_ms),
+          "rabbitmq:\n  heartbeat: 0\n" },
+        { "mongodb:\n  connect_timeout_ms",
+          offsetof(struct rd_conf, mongodb.connect_timeout_ms),
+          "rabbitmq:\n  heartbeat: 0\n" },
+    };
+    static const struct {
+        const char  *text;
+        int          ms;
+    } ms_values[] = {
+        { "1500", 1500 }, { "1500ms", 1500 }, { "5s", 5000 },
+        { "2m", 120000 }, { "1h", 3600000 }, { "1", 1 }
+    };
+    size_t  k;
+
+    for (k = 0; k < sizeof(ms_keys) / sizeof(ms_keys[0]); k++) {
+        for (i = 0; i < sizeof(ms_values) / sizeof(ms_values[0]); i++) {
+            snprintf(doc, sizeof(doc), "%s: %s\n%s", ms_keys[k].key,
+                     ms_values[i].text, ms_keys[k].rest);
+            snprintf(name, sizeof(name), "%s %s", strchr(ms_keys[k].key, ' ')
+                     + 2, ms_values[i].text);
+            c = load(doc);
+            ok(c != NULL, "%s loads (%s)", name, err);
+            if (c != NULL)
+                is_int(*(int *) ((char *) c + ms_keys[k].offset),
+                       ms_values[i].ms, "%s", name);
+            rd_conf_free(c);
+        }
+    }
+    fails("rabbitmq:\n  confirm_timeout_ms: 0s\n",
+          "2:23: rabbitmq.confirm_timeout_ms: 0s is out of range "
+          "(1..3600000ms)", "confirm_timeout_ms 0s");
+    fails("rabbitmq:\n  connect_timeout_ms: 3600001\n",
+          "2:23: rabbitmq.connect_timeout_ms: 3600001 is out of range "
+          "(1..3600000ms)", "connect_timeout_ms above an hour");
+    fails("mongodb:\n  max_time_ms: 1d\n",
+          "2:16: mongodb.max_time_ms: 1d is out of range (1..3600000ms)",
+          "max_time_ms 1d");
+    fails("mongodb:\n  connect_timeout_ms: 2h\n",
+          "2:23: mongodb.connect_timeout_ms: 2h is out of range "
+          "(1..3600000ms)", "mongodb connect_timeout_ms 2h");
+    fails("mongodb:\n  max_time_ms: 99999999999999999999\n",
+          "2:16: mongodb.max_time_ms: 99999999999999999999 is out of range",
+          "max_time_ms overflow");
+    fails("mongodb:\n  max_time_ms: 9223372036854775807s\n",
+          "2:16: mongodb.max_time_ms: 9223372036854775807s is out of range",
+          "max_time_ms overflow by the unit");
+    fails("rabbitmq:\n  confirm_timeout_ms: 5 s\n",
+          "2:23: rabbitmq.confirm_timeout_ms: \"5 s\" is not a duration "
+          "(a number of milliseconds, or 500ms, 30s, 2m, 1h, 1d)",
+          "a bare *_ms number is milliseconds");
+    c = load("mongodb:\n  connect_timeout_ms: 3s\n");
+    ok(c != NULL && strstr(c->mongodb.uri, "connectTimeoutMS=3000") != NULL,
+       "connect_timeout_ms 3s folded into the uri as 3000 (%s)",
+       c ? c->mongodb.uri : err);
+    rd_conf_free(c);
 
     /* sizes */
     static const struct {
@@ -1090,6 +1176,45 @@ test_dump_secrets(void)
 }
 
 
+
+/* The keys a reload cannot change, asked of the table. */
+static void
+test_reload(void)
+{
+    struct rd_conf  *a, *b;
+    const char      *key;
+
+    a = load("pid: /run/a.pid\nworker_processes: 3\n");
+    b = load("pid: /run/b.pid\nworker_processes: 4\ndaemon: on\n");
+    ok(a != NULL && b != NULL, "two configurations (%s)", err);
+    if (a == NULL || b == NULL) {
+        rd_conf_free(a);
+        rd_conf_free(b);
+        return;
+    }
+    key = rd_conf_reload_change(a, b, NULL);
+    is_str(key, "daemon", "daemon cannot change on reload");
+    key = rd_conf_reload_change(a, b, key);
+    is_str(key, "pid", "pid cannot change on reload");
+    ok(rd_conf_reload_change(a, b, key) == NULL,
+       "worker_processes can: no more keys");
+    ok(rd_conf_reload_change(a, a, NULL) == NULL, "same configuration");
+    rd_conf_free(b);
+
+    b = load("pid: /run/../run/a.pid\nlog_level: debug\n");
+    ok(b != NULL && rd_conf_reload_change(a, b, NULL) != NULL,
+       "a pid path is compared as written");
+    rd_conf_free(b);
+    b = load("pid: a.pid\n");
+    ok(b != NULL, "relative pid (%s)", err);
+    if (b != NULL) {
+        key = rd_conf_reload_change(a, b, NULL);
+        is_str(key, "pid", "relative pid made absolute, then compared");
+    }
+    rd_conf_free(b);
+    rd_conf_free(a);
+}
+
 int
 main(void)
 {
@@ -1114,6 +1239,7 @@ main(void)
     test_world_readable();
     test_dump();
     test_dump_secrets();
+    test_reload();
 
     unlink(path);
     unlink(secret);

@@ -1,0 +1,674 @@
+/*
+ * conf_parse.c -- rd_conf_load(): reporterd.yaml read into a struct
+ * rd_conf against the option table (conf.c), then handed to conf_check.c.
+ *
+ * Fields start from their rows' defaults.  libyaml's document API loads
+ * exactly one document whose root is a mapping (or nothing).  Each node is
+ * visited at most once (an alias would be a second visit), tags are
+ * refused, a sequence is never valid and a mapping only where the table
+ * has a section, so no document can make the walk deeper or longer than
+ * the schema.  Unknown and duplicate keys are errors.  Each scalar has
+ * ${VAR} and ${VAR:-default} expanded, then is converted to its row's type
+ * with its range checked, judged alone.
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <yaml.h>
+
+#include "conf_impl.h"
+
+#define RD_CONF_MAX_FILE    (1024 * 1024)
+
+/* Index modulo 2 is the value. */
+static const char *const rd_conf_bools[] = {
+    "off", "on", "false", "true", "no", "yes", NULL
+};
+
+/* Number suffixes.  A bare duration is in seconds, or in milliseconds
+ * with RD_CONF_BARE_MS: rd_conf_number() decides. */
+static const struct {
+    enum rd_conf_type    type;
+    const char          *suffix;
+    long long            mult;
+} rd_conf_units[] = {
+    { RD_CONF_INT, "", 1 },
+    { RD_CONF_DURATION, "ms", 1 },
+    { RD_CONF_DURATION, "s", 1000 },
+    { RD_CONF_DURATION, "m", 60 * 1000 },
+    { RD_CONF_DURATION, "h", 3600 * 1000 },
+    { RD_CONF_DURATION, "d", 24 * 3600 * 1000 },
+    { RD_CONF_SIZE, "", 1 },
+    { RD_CONF_SIZE, "k", 1024 },
+    { RD_CONF_SIZE, "K", 1024 },
+    { RD_CONF_SIZE, "m", 1024 * 1024 },
+    { RD_CONF_SIZE, "M", 1024 * 1024 },
+};
+
+
+static int
+rd_conf_index(const char *const *names, const char *s)
+{
+    int  i;
+
+    for (i = 0; names[i] != NULL; i++) {
+        if (strcmp(names[i], s) == 0)
+            return i;
+    }
+    return -1;
+}
+
+
+/* names[] appended to msg, each after sep: for messages that list them. */
+static void
+rd_conf_list(char *msg, size_t len, const char *sep, const char *const *names)
+{
+    size_t  n, i;
+
+    n = strlen(msg);
+    for (i = 0; names != NULL && names[i] != NULL && n < len; i++)
+        n += snprintf(msg + n, len - n, "%s%s", sep, names[i]);
+}
+
+
+/* An integer with the unit suffixes of its type, scaled and range-checked. */
+static int
+rd_conf_number(const struct rd_conf_opt *opt, const char *s, long long *v,
+    char *msg, size_t len)
+{
+    char        *end, what[128];
+    const char  *unit;
+    long long    mult;
+    size_t       i;
+
+    unit = (opt->type != RD_CONF_DURATION) ? ""
+           : (opt->flags & RD_CONF_SECONDS) ? "s" : "ms";
+
+    if (!isdigit((unsigned char) s[0])
+        && !(s[0] == '-' && isdigit((unsigned char) s[1])))
+    {
+        goto invalid;
+    }
+
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+
+    mult = 0;
+    if (opt->type == RD_CONF_DURATION && *end == '\0')
+        mult = (opt->flags & RD_CONF_BARE_MS) ? 1 : 1000;
+    for (i = 0; i < sizeof(rd_conf_units) / sizeof(rd_conf_units[0]); i++) {
+        if (rd_conf_units[i].type == opt->type
+            && strcmp(rd_conf_units[i].suffix, end) == 0)
+        {
+            mult = rd_conf_units[i].mult;
+        }
+    }
+    if (mult == 0)
+        goto invalid;
+
+    if (errno == ERANGE || *v > LLONG_MAX / mult || *v < LLONG_MIN / mult)
+        goto range;
+    *v *= mult;
+
+    if (opt->flags & RD_CONF_SECONDS) {
+        if (*v % 1000 != 0) {
+            snprintf(msg, len, "%s is not a whole number of seconds", s);
+            return -1;
+        }
+        *v /= 1000;
+    }
+
+    if (*v < opt->min || *v > opt->max)
+        goto range;
+    return 0;
+
+range:
+    snprintf(msg, len, "%s is out of range (%lld..%lld%s)",
+             s, opt->min, opt->max, unit);
+    return -1;
+
+invalid:
+    if (opt->type == RD_CONF_DURATION)
+        snprintf(what, sizeof(what), "a duration (a number of %s, or 500ms, "
+                 "30s, 2m, 1h, 1d)", (opt->flags & RD_CONF_BARE_MS)
+                                     ? "milliseconds" : "seconds");
+    else
+        snprintf(what, sizeof(what), "%s", opt->type == RD_CONF_SIZE
+                 ? "a size (a number of bytes, or 64k, 1m)" : "an integer");
+    /* an integer row's words: "an integer or auto" */
+    rd_conf_list(what, sizeof(what), " or ", opt->names);
+    snprintf(msg, len, "\"%s\" is not %s", s, what);
+    return -1;
+}
+
+
+/* Convert s to the option's type and store it; on error fill msg. */
+static int
+rd_conf_set(struct rd_conf *conf, const struct rd_conf_opt *opt,
+    const char *s, char *msg, size_t len)
+{
+    void        *field;
+    char        *str, *end;
+    long long    v;
+    double       d;
+    size_t       n;
+    int          i;
+
+    field = rd_conf_field(conf, opt);
+
+    switch (opt->type) {
+
+    case RD_CONF_BOOL:
+        i = rd_conf_index(rd_conf_bools, s);
+        if (i == -1) {
+            snprintf(msg, len, "\"%s\" is not a boolean "
+                     "(on/off, true/false, yes/no)", s);
+            return -1;
+        }
+        *(int *) field = i % 2;
+        return 0;
+
+    case RD_CONF_ENUM:
+        i = rd_conf_index(opt->names, s);
+        if (i == -1) {
+            snprintf(msg, len, "\"%s\" is not one of", s);
+            rd_conf_list(msg, len, " ", opt->names);
+            return -1;
+        }
+        *(int *) field = i;
+        return 0;
+
+    case RD_CONF_INT:
+        i = (opt->names != NULL) ? rd_conf_index(opt->names, s) : -1;
+        if (opt->chosen != 0)
+            *(int *) ((char *) conf + opt->chosen) = i + 1;
+        if (i != -1) {
+            *(int *) field = opt->word(opt, i);
+            return 0;
+        }
+        /* fall through */
+    case RD_CONF_DURATION:
+    case RD_CONF_SIZE:
+        if (rd_conf_number(opt, s, &v, msg, len) != 0)
+            return -1;
+        *(int *) field = (int) v;
+        return 0;
+
+    case RD_CONF_DOUBLE:
+        errno = 0;
+        d = strtod(s, &end);
+        if (!(isdigit((unsigned char) s[0]) || s[0] == '-' || s[0] == '.')
+            || end == s || *end != '\0')
+        {
+            snprintf(msg, len, "\"%s\" is not a number", s);
+            return -1;
+        }
+        if (!isfinite(d) || d < (double) opt->min) {
+            snprintf(msg, len, "%s is out of range (a finite number >= %lld)",
+                     s, opt->min);
+            return -1;
+        }
+        *(double *) field = d;
+        return 0;
+
+    case RD_CONF_STR:
+        n = strlen(s);
+        if (n < (size_t) opt->min) {
+            snprintf(msg, len, "must not be empty");
+            return -1;
+        }
+        if (opt->max != 0 && n > (size_t) opt->max) {
+            snprintf(msg, len, "is longer than %lld bytes", opt->max);
+            return -1;
+        }
+        str = strdup(s);
+        if (str == NULL) {
+            snprintf(msg, len, "out of memory");
+            return -1;
+        }
+        free(*(char **) field);
+        *(char **) field = str;
+        return 0;
+
+    case RD_CONF_SECTION:
+        break;
+    }
+
+    snprintf(msg, len, "is a section, not a value");
+    return -1;
+}
+
+
+/*
+ * ${VAR} and ${VAR:-default} come from the environment (the default when
+ * VAR is unset or empty), "$$" is a "$" and any other "$" is itself.
+ */
+static int
+rd_conf_expand(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
+    yaml_node_t *node, char **out)
+{
+    const char  *s, *name, *end, *def, *val;
+    char         var[256];
+    size_t       size, nlen;
+    FILE        *f;
+    int          rc;
+
+    *out = NULL;
+    f = open_memstream(out, &size);
+    if (f == NULL)
+        return rd_conf_error(ctx, &node->start_mark, opt->name,
+                             "out of memory");
+
+    rc = 0;
+    s = (const char *) node->data.scalar.value;
+
+    while (*s != '\0' && rc == 0) {
+        if (s[0] != '$' || (s[1] != '$' && s[1] != '{')) {
+            fputc(*s++, f);
+            continue;
+        }
+        if (s[1] == '$') {
+            fputc('$', f);
+            s += 2;
+            continue;
+        }
+
+        name = s + 2;
+        for (end = name; isalnum((unsigned char) *end) || *end == '_'; end++)
+            /* void */ ;
+        nlen = end - name;
+
+        def = NULL;
+        if (end[0] == ':' && end[1] == '-') {
+            def = end + 2;
+            end = strchr(def, '}');
+        }
+
+        if (nlen == 0 || nlen >= sizeof(var) || isdigit((unsigned char) *name)
+            || end == NULL || *end != '}')
+        {
+            rc = rd_conf_error(ctx, &node->start_mark, opt->name,
+                               "malformed \"${\": use ${NAME}, "
+                               "${NAME:-default} or $$ for a \"$\"");
+            break;
+        }
+
+        memcpy(var, name, nlen);
+        var[nlen] = '\0';
+        val = getenv(var);
+
+        if (def != NULL && (val == NULL || *val == '\0')) {
+            fwrite(def, 1, end - def, f);
+        } else if (val == NULL) {
+            rc = rd_conf_error(ctx, &node->start_mark, opt->name,
+                               "environment variable %s is not set "
+                               "(use ${%s:-default} for a default)", var, var);
+        } else {
+            fputs(val, f);
+        }
+        s = end + 1;
+    }
+
+    if (ferror(f) && rc == 0)
+        rc = rd_conf_error(ctx, &node->start_mark, opt->name,
+                           "out of memory");
+    fclose(f);
+    if (rc != 0 || *out == NULL) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+
+
+
+static int
+rd_conf_is_null(yaml_node_t *node)
+{
+    static const char *const  nulls[] = { "", "~", "null", "Null", "NULL" };
+    size_t                    i;
+
+    if (node->type != YAML_SCALAR_NODE
+        || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    {
+        return 0;
+    }
+    for (i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
+        if (strcmp((char *) node->data.scalar.value, nulls[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+
+static int
+rd_conf_scalar(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
+    yaml_node_t *node)
+{
+    const char  *raw;
+    char        *value, msg[256];
+    size_t       start, end;
+    int          rc;
+
+    raw = (const char *) node->data.scalar.value;
+
+    if (rd_conf_is_null(node)) {
+        if (opt->def != NULL)
+            return rd_conf_error(ctx, &node->start_mark, opt->name,
+                                 "a value is required");
+        return 0;
+    }
+    if (strlen(raw) != node->data.scalar.length)
+        return rd_conf_error(ctx, &node->start_mark, opt->name,
+                             "contains a NUL byte");
+
+    if (rd_conf_expand(ctx, opt, node, &value) != 0)
+        return -1;
+
+    rc = rd_conf_set(ctx->conf, opt, value, msg, sizeof(msg));
+    if (rc != 0) {
+        rd_conf_error(ctx, &node->start_mark, opt->name, "%s", msg);
+
+    } else {
+        rd_conf_key(ctx, opt)->given = 1;
+
+        /* a password written in the file, not taken from the environment */
+        if (strstr(raw, "${") == NULL
+            && ((opt->flags & RD_CONF_SECRET)
+                || ((opt->flags & RD_CONF_URI)
+                    && rd_conf_uri_password(value, &start, &end))))
+        {
+            ctx->literal_secret = 1;
+        }
+    }
+
+    free(value);
+    return rc;
+}
+
+
+static const char *
+rd_conf_node_type(yaml_node_t *node)
+{
+    return node->type == YAML_SCALAR_NODE ? "a scalar"
+           : node->type == YAML_SEQUENCE_NODE ? "a sequence"
+           : node->type == YAML_MAPPING_NODE ? "a mapping" : "nothing";
+}
+
+
+/*
+ * Mark a node as visited: a node reached twice is an alias.  Explicit tags
+ * are refused too; libyaml gives untagged nodes the default tags.
+ */
+static int
+rd_conf_visit(struct rd_conf_ctx *ctx, yaml_node_t *node,
+    const yaml_mark_t *mark, const char *key)
+{
+    size_t       i;
+    const char  *tag;
+
+    i = node - ctx->doc->nodes.start;
+    if (ctx->visited[i])
+        return rd_conf_error(ctx, mark, key, "aliases are not allowed");
+    ctx->visited[i] = 1;
+
+    tag = node->type == YAML_MAPPING_NODE ? YAML_DEFAULT_MAPPING_TAG
+          : node->type == YAML_SEQUENCE_NODE ? YAML_DEFAULT_SEQUENCE_TAG
+          : YAML_DEFAULT_SCALAR_TAG;
+    if (node->tag == NULL || strcmp((char *) node->tag, tag) != 0)
+        return rd_conf_error(ctx, &node->start_mark, key,
+                             "tags are not allowed (%s)",
+                             node->tag ? (char *) node->tag : "?");
+    return 0;
+}
+
+
+static int
+rd_conf_mapping(struct rd_conf_ctx *ctx, yaml_node_t *map,
+    const char *section)
+{
+    yaml_node_pair_t          *pair;
+    yaml_node_t               *key, *value;
+    const struct rd_conf_opt  *opt;
+    struct rd_conf_key        *k;
+    const char                *kname;
+    char                       name[128];
+
+    for (pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top;
+         pair++)
+    {
+        key = yaml_document_get_node(ctx->doc, pair->key);
+        value = yaml_document_get_node(ctx->doc, pair->value);
+
+        if (rd_conf_visit(ctx, key, &key->start_mark, section) != 0)
+            return -1;
+        if (key->type != YAML_SCALAR_NODE)
+            return rd_conf_error(ctx, &key->start_mark, section,
+                                 "a key must be a scalar, not %s",
+                                 rd_conf_node_type(key));
+
+        kname = (const char *) key->data.scalar.value;
+        snprintf(name, sizeof(name), "%s%s%s", section ? section : "",
+                 section ? "." : "", kname);
+
+        opt = NULL;
+        if (strlen(kname) == key->data.scalar.length
+            && strchr(kname, '.') == NULL)
+        {
+            opt = rd_conf_find(name);
+        }
+        if (opt == NULL)
+            return rd_conf_error(ctx, &key->start_mark, name, "unknown key");
+
+        k = rd_conf_key(ctx, opt);
+        if (k->seen)
+            return rd_conf_error(ctx, &key->start_mark, name,
+                                 "duplicate key (first at line %zu)",
+                                 k->mark.line + 1);
+        k->seen = 1;
+        k->mark = key->start_mark;
+
+        if (rd_conf_visit(ctx, value, &key->start_mark, name) != 0)
+            return -1;
+
+        if (opt->type == RD_CONF_SECTION) {
+            if (value->type == YAML_MAPPING_NODE) {
+                k->given = 1;
+                if (rd_conf_mapping(ctx, value, opt->name) != 0)
+                    return -1;
+
+            } else if (!rd_conf_is_null(value)) {
+                return rd_conf_error(ctx, &value->start_mark, name,
+                                     "expected a mapping, not %s",
+                                     rd_conf_node_type(value));
+            }
+
+        } else if (value->type != YAML_SCALAR_NODE) {
+            return rd_conf_error(ctx, &value->start_mark, name,
+                                 "expected a single value, not %s",
+                                 rd_conf_node_type(value));
+
+        } else if (rd_conf_scalar(ctx, opt, value) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+rd_conf_yaml_error(struct rd_conf_ctx *ctx, yaml_parser_t *parser,
+    const char *buf)
+{
+    yaml_mark_t  mark;
+    size_t       i;
+
+    switch (parser->error) {
+
+    case YAML_MEMORY_ERROR:
+        return rd_conf_error(ctx, NULL, NULL, "out of memory");
+
+    case YAML_READER_ERROR:
+        /* the reader reports 0:0; find the line from the byte offset */
+        memset(&mark, 0, sizeof(mark));
+        for (i = 0; i < parser->problem_offset && buf[i] != '\0'; i++) {
+            if (buf[i] == '\n') {
+                mark.line++;
+                mark.column = 0;
+            } else {
+                mark.column++;
+            }
+        }
+        return rd_conf_error(ctx, &mark, NULL, "%s (byte %zu)",
+                             parser->problem, parser->problem_offset);
+
+    default:
+        if (parser->context != NULL)
+            return rd_conf_error(ctx, &parser->problem_mark, NULL,
+                                 "%s (%s at line %zu)", parser->problem,
+                                 parser->context,
+                                 parser->context_mark.line + 1);
+        return rd_conf_error(ctx, &parser->problem_mark, NULL, "%s",
+                             parser->problem ? parser->problem : "error");
+    }
+}
+
+
+/* Exactly one document, whose root is a mapping (or nothing at all). */
+static int
+rd_conf_parse(struct rd_conf_ctx *ctx)
+{
+    yaml_parser_t     parser;
+    yaml_document_t   doc, extra;
+    yaml_node_t      *root;
+    struct stat       st;
+    const char       *op;
+    char             *buf;
+    size_t            len;
+    int               rc;
+
+    buf = rd_conf_slurp(ctx->path, RD_CONF_MAX_FILE, &len, &st, &op);
+    if (buf == NULL)
+        return rd_conf_error(ctx, NULL, NULL, "%s: %s", op, strerror(errno));
+
+    if (!yaml_parser_initialize(&parser)) {
+        free(buf);
+        return rd_conf_error(ctx, NULL, NULL, "out of memory");
+    }
+    yaml_parser_set_input_string(&parser, (unsigned char *) buf, len);
+
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = rd_conf_yaml_error(ctx, &parser, buf);
+        goto done;
+    }
+
+    rc = 0;
+    root = yaml_document_get_root_node(&doc);
+
+    if (root != NULL) {
+        if (!yaml_parser_load(&parser, &extra)) {
+            rc = rd_conf_yaml_error(ctx, &parser, buf);
+
+        } else {
+            if (yaml_document_get_root_node(&extra) != NULL)
+                rc = rd_conf_error(ctx, &extra.start_mark, NULL,
+                                   "only one YAML document is allowed");
+            yaml_document_delete(&extra);
+        }
+    }
+
+    if (rc == 0 && root != NULL && !rd_conf_is_null(root)) {
+        ctx->doc = &doc;
+        ctx->visited = calloc(doc.nodes.top - doc.nodes.start, 1);
+
+        if (ctx->visited == NULL)
+            rc = rd_conf_error(ctx, NULL, NULL, "out of memory");
+        else if (rd_conf_visit(ctx, root, &root->start_mark, NULL) != 0)
+            rc = -1;
+        else if (root->type != YAML_MAPPING_NODE)
+            rc = rd_conf_error(ctx, &root->start_mark, NULL,
+                               "the top level must be a mapping of keys, "
+                               "not %s", rd_conf_node_type(root));
+        else
+            rc = rd_conf_mapping(ctx, root, NULL);
+
+        free(ctx->visited);
+        ctx->visited = NULL;
+        ctx->doc = NULL;
+    }
+
+    yaml_document_delete(&doc);
+
+    if (rc == 0 && (st.st_mode & S_IROTH) && ctx->literal_secret)
+        ctx->conf->world_readable_secret = 1;
+
+done:
+    yaml_parser_delete(&parser);
+    free(buf);
+    return rc;
+}
+
+
+/* Through rd_conf_set() like any value, so a bad row in the table fails
+ * every load instead of passing unnoticed. */
+static int
+rd_conf_defaults(struct rd_conf_ctx *ctx)
+{
+    const struct rd_conf_opt  *opt;
+    char                       msg[256];
+
+    for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
+        if (opt->def != NULL
+            && rd_conf_set(ctx->conf, opt, opt->def, msg, sizeof(msg)) != 0)
+        {
+            return rd_conf_error(ctx, NULL, opt->name,
+                                 "built-in default: %s", msg);
+        }
+    }
+    return 0;
+}
+
+
+struct rd_conf *
+rd_conf_load(const char *path, char *err, size_t errlen)
+{
+    struct rd_conf_ctx  *ctx;
+    struct rd_conf      *conf;
+
+    ctx = calloc(1, sizeof(*ctx) + rd_conf_nopts * sizeof(ctx->keys[0]));
+    conf = calloc(1, sizeof(*conf));
+    if (ctx == NULL || conf == NULL || (conf->path = strdup(path)) == NULL) {
+        free(ctx);
+        free(conf);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+
+    ctx->path = path;
+    ctx->conf = conf;
+    ctx->err = err;
+    ctx->errlen = errlen;
+
+    if (rd_conf_defaults(ctx) != 0
+        || rd_conf_parse(ctx) != 0
+        || rd_conf_finish(ctx) != 0)
+    {
+        rd_conf_free(conf);
+        conf = NULL;
+    }
+
+    free(ctx);
+    return conf;
+}
