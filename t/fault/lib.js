@@ -26,14 +26,6 @@ const path = require('node:path');
 const { EventEmitter } = require('node:events');
 const h = require('../lib/harness.js');
 
-function req(name) {
-    try {
-        return require(name);
-    } catch (e) {
-        return require(path.join(__dirname, '..', 'node_modules', name));
-    }
-}
-
 const sleep = h.sleep;
 
 const { prng } = h;
@@ -79,7 +71,7 @@ class RobustAmqp extends EventEmitter {
             if (this.closed) throw new Error(`${this.label}: closed`);
             let c = null;
             try {
-                c = await req('amqplib').connect(this.url, {
+                c = await h.lazyRequire('amqplib').connect(this.url, {
                     timeout: 5000,
                     clientProperties: { connection_name: `reporterd-fault ${this.label} ${process.pid}` },
                 });
@@ -513,7 +505,7 @@ async function brokerConnectionNames() {
  * BSON types: phones beyond int32 are int64, as harness.loadRecords
  * stores them), then one {db, coll, index} line. */
 function writeLoadFile(file, database, collection, records) {
-    const { EJSON, Long, Int32 } = req('bson');
+    const { EJSON, Long, Int32 } = h.lazyRequire('bson');
     const lines = [];
     for (const r of records) {
         const d = Object.assign({}, r);

@@ -1264,6 +1264,7 @@ async function setup(opts = {}) {
 
 module.exports = {
     env,
+    lazyRequire,
     prng,
     freePort,
     sleep,

@@ -33,15 +33,17 @@
  * and OP_COMPRESSED is refused.
  *
  * Version: it presents itself as MongoDB 4.4, the release reporterd claims
- * to support: buildInfo "4.4.0-test", maxWireVersion 9, FCV "4.4".
+ * to support: buildInfo "4.4.0-test", maxWireVersion 9.
  *
- * Commands: hello/isMaster/ismaster, ping, buildInfo, configureFailPoint,
- * getParameter, serverStatus, hostInfo, whatsmyuri, endSessions,
- * killSessions, insert, find, getMore, killCursors, aggregate, count,
- * distinct, delete, update, findAndModify (basic), createIndexes,
- * listIndexes, dropIndexes, drop, dropDatabase, listCollections,
- * listDatabases, create, collStats, dbStats.  Anything else gets
- * {ok: 0, code: 59, codeName: "CommandNotFound"} like MongoDB.
+ * Commands, only those something sends: hello/isMaster/ismaster and
+ * endSessions (the handshake and shutdown of both drivers); ping,
+ * aggregate, getMore and killCursors (the daemon); insert, createIndexes
+ * and drop (reporterctl); find, delete, listIndexes and dropDatabase (the
+ * test suites through the Node driver); buildInfo and configureFailPoint
+ * (the self-test and the failure tests); update (multi, upsert) and
+ * findAndModify (basic), for documents kept up to date by upserts.
+ * Anything else gets {ok: 0, code: 59, codeName: "CommandNotFound"} like
+ * MongoDB.
  *
  * Query and aggregation semantics come from the "mingo" package: whatever
  * operators mingo implements work, with mingo's semantics, except where
@@ -50,7 +52,7 @@
  * order (MinKey < missing < null < numbers < string < object < array <
  * binData < ObjectId < bool < date < timestamp < regex < MaxKey) in the
  * expression operators $eq/$ne/$lt/$lte/$gt/$gte/$cmp/$min/$max, the
- * $min/$max accumulators, $sort and distinct, so {$lt: [null, 10]} is
+ * $min/$max accumulators, $sort and $group, so {$lt: [null, 10]} is
  * true; query operators $eq/$ne/$lt/$lte/$gt/$gte/$in/$nin compare only
  * within a type ({x: {$lt: 10}} matches neither null nor a missing x,
  * {x: {$lte: null}} matches both); numbers of all types compare by exact
@@ -60,10 +62,10 @@
  * 16556, 16608, 16609, 16613) for other types.  An unknown pipeline stage
  * gets MongoDB's code 40324 "Unrecognized pipeline stage name: '$x'".
  *
- * maxTimeMS (find, aggregate, count, distinct) is checked while documents
- * are processed, every few hundred documents or comparisons: an operation
- * that runs out of time stops there with {code: 50, codeName:
- * "MaxTimeMSExpired", errmsg: "operation exceeded time limit"}.
+ * maxTimeMS (find, aggregate) is checked while documents are processed,
+ * every few hundred documents or comparisons: an operation that runs out
+ * of time stops there with {code: 50, codeName: "MaxTimeMSExpired",
+ * errmsg: "operation exceeded time limit"}.
  *
  * Injected errors: MongoDB's test command configureFailPoint with the
  * fail points failCommand, maxTimeAlwaysTimeOut and maxTimeNeverTimeOut
@@ -99,15 +101,10 @@
  * the map instead of scanning (then applies the full filter with mingo as
  * usual), so a $match on {phone: {$in: [...]}} over millions of documents
  * is fast.  Unique indexes are enforced on _id and on single-field unique
- * indexes only.
+ * indexes only.  A TTL index (expireAfterSeconds) is recorded and listed,
+ * but its documents never expire.
  *
- * Test-only control hooks (environment):
- *   MONGOD_TEST_AGGREGATE_DELAY_MS=N  every aggregate command waits N ms
- *       before replying (default 0).  If the command carries maxTimeMS
- *       smaller than N, the reply after maxTimeMS ms is MongoDB's
- *       {code: 50, codeName: "MaxTimeMSExpired"}.  Tests that must also
- *       run against a real MongoDB cannot rely on this: use the failCommand
- *       fail point's blockConnection instead.
+ * Environment:
  *   MONGOD_TEST_VERBOSE=1 (or --verbose)  log every command to stderr.
  *
  * Known deviations from MongoDB (deliberate or "good enough for tests"):
@@ -132,10 +129,8 @@
 'use strict';
 
 const net = require('node:net');
-const os = require('node:os');
 const BSON = require('bson');
-const { Long, Double, Int32, ObjectId, UUID } = BSON;
-const mingo = require('mingo');
+const { Long, Double, Int32, ObjectId } = BSON;
 const { Context, evalExpr } = require('mingo/core');
 const { Aggregator } = require('mingo/aggregator');
 const { Query } = require('mingo/query');
@@ -179,7 +174,6 @@ function parseArgs(argv) {
 }
 
 const OPTS = require.main === module ? parseArgs(process.argv.slice(2)) : { host: '127.0.0.1', port: 0, verbose: false };
-const AGG_DELAY_MS = Math.max(0, Number(process.env.MONGOD_TEST_AGGREGATE_DELAY_MS || 0) || 0);
 
 function log(msg) {
     process.stderr.write(`mongod-test[${process.pid}] ${new Date().toISOString()} ${msg}\n`);
@@ -201,7 +195,6 @@ const DEFAULT_BATCH = 101;
 /* The MongoDB release reporterd claims to support (README): 4.4. */
 const SERVER_VERSION = '4.4.0-test';
 const SERVER_VERSION_ARRAY = [4, 4, 0, 0];
-const FCV = '4.4';
 const MAX_WIRE_VERSION = 9;
 
 const TYPES = Symbol('bsonTypes');      /* per-document: dotted path -> 'int'|'long'|'double'|'value'|... */
@@ -482,7 +475,7 @@ function exprType(container, key, doc, opts, tctx) {
  * ComparisonMatchExpression) and replaces mingo's operators where
  * reporterd depends on them: query $eq/$ne/$lt/$lte/$gt/$gte/$in/$nin,
  * expression $eq/$ne/$lt/$lte/$gt/$gte/$cmp, $min/$max (accumulators and
- * expressions), $sort, $group keys, distinct, and $add/$subtract/$multiply/
+ * expressions), $sort, $group keys, and $add/$subtract/$multiply/
  * $divide with null, missing and wrongly typed operands.
  *
  * Values here are what the stored documents hold: JS numbers (int32,
@@ -741,7 +734,7 @@ function withDeadline(ms, fn) {
     }
 }
 
-/* ---- query operators ($match, find, count, update, delete) ---- */
+/* ---- query operators ($match, find, update, delete) ---- */
 
 const LT = 1;
 const LTE = 2;
@@ -1279,7 +1272,6 @@ class HashIndex {
         this.field = field;
         this.map = new Map();
         this.other = [];        /* documents with arrays, objects, exotic types */
-        this.refs = 0;
     }
     add(doc) {
         const v = this.field.includes('.') ? mingoUtil.resolve(doc, this.field) : doc[this.field];
@@ -1320,7 +1312,6 @@ class Collection {
         this.docs = [];
         this.ids = new Map();
         this.schema = new Map();
-        this.uuid = new UUID();
         this.indexes = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
         this.hash = new Map();          /* field -> HashIndex */
     }
@@ -1328,23 +1319,12 @@ class Collection {
 
     addIndex(spec) {
         this.indexes.push(spec);
-        const fields = Object.keys(spec.key);
-        const f = fields[0];
-        if (f && f !== '_id' && typeof spec.key[f] !== 'string') {
-            let h = this.hash.get(f);
-            if (!h) {
-                h = new HashIndex(f);
-                h.rebuild(this.docs);
-                this.hash.set(f, h);
-            }
-            h.refs++;
-        }
-    }
-    dropIndex(spec) {
-        this.indexes = this.indexes.filter((i) => i !== spec);
         const f = Object.keys(spec.key)[0];
-        const h = this.hash.get(f);
-        if (h && typeof spec.key[f] !== 'string' && --h.refs <= 0) this.hash.delete(f);
+        if (f && f !== '_id' && typeof spec.key[f] !== 'string' && !this.hash.has(f)) {
+            const h = new HashIndex(f);
+            h.rebuild(this.docs);
+            this.hash.set(f, h);
+        }
     }
     uniqueFields() {
         return this.indexes.filter((i) => i.unique && Object.keys(i.key).length === 1 && i.name !== '_id_');
@@ -1626,24 +1606,6 @@ function helloReply(conn, cmd, name) {
     return r;
 }
 
-function dbStatsReply(dbName) {
-    const db = getDb(dbName, false);
-    let objects = 0;
-    let collections = 0;
-    let indexes = 0;
-    if (db) {
-        for (const c of db.collections.values()) {
-            collections++;
-            objects += c.docs.length;
-            indexes += c.indexes.length;
-        }
-    }
-    return {
-        db: dbName, collections, views: 0, objects, avgObjSize: 0, dataSize: 0, storageSize: 0,
-        indexes, indexSize: 0, totalSize: 0, scaleFactor: 1, ok: 1,
-    };
-}
-
 /* Upsert seed: the equality parts of a query. */
 function seedFromQuery(q) {
     const seed = {};
@@ -1797,7 +1759,7 @@ const CODE_NAMES = {
 };
 const codeName = (code) => CODE_NAMES[code] || `Location${code}`;
 
-const COMMAND_ALIASES = { ismaster: 'isMaster', buildinfo: 'buildInfo' };
+const COMMAND_ALIASES = { ismaster: 'isMaster' };
 
 /* The namespace a command acts on ("db.coll", or "db.$cmd"). */
 function commandNs(dbName, cmd, name) {
@@ -1899,10 +1861,6 @@ function configureFailPoint(cmd, ctx) {
 /* commands                                                           */
 /* ------------------------------------------------------------------ */
 
-const startedAt = Date.now();
-let connectionsCurrent = 0;
-let connectionsTotal = 0;
-
 const commands = {
     hello: (cmd, ctx) => helloReply(ctx.conn, cmd, 'hello'),
     isMaster: (cmd, ctx) => helloReply(ctx.conn, cmd, 'isMaster'),
@@ -1914,40 +1872,7 @@ const commands = {
         bits: 64, debug: false, maxBsonObjectSize: MAX_BSON, storageEngines: ['memory'],
         javascriptEngine: 'none', modules: [], openssl: { running: 'disabled' }, ok: 1,
     }),
-    buildinfo: (cmd, ctx) => commands.buildInfo(cmd, ctx),
-    getParameter: (cmd) => {
-        const known = {
-            featureCompatibilityVersion: { version: FCV },
-            authenticationMechanisms: [],
-            requireApiVersion: false,
-            transactionLifetimeLimitSeconds: 60,
-        };
-        const r = {};
-        const all = cmd.getParameter === '*' || (isPlainObject(cmd.getParameter) && cmd.getParameter.allParameters);
-        for (const k of Object.keys(known)) {
-            if (all || Object.prototype.hasOwnProperty.call(cmd, k)) r[k] = known[k];
-        }
-        r.ok = 1;
-        return r;
-    },
-    serverStatus: () => ({
-        host: `${os.hostname()}:${server && server.address() ? server.address().port : 0}`,
-        version: SERVER_VERSION, process: 'mongod-test', pid: Long.fromNumber(process.pid),
-        uptime: (Date.now() - startedAt) / 1000, uptimeMillis: Long.fromNumber(Date.now() - startedAt),
-        localTime: new Date(),
-        connections: { current: connectionsCurrent, available: 1000, totalCreated: connectionsTotal },
-        ok: 1,
-    }),
-    hostInfo: () => ({ system: { hostname: os.hostname(), numCores: os.cpus().length }, os: { type: os.type() }, ok: 1 }),
-    whatsmyuri: (cmd, ctx) => ({ you: ctx.conn.remote, ok: 1 }),
     endSessions: () => ({ ok: 1 }),
-    killSessions: () => ({ ok: 1 }),
-    killAllSessions: () => ({ ok: 1 }),
-    refreshSessions: () => ({ ok: 1 }),
-    startSession: () => ({ id: { id: new UUID() }, timeoutMinutes: 30, ok: 1 }),
-    getLog: () => ({ totalLinesWritten: 0, log: [], ok: 1 }),
-    getCmdLineOpts: () => ({ argv: process.argv.slice(1), parsed: {}, ok: 1 }),
-    listCommands: () => ({ commands: Object.fromEntries(Object.keys(commands).map((k) => [k, {}])), ok: 1 }),
 
     insert: (cmd, ctx) => {
         const name = collName(cmd, 'insert');
@@ -2031,7 +1956,7 @@ const commands = {
         return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
     },
 
-    aggregate: async (cmd, ctx) => {
+    aggregate: (cmd, ctx) => {
         const target = cmd.aggregate;
         if (typeof target !== 'string') {
             throw new CmdError(40324, 'Location40324', 'database-level aggregation ({aggregate: 1}) is not supported by the test server');
@@ -2074,55 +1999,7 @@ const commands = {
         } finally {
             currentTctx = { schema: null };
         }
-        if (AGG_DELAY_MS > 0) {
-            if (Date.now() + AGG_DELAY_MS >= ctx.deadline) {
-                await sleep(Math.max(0, ctx.deadline - Date.now()));
-                throw maxTimeExpired();
-            }
-            await sleep(AGG_DELAY_MS);
-        }
         return cursorReply(`${ctx.db}.${target}`, out, coll ? coll.schema : null, batchSize, false);
-    },
-
-    count: (cmd, ctx) => {
-        const name = collName(cmd, 'count');
-        const coll = getColl(ctx.db, name, false);
-        const skip = optInt(cmd, 'skip', 0);
-        const limit = Math.abs(optInt(cmd, 'limit') || 0);
-        let n;
-        try {
-            n = withDeadline(ctx.deadline, () => runFind(coll, cmd.query || {}, undefined, undefined, skip, limit).length);
-        } catch (e) {
-            throw mingoError(e);
-        }
-        return { n, ok: 1 };
-    },
-
-    distinct: (cmd, ctx) => {
-        const name = collName(cmd, 'distinct');
-        if (typeof cmd.key !== 'string') throw typeMismatch("BSON field 'distinct.key' is missing or not a string");
-        const coll = getColl(ctx.db, name, false);
-        let docs;
-        try {
-            docs = withDeadline(ctx.deadline, () => runFind(coll, cmd.query || {}));
-        } catch (e) {
-            throw mingoError(e);
-        }
-        const values = [];
-        const seen = new Set();
-        for (const d of docs) {
-            let v = mingoUtil.resolve(d, cmd.key);
-            if (v === undefined) continue;
-            const list = Array.isArray(v) ? v : [v];
-            for (v of list) {
-                const k = groupKey(v);
-                if (!seen.has(k)) { seen.add(k); values.push(v); }
-            }
-        }
-        values.sort(bsonCompare);
-        /* numeric types from the collection schema when the path is consistent */
-        const t = coll ? coll.schema.get(cmd.key) : undefined;
-        return { values: values.map((v) => (typeof v === 'number' ? wrapNumber(v, t) : v)), ok: 1 };
     },
 
     delete: (cmd, ctx) => {
@@ -2289,32 +2166,6 @@ const commands = {
         return cursorReply(`${ctx.db}.${name}`, coll.indexes.map((i) => Object.assign({}, i)), null, bs, false);
     },
 
-    dropIndexes: (cmd, ctx) => {
-        const name = collName(cmd, 'dropIndexes');
-        const coll = getColl(ctx.db, name, false);
-        if (!coll) throw new CmdError(26, 'NamespaceNotFound', `ns not found ${ctx.db}.${name}`);
-        const nIndexesWas = coll.indexes.length;
-        const which = cmd.index;
-        const victims = [];
-        const byName = (n) => {
-            const ix = coll.indexes.find((i) => i.name === n);
-            if (!ix) throw new CmdError(27, 'IndexNotFound', `index not found with name [${n}]`);
-            if (n === '_id_') throw new CmdError(72, 'InvalidOptions', 'cannot drop _id index');
-            return ix;
-        };
-        if (which === '*') victims.push(...coll.indexes.filter((i) => i.name !== '_id_'));
-        else if (typeof which === 'string') victims.push(byName(which));
-        else if (Array.isArray(which)) for (const n of which) victims.push(byName(n));
-        else if (isPlainObject(which)) {
-            const ix = coll.indexes.find((i) => mingoUtil.isEqual(i.key, which));
-            if (!ix) throw new CmdError(27, 'IndexNotFound', `can't find index with key: ${BSON.EJSON.stringify(which)}`);
-            if (ix.name === '_id_') throw new CmdError(72, 'InvalidOptions', 'cannot drop _id index');
-            victims.push(ix);
-        } else throw typeMismatch("BSON field 'dropIndexes.index' is missing or of the wrong type");
-        for (const v of victims) coll.dropIndex(v);
-        return { nIndexesWas, ok: 1 };
-    },
-
     drop: (cmd, ctx) => {
         const name = collName(cmd, 'drop');
         const db = getDb(ctx.db, false);
@@ -2334,63 +2185,7 @@ const commands = {
         }
         return { dropped: ctx.db, ok: 1 };
     },
-
-    create: (cmd, ctx) => {
-        const name = collName(cmd, 'create');
-        if (getColl(ctx.db, name, false)) {
-            throw new CmdError(48, 'NamespaceExists', `Collection already exists. NS: ${ctx.db}.${name}`);
-        }
-        getColl(ctx.db, name, true);
-        return { ok: 1 };
-    },
-
-    listCollections: (cmd, ctx) => {
-        const db = getDb(ctx.db, false);
-        let items = [];
-        if (db) {
-            for (const c of db.collections.values()) {
-                items.push(cmd.nameOnly ? { name: c.name, type: 'collection' } : {
-                    name: c.name, type: 'collection', options: {},
-                    info: { readOnly: false, uuid: c.uuid },
-                    idIndex: { v: 2, key: { _id: 1 }, name: '_id_' },
-                });
-            }
-        }
-        if (isPlainObject(cmd.filter) && Object.keys(cmd.filter).length) {
-            try {
-                items = new mingo.Query(cmd.filter).find(items).all();
-            } catch (e) {
-                throw mingoError(e);
-            }
-        }
-        const bs = isPlainObject(cmd.cursor) ? optInt(cmd.cursor, 'batchSize', 0) : undefined;
-        return cursorReply(`${ctx.db}.$cmd.listCollections`, items, null, bs, false);
-    },
-
-    listDatabases: (cmd) => {
-        let dbs = [...databases.values()].map((d) => ({ name: d.name, sizeOnDisk: 0, empty: d.collections.size === 0 }));
-        if (isPlainObject(cmd.filter) && Object.keys(cmd.filter).length) {
-            dbs = new mingo.Query(cmd.filter).find(dbs).all();
-        }
-        if (cmd.nameOnly) return { databases: dbs.map((d) => ({ name: d.name })), ok: 1 };
-        return { databases: dbs, totalSize: 0, totalSizeMb: 0, ok: 1 };
-    },
-
-    collStats: (cmd, ctx) => {
-        const name = collName(cmd, 'collStats');
-        const coll = getColl(ctx.db, name, false);
-        if (!coll) throw new CmdError(26, 'NamespaceNotFound', `Collection [${ctx.db}.${name}] not found.`);
-        return {
-            ns: coll.ns, count: coll.docs.length, size: 0, storageSize: 0, totalIndexSize: 0,
-            nindexes: coll.indexes.length, indexSizes: Object.fromEntries(coll.indexes.map((i) => [i.name, 0])), ok: 1,
-        };
-    },
-
-    dbStats: (cmd, ctx) => dbStatsReply(ctx.db),
 };
-
-/* MongoDB accepts a few commands regardless of case of the first letter? No:
- * command names are case-sensitive except the listed aliases. */
 
 /* Returned by runCommand when the connection must be closed unanswered. */
 const CLOSE_CONNECTION = Symbol('closeConnection');
@@ -2558,8 +2353,6 @@ const sockets = new Set();
 
 function onConnection(sock) {
     const conn = { id: ++connSeq, sock, remote: `${sock.remoteAddress}:${sock.remotePort}`, client: null };
-    connectionsCurrent++;
-    connectionsTotal++;
     sockets.add(sock);
     sock.setNoDelay(true);
     if (OPTS.verbose) log(`conn${conn.id} accepted from ${conn.remote}`);
@@ -2596,7 +2389,6 @@ function onConnection(sock) {
     });
     sock.on('error', (e) => { if (OPTS.verbose) log(`conn${conn.id} socket error: ${e.message}`); });
     sock.on('close', () => {
-        connectionsCurrent--;
         sockets.delete(sock);
         if (OPTS.verbose) log(`conn${conn.id} closed`);
     });
@@ -2613,8 +2405,7 @@ function start(opts) {
     server.listen({ host: opts.host, port: opts.port }, () => {
         const a = server.address();
         process.stdout.write(`listening ${a.address}:${a.port}\n`);
-        log(`TEST-ONLY MongoDB wire-protocol server listening on ${a.address}:${a.port}` +
-            (AGG_DELAY_MS ? ` (aggregate delay ${AGG_DELAY_MS} ms)` : ''));
+        log(`TEST-ONLY MongoDB wire-protocol server listening on ${a.address}:${a.port}`);
     });
     const stop = (sig) => {
         log(`${sig}: exiting`);
