@@ -2,11 +2,12 @@
  * worker.c -- the worker cycle.
  *
  * A worker owns one broker connection and one database client, both made
- * after fork.  It takes one task at a time (prefetch), has MongoDB run the
- * report pipeline, publishes the result with a publisher confirm and only
- * then acks the task: at-least-once, never lost.  Signals only set flags;
- * the cycle checks them between tasks and at least once a second while
- * waiting for a message.
+ * after fork.  It takes one task at a time (prefetch) and hands it to
+ * job.c, which has MongoDB run the report pipeline, publishes the result
+ * with a publisher confirm and only then acks the task: at-least-once,
+ * never lost.  The cycle acts on what that did to the connections.
+ * Signals only set flags; the cycle checks them between tasks and at least
+ * once a second while waiting for a message.
  *
  *   QUIT, channel EOF, master death:  stop consuming, finish what was
  *                                     delivered, close, exit 0
@@ -23,13 +24,11 @@
 
 #include "broker.h"
 #include "channel.h"
-#include "charges.h"
+#include "job.h"
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
-#include "report.h"
 #include "store.h"
-#include "task.h"
 #include "util.h"
 #include "worker.h"
 
@@ -56,10 +55,6 @@ struct worker {
     int64_t               consuming_ms; /* when the consumer started */
     int                   worked;       /* told the master it finished a task */
 };
-
-/* What handling one delivery did to the connections.  BROKER_REFUSED: the
- * broker nacked or returned a publish; reconnect after a backoff. */
-enum outcome { DONE, BROKER_LOST, BROKER_REFUSED, STORE_LOST, STOP_NOW };
 
 static void
 on_signal(int sig)
@@ -127,16 +122,6 @@ set_state(struct worker *w, enum rd_channel_msg msg)
     rd_channel_send(w->chan, msg);
     rd_metrics_state(msg == RD_CHAN_CONSUMING,
                      msg == RD_CHAN_CONSUMING || (msg == RD_CHAN_BROKER_DOWN && w->store_ok));
-}
-
-/* Give a delivery back to the queue, uncounted; `out` on success. */
-static enum outcome
-put_back(struct worker *w, const struct rd_delivery *d, enum outcome out)
-{
-    if (rd_broker_reject(w->broker, d->tag, 1) != RD_OK)
-        return BROKER_LOST;
-    rd_metrics_task(RD_OUT_REQUEUED, 0);
-    return out;
 }
 
 static void
@@ -229,244 +214,19 @@ connect_all(struct worker *w)
     return RD_OK;
 }
 
-/* A stable id for a result, the same for every delivery of the same task. */
-static void
-message_id(const struct rd_task *t, const char *body, size_t len, char *out, size_t size)
+/* One delivery, from its charges to its ack (job.h). */
+static enum rd_job_outcome
+handle(struct worker *w, const struct rd_delivery *d)
 {
-    snprintf(out, size, "%.200s-%016llx", t->id_text,
-             (unsigned long long) rd_charge_fingerprint(body, len));
-}
+    struct rd_job_env env;
 
-struct rows {
-    struct rd_phone_stats *stats;
-    size_t                 n;
-};
-
-static int
-add_row(const bson_t *row, void *arg, char *err, size_t errlen)
-{
-    struct rows *r = arg;
-
-    return rd_report_add_row(row, r->stats, r->n, err, errlen);
-}
-
-/* Publish a result and ack its task once the broker confirmed it. */
-static enum outcome
-answer(struct worker *w, const struct rd_delivery *d, const struct rd_task *t,
-       const char *json, enum rd_outcome o, double t0)
-{
-    const struct rd_conf_amqp *c = &w->conf->rabbitmq;
-    struct rd_publish          p = { 0 };
-    char                       mid[256], err[512];
-    int                        rc;
-
-    message_id(t, d->body, d->len, mid, sizeof(mid));
-    p.correlation_id = t->id_text;
-    p.message_id = mid;
-    rc = rd_broker_publish(w->broker, c->result_queue, json, strlen(json), &p,
-                           err, sizeof(err));
-    if (rc == RD_ERROR) {
-        rd_warn("task %s: publishing the result failed, the task will be redelivered: %s",
-                t->id_text, err);
-        return BROKER_LOST;
-    }
-    if (rc == RD_DECLINED) {
-        /* Returned (the result queue is gone) or nacked: put the task back
-         * and reconnect, which declares the queues again. */
-        rd_warn("task %s: the result was not accepted, requeueing the task and "
-                "reconnecting: %s", t->id_text, err);
-        return put_back(w, d, BROKER_REFUSED);
-    }
-    if (rd_broker_ack(w->broker, d->tag) != RD_OK)
-        return BROKER_LOST;
-    rd_metrics_task(o, rd_now_sec() - t0);
-    return DONE;
-}
-
-/* Publish a delivery to the dead-letter queue with all its properties and
- * headers and the reason, then ack it: dead-lettering needs no queue
- * arguments, so it works on queues declared by anyone. */
-static enum outcome
-dead_letter(struct worker *w, const struct rd_delivery *d, int64_t attempts,
-            const char *reason, double t0)
-{
-    const struct rd_conf_amqp *c = &w->conf->rabbitmq;
-    struct rd_publish          p = { 0 };
-    char                       err[512];
-    int                        rc;
-
-    p.like = d;
-    p.reason = reason;
-    p.attempts = attempts;
-    rc = rd_broker_publish(w->broker, c->dead_letter_queue, d->body, d->len, &p,
-                           err, sizeof(err));
-    if (rc == RD_ERROR) {
-        rd_warn("dead-lettering a message failed, it will be redelivered: %s", err);
-        return BROKER_LOST;
-    }
-    if (rc == RD_DECLINED) {
-        rd_warn("the dead-letter queue refused a message, requeueing it and reconnecting: %s",
-                err);
-        return put_back(w, d, BROKER_REFUSED);
-    }
-    if (rd_broker_ack(w->broker, d->tag) != RD_OK)
-        return BROKER_LOST;
-    rd_metrics_task(RD_OUT_DEAD_LETTERED, rd_now_sec() - t0);
-    return DONE;
-}
-
-/* The correlation_id of a delivery for a log line, whatever its state. */
-static const char *
-task_name(const struct rd_delivery *d, const struct rd_conf_task *limits, char *buf, size_t len)
-{
-    struct rd_task t;
-    char           err[256];
-
-    if (rd_task_parse(d->body, d->len, limits, &t, err, sizeof(err)) != RD_TASK_UNREADABLE)
-        snprintf(buf, len, "%s", t.id_text);
-    else
-        snprintf(buf, len, "%s", d->correlation_id[0] ? d->correlation_id : "(unreadable)");
-    rd_task_free(&t);
-    return buf;
-}
-
-/* One delivery, from its charges (charges.h) to its ack. */
-static enum outcome
-handle_task(struct worker *w, struct rd_delivery *d, uint64_t fp, int64_t attempts)
-{
-    const struct rd_conf  *c = w->conf;
-    struct rd_task         t;
-    struct rd_phone_stats *stats = NULL;
-    struct rows            rows;
-    bson_t                *pipeline;
-    char                   received[40], err[512], msg[700], *json = NULL;
-    double                 t0 = rd_now_sec(), t1;
-    int                    rc, klass;
-    enum outcome           out;
-
-    rd_format_wall_time(received, sizeof(received));
-
-    /* Deliveries that crashed a worker, or ran out of time, more often
-     * than allowed go to the dead-letter queue instead of cycling. */
-    if (attempts > c->rabbitmq.max_redeliveries) {
-        char why[160];
-
-        snprintf(why, sizeof(why), "crashed a worker %lld times "
-                 "(rabbitmq.max_redeliveries %d)", (long long) attempts,
-                 c->rabbitmq.max_redeliveries);
-        rd_error("task %s: dead-lettered: %s; %zu bytes, delivery tag %llu",
-                 task_name(d, &c->task, err, sizeof(err)), why, d->len,
-                 (unsigned long long) d->tag);
-        return dead_letter(w, d, attempts, why, t0);
-    }
-
-    rc = rd_task_parse(d->body, d->len, &c->task, &t, err, sizeof(err));
-    if (rc == RD_TASK_UNREADABLE) {
-        char why[600];
-
-        rd_warn("moving an unreadable message (%zu bytes, delivery tag %llu) to the "
-                "dead-letter queue: %s", d->len, (unsigned long long) d->tag, err);
-        snprintf(why, sizeof(why), "unreadable: %s", err);
-        return dead_letter(w, d, attempts, why, t0);
-    }
-    if (rc == RD_TASK_INVALID) {
-        rd_warn("task %s: invalid: %s", t.id_text, err);
-        json = rd_report_error_json(&t, err, received, rd_now_sec() - t0);
-        goto publish;
-    }
-
-    rd_debug("task %s: %zu phones", t.id_text, t.nphones);
-#ifdef RD_TEST_HOOKS
-    /* A task that kills its worker, for the poison-message tests. */
-    for (size_t i = 0; i < t.nphones; i++)
-        if (t.phones[i] == w->test_crash_phone)
-            raise(SIGKILL);
-#endif
-    stats = calloc(t.nphones, sizeof(*stats));
-    if (stats == NULL) {
-        rd_error("task %s: out of memory for %zu phones; requeueing it", t.id_text, t.nphones);
-        rd_task_free(&t);
-        return put_back(w, d, BROKER_REFUSED);
-    }
-    rd_report_init(stats, &t);
-    rows.stats = stats;
-    rows.n = t.nphones;
-    pipeline = rd_report_pipeline(t.phones, t.nphones, c->report.price_per_second);
-    t1 = rd_now_sec();
-    rc = rd_store_aggregate(w->store, pipeline, c->mongodb.max_time_ms, add_row, &rows,
-                            &klass, err, sizeof(err));
-    rd_metrics_db(rd_now_sec() - t1);
-    bson_destroy(pipeline);
-    if (w->test_delay_ms > 0)
-        rd_sleep_ms(w->test_delay_ms, NULL);
-    if (w_terminate) {
-        out = STOP_NOW;                 /* fast stop: leave it unacked */
-        goto done;
-    }
-    if (rc != RD_OK && (klass == RD_STORE_TIMEOUT
-                        || (klass == RD_STORE_TRANSIENT
-                            && (rd_now_sec() - t1) * 1000 >= c->mongodb.max_time_ms))) {
-        /* The query ran out of time (the server stopped it, or it never
-         * answered): maybe the load, maybe the task.  Try again a bounded
-         * number of times, then answer. */
-        uint64_t n = rd_charge_timeout(fp);
-
-        if (n <= (uint64_t) c->rabbitmq.max_redeliveries) {
-            rd_warn("task %s: the query ran out of time (%llu of at most %d times); "
-                    "returning the task to the queue: %s", t.id_text, (unsigned long long) n,
-                    c->rabbitmq.max_redeliveries + 1, err);
-            out = put_back(w, d, klass == RD_STORE_TIMEOUT ? DONE : STORE_LOST);
-            goto done;
-        }
-        snprintf(msg, sizeof(msg), "the report did not finish within mongodb.max_time_ms "
-                 "(%d ms), %d times: %s", c->mongodb.max_time_ms,
-                 c->rabbitmq.max_redeliveries + 1, err);
-        rd_error("task %s: %s", t.id_text, msg);
-        json = rd_report_error_json(&t, msg, received, rd_now_sec() - t0);
-        goto publish;
-    }
-    if (rc != RD_OK && klass == RD_STORE_TRANSIENT) {
-        rd_warn("task %s: database unavailable, returning the task to the queue: %s",
-                t.id_text, err);
-        out = put_back(w, d, STORE_LOST);
-        goto done;
-    }
-    if (rc != RD_OK) {
-        snprintf(msg, sizeof(msg), "database error: %s", err);
-        rd_error("task %s: the database could not answer: %s", t.id_text, msg);
-        json = rd_report_error_json(&t, msg, received, rd_now_sec() - t0);
-    } else {
-        json = rd_report_complete_json(&t, stats, received, rd_now_sec() - t0);
-    }
-
-publish:
-    if (json == NULL) {
-        rd_error("task %s: out of memory building the result; requeueing it", t.id_text);
-        out = put_back(w, d, BROKER_REFUSED);
-        goto done;
-    }
-    out = answer(w, d, &t, json, rc == RD_OK ? RD_OUT_COMPLETE : RD_OUT_ERROR, t0);
-    if (out == DONE)
-        rd_info("task %s: %s, %zu phones, %.3f s", t.id_text,
-                rc == RD_OK ? "complete" : "error result", t.nphones,
-                rd_now_sec() - t0);
-
-done:
-    free(json);
-    free(stats);
-    rd_task_free(&t);
-    return out;
-}
-
-static enum outcome
-handle(struct worker *w, struct rd_delivery *d)
-{
-    uint64_t     fp = rd_charge_fingerprint(d->body, d->len);
-    int64_t      attempts = (int64_t) rd_charge_begin(fp);
-    enum outcome out = handle_task(w, d, fp, attempts);
-
-    rd_charge_end(fp);
-    return out;
+    env.conf = w->conf;
+    env.broker = w->broker;
+    env.store = w->store;
+    env.terminate = &w_terminate;
+    env.test_delay_ms = w->test_delay_ms;
+    env.test_crash_phone = w->test_crash_phone;
+    return rd_job_handle(&env, d);
 }
 
 /* The connection is gone or refused us: reconnect, at once if it had been
@@ -488,24 +248,24 @@ lost_broker(struct worker *w, int refused, const char *what, const char *err)
 
 /* Cancel the consumer and deal with what the broker had already sent:
  * finish it (graceful stop) or put it back uncounted (database away). */
-static enum outcome
+static enum rd_job_outcome
 release_consumer(struct worker *w, int put_back_all)
 {
-    struct rd_delivery d;
-    enum outcome       out = DONE;
-    char               err[512];
+    struct rd_delivery  d;
+    enum rd_job_outcome out = RD_JOB_DONE;
+    char                err[512];
 
     if (rd_broker_cancel(w->broker, err, sizeof(err)) != RD_OK) {
         rd_warn("cancelling the consumer failed: %s", err);
-        return BROKER_LOST;
+        return RD_JOB_BROKER_LOST;
     }
     w->consuming = 0;
-    while (out == DONE && !w_terminate
+    while (out == RD_JOB_DONE && !w_terminate
            && rd_broker_next(w->broker, &d, 0, err, sizeof(err)) == RD_OK) {
-        out = put_back_all ? put_back(w, &d, DONE) : handle(w, &d);
+        out = put_back_all ? rd_job_put_back(w->broker, &d, RD_JOB_DONE) : handle(w, &d);
         rd_delivery_free(&d);
     }
-    return out == STORE_LOST || out == BROKER_REFUSED ? DONE : out;
+    return out == RD_JOB_STORE_LOST || out == RD_JOB_BROKER_REFUSED ? RD_JOB_DONE : out;
 }
 
 /* The database is away: give back what the broker sent us and close the
@@ -515,7 +275,7 @@ release_consumer(struct worker *w, int put_back_all)
 static void
 pause_for_store(struct worker *w)
 {
-    int graceful = release_consumer(w, 1) == DONE;
+    int graceful = release_consumer(w, 1) == RD_JOB_DONE;
 
     w->store_ok = 0;
     set_state(w, RD_CHAN_STORE_DOWN);
@@ -599,24 +359,24 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
             continue;
         }
         switch (handle(&w, &d)) {
-        case DONE:
+        case RD_JOB_DONE:
             w.backoff_ms = 0;
             if (!w.worked) {
                 w.worked = 1;
                 rd_channel_send(w.chan, RD_CHAN_WORKED);
             }
             break;
-        case BROKER_LOST:
+        case RD_JOB_BROKER_LOST:
             lost_broker(&w, 0, "lost the broker", "see above");
             break;
-        case BROKER_REFUSED:
+        case RD_JOB_BROKER_REFUSED:
             lost_broker(&w, 1, "reconnecting", "the broker refused a message (see above)");
             break;
-        case STORE_LOST:
+        case RD_JOB_STORE_LOST:
             /* Pause: take no tasks until the database answers again. */
             pause_for_store(&w);
             break;
-        case STOP_NOW:
+        case RD_JOB_STOP_NOW:
             break;
         }
         rd_delivery_free(&d);
@@ -624,7 +384,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
 
     set_state(&w, RD_CHAN_STOPPING);
     if (w.broker != NULL && !w_terminate && w.consuming
-        && release_consumer(&w, 0) != DONE)
+        && release_consumer(&w, 0) != RD_JOB_DONE)
         drop_broker(&w, 0);
     if (w.broker != NULL)
         drop_broker(&w, !w_terminate);
