@@ -38,8 +38,8 @@
 #define IDLE_PING_MS    5000        /* an idle worker checks the database */
 #define STEADY_MS       5000        /* consuming this long: the connection is good */
 
-static volatile sig_atomic_t w_quit, w_terminate, w_reopen;
-static volatile sig_atomic_t w_stop;        /* set with either of the first two */
+static volatile sig_atomic_t w_terminate, w_reopen;
+static volatile sig_atomic_t w_stop;        /* any stop: QUIT, TERM, INT, the master gone */
 
 struct worker {
     const struct rd_conf *conf;
@@ -60,7 +60,7 @@ static void
 on_signal(int sig)
 {
     switch (sig) {
-    case SIGQUIT: w_quit = w_stop = 1; break;
+    case SIGQUIT: w_stop = 1; break;
     case SIGTERM:
     case SIGINT:  w_terminate = w_stop = 1; break;
     case SIGUSR1: w_reopen = 1; break;
@@ -105,7 +105,7 @@ check_flags(struct worker *w)
         rd_warn("the master is gone (channel closed): stopping");
         close(w->chan);
         w->chan = -1;
-        w_quit = w_stop = 1;
+        w_stop = 1;
     }
 }
 
@@ -310,7 +310,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
     memset(&w, 0, sizeof(w));
     w.conf = conf;
     w.chan = chan;
-    w_quit = w_terminate = w_reopen = w_stop = 0;
+    w_terminate = w_reopen = w_stop = 0;
     rd_log_set_role("worker");
     rd_log_set_level(conf->log_level);
     rd_proctitle_set("reporterd: worker process (generation %d)", generation);
@@ -321,7 +321,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
     }
     prctl(PR_SET_PDEATHSIG, SIGQUIT);
     if (chan >= 0 && getppid() != rd_master_pid)
-        w_quit = w_stop = 1;            /* the master died before the prctl */
+        w_stop = 1;                     /* the master died before the prctl */
 #ifdef RD_TEST_HOOKS
     {
         const char *v = getenv("REPORTERD_TEST_TASK_DELAY_MS");
