@@ -202,11 +202,12 @@ test('a rotated password_file is read on the next connect: the refused worker co
         /* the operator fixes the password outside the configuration file */
         require('node:fs').writeFileSync(pwFile, 'guest\n');
         await daemon.waitReady(1, 45000);
+        /* the worker reports itself up, and the master clears the problem once
+         * it reads the worker's "consuming": two events, a few ms apart */
         await h.waitFor(async () => {
             health = await httpGet(port, '/healthz').catch(() => null);
-            return health && health.code === 200;
-        }, 10000, () => `/healthz to be ok (got ${JSON.stringify(health)})`);
-        assert.doesNotMatch(health.body, /ACCESS_REFUSED/, 'the problem is gone from /healthz');
+            return health && health.code === 200 && !/ACCESS_REFUSED|problem:/.test(health.body);
+        }, 10000, () => `/healthz to be ok with no problem named (got ${JSON.stringify(health)})`);
         assert.doesNotMatch(daemon.log, /starting generation 2/, 'no reload was needed');
         await ctx.broker.publish(names.task_queue, { correlation_id: 5, phones: [1] });
         const [r] = await (await ctx.broker.collector(names.result_queue)).next(1, 20000);
