@@ -22,6 +22,7 @@
 #include "master.h"
 #include "process.h"
 #include "shm.h"
+#include "store.h"
 
 #ifndef RD_DEFAULT_CONF
 #define RD_DEFAULT_CONF "/usr/local/etc/reporterd/reporterd.yaml"
@@ -82,7 +83,7 @@ main(int argc, char **argv)
     pid_t           running;
 
     rd_shm_reexec(argv, shm_err, sizeof(shm_err));
-    rd_log_capture_mongoc();
+    rd_store_capture_log();
     while ((opt = getopt(argc, argv, "c:tTs:vh")) != -1) {
         switch (opt) {
         case 'c': conf_arg = optarg; break;

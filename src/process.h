@@ -9,6 +9,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Exit statuses of the master's children (workers, the status process)
+ * that the master understands. */
+#define RD_WORKER_EXIT_OK     0
+#define RD_WORKER_EXIT_FATAL  2   /* a problem only an operator can fix: respawn slowly */
+
 /* Lock "<path>.lock" (never renamed, so two masters starting at once meet
  * on it and only one wins), then write our pid to path atomically (temp
  * file + rename).  Refuses when a live master holds the lock.  Returns the
