@@ -4,7 +4,6 @@
  * defaults and derivation, secrets masked (passwords, and inside
  * mongodb.uri the userinfo's password and secret options), and strings
  * quoted so that the loader would read them back as they are.
- * Also rd_log_level_name(), the other way from a number to its name.
  */
 
 #include <ctype.h>
@@ -240,13 +239,4 @@ rd_conf_dump(const struct rd_conf *conf, FILE *out)
         rd_conf_dump_value(conf, opt, out);
         fputc('\n', out);
     }
-}
-
-
-const char *
-rd_log_level_name(int level)
-{
-    if (level < RD_LOG_DEBUG || level > RD_LOG_ERROR)
-        return "unknown";
-    return rd_conf_log_levels[level];
 }

@@ -65,7 +65,6 @@ struct rd_conf_opt {
 /* conf_table.c */
 extern const struct rd_conf_opt   rd_conf_opts[];
 extern const size_t               rd_conf_nopts;
-extern const char *const          rd_conf_log_levels[];
 
 const struct rd_conf_opt *rd_conf_find(const char *name);
 void *rd_conf_field(const struct rd_conf *conf, const struct rd_conf_opt *opt);

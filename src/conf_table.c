@@ -13,11 +13,6 @@
 #define RD_DEFAULT_PID  "/usr/local/var/run/reporterd.pid"
 #endif
 
-/* By enum rd_log_level; rd_log_level_name() reads it too. */
-const char *const rd_conf_log_levels[] = {
-    "debug", "info", "warn", "error", NULL
-};
-
 static const char *const rd_conf_queue_types[] = { "classic", "quorum", NULL };
 
 /* error_log values that name no file. */
@@ -34,7 +29,7 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     { "error_log", RD_CONF_STR, RD_OFF(error_log), 1, 0, "stderr",
       RD_CONF_PATH, rd_conf_log_targets },
     { "log_level", RD_CONF_ENUM, RD_OFF(log_level), 0, 0, "info", 0,
-      rd_conf_log_levels },
+      rd_log_levels },
     { "user", RD_CONF_STR, RD_OFF(user), 1, 0, NULL, 0, NULL },
     { "worker_shutdown_timeout", RD_CONF_DURATION,
       RD_OFF(worker_shutdown_timeout_ms), 0, 3600000, "30s", 0, NULL },
