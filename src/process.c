@@ -279,7 +279,7 @@ static char   *title_start;
 static size_t  title_len;
 /* Our copy of the environment, kept reachable for the process's life even
  * if a later setenv() swaps environ for an array of its own. */
-char         **rd_proctitle_environ;
+static char  **title_environ;
 
 void
 rd_proctitle_init(int argc, char **argv)
@@ -304,7 +304,7 @@ rd_proctitle_init(int argc, char **argv)
     for (i = 0; i < n; i++)
         env[i] = strdup(environ[i]);
     env[n] = NULL;
-    environ = rd_proctitle_environ = env;
+    environ = title_environ = env;
     for (i = 0; i < argc; i++)
         argv[i] = strdup(argv[i]);
     title_start = start;

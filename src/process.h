@@ -44,7 +44,6 @@ void  rd_chown_to_user(const char *path, const char *user);
 
 /* Rewrite argv in place so ps shows title; call rd_proctitle_init first. */
 void  rd_proctitle_init(int argc, char **argv);
-extern char **rd_proctitle_environ;
 void  rd_proctitle_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* setgid/initgroups/setuid to user, then not dumpable (no core file, no
