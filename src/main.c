@@ -45,8 +45,9 @@ usage(FILE *out)
 static int
 send_signal(const struct rd_conf *conf, const char *name)
 {
-    static const struct { const char *name; int sig; } map[] = {
-        { "stop", SIGTERM }, { "quit", SIGQUIT }, { "reload", SIGHUP }, { "reopen", SIGUSR1 }
+    static const struct { const char *name; int sig; const char *abbrev; } map[] = {
+        { "stop", SIGTERM, "TERM" }, { "quit", SIGQUIT, "QUIT" },
+        { "reload", SIGHUP, "HUP" }, { "reopen", SIGUSR1, "USR1" }
     };
     char   err[512];
     pid_t  pid;
@@ -67,7 +68,7 @@ send_signal(const struct rd_conf *conf, const char *name)
     }
     if (kill(pid, map[i].sig) != 0) {
         fprintf(stderr, "reporterd: kill(%ld, SIG%s) failed: %s\n", (long) pid,
-                sigabbrev_np(map[i].sig), strerror(errno));
+                map[i].abbrev, strerror(errno));
         return 1;
     }
     return 0;
