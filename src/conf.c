@@ -10,8 +10,6 @@
  * nothing, and never logs: the one error line goes back to the caller.
  */
 
-#define _POSIX_C_SOURCE 200809L
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

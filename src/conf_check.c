@@ -8,8 +8,6 @@
  * in the file, or at the section when none of them was written.
  */
 
-#define _POSIX_C_SOURCE 200809L
-
 #include <sys/socket.h>
 #include <ctype.h>
 #include <errno.h>

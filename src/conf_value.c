@@ -9,8 +9,6 @@
  * conf_check.c's business.
  */
 
-#define _POSIX_C_SOURCE 200809L
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <ctype.h>

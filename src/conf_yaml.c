@@ -10,8 +10,6 @@
  * conf_value.c to be expanded and converted.
  */
 
-#define _POSIX_C_SOURCE 200809L
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
