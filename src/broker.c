@@ -1,7 +1,9 @@
 /*
  * broker.c -- RabbitMQ adapter: connect, declare, consume, publish with
- * confirms, ack and reject.  See ../shared/LIBRARIES.md, section 1, for
- * the rabbitmq-c 0.11 behaviours this code is shaped around.
+ * confirms, ack and reject.  rabbitmq-c 0.11 does no background work:
+ * heartbeats are answered only inside its calls.  After a library error
+ * the connection is destroyed without a graceful close, whose blocking
+ * RPCs could hang or write onto a broken stream.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,7 +348,7 @@ rd_broker_cancel(struct rd_broker *b, char *err, size_t errlen)
     if (b->consumer_tag[0] == '\0')
         return RD_OK;
     /* Deliveries that were already on their way arrive before cancel-ok;
-     * the library queues them, and the caller rejects them with requeue. */
+     * the library queues them for the caller's next rd_broker_next(). */
     amqp_basic_cancel(b->conn, CH_CONSUME, amqp_cstring_bytes(b->consumer_tag));
     b->consumer_tag[0] = '\0';
     return check_rpc(b, "basic.cancel", err, errlen);

@@ -8,8 +8,6 @@
  * placed at file:line:col of their key, and reading a whole file.
  */
 
-#define _POSIX_C_SOURCE 200809L
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -22,11 +20,6 @@
 #ifndef RD_DEFAULT_PID
 #define RD_DEFAULT_PID  "/usr/local/var/run/reporterd.pid"
 #endif
-
-/* By enum rd_log_level; rd_log_level_name() reads it too. */
-static const char *const rd_conf_log_levels[] = {
-    "debug", "info", "warn", "error", NULL
-};
 
 static const char *const rd_conf_queue_types[] = { "classic", "quorum", NULL };
 
@@ -90,7 +83,7 @@ const struct rd_conf_opt  rd_conf_opts[] = {
                 rd_conf_auto, rd_conf_cpus, worker_processes_auto),
     RD_PATH    ("pid",                        pid, RD_DEFAULT_PID, RD_NO_RELOAD, NULL),
     RD_PATH    ("error_log",                  error_log, "stderr", 0, rd_conf_log_targets),
-    RD_ENUM    ("log_level",                  log_level, rd_conf_log_levels, "info", 0),
+    RD_ENUM    ("log_level",                  log_level, rd_log_levels, "info", 0),
     RD_STR     ("user",                       user, 1, 0, NULL, 0),
     RD_DURATION("worker_shutdown_timeout",    worker_shutdown_timeout_ms, 0, 3600000, "30s", 0),
 
@@ -347,11 +340,3 @@ rd_conf_reload_change(const struct rd_conf *old, const struct rd_conf *new,
     return NULL;
 }
 
-
-const char *
-rd_log_level_name(int level)
-{
-    if (level < RD_LOG_DEBUG || level > RD_LOG_ERROR)
-        return "unknown";
-    return rd_conf_log_levels[level];
-}

@@ -17,12 +17,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum rd_log_level {
-    RD_LOG_DEBUG = 0,
-    RD_LOG_INFO,
-    RD_LOG_WARN,
-    RD_LOG_ERROR
-};
+#include "log.h"             /* enum rd_log_level */
 
 enum rd_queue_type {
     RD_QUEUE_CLASSIC = 0,
@@ -164,8 +159,6 @@ const char *rd_conf_reload_change(const struct rd_conf *old,
 
 /* Print the effective configuration as YAML, passwords masked ("********"). */
 void rd_conf_dump(const struct rd_conf *conf, FILE *out);
-
-const char *rd_log_level_name(int level);
 
 /* Read a password_file: at most 64 KiB, no NUL byte, one trailing newline
  * dropped.  malloc'ed, or NULL with err.  Workers call it on every

@@ -10,8 +10,6 @@
  * written.
  */
 
-#define _POSIX_C_SOURCE 200809L
-
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -246,4 +246,3 @@ rd_conf_dump(const struct rd_conf *conf, FILE *out)
         fputc('\n', out);
     }
 }
-

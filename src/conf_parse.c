@@ -11,9 +11,6 @@
  * ${VAR} and ${VAR:-default} expanded, then is converted to its row's type
  * with its range checked, judged alone.
  */
-
-#define _POSIX_C_SOURCE 200809L
-
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>

@@ -10,8 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mongoc/mongoc.h>
-
 #include "log.h"
 
 static int  log_fd = STDERR_FILENO;
@@ -19,7 +17,17 @@ static int  log_level = RD_LOG_INFO;
 static char log_path[4096];
 static char log_role[16] = "master";
 
-static const char *level_names[] = { "debug", "info", "warn", "error", "alert" };
+const char *const rd_log_levels[] = { "debug", "info", "warn", "error", NULL };
+
+const char *
+rd_log_level_name(int level)
+{
+    if (level == RD_LOG_ALERT)
+        return "alert";
+    if (level < RD_LOG_DEBUG || level > RD_LOG_ERROR)
+        return "unknown";
+    return rd_log_levels[level];
+}
 
 void
 rd_log_set_role(const char *role)
@@ -103,7 +111,7 @@ rd_log(int level, const char *fmt, ...)
     localtime_r(&ts.tv_sec, &tm);
     n = (int) strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
     n += snprintf(line + n, sizeof(line) - n, ".%03ld [%s] %ld %s: ",
-                  ts.tv_nsec / 1000000, level_names[level], (long) getpid(),
+                  ts.tv_nsec / 1000000, rd_log_level_name(level), (long) getpid(),
                   log_role);
     va_start(ap, fmt);
     m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
@@ -116,19 +124,4 @@ rd_log(int level, const char *fmt, ...)
     line[n++] = '\n';
     while (write(log_fd, line, n) < 0 && errno == EINTR)
         ;
-}
-
-static void
-mongoc_handler(mongoc_log_level_t level, const char *domain,
-               const char *message, void *user_data)
-{
-    (void) user_data;
-    rd_log(level <= MONGOC_LOG_LEVEL_WARNING ? RD_LOG_WARN : RD_LOG_DEBUG,
-           "mongoc %s: %s", domain, message);
-}
-
-void
-rd_log_capture_mongoc(void)
-{
-    mongoc_log_set_handler(mongoc_handler, NULL);
 }

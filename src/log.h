@@ -6,9 +6,22 @@
 #ifndef RD_LOG_H
 #define RD_LOG_H
 
-#include "conf.h"
+#include <stddef.h>
 
-#define RD_LOG_ALERT (RD_LOG_ERROR + 1)    /* a bug or a lost invariant */
+/* Levels, lowest first.  log_level may name debug..error; an alert (a bug
+ * or a lost invariant) is always written. */
+enum rd_log_level {
+    RD_LOG_DEBUG = 0,
+    RD_LOG_INFO,
+    RD_LOG_WARN,
+    RD_LOG_ERROR,
+    RD_LOG_ALERT
+};
+
+/* The names log_level accepts, by level, NULL-terminated. */
+extern const char *const rd_log_levels[];
+/* Any level's name ("alert" too), "unknown" out of range. */
+const char *rd_log_level_name(int level);
 
 /* Role printed on every line: "master", "worker", "reporterctl". */
 void rd_log_set_role(const char *role);
@@ -32,8 +45,5 @@ void rd_log(int level, const char *fmt, ...)
 #define rd_warn(...)  rd_log(RD_LOG_WARN, __VA_ARGS__)
 #define rd_error(...) rd_log(RD_LOG_ERROR, __VA_ARGS__)
 #define rd_alert(...) rd_log(RD_LOG_ALERT, __VA_ARGS__)
-
-/* Route libmongoc's log through rd_log (debug/warn levels). */
-void rd_log_capture_mongoc(void);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * main.c -- reporterd's entry point and command line.
  *
- *   reporterd [-c FILE]                 run (master + workers)
+ *   reporterd [-d] [-c FILE]            run (master + workers); -d: in the
+ *                                       foreground whatever daemon: says
  *   reporterd -t [-c FILE]              check the configuration
  *   reporterd -T [-c FILE]              check it and print it, secrets masked
  *   reporterd -s SIGNAL [-c FILE]       stop | quit | reload | reopen
@@ -22,6 +23,7 @@
 #include "master.h"
 #include "process.h"
 #include "shm.h"
+#include "store.h"
 
 #ifndef RD_DEFAULT_CONF
 #define RD_DEFAULT_CONF "/usr/local/etc/reporterd/reporterd.yaml"
@@ -31,9 +33,10 @@ static void
 usage(FILE *out)
 {
     fprintf(out,
-            "Usage: reporterd [-c FILE] [-t | -T | -s SIGNAL | -v | -h]\n"
+            "Usage: reporterd [-d] [-c FILE] [-t | -T | -s SIGNAL | -v | -h]\n"
             "\n"
             "  -c FILE    configuration file (default " RD_DEFAULT_CONF ")\n"
+            "  -d         stay in the foreground whatever daemon: says\n"
             "  -t         test the configuration and exit\n"
             "  -T         test the configuration, print it (secrets masked) and exit\n"
             "  -s SIGNAL  send a signal to the running master: stop, quit, reload, reopen\n"
@@ -44,8 +47,9 @@ usage(FILE *out)
 static int
 send_signal(const struct rd_conf *conf, const char *name)
 {
-    static const struct { const char *name; int sig; } map[] = {
-        { "stop", SIGTERM }, { "quit", SIGQUIT }, { "reload", SIGHUP }, { "reopen", SIGUSR1 }
+    static const struct { const char *name; int sig; const char *abbrev; } map[] = {
+        { "stop", SIGTERM, "TERM" }, { "quit", SIGQUIT, "QUIT" },
+        { "reload", SIGHUP, "HUP" }, { "reopen", SIGUSR1, "USR1" }
     };
     char   err[512];
     pid_t  pid;
@@ -66,7 +70,7 @@ send_signal(const struct rd_conf *conf, const char *name)
     }
     if (kill(pid, map[i].sig) != 0) {
         fprintf(stderr, "reporterd: kill(%ld, SIG%s) failed: %s\n", (long) pid,
-                sigabbrev_np(map[i].sig), strerror(errno));
+                map[i].abbrev, strerror(errno));
         return 1;
     }
     return 0;
@@ -78,14 +82,15 @@ main(int argc, char **argv)
     const char     *conf_arg = RD_DEFAULT_CONF, *signal_name = NULL;
     char            conf_path[PATH_MAX], err[1024], shm_err[256] = "";
     struct rd_conf *conf;
-    int             opt, test = 0, dump = 0, pidfd, status, ready = -1;
+    int             opt, test = 0, dump = 0, foreground = 0, pidfd, status, ready = -1;
     pid_t           running;
 
     rd_shm_reexec(argv, shm_err, sizeof(shm_err));
-    rd_log_capture_mongoc();
-    while ((opt = getopt(argc, argv, "c:tTs:vh")) != -1) {
+    rd_store_capture_log();
+    while ((opt = getopt(argc, argv, "c:dtTs:vh")) != -1) {
         switch (opt) {
         case 'c': conf_arg = optarg; break;
+        case 'd': foreground = 1; break;
         case 't': test = 1; break;
         case 'T': test = dump = 1; break;
         case 's': signal_name = optarg; break;
@@ -116,6 +121,8 @@ main(int argc, char **argv)
             fprintf(stderr, "reporterd: configuration file %s test failed\n", conf_path);
         return 1;
     }
+    if (foreground)
+        conf->daemon = 0;
     if (conf->world_readable_secret)
         fprintf(stderr, "reporterd: warning: %s holds a password and is readable by other "
                 "users (chmod o-r)\n", conf_path);

@@ -5,14 +5,16 @@
  * ppoll(), where the master sleeps between events while also watching
  * the workers' channels, so a flag is never missed and never raced.
  *
- * Workers sit in a slot table with their generation.  A reload loads the
- * whole new configuration first; only if all of it is valid does a new
- * generation start, and the old one is asked to stop (as QUIT) once every
- * new worker has reported that it consumes.  A worker of the current
- * generation that dies unasked is replaced; one that dies within
- * THROTTLE_WINDOW_MS of its start before finishing a single task is
- * replaced after a delay that doubles up to THROTTLE_CAP_MS (Postfix's
- * throttle), reset once one stays up or does work.
+ * Children sit in a slot table, used up to a high-water mark (nginx's
+ * ngx_last_process), each with the function it runs, its name and, for a
+ * worker, its generation.  A reload loads the whole new configuration
+ * first; only if all of it is valid does a new generation start, and
+ * the old one is asked to stop (as QUIT) once every new worker has
+ * reported that it consumes.  A worker of the current generation that
+ * dies unasked is replaced; one that dies within THROTTLE_WINDOW_MS of its
+ * start before finishing a single task is replaced after a delay that
+ * doubles up to THROTTLE_CAP_MS (Postfix's throttle), reset once one stays
+ * up or does work.
  *
  * Until a new generation is ready, the serving one keeps its own
  * configuration, and its workers that die are replaced like any others:
@@ -45,6 +47,7 @@
 #include "worker.h"
 
 #define MAX_SLOTS          4096
+_Static_assert(RD_METRICS_WORKERS >= MAX_SLOTS, "a metrics entry for every slot");
 #define THROTTLE_WINDOW_MS 5000
 #define THROTTLE_BASE_MS   1000
 #define THROTTLE_CAP_MS    60000
@@ -52,19 +55,24 @@
 #define FATAL_BASE_MS      30000
 #define FATAL_CAP_MS       600000
 
-enum role { ROLE_WORKER = 0, ROLE_STATUS };
+struct gen;
+
+/* What a child runs after fork; returns its exit status.  chan is its end
+ * of the channel to the master. */
+typedef int (*child_proc)(const struct gen *g, int chan);
 
 struct slot {
-    pid_t   pid;                /* 0: free */
-    int     role;
-    int     fd;                 /* master's end of the channel, -1 when closed */
-    int     generation;
-    int     index;              /* position within its generation */
-    int     ready;              /* reported RD_CHAN_CONSUMING */
-    int     worked;             /* reported RD_CHAN_WORKED: not a crash loop */
-    int     exiting;            /* asked to stop */
-    int64_t started_ms;
-    int64_t kill_at_ms;         /* SIGKILL then, 0: never */
+    pid_t       pid;            /* 0: free */
+    child_proc  proc;
+    const char *name;           /* "worker", "status process" */
+    int         fd;             /* master's end of the channel, -1 when closed */
+    int         generation;     /* 0 for the status process */
+    int         index;          /* position within its generation */
+    int         ready;          /* reported RD_CHAN_CONSUMING */
+    int         worked;         /* reported RD_CHAN_WORKED: not a crash loop */
+    int         exiting;        /* asked to stop */
+    int64_t     started_ms;
+    int64_t     kill_at_ms;     /* SIGKILL then, 0: never */
 };
 
 struct respawn {
@@ -85,6 +93,7 @@ struct master {
     const char     *conf_path;
     int             pidfd;
     struct slot     slots[MAX_SLOTS];
+    int             last;       /* slots[last..] are all free */
     struct gen      cur;        /* the newest generation */
     struct gen      old;        /* the serving one while cur is not ready */
     struct respawn  status;     /* the status process */
@@ -131,16 +140,61 @@ setup_signals(sigset_t *waitmask)
 }
 
 static int
-live_workers(struct master *m, int generation)
+worker_process(const struct gen *g, int chan)
+{
+    return rd_worker_main(g->conf, chan, g->number);
+}
+
+static int
+status_process(const struct gen *g, int chan)
+{
+    close(chan);
+    return rd_status_main(g->conf);
+}
+
+static int
+is_worker(const struct slot *s)
+{
+    return s->pid != 0 && s->proc == worker_process;
+}
+
+static int
+is_status(const struct slot *s)
+{
+    return s->pid != 0 && s->proc == status_process;
+}
+
+/* Children still running, of every kind. */
+static int
+live_processes(const struct master *m)
 {
     int i, n = 0;
 
-    for (i = 0; i < MAX_SLOTS; i++)
-        if (m->slots[i].pid != 0
-            && (generation == 0 || (generation < 0 && m->slots[i].role == ROLE_WORKER)
-                || m->slots[i].generation == generation))
+    for (i = 0; i < m->last; i++)
+        if (m->slots[i].pid != 0)
             n++;
     return n;
+}
+
+static int
+live_workers(const struct master *m)
+{
+    int i, n = 0;
+
+    for (i = 0; i < m->last; i++)
+        if (is_worker(&m->slots[i]))
+            n++;
+    return n;
+}
+
+/* Free a slot, and lower the high-water mark past the free ones. */
+static void
+slot_free(struct master *m, struct slot *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    while (m->last > 0 && m->slots[m->last - 1].pid == 0)
+        m->last--;
 }
 
 static void
@@ -157,38 +211,40 @@ gen_of(struct master *m, int generation)
     return m->old.number != 0 && generation == m->old.number ? &m->old : &m->cur;
 }
 
+/* Fork a child running proc with generation g's configuration; r is the
+ * respawn entry it stands for (ngx_spawn_process()'s shape). */
 static void
-spawn(struct master *m, int role, struct gen *g, int index)
+spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int index,
+      struct respawn *r)
 {
-    struct slot    *s = NULL;
-    struct respawn *r = role == ROLE_STATUS ? &m->status : &g->respawn[index];
-    int             fds[2], i, slot = 0, status;
-    pid_t           pid;
+    struct slot *s;
+    int          fds[2], i, slot;
+    pid_t        pid;
 
-    for (i = 0; i < MAX_SLOTS && s == NULL; i++)
-        if (m->slots[i].pid == 0)
-            s = &m->slots[slot = i];
-    if (s == NULL) {
-        rd_alert("no free worker slot");
+    for (slot = 0; slot < m->last && m->slots[slot].pid != 0; slot++)
+        ;
+    if (slot == MAX_SLOTS) {
+        rd_alert("no free slot while spawning \"%s\"", name);
         return;
     }
+    s = &m->slots[slot];
     if (rd_channel_open(fds) != 0) {
-        rd_error("socketpair() failed while spawning a worker: %s", strerror(errno));
+        rd_error("socketpair() failed while spawning \"%s\": %s", name, strerror(errno));
         r->at_ms = rd_now_ms() + THROTTLE_BASE_MS;
         return;
     }
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
-        rd_error("fork() failed while spawning a worker: %s", strerror(errno));
+        rd_error("fork() failed while spawning \"%s\": %s", name, strerror(errno));
         close(fds[0]);
         close(fds[1]);
         r->at_ms = rd_now_ms() + THROTTLE_BASE_MS;
         return;
     }
     if (pid == 0) {
-        /* The worker keeps nothing of the master's but its config. */
-        for (i = 0; i < MAX_SLOTS; i++)
+        /* The child keeps nothing of the master's but its config. */
+        for (i = 0; i < m->last; i++)
             if (m->slots[i].pid != 0 && m->slots[i].fd >= 0)
                 close(m->slots[i].fd);
         close(fds[0]);
@@ -196,51 +252,56 @@ spawn(struct master *m, int role, struct gen *g, int index)
             close(m->pidfd);
         if (rd_metrics != NULL)
             rd_metrics_self = &rd_metrics->workers[slot];
-        if (role == ROLE_STATUS) {
-            close(fds[1]);
-            status = rd_status_main(m->cur.conf);
-        } else {
-            status = rd_worker_main(g->conf, fds[1], g->number);
-        }
-        exit(status);
+        exit(proc(g, fds[1]));
     }
     close(fds[1]);
     memset(s, 0, sizeof(*s));
     s->pid = pid;
-    s->role = role;
+    s->proc = proc;
+    s->name = name;
     s->fd = fds[0];
-    s->generation = role == ROLE_STATUS ? 0 : g->number;
+    s->generation = proc == status_process ? 0 : g->number;
     s->index = index;
     s->started_ms = rd_now_ms();
+    if (slot == m->last)
+        m->last++;
     r->at_ms = 0;
-    if (role == ROLE_STATUS) {
-        rd_info("spawned status process %ld (%s)", (long) pid, m->cur.conf->status.listen);
+    if (proc == status_process) {
+        rd_info("spawned %s %ld (%s)", name, (long) pid, g->conf->status.listen);
         return;
     }
     if (rd_metrics != NULL) {
         rd_metrics->workers[slot].generation = g->number;
         __atomic_store_n(&rd_metrics->workers[slot].pid, pid, __ATOMIC_RELAXED);
     }
-    rd_info("spawned worker %ld (generation %d, #%d)", (long) pid, g->number, index);
+    rd_info("spawned %s %ld (generation %d, #%d)", name, (long) pid, g->number, index);
 }
 
-/* Start generation `number` with conf (owned from here on) as m->cur. */
+/* Generation `number` of conf, which g owns from here on (freed on
+ * failure); -1 when out of memory. */
 static int
-spawn_generation(struct master *m, struct rd_conf *conf, int number)
+gen_init(struct gen *g, struct rd_conf *conf, int number)
 {
-    int i, n = conf->worker_processes;
-
-    m->cur.respawn = calloc(n, sizeof(*m->cur.respawn));
-    if (m->cur.respawn == NULL) {
-        rd_alert("out of memory");
+    memset(g, 0, sizeof(*g));
+    g->respawn = calloc(conf->worker_processes, sizeof(*g->respawn));
+    if (g->respawn == NULL) {
         rd_conf_free(conf);
         return -1;
     }
-    m->cur.conf = conf;
-    m->cur.number = number;
-    for (i = 0; i < n; i++)
-        spawn(m, ROLE_WORKER, &m->cur, i);
+    g->conf = conf;
+    g->number = number;
     return 0;
+}
+
+/* Start every worker of the newest generation.  A worker that cannot be
+ * forked now is retried by its respawn entry's timer. */
+static void
+spawn_generation(struct master *m)
+{
+    int i;
+
+    for (i = 0; i < m->cur.conf->worker_processes; i++)
+        spawn(m, worker_process, "worker", &m->cur, i, &m->cur.respawn[i]);
 }
 
 static void
@@ -262,11 +323,11 @@ stop_workers(struct master *m, int sig, int older_than)
     int64_t grace = sig == SIGQUIT ? m->cur.conf->worker_shutdown_timeout_ms : FAST_STOP_KILL_MS;
     int     i;
 
-    for (i = 0; i < MAX_SLOTS; i++) {
+    for (i = 0; i < m->last; i++) {
         struct slot *s = &m->slots[i];
 
         if (s->pid == 0
-            || (older_than != 0 && (s->role != ROLE_WORKER || s->generation >= older_than)))
+            || (older_than != 0 && (!is_worker(s) || s->generation >= older_than)))
             continue;
         if (s->exiting && sig == SIGQUIT)
             continue;
@@ -336,7 +397,7 @@ reap(struct master *m)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct slot *s = NULL;
 
-        for (i = 0; i < MAX_SLOTS && s == NULL; i++)
+        for (i = 0; i < m->last && s == NULL; i++)
             if (m->slots[i].pid == pid)
                 s = &m->slots[i];
         if (WIFSIGNALED(status))
@@ -358,23 +419,22 @@ reap(struct master *m)
             snprintf(problem, sizeof(problem), "%s", w->problem);
             memset(w, 0, sizeof(*w));
         }
-        if (s->role == ROLE_STATUS) {
-            rd_info("status process %ld %s", (long) pid, how);
+        if (is_status(s)) {
+            rd_info("%s %ld %s", s->name, (long) pid, how);
             if (!s->exiting && !m->stopping)
-                throttle(&m->status, "status process", pid, how, lived, 0,
+                throttle(&m->status, s->name, pid, how, lived, 0,
                          fatal ? problem : NULL, now);
         } else if (s->exiting || m->stopping
                    || (s->generation != m->cur.number && s->generation != m->old.number)) {
-            rd_info("worker %ld %s", (long) pid, how);
+            rd_info("%s %ld %s", s->name, (long) pid, how);
         } else {
-            throttle(&gen_of(m, s->generation)->respawn[s->index], "worker", pid, how, lived,
+            throttle(&gen_of(m, s->generation)->respawn[s->index], s->name, pid, how, lived,
                      s->worked, fatal ? problem : NULL, now);
             if (rd_metrics != NULL)
                 rd_metrics_add(&rd_metrics->worker_restarts, 1);
         }
         publish_problem(m);
-        memset(s, 0, sizeof(*s));
-        s->fd = -1;
+        slot_free(m, s);
     }
 }
 
@@ -388,7 +448,7 @@ read_channels(struct master *m, struct pollfd *pfd, int n)
 
         if (pfd[i].revents == 0)
             continue;
-        for (j = 0; j < MAX_SLOTS && s == NULL; j++)
+        for (j = 0; j < m->last && s == NULL; j++)
             if (m->slots[j].pid != 0 && m->slots[j].fd == pfd[i].fd)
                 s = &m->slots[j];
         if (s == NULL)
@@ -425,8 +485,8 @@ check_generation(struct master *m)
 
     if (m->serving == m->cur.number)
         return;
-    for (i = 0; i < MAX_SLOTS; i++)
-        if (m->slots[i].pid != 0 && m->slots[i].generation == m->cur.number
+    for (i = 0; i < m->last; i++)
+        if (is_worker(&m->slots[i]) && m->slots[i].generation == m->cur.number
             && m->slots[i].ready)
             ready++;
     if (ready < m->cur.conf->worker_processes)
@@ -444,14 +504,21 @@ reload(struct master *m)
 {
     struct rd_conf *conf;
     const char     *key;
+    struct gen      next;
     char            err[1024];
-    int             number;
+    int             i;
 
     rd_info("reloading configuration from %s", m->conf_path);
     rd_notify_reloading();
     conf = rd_conf_load(m->conf_path, err, sizeof(err));
     if (conf == NULL) {
         rd_error("reload failed, keeping the running configuration: %s", err);
+        rd_notify_ready("reload failed; running the previous configuration");
+        return;
+    }
+    /* All that can fail comes before the first change to what runs. */
+    if (gen_init(&next, conf, m->cur.number + 1) != 0) {
+        rd_error("reload failed, keeping the running configuration: out of memory");
         rd_notify_ready("reload failed; running the previous configuration");
         return;
     }
@@ -463,43 +530,35 @@ reload(struct master *m)
         if (rd_log_open(conf->error_log, conf->log_level, err, sizeof(err)) != 0) {
             rd_error("reload failed, keeping the running configuration: %s", err);
             rd_notify_ready("reload failed; running the previous configuration");
-            rd_conf_free(conf);
+            gen_free(&next);
             return;
         }
     }
     if (conf->world_readable_secret)
         rd_warn("%s holds a password and is readable by other users", m->conf_path);
     /* Generations started by earlier reloads that never got ready. */
-    for (int i = 0; i < MAX_SLOTS; i++)
-        if (m->slots[i].pid != 0 && m->slots[i].generation > m->serving && !m->slots[i].exiting)
+    for (i = 0; i < m->last; i++)
+        if (is_worker(&m->slots[i]) && m->slots[i].generation > m->serving
+            && !m->slots[i].exiting)
             signal_slot(&m->slots[i], SIGQUIT, m->cur.conf->worker_shutdown_timeout_ms);
     if ((conf->status.listen == NULL) != (m->cur.conf->status.listen == NULL)
         || (conf->status.listen != NULL
             && strcmp(conf->status.listen, m->cur.conf->status.listen) != 0))
-        for (int i = 0; i < MAX_SLOTS; i++)
-            if (m->slots[i].pid != 0 && m->slots[i].role == ROLE_STATUS)
+        for (i = 0; i < m->last; i++)
+            if (is_status(&m->slots[i]))
                 signal_slot(&m->slots[i], SIGTERM, FAST_STOP_KILL_MS);
     memset(&m->status, 0, sizeof(m->status));
     /* The serving generation keeps its configuration until the new one
      * is ready; one that never got ready is dropped. */
-    number = m->cur.number + 1;
-    if (m->serving == m->cur.number) {
+    if (m->serving == m->cur.number)
         m->old = m->cur;
-        memset(&m->cur, 0, sizeof(m->cur));
-    } else {
+    else
         gen_free(&m->cur);
-    }
+    m->cur = next;
     if (rd_metrics != NULL)
         rd_metrics_add(&rd_metrics->reloads, 1);
-    rd_info("starting generation %d with %d workers", number, conf->worker_processes);
-    if (spawn_generation(m, conf, number) != 0) {
-        /* Nothing new started: serve on with the old generation. */
-        m->cur = m->old;
-        memset(&m->old, 0, sizeof(m->old));
-        rd_error("reload failed, keeping the running configuration: out of memory");
-        rd_notify_ready("reload failed; running the previous configuration");
-        return;
-    }
+    rd_info("starting generation %d with %d workers", m->cur.number, conf->worker_processes);
+    spawn_generation(m);
     publish_problem(m);
     rd_notify_ready("reloaded; the new generation is starting");
 }
@@ -511,7 +570,7 @@ respawn_due(struct master *m, struct gen *g, int64_t now)
 
     for (i = 0; g->number != 0 && i < g->conf->worker_processes; i++)
         if (g->respawn[i].at_ms != 0 && now >= g->respawn[i].at_ms)
-            spawn(m, ROLE_WORKER, g, i);
+            spawn(m, worker_process, "worker", g, i, &g->respawn[i]);
 }
 
 static int64_t
@@ -530,11 +589,11 @@ run_timers(struct master *m, int64_t now)
 {
     int i;
 
-    for (i = 0; i < MAX_SLOTS; i++) {
+    for (i = 0; i < m->last; i++) {
         struct slot *s = &m->slots[i];
 
         if (s->pid != 0 && s->kill_at_ms != 0 && now >= s->kill_at_ms) {
-            rd_warn("worker %ld did not exit in time; sending SIGKILL", (long) s->pid);
+            rd_warn("%s %ld did not exit in time; sending SIGKILL", s->name, (long) s->pid);
             kill(s->pid, SIGKILL);
             s->kill_at_ms = 0;
         }
@@ -545,10 +604,10 @@ run_timers(struct master *m, int64_t now)
     respawn_due(m, &m->old, now);
     /* One status process whenever status.listen is set. */
     if (m->cur.conf->status.listen != NULL && now >= m->status.at_ms) {
-        for (i = 0; i < MAX_SLOTS; i++)
-            if (m->slots[i].pid != 0 && m->slots[i].role == ROLE_STATUS)
+        for (i = 0; i < m->last; i++)
+            if (is_status(&m->slots[i]))
                 return;
-        spawn(m, ROLE_STATUS, &m->cur, 0);
+        spawn(m, status_process, "status process", &m->cur, 0, &m->status);
     }
 }
 
@@ -558,7 +617,7 @@ next_timer(struct master *m, int64_t now)
     int64_t next = now + 1000;
     int     i;
 
-    for (i = 0; i < MAX_SLOTS; i++)
+    for (i = 0; i < m->last; i++)
         if (m->slots[i].pid != 0 && m->slots[i].kill_at_ms != 0 && m->slots[i].kill_at_ms < next)
             next = m->slots[i].kill_at_ms;
     if (!m->stopping) {
@@ -591,13 +650,16 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     if (rd_metrics_init() != 0)
         rd_warn("mmap() failed: no shared metrics: %s", strerror(errno));
     rd_info("master started: %d workers, config %s", conf->worker_processes, conf_path);
-    if (spawn_generation(&m, conf, 1) != 0)
+    if (gen_init(&m.cur, conf, 1) != 0) {
+        rd_alert("out of memory");
         return 1;
+    }
+    spawn_generation(&m);
     rd_notify_ready("started");
 
     for (;;) {
         n = 0;
-        for (i = 0; i < MAX_SLOTS; i++)
+        for (i = 0; i < m.last; i++)
             if (m.slots[i].pid != 0 && m.slots[i].fd >= 0) {
                 pfd[n].fd = m.slots[i].fd;
                 pfd[n].events = POLLIN;
@@ -644,7 +706,7 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
                 rd_chown_to_user(m.cur.conf->error_log, m.cur.conf->user);
                 rd_info("log reopened");
             }
-            for (i = 0; i < MAX_SLOTS; i++)
+            for (i = 0; i < m.last; i++)
                 if (m.slots[i].pid != 0)
                     kill(m.slots[i].pid, SIGUSR1);
         }
@@ -652,8 +714,8 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
         check_generation(&m);
         run_timers(&m, rd_now_ms());
         if (rd_metrics != NULL)
-            __atomic_store_n(&rd_metrics->live_workers, live_workers(&m, -1), __ATOMIC_RELAXED);
-        if (m.stopping && live_workers(&m, 0) == 0)
+            __atomic_store_n(&rd_metrics->live_workers, live_workers(&m), __ATOMIC_RELAXED);
+        if (m.stopping && live_processes(&m) == 0)
             break;
     }
     rd_info("all workers gone; master exiting");

@@ -278,8 +278,9 @@ rd_chown_to_user(const char *path, const char *user)
 static char   *title_start;
 static size_t  title_len;
 /* Our copy of the environment, kept reachable for the process's life even
- * if a later setenv() swaps environ for an array of its own. */
-char         **rd_proctitle_environ;
+ * if a later setenv() swaps environ for an array of its own (volatile: a
+ * store the compiler may not drop, or leak checkers call it lost). */
+static char  **volatile title_environ;
 
 void
 rd_proctitle_init(int argc, char **argv)
@@ -304,7 +305,7 @@ rd_proctitle_init(int argc, char **argv)
     for (i = 0; i < n; i++)
         env[i] = strdup(environ[i]);
     env[n] = NULL;
-    environ = rd_proctitle_environ = env;
+    environ = title_environ = env;
     for (i = 0; i < argc; i++)
         argv[i] = strdup(argv[i]);
     title_start = start;

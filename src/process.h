@@ -9,6 +9,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Exit statuses of the master's children (workers, the status process)
+ * that the master understands. */
+#define RD_WORKER_EXIT_OK     0
+#define RD_WORKER_EXIT_FATAL  2   /* a problem only an operator can fix: respawn slowly */
+
 /* Lock "<path>.lock" (never renamed, so two masters starting at once meet
  * on it and only one wins), then write our pid to path atomically (temp
  * file + rename).  Refuses when a live master holds the lock.  Returns the
@@ -39,7 +44,6 @@ void  rd_chown_to_user(const char *path, const char *user);
 
 /* Rewrite argv in place so ps shows title; call rd_proctitle_init first. */
 void  rd_proctitle_init(int argc, char **argv);
-extern char **rd_proctitle_environ;
 void  rd_proctitle_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* setgid/initgroups/setuid to user, then not dumpable (no core file, no

@@ -32,140 +32,66 @@ rd_round2(double v)
     return r == 0.0 ? 0.0 : r;           /* no "-0" */
 }
 
-/* {$cond: [cond, then, else]} appended under key. */
-static void
-append_cond_sum(bson_t *group, const char *key, const bson_t *cond, const char *then_field)
-{
-    bson_t sum, c, arr;
-
-    BSON_APPEND_DOCUMENT_BEGIN(group, key, &sum);
-    BSON_APPEND_DOCUMENT_BEGIN(&sum, "$sum", &c);
-    BSON_APPEND_ARRAY_BEGIN(&c, "$cond", &arr);
-    BSON_APPEND_DOCUMENT(&arr, "0", cond);
-    if (then_field != NULL)
-        BSON_APPEND_UTF8(&arr, "1", then_field);
-    else
-        BSON_APPEND_INT32(&arr, "1", 1);
-    BSON_APPEND_INT32(&arr, "2", 0);
-    bson_append_array_end(&c, &arr);
-    bson_append_document_end(&sum, &c);
-    bson_append_document_end(group, &sum);
-}
-
-/* {op: ["$dur", value]} */
-static void
-cmp_dur(bson_t *out, const char *op, double value)
-{
-    bson_t arr;
-
-    BSON_APPEND_ARRAY_BEGIN(out, op, &arr);
-    BSON_APPEND_UTF8(&arr, "0", "$dur");
-    BSON_APPEND_DOUBLE(&arr, "1", value);
-    bson_append_array_end(out, &arr);
-}
-
+/*
+ * The pipeline, as the MongoDB documentation would write it:
+ *
+ *   { $match:     { phone: { $in: [ phones ] } } },
+ *   { $project:   { _id: 0, phone: 1, dur: { $divide: [ { $subtract: [ "$end_date", "$start_date" ] }, 1000 ] } } },
+ *   { $addFields: { price: { $multiply: [ "$dur", price_per_second ] } } },
+ *   { $group:     { _id: "$phone", cnt_all: { $sum: 1 }, cnt_10: ..., min_price: { $min: "$price" }, ... } }
+ */
 bson_t *
 rd_report_pipeline(const int64_t *phones, size_t n, double price_per_second)
 {
-    bson_t     *p = bson_new();
-    bson_t      stage, match, phone, in, project, dur, div, sub, price, mul;
-    bson_t      group, acc, cond, and, c1, c2;
+    bson_t      in = BSON_INITIALIZER, *p;
     char        key[24];
     const char *k;
     size_t      i;
 
-    /* {$match: {phone: {$in: [...]}}} */
-    BSON_APPEND_DOCUMENT_BEGIN(p, "0", &stage);
-    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$match", &match);
-    BSON_APPEND_DOCUMENT_BEGIN(&match, "phone", &phone);
-    BSON_APPEND_ARRAY_BEGIN(&phone, "$in", &in);
     for (i = 0; i < n; i++) {
         bson_uint32_to_string((uint32_t) i, &k, key, sizeof(key));
         BSON_APPEND_INT64(&in, k, phones[i]);
     }
-    bson_append_array_end(&phone, &in);
-    bson_append_document_end(&match, &phone);
-    bson_append_document_end(&stage, &match);
-    bson_append_document_end(p, &stage);
-
-    /* {$project: {phone: 1, dur: (end - start) / 1000, price: dur * pps}} */
-    BSON_APPEND_DOCUMENT_BEGIN(p, "1", &stage);
-    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$project", &project);
-    BSON_APPEND_INT32(&project, "_id", 0);
-    BSON_APPEND_INT32(&project, "phone", 1);
-    BSON_APPEND_DOCUMENT_BEGIN(&project, "dur", &dur);
-    BSON_APPEND_ARRAY_BEGIN(&dur, "$divide", &div);
-    BSON_APPEND_DOCUMENT_BEGIN(&div, "0", &sub);
-    bson_t subarr;
-    BSON_APPEND_ARRAY_BEGIN(&sub, "$subtract", &subarr);
-    BSON_APPEND_UTF8(&subarr, "0", "$end_date");
-    BSON_APPEND_UTF8(&subarr, "1", "$start_date");
-    bson_append_array_end(&sub, &subarr);
-    bson_append_document_end(&div, &sub);
-    BSON_APPEND_DOUBLE(&div, "1", 1000.0);
-    bson_append_array_end(&dur, &div);
-    bson_append_document_end(&project, &dur);
-    bson_append_document_end(&stage, &project);
-    bson_append_document_end(p, &stage);
-
-    BSON_APPEND_DOCUMENT_BEGIN(p, "2", &stage);
-    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$addFields", &project);
-    BSON_APPEND_DOCUMENT_BEGIN(&project, "price", &price);
-    BSON_APPEND_ARRAY_BEGIN(&price, "$multiply", &mul);
-    BSON_APPEND_UTF8(&mul, "0", "$dur");
-    BSON_APPEND_DOUBLE(&mul, "1", price_per_second);
-    bson_append_array_end(&price, &mul);
-    bson_append_document_end(&project, &price);
-    bson_append_document_end(&stage, &project);
-    bson_append_document_end(p, &stage);
-
-    /* {$group: {...}} */
-    BSON_APPEND_DOCUMENT_BEGIN(p, "3", &stage);
-    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$group", &group);
-    BSON_APPEND_UTF8(&group, "_id", "$phone");
-    BSON_APPEND_DOCUMENT_BEGIN(&group, "cnt_all", &acc);
-    BSON_APPEND_INT32(&acc, "$sum", 1);
-    bson_append_document_end(&group, &acc);
-
-    bson_init(&cond);
-    cmp_dur(&cond, "$lt", 10);
-    append_cond_sum(&group, "cnt_10", &cond, NULL);
-    bson_destroy(&cond);
-
-    bson_init(&cond);
-    BSON_APPEND_ARRAY_BEGIN(&cond, "$and", &and);
-    BSON_APPEND_DOCUMENT_BEGIN(&and, "0", &c1);
-    cmp_dur(&c1, "$gte", 10);
-    bson_append_document_end(&and, &c1);
-    BSON_APPEND_DOCUMENT_BEGIN(&and, "1", &c2);
-    cmp_dur(&c2, "$lt", 30);
-    bson_append_document_end(&and, &c2);
-    bson_append_array_end(&cond, &and);
-    append_cond_sum(&group, "cnt_10_30", &cond, NULL);
-    bson_destroy(&cond);
-
-    bson_init(&cond);
-    cmp_dur(&cond, "$gte", 30);
-    append_cond_sum(&group, "cnt_30", &cond, NULL);
-    bson_destroy(&cond);
-
-    bson_init(&cond);
-    cmp_dur(&cond, "$gt", 15);
-    append_cond_sum(&group, "sum_price_over_15", &cond, "$price");
-    bson_destroy(&cond);
-
-    BSON_APPEND_DOCUMENT_BEGIN(&group, "min_price", &acc);
-    BSON_APPEND_UTF8(&acc, "$min", "$price");
-    bson_append_document_end(&group, &acc);
-    BSON_APPEND_DOCUMENT_BEGIN(&group, "max_price", &acc);
-    BSON_APPEND_UTF8(&acc, "$max", "$price");
-    bson_append_document_end(&group, &acc);
-    BSON_APPEND_DOCUMENT_BEGIN(&group, "avg_dur", &acc);
-    BSON_APPEND_UTF8(&acc, "$avg", "$dur");
-    bson_append_document_end(&group, &acc);
-
-    bson_append_document_end(&stage, &group);
-    bson_append_document_end(p, &stage);
+    p = BCON_NEW(
+        "0", "{", "$match", "{", "phone", "{", "$in", BCON_ARRAY(&in), "}", "}", "}",
+        "1", "{", "$project", "{",
+            "_id", BCON_INT32(0),
+            "phone", BCON_INT32(1),
+            "dur", "{", "$divide", "[",
+                "{", "$subtract", "[", BCON_UTF8("$end_date"), BCON_UTF8("$start_date"), "]", "}",
+                BCON_DOUBLE(1000.0),
+            "]", "}",
+        "}", "}",
+        "2", "{", "$addFields", "{",
+            "price", "{", "$multiply", "[", BCON_UTF8("$dur"), BCON_DOUBLE(price_per_second), "]", "}",
+        "}", "}",
+        "3", "{", "$group", "{",
+            "_id", BCON_UTF8("$phone"),
+            "cnt_all", "{", "$sum", BCON_INT32(1), "}",
+            "cnt_10", "{", "$sum", "{", "$cond", "[",
+                "{", "$lt", "[", BCON_UTF8("$dur"), BCON_DOUBLE(10), "]", "}",
+                BCON_INT32(1), BCON_INT32(0),
+            "]", "}", "}",
+            "cnt_10_30", "{", "$sum", "{", "$cond", "[",
+                "{", "$and", "[",
+                    "{", "$gte", "[", BCON_UTF8("$dur"), BCON_DOUBLE(10), "]", "}",
+                    "{", "$lt", "[", BCON_UTF8("$dur"), BCON_DOUBLE(30), "]", "}",
+                "]", "}",
+                BCON_INT32(1), BCON_INT32(0),
+            "]", "}", "}",
+            "cnt_30", "{", "$sum", "{", "$cond", "[",
+                "{", "$gte", "[", BCON_UTF8("$dur"), BCON_DOUBLE(30), "]", "}",
+                BCON_INT32(1), BCON_INT32(0),
+            "]", "}", "}",
+            "sum_price_over_15", "{", "$sum", "{", "$cond", "[",
+                "{", "$gt", "[", BCON_UTF8("$dur"), BCON_DOUBLE(15), "]", "}",
+                BCON_UTF8("$price"), BCON_INT32(0),
+            "]", "}", "}",
+            "min_price", "{", "$min", BCON_UTF8("$price"), "}",
+            "max_price", "{", "$max", BCON_UTF8("$price"), "}",
+            "avg_dur", "{", "$avg", BCON_UTF8("$dur"), "}",
+        "}", "}");
+    bson_destroy(&in);
     return p;
 }
 

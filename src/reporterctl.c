@@ -318,7 +318,7 @@ main(int argc, char **argv)
 
     rd_shm_reexec(argv, shm_err, sizeof(shm_err));
     rd_log_set_role("reporterctl");
-    rd_log_capture_mongoc();
+    rd_store_capture_log();
     if (argc > 2 && strcmp(argv[1], "-c") == 0) {
         conf_path = argv[2];
         argc -= 2;

@@ -19,7 +19,6 @@
 #include "metrics.h"
 #include "process.h"
 #include "status.h"
-#include "worker.h"
 
 static volatile sig_atomic_t s_stop, s_reopen;
 

@@ -1,6 +1,6 @@
 /*
  * store.c -- MongoDB adapter: client, aggregation, error classes, and the
- * bulk inserts reporterctl uses.  See ../shared/LIBRARIES.md, section 2.
+ * bulk inserts reporterctl uses, and the driver's log hook.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 
 #include <mongoc/mongoc.h>
 
+#include "log.h"
 #include "store.h"
 #include "util.h"
 
@@ -236,4 +237,20 @@ rd_store_drop(struct rd_store *st, char *err, size_t errlen)
         return RD_ERROR;
     }
     return RD_OK;
+}
+
+/* Runs under the driver's log mutex: no driver call in here. */
+static void
+mongoc_handler(mongoc_log_level_t level, const char *domain,
+               const char *message, void *user_data)
+{
+    (void) user_data;
+    rd_log(level <= MONGOC_LOG_LEVEL_WARNING ? RD_LOG_WARN : RD_LOG_DEBUG,
+           "mongoc %s: %s", domain, message);
+}
+
+void
+rd_store_capture_log(void)
+{
+    mongoc_log_set_handler(mongoc_handler, NULL);
 }

@@ -66,4 +66,9 @@ int  rd_store_insert_many(struct rd_store *st, const bson_t **docs, size_t n,
 int  rd_store_index_phone(struct rd_store *st, char *err, size_t errlen);
 int  rd_store_drop(struct rd_store *st, char *err, size_t errlen);
 
+/* Route libmongoc's own log through rd_log (warnings and above as warn,
+ * the rest as debug).  First thing in main: the driver's default handler
+ * writes to stdout and stderr. */
+void rd_store_capture_log(void);
+
 #endif

@@ -188,9 +188,7 @@ rd_task_parse(const char *body, size_t len, const struct rd_conf_task *limits,
     struct json_tokener *tok;
     struct json_object  *root = NULL;
     enum json_tokener_error jerr;
-    char                *copy;
     int                  rc = RD_TASK_UNREADABLE;
-
     size_t               offset;
 
     memset(task, 0, sizeof(*task));
@@ -204,19 +202,16 @@ rd_task_parse(const char *body, size_t len, const struct rd_conf_task *limits,
                  limits->max_depth, offset);
         return RD_TASK_UNREADABLE;
     }
-    /* AMQP bodies are not NUL-terminated; the tokener wants the NUL. */
-    copy = malloc(len + 1);
     /* json-c's limit counts one more level than ours (its depth d admits
      * d - 1 nested containers); rd_json_check() enforced ours already. */
     tok = json_tokener_new_ex(limits->max_depth + 1);
-    if (copy == NULL || tok == NULL) {
+    if (tok == NULL) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    memcpy(copy, body, len);
-    copy[len] = '\0';
+    /* The tokener needs the terminating NUL to end a bare number. */
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    root = json_tokener_parse_ex(tok, copy, (int) len + 1);
+    root = json_tokener_parse_ex(tok, body, (int) len + 1);
     jerr = json_tokener_get_error(tok);
     if (root == NULL || jerr != json_tokener_success) {
         if (memchr(body, '\0', len) != NULL)
@@ -253,7 +248,6 @@ done:
     json_object_put(root);
     if (tok != NULL)
         json_tokener_free(tok);
-    free(copy);
     return rc;
 }
 

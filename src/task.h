@@ -33,8 +33,9 @@ struct rd_task {
     size_t   nphones;
 };
 
-/* limits->max_depth counts containers: a valid task,
- * {"correlation_id": 1, "phones": [1]}, has depth 2. */
+/* body[len] must be '\0' (rd_delivery bodies are).  limits->max_depth
+ * counts containers: a valid task, {"correlation_id": 1, "phones": [1]},
+ * has depth 2. */
 int  rd_task_parse(const char *body, size_t len,
                    const struct rd_conf_task *limits,
                    struct rd_task *task, char *err, size_t errlen);

@@ -6,10 +6,7 @@
 #define RD_WORKER_H
 
 #include "conf.h"
-
-/* Exit statuses the master understands. */
-#define RD_WORKER_EXIT_OK     0
-#define RD_WORKER_EXIT_FATAL  2   /* configuration problem: do not respawn */
+#include "process.h"            /* RD_WORKER_EXIT_* */
 
 /* Run the worker cycle in a freshly forked child; returns its exit status.
  * chan is the worker's end of the master channel (-1: none). */

@@ -115,10 +115,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct rd_task        t;
     char                  err[512], *json;
     size_t                i, j;
+    char                 *body;
     int                   rc;
 
+    /* rd_task_parse() wants the NUL after the body that deliveries have. */
+    body = malloc(size + 1);
+    if (body == NULL)
+        return 0;
+    memcpy(body, data, size);
+    body[size] = '\0';
     memset(err, 0, sizeof(err));
-    rc = rd_task_parse((const char *) data, size, &limits, &t, err, sizeof(err));
+    rc = rd_task_parse(body, size, &limits, &t, err, sizeof(err));
+    free(body);
     if (rc == RD_TASK_OK) {
         struct rd_task again;
 

@@ -1,5 +1,5 @@
 /*
- * cli.test.js -- reporterd's command line: -v, -h, bad options and -t.
+ * cli.test.js -- reporterd's command line: -v, -h, -d, bad options and -t.
  * Needs neither RabbitMQ nor MongoDB.
  */
 'use strict';
@@ -26,6 +26,17 @@ test('-h prints the usage and exits 0', async () => {
     const out = r.stdout + r.stderr;
     assert.match(out, /Usage: reporterd/);
     for (const opt of ['-c FILE', '-t', '-v', '-h']) assert.ok(out.includes(opt), `usage mentions ${opt}: ${out}`);
+});
+
+test('-h names -d, the foreground flag, and -d is accepted with -t', async () => {
+    const r = await h.run(bin(), ['-h']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Usage: reporterd \[-d\] /m, r.stdout);
+    assert.match(r.stdout, /^ +-d +stay in the foreground whatever daemon: says$/m, r.stdout);
+    const cfg = h.writeConfig(null, { daemon: true }, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
+    const t = await h.run(bin(), ['-d', '-t', '-c', cfg]);
+    assert.equal(t.code, 0, `exit ${t.code}: ${t.stderr}`);
+    assert.match(t.stderr, /test is successful/);
 });
 
 test('an unknown option fails with the usage on stderr', async () => {

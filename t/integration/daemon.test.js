@@ -1,7 +1,8 @@
 /*
  * daemon.test.js -- running as an operator's service: `daemon: on` (the
  * start command returns once the pid file is written, the master is in
- * a session of its own), `user:` (workers and the status process drop root
+ * a session of its own) and -d overriding it (the systemd units' way),
+ * `user:` (workers and the status process drop root
  * and are not dumpable, the master keeps it; the status process reopens its
  * log on USR1),
  * worker_shutdown_timeout (a graceful stop kills what outlives it and the
@@ -91,6 +92,26 @@ test('daemon: on detaches, writes the pid file before the start command returns,
     assert.match(fs.readFileSync(log, 'utf8'), /all workers gone; master exiting/);
     assert.doesNotMatch(fs.readFileSync(log, 'utf8'), h.BAD_LOG_RE);
     san.assertClean();
+});
+
+test('-d keeps a daemon: on configuration in the foreground: the master is the process started', async () => {
+    const dir = h.tmpDir();
+    const cfg = ctx.writeConfig({ daemon: true, worker_processes: 1 }, { dir });
+    const pidFile = path.join(dir, 'reporterd.pid');
+    const d = h.startDaemon(cfg, { args: ['-d', '-c', cfg] });
+    await d.waitReady(1);
+    assert.equal(Number(fs.readFileSync(pidFile, 'utf8')), d.pid, 'the pid file names the process we started');
+    const m = ps(d.pid);
+    assert.equal(m.ppid, process.pid, 'the master is still our child');
+    assert.match(m.args, /^reporterd: master process /);
+    await ctx.publishTask({ correlation_id: 6, phones: [1] });
+    const [res] = await ctx.collectResults(1, 20000);
+    assertComplete(res, 6, [1]);
+    d.signal('SIGQUIT');
+    const exit = await d.waitExit(20000);
+    assert.deepEqual(exit, { code: 0, signal: null }, 'a graceful stop exits 0');
+    assert.match(d.log, /all workers gone; master exiting/, 'its log went to our stderr');
+    assert.ok(!fs.existsSync(pidFile), 'the pid file is removed');
 });
 
 /* Run the daemon binary with cwd as its current directory (and env added to ours). */

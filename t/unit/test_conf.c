@@ -6,9 +6,6 @@
  * Each case writes its YAML to one temp file; error messages are matched
  * as "PATH:LINE:COL: KEY: message".
  */
-#define _POSIX_C_SOURCE 200809L
-
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -87,6 +87,25 @@ now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+#define D(x) "{ \"$numberDouble\" : \"" x "\" }"
+#define I(x) "{ \"$numberInt\" : \"" x "\" }"
+#define L(x) "{ \"$numberLong\" : \"" x "\" }"
+#define BUCKET(key, cond, then) \
+    "\"" key "\" : { \"$sum\" : { \"$cond\" : [ " cond ", " then ", " I("0") " ] } }"
+#define CMP(op, v) "{ \"" op "\" : [ \"$dur\", " D(v) " ] }"
+static const char PIPELINE_789_AT_10[] =
+    "{ \"0\" : { \"$match\" : { \"phone\" : { \"$in\" : [ " L("7") ", " L("8") ", " L("9") " ] } } }, "
+    "\"1\" : { \"$project\" : { \"_id\" : " I("0") ", \"phone\" : " I("1") ", "
+    "\"dur\" : { \"$divide\" : [ { \"$subtract\" : [ \"$end_date\", \"$start_date\" ] }, " D("1000.0") " ] } } }, "
+    "\"2\" : { \"$addFields\" : { \"price\" : { \"$multiply\" : [ \"$dur\", " D("10.0") " ] } } }, "
+    "\"3\" : { \"$group\" : { \"_id\" : \"$phone\", \"cnt_all\" : { \"$sum\" : " I("1") " }, "
+    BUCKET("cnt_10", CMP("$lt", "10.0"), I("1")) ", "
+    BUCKET("cnt_10_30", "{ \"$and\" : [ " CMP("$gte", "10.0") ", " CMP("$lt", "30.0") " ] }", I("1")) ", "
+    BUCKET("cnt_30", CMP("$gte", "30.0"), I("1")) ", "
+    BUCKET("sum_price_over_15", CMP("$gt", "15.0"), "\"$price\"") ", "
+    "\"min_price\" : { \"$min\" : \"$price\" }, \"max_price\" : { \"$max\" : \"$price\" }, "
+    "\"avg_dur\" : { \"$avg\" : \"$dur\" } } } }";
+
 int
 main(void)
 {
@@ -124,6 +143,22 @@ main(void)
        && bson_iter_next(&it) && bson_iter_next(&it) && !bson_iter_next(&it),
        "four stages, nothing computed in C");
     (void) sub;
+    bson_free(pj);
+    bson_destroy(p);
+
+    /* The whole document, types included, as the BSON_APPEND_* builder it
+     * replaced produced it (checked byte for byte against that builder
+     * before it was deleted). */
+    p = rd_report_pipeline(phones, 3, 10.0);
+    pj = bson_as_canonical_extended_json(p, NULL);
+    is_str(pj, PIPELINE_789_AT_10, "the pipeline, every type exact (3 phones, 10/s)");
+    bson_free(pj);
+    bson_destroy(p);
+    p = rd_report_pipeline(NULL, 0, 0.5);
+    pj = bson_as_canonical_extended_json(p, NULL);
+    ok(strstr(pj, "{ \"0\" : { \"$match\" : { \"phone\" : { \"$in\" : [  ] } } }") == pj
+       && strstr(pj, "\"$multiply\" : [ \"$dur\", { \"$numberDouble\" : \"0.5\" } ]") != NULL,
+       "no phones: an empty $in; the price per second as a double");
     bson_free(pj);
     bson_destroy(p);
 

@@ -4,8 +4,6 @@
  * failures to create a client are worth retrying (a mongodb+srv:// name
  * that does not resolve) and which are not (an invalid uri).
  */
-#define _POSIX_C_SOURCE 200809L
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
