@@ -3,11 +3,28 @@
  * Lock-free: a slot is claimed with a compare-and-swap on its
  * fingerprint, so a process killed at any instant leaves no lock behind.
  */
+#include <string.h>
+#include <sys/mman.h>
+
 #include "charges.h"
-#include "metrics.h"
 #include "util.h"
 
 #define PROBES 16
+
+static struct rd_charge *table;     /* RD_CHARGES_SLOTS entries, shared */
+
+int
+rd_charges_init(void)
+{
+    void *p = mmap(NULL, RD_CHARGES_SLOTS * sizeof(struct rd_charge), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        return -1;
+    memset(p, 0, RD_CHARGES_SLOTS * sizeof(struct rd_charge));
+    table = p;
+    return 0;
+}
 
 uint64_t
 rd_charge_fingerprint(const char *body, size_t len)
@@ -32,7 +49,7 @@ weight(const struct rd_charge *c)
 static struct rd_charge *
 find(uint64_t fp, int claim)
 {
-    struct rd_charge *t = rd_metrics->charges, *victim = NULL;
+    struct rd_charge *t = table, *victim = NULL;
     uint64_t          seen;
     size_t            i, at;
 
@@ -67,7 +84,7 @@ rd_charge_begin(uint64_t fp)
 {
     struct rd_charge *c;
 
-    if (rd_metrics == NULL || (c = find(fp, 1)) == NULL)
+    if (table == NULL || (c = find(fp, 1)) == NULL)
         return 0;
     __atomic_store_n(&c->at_ms, rd_now_ms(), __ATOMIC_RELAXED);
     return __atomic_fetch_add(&c->count, 1, __ATOMIC_ACQ_REL);
@@ -79,7 +96,7 @@ rd_charge_end(uint64_t fp)
     struct rd_charge *c;
     uint64_t          n;
 
-    if (rd_metrics == NULL || (c = find(fp, 0)) == NULL)
+    if (table == NULL || (c = find(fp, 0)) == NULL)
         return;
     n = __atomic_load_n(&c->count, __ATOMIC_ACQUIRE);
     while (n > 0 && !__atomic_compare_exchange_n(&c->count, &n, n - 1, 0, __ATOMIC_ACQ_REL,
@@ -92,7 +109,7 @@ rd_charge_timeout(uint64_t fp)
 {
     struct rd_charge *c;
 
-    if (rd_metrics == NULL || (c = find(fp, 1)) == NULL)
+    if (table == NULL || (c = find(fp, 1)) == NULL)
         return UINT64_MAX;          /* cannot count: this timeout is the last */
     __atomic_store_n(&c->at_ms, rd_now_ms(), __ATOMIC_RELAXED);
     return __atomic_add_fetch(&c->timeouts, 1, __ATOMIC_ACQ_REL);

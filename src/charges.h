@@ -18,9 +18,9 @@
  * worker puts such a task back until it has timed out more than
  * rabbitmq.max_redeliveries times, then answers it with an Error result.
  *
- * The table is in the mapping the master makes before forking (metrics.c)
- * and lives as long as the master: a restart of the master forgets it.
- * Without the mapping nothing is counted.
+ * The table is a shared mapping the master makes before forking
+ * (rd_charges_init) and lives as long as the master: a restart of the
+ * master forgets it.  Without the mapping nothing is counted.
  */
 #ifndef RD_CHARGES_H
 #define RD_CHARGES_H
@@ -37,6 +37,9 @@ struct rd_charge {
     int64_t  at_ms;             /* last charge: among idle entries the oldest
                                    makes room */
 };
+
+/* In the master, before forking: make the table; -1 with errno. */
+int      rd_charges_init(void);
 
 /* The fingerprint of a message body: FNV-1a, never 0. */
 uint64_t rd_charge_fingerprint(const char *body, size_t len);

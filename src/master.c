@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "charges.h"
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
@@ -649,6 +650,8 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     setup_signals(&waitmask);
     if (rd_metrics_init() != 0)
         rd_warn("mmap() failed: no shared metrics: %s", strerror(errno));
+    if (rd_charges_init() != 0)
+        rd_warn("mmap() failed: crashes cannot be counted: %s", strerror(errno));
     rd_info("master started: %d workers, config %s", conf->worker_processes, conf_path);
     if (gen_init(&m.cur, conf, 1) != 0) {
         rd_alert("out of memory");

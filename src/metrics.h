@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "charges.h"
 
 enum rd_outcome {
     RD_OUT_COMPLETE = 0,        /* a Complete result was confirmed */
@@ -50,7 +49,6 @@ struct rd_metrics {
     char                     problem[512];
     int                      problem_workers;
     struct rd_metrics_worker workers[RD_METRICS_WORKERS];
-    struct rd_charge         charges[RD_CHARGES_SLOTS];
 };
 
 extern const double rd_metrics_bounds[RD_METRICS_BUCKETS];
