@@ -16,16 +16,12 @@
 #include <amqp_tcp_socket.h>
 
 #include "broker.h"
+#include "broker_props.h"
 #include "util.h"
 
 #define CH_CONSUME 1
 #define CH_PUBLISH 2
 #define CH_DECLARE 3           /* passive declares close it when they fail */
-
-struct rd_props {
-    amqp_pool_t             pool;
-    amqp_basic_properties_t p;
-};
 
 struct rd_broker {
     amqp_connection_state_t   conn;
@@ -355,51 +351,6 @@ rd_broker_cancel(struct rd_broker *b, char *err, size_t errlen)
 }
 
 static void
-dup_bytes(amqp_pool_t *pool, amqp_bytes_t *b)
-{
-    amqp_bytes_t copy;
-
-    if (b->len == 0)
-        return;
-    amqp_pool_alloc_bytes(pool, b->len, &copy);
-    if (copy.bytes == NULL) {
-        *b = amqp_empty_bytes;
-        return;
-    }
-    memcpy(copy.bytes, b->bytes, b->len);
-    *b = copy;
-}
-
-/* A deep copy of every property, owned by the delivery. */
-static struct rd_props *
-copy_props(const amqp_basic_properties_t *p)
-{
-    struct rd_props *c = malloc(sizeof(*c));
-
-    if (c == NULL)
-        return NULL;
-    init_amqp_pool(&c->pool, 1024);
-    c->p = *p;
-    dup_bytes(&c->pool, &c->p.content_type);
-    dup_bytes(&c->pool, &c->p.content_encoding);
-    dup_bytes(&c->pool, &c->p.correlation_id);
-    dup_bytes(&c->pool, &c->p.reply_to);
-    dup_bytes(&c->pool, &c->p.expiration);
-    dup_bytes(&c->pool, &c->p.message_id);
-    dup_bytes(&c->pool, &c->p.type);
-    dup_bytes(&c->pool, &c->p.user_id);
-    dup_bytes(&c->pool, &c->p.app_id);
-    dup_bytes(&c->pool, &c->p.cluster_id);
-    if ((p->_flags & AMQP_BASIC_HEADERS_FLAG)
-        && amqp_table_clone(&p->headers, &c->p.headers, &c->pool) != AMQP_STATUS_OK) {
-        empty_amqp_pool(&c->pool);
-        free(c);
-        return NULL;
-    }
-    return c;
-}
-
-static void
 copy_prop(char *dst, size_t size, amqp_flags_t flags, amqp_flags_t bit, amqp_bytes_t v)
 {
     size_t n = 0;
@@ -422,7 +373,7 @@ fill_delivery(struct rd_delivery *d, uint64_t tag, int redelivered,
     d->redelivered = redelivered;
     d->len = m->body.len;
     d->body = malloc(d->len + 1);
-    d->props = copy_props(p);
+    d->props = rd_props_copy(p);
     if (d->body == NULL || d->props == NULL) {
         rd_delivery_free(d);
         snprintf(err, errlen, "out of memory for a %zu-byte message", d->len);
@@ -558,48 +509,6 @@ keep_early_delivery(struct rd_broker *b, amqp_frame_t *f, char *err, size_t errl
     return RD_OK;
 }
 
-/* The delivery's own headers plus our two, reason and attempts, in a
- * malloc'ed array the caller frees after publishing. */
-static amqp_table_entry_t *
-add_headers(amqp_basic_properties_t *props, const struct rd_publish *p)
-{
-    const amqp_table_t *old = &props->headers;
-    amqp_table_entry_t *hdr;
-    amqp_bytes_t        why = amqp_cstring_bytes(p->reason != NULL ? p->reason : "");
-    int                 i, k = 0, n = 0;
-
-    if (props->_flags & AMQP_BASIC_HEADERS_FLAG)
-        n = old->num_entries;
-    hdr = malloc((size_t) (n + 2) * sizeof(*hdr));
-    if (hdr == NULL)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        const amqp_bytes_t *key = &old->entries[i].key;
-
-        if ((key->len == 18 && memcmp(key->bytes, "x-reporterd-reason", 18) == 0)
-            || (key->len == 20 && memcmp(key->bytes, "x-reporterd-attempts", 20) == 0))
-            continue;
-        hdr[k++] = old->entries[i];
-    }
-    if (why.len > 1024) {               /* cut on a UTF-8 character boundary */
-        why.len = 1024;
-        while (why.len > 0 && (((unsigned char *) why.bytes)[why.len] & 0xC0) == 0x80)
-            why.len--;
-    }
-    hdr[k].key = amqp_cstring_bytes("x-reporterd-reason");
-    hdr[k].value.kind = AMQP_FIELD_KIND_UTF8;
-    hdr[k].value.value.bytes = why;
-    k++;
-    hdr[k].key = amqp_cstring_bytes("x-reporterd-attempts");
-    hdr[k].value.kind = AMQP_FIELD_KIND_I64;
-    hdr[k].value.value.i64 = p->attempts;
-    k++;
-    props->_flags |= AMQP_BASIC_HEADERS_FLAG;
-    props->headers.num_entries = k;
-    props->headers.entries = hdr;
-    return hdr;
-}
-
 int
 rd_broker_publish(struct rd_broker *b, const char *queue, const char *body, size_t len,
                   const struct rd_publish *p, char *err, size_t errlen)
@@ -616,7 +525,7 @@ rd_broker_publish(struct rd_broker *b, const char *queue, const char *body, size
     memset(&props, 0, sizeof(props));
     if (p != NULL && p->like != NULL && p->like->props != NULL) {
         props = p->like->props->p;
-        if ((hdr = add_headers(&props, p)) == NULL) {
+        if ((hdr = rd_props_dead_letter(&props, p->reason, p->attempts)) == NULL) {
             snprintf(err, errlen, "out of memory for the headers of a dead letter");
             return RD_ERROR;
         }
@@ -735,9 +644,6 @@ rd_delivery_free(struct rd_delivery *d)
 {
     free(d->body);
     d->body = NULL;
-    if (d->props != NULL) {
-        empty_amqp_pool(&d->props->pool);
-        free(d->props);
-        d->props = NULL;
-    }
+    rd_props_free(d->props);
+    d->props = NULL;
 }

@@ -11,20 +11,14 @@
  * first; only if all of it is valid does a new generation start, and
  * the old one is asked to stop (as QUIT) once every new worker has
  * reported that it consumes.  A worker of the current generation that
- * dies unasked is replaced; one that dies within THROTTLE_WINDOW_MS of its
- * start before finishing a single task is replaced after a delay that
- * doubles up to THROTTLE_CAP_MS (Postfix's throttle), reset once one stays
- * up or does work.
+ * dies unasked is replaced as respawn.h says: throttled in a crash loop,
+ * slowly after a fatal problem.
  *
  * Until a new generation is ready, the serving one keeps its own
  * configuration, and its workers that die are replaced like any others:
  * a reload that never gets ready does not drain the capacity.
- *
- * A worker that exits with RD_WORKER_EXIT_FATAL met a problem outside the
- * configuration file that only an operator can fix (credentials the
- * broker refuses, a queue it may not use, unreadable TLS files): it is
- * respawned after FATAL_BASE_MS, doubling up to FATAL_CAP_MS, with its
- * reason in the log each time and on /healthz.
+ * The reason of a fatal exit is shown on /healthz until the child serves
+ * again.
  */
 #include <errno.h>
 #include <poll.h>
@@ -43,18 +37,15 @@
 #include "metrics.h"
 #include "notify.h"
 #include "process.h"
+#include "respawn.h"
 #include "status.h"
 #include "util.h"
 #include "worker.h"
 
 #define MAX_SLOTS          4096
 _Static_assert(RD_METRICS_WORKERS >= MAX_SLOTS, "a metrics entry for every slot");
-#define THROTTLE_WINDOW_MS 5000
-#define THROTTLE_BASE_MS   1000
-#define THROTTLE_CAP_MS    60000
 #define FAST_STOP_KILL_MS  1000
-#define FATAL_BASE_MS      30000
-#define FATAL_CAP_MS       600000
+#define SPAWN_RETRY_MS     1000     /* after a failed fork() or socketpair() */
 
 struct gen;
 
@@ -76,18 +67,11 @@ struct slot {
     int64_t     kill_at_ms;     /* SIGKILL then, 0: never */
 };
 
-struct respawn {
-    int64_t at_ms;              /* 0: nothing scheduled */
-    int64_t delay_ms;           /* last throttle delay */
-    int64_t fatal_ms;           /* last delay after RD_WORKER_EXIT_FATAL, 0: none */
-    char    problem[256];       /* and its reason */
-};
-
 /* A generation's configuration and one respawn entry per worker. */
 struct gen {
     int             number;     /* 0: none */
     struct rd_conf *conf;
-    struct respawn *respawn;
+    struct rd_respawn *respawn;
 };
 
 struct master {
@@ -97,7 +81,7 @@ struct master {
     int             last;       /* slots[last..] are all free */
     struct gen      cur;        /* the newest generation */
     struct gen      old;        /* the serving one while cur is not ready */
-    struct respawn  status;     /* the status process */
+    struct rd_respawn  status;     /* the status process */
     int             serving;    /* the generation taking tasks */
     int             stopping;   /* 0, or SIGQUIT / SIGTERM */
 };
@@ -216,7 +200,7 @@ gen_of(struct master *m, int generation)
  * respawn entry it stands for (ngx_spawn_process()'s shape). */
 static void
 spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int index,
-      struct respawn *r)
+      struct rd_respawn *r)
 {
     struct slot *s;
     int          fds[2], i, slot;
@@ -231,7 +215,7 @@ spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int in
     s = &m->slots[slot];
     if (rd_channel_open(fds) != 0) {
         rd_error("socketpair() failed while spawning \"%s\": %s", name, strerror(errno));
-        r->at_ms = rd_now_ms() + THROTTLE_BASE_MS;
+        r->at_ms = rd_now_ms() + SPAWN_RETRY_MS;
         return;
     }
     fflush(NULL);
@@ -240,7 +224,7 @@ spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int in
         rd_error("fork() failed while spawning \"%s\": %s", name, strerror(errno));
         close(fds[0]);
         close(fds[1]);
-        r->at_ms = rd_now_ms() + THROTTLE_BASE_MS;
+        r->at_ms = rd_now_ms() + SPAWN_RETRY_MS;
         return;
     }
     if (pid == 0) {
@@ -336,42 +320,11 @@ stop_workers(struct master *m, int sig, int older_than)
     }
 }
 
-/* A process died unasked: schedule its replacement.  One that died soon
- * after its start without finishing a task is in a crash loop: its
- * replacement waits, longer each time (Postfix's rule).  One that did work,
- * or lived past the window, is replaced at once and resets the delay. */
-static void
-throttle(struct respawn *r, const char *what, pid_t pid, const char *how, int64_t lived,
-         int worked, const char *fatal, int64_t now)
-{
-    if (fatal != NULL) {
-        r->fatal_ms = r->fatal_ms == 0 ? FATAL_BASE_MS
-                      : (r->fatal_ms * 2 > FATAL_CAP_MS ? FATAL_CAP_MS : r->fatal_ms * 2);
-        r->at_ms = now + r->fatal_ms;
-        snprintf(r->problem, sizeof(r->problem), "%s", fatal[0] ? fatal : "see the log");
-        rd_error("%s %ld %s: %s; an operator must fix this outside the configuration "
-                 "file; trying again in %lld s", what, (long) pid, how, r->problem,
-                 (long long) r->fatal_ms / 1000);
-        return;
-    }
-    if (lived < THROTTLE_WINDOW_MS && !worked)
-        r->delay_ms = r->delay_ms == 0 ? THROTTLE_BASE_MS
-                      : (r->delay_ms * 2 > THROTTLE_CAP_MS ? THROTTLE_CAP_MS : r->delay_ms * 2);
-    else
-        r->delay_ms = 0;
-    r->at_ms = now + (r->delay_ms > 0 ? r->delay_ms : 1);
-    if (r->delay_ms > 0)
-        rd_warn("%s %ld %s after %lld ms; throttled: respawning in %lld ms",
-                what, (long) pid, how, (long long) lived, (long long) r->delay_ms);
-    else
-        rd_warn("%s %ld %s unexpectedly; respawning", what, (long) pid, how);
-}
-
 /* /healthz names the problem that keeps workers from starting. */
 static void
 publish_problem(struct master *m)
 {
-    struct respawn *r = NULL;
+    struct rd_respawn *r = NULL;
     int             i, n = 0;
 
     if (rd_metrics == NULL)
@@ -423,13 +376,13 @@ reap(struct master *m)
         if (is_status(s)) {
             rd_info("%s %ld %s", s->name, (long) pid, how);
             if (!s->exiting && !m->stopping)
-                throttle(&m->status, s->name, pid, how, lived, 0,
+                rd_respawn_schedule(&m->status, s->name, pid, how, lived, 0,
                          fatal ? problem : NULL, now);
         } else if (s->exiting || m->stopping
                    || (s->generation != m->cur.number && s->generation != m->old.number)) {
             rd_info("%s %ld %s", s->name, (long) pid, how);
         } else {
-            throttle(&gen_of(m, s->generation)->respawn[s->index], s->name, pid, how, lived,
+            rd_respawn_schedule(&gen_of(m, s->generation)->respawn[s->index], s->name, pid, how, lived,
                      s->worked, fatal ? problem : NULL, now);
             if (rd_metrics != NULL)
                 rd_metrics_add(&rd_metrics->worker_restarts, 1);
@@ -456,13 +409,13 @@ read_channels(struct master *m, struct pollfd *pfd, int n)
             continue;
         while ((msg = rd_channel_recv(s->fd)) > 0) {
             if (msg == RD_CHAN_CONSUMING && !s->ready) {
-                struct respawn *r = &gen_of(m, s->generation)->respawn[s->index];
+                struct rd_respawn *r = &gen_of(m, s->generation)->respawn[s->index];
 
                 s->ready = 1;
                 rd_debug("worker %ld is consuming", (long) s->pid);
-                if (r->fatal_ms != 0 && s->generation == gen_of(m, s->generation)->number) {
+                if (s->generation == gen_of(m, s->generation)->number
+                    && rd_respawn_recovered(r)) {
                     rd_info("worker %ld is consuming again: the problem is gone", (long) s->pid);
-                    r->fatal_ms = 0;
                     publish_problem(m);
                 }
             } else if (msg == RD_CHAN_BROKER_DOWN || msg == RD_CHAN_STORE_DOWN) {
