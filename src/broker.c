@@ -185,13 +185,10 @@ rd_broker_open(const struct rd_conf_amqp *c, const char *name, int *fatal,
     props_t.num_entries = 2;
     props_t.entries = props;
 
-    if (c->password_file != NULL) {
+    /* A file the worker (as user:) may not read: the password the master
+     * read at load stands, and a rotation needs a reload. */
+    if (c->password_file != NULL)
         password = rd_conf_read_secret(c->password_file, err, errlen);
-        if (password == NULL) {
-            *fatal = 1;
-            goto fail;
-        }
-    }
     r = amqp_login_with_properties(b->conn, c->vhost, 0, 131072, c->heartbeat, &props_t,
                                    AMQP_SASL_METHOD_PLAIN, c->user,
                                    password != NULL ? password : c->password);

@@ -44,11 +44,12 @@ struct rd_publish {
 
 /* Connect, log in and open the channels.  NULL with err on failure;
  * *fatal is set only when an operator must act (the broker refused the
- * credentials with 403 ACCESS_REFUSED, the TLS files cannot be loaded,
- * password_file cannot be read).  A connection closed during the login
+ * credentials with 403 ACCESS_REFUSED, the TLS files cannot be loaded).  A connection closed during the login
  * without that reply (a broker starting or stopping, a proxy with no
  * backend) and 530 NOT_ALLOWED (a vhost still being created) are
- * transient.  password_file is read again on every call. */
+ * transient.  password_file is read again on every call; when it cannot
+ * be (a worker running as user: may not), the password read at load is
+ * used. */
 struct rd_broker *rd_broker_open(const struct rd_conf_amqp *conf, const char *name,
                                  int *fatal, char *err, size_t errlen);
 

@@ -95,6 +95,10 @@ rd_props_dead_letter(amqp_basic_properties_t *props, const char *reason, int64_t
     hdr[k].value.kind = AMQP_FIELD_KIND_I64;
     hdr[k].value.value.i64 = attempts;
     k++;
+    /* As RabbitMQ does when it dead-letters: a per-message TTL would make
+     * the dead letter expire in its queue. */
+    props->_flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
+    props->expiration = amqp_empty_bytes;
     props->_flags |= AMQP_BASIC_HEADERS_FLAG;
     props->headers.num_entries = k;
     props->headers.entries = hdr;

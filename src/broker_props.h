@@ -20,8 +20,8 @@ void                rd_props_free(struct rd_props *c);
 
 /* Point props->headers at a malloc'ed array (the caller frees it after
  * publishing): its own headers but ours, plus x-reporterd-reason (cut to
- * 1 KiB on a UTF-8 boundary) and x-reporterd-attempts.  NULL when out of
- * memory. */
+ * 1 KiB on a UTF-8 boundary) and x-reporterd-attempts; drop a per-message
+ * expiration.  NULL when out of memory. */
 amqp_table_entry_t *rd_props_dead_letter(amqp_basic_properties_t *props, const char *reason,
                                          int64_t attempts);
 

@@ -46,37 +46,50 @@ weight(const struct rd_charge *c)
            + __atomic_load_n(&c->timeouts, __ATOMIC_RELAXED);
 }
 
+/* fp's entry; with claim, a free one, or else the idle entry (no attempt
+ * in flight) charged least and longest ago, taken over by compare-and-swap
+ * so two processes never share one.  NULL: not found, or no room. */
 static struct rd_charge *
 find(uint64_t fp, int claim)
 {
-    struct rd_charge *t = table, *victim = NULL;
-    uint64_t          seen;
+    struct rd_charge *t = table, *victim;
+    uint64_t          seen, old;
     size_t            i, at;
+    int               round;
 
-    for (i = 0; i < PROBES; i++) {
-        at = (fp + i) % RD_CHARGES_SLOTS;
-        seen = __atomic_load_n(&t[at].fp, __ATOMIC_ACQUIRE);
-        if (seen == fp)
-            return &t[at];
-        if (seen == 0) {
-            if (!claim)
-                return NULL;
-            if (__atomic_compare_exchange_n(&t[at].fp, &seen, fp, 0, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_ACQUIRE) || seen == fp)
+    for (round = 0; round < 4; round++) {
+        victim = NULL;
+        old = 0;
+        for (i = 0; i < PROBES; i++) {
+            at = (fp + i) % RD_CHARGES_SLOTS;
+            seen = __atomic_load_n(&t[at].fp, __ATOMIC_ACQUIRE);
+            if (seen == fp)
                 return &t[at];
-            continue;
+            if (seen == 0) {
+                if (!claim)
+                    return NULL;
+                if (__atomic_compare_exchange_n(&t[at].fp, &seen, fp, 0, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE) || seen == fp)
+                    return &t[at];
+                continue;
+            }
+            if (__atomic_load_n(&t[at].count, __ATOMIC_ACQUIRE) != 0)
+                continue;                       /* in flight, or a crash: keep it */
+            if (victim == NULL || weight(&t[at]) < weight(victim)
+                || (weight(&t[at]) == weight(victim) && t[at].at_ms < victim->at_ms)) {
+                victim = &t[at];
+                old = seen;
+            }
         }
-        if (victim == NULL || weight(&t[at]) < weight(victim)
-            || (weight(&t[at]) == weight(victim) && t[at].at_ms < victim->at_ms))
-            victim = &t[at];
+        if (!claim || victim == NULL)
+            return NULL;
+        if (__atomic_compare_exchange_n(&victim->fp, &old, fp, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            __atomic_store_n(&victim->timeouts, 0, __ATOMIC_RELEASE);
+            return victim;
+        }
     }
-    if (!claim || victim == NULL)
-        return NULL;
-    /* Full around here: the least charged entry makes room. */
-    __atomic_store_n(&victim->count, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&victim->timeouts, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&victim->fp, fp, __ATOMIC_RELEASE);
-    return victim;
+    return NULL;
 }
 
 uint64_t
@@ -113,4 +126,20 @@ rd_charge_timeout(uint64_t fp)
         return UINT64_MAX;          /* cannot count: this timeout is the last */
     __atomic_store_n(&c->at_ms, rd_now_ms(), __ATOMIC_RELAXED);
     return __atomic_add_fetch(&c->timeouts, 1, __ATOMIC_ACQ_REL);
+}
+
+void
+rd_charge_settle(uint64_t fp, uint64_t prior)
+{
+    struct rd_charge *c;
+    uint64_t          n, left;
+
+    if (table == NULL || (c = find(fp, 0)) == NULL)
+        return;
+    n = __atomic_load_n(&c->count, __ATOMIC_ACQUIRE);
+    do
+        left = n > prior + 1 ? n - prior - 1 : 0;
+    while (!__atomic_compare_exchange_n(&c->count, &n, left, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE));
+    __atomic_store_n(&c->timeouts, 0, __ATOMIC_RELEASE);
 }

@@ -50,6 +50,11 @@ uint64_t rd_charge_begin(uint64_t fp);
 /* Take one charge of fp back. */
 void     rd_charge_end(uint64_t fp);
 
+/* The delivery was answered or dead-lettered (and acked): take back our
+ * charge and the `prior` charges we saw at rd_charge_begin, and forget the
+ * timeouts, so the same body sent again starts afresh. */
+void     rd_charge_settle(uint64_t fp, uint64_t prior);
+
 /* Count one more timeout of fp's query; the count so far, this one
  * included (UINT64_MAX when nothing can be counted). */
 uint64_t rd_charge_timeout(uint64_t fp);

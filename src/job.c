@@ -360,6 +360,11 @@ rd_job_handle(const struct rd_job_env *env, const struct rd_delivery *d)
 
     free(stats);
     rd_task_free(&t);
-    rd_charge_end(fp);
+    /* Answered or dead-lettered and acked: the task's story is over, so a
+     * copy sent again (a dead letter moved back) starts afresh. */
+    if (out == RD_JOB_DONE && (dec.verb == RD_JOB_ANSWER || dec.verb == RD_JOB_DEAD_LETTER))
+        rd_charge_settle(fp, (uint64_t) f.charges);
+    else
+        rd_charge_end(fp);
     return out;
 }

@@ -210,6 +210,7 @@ spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int in
         ;
     if (slot == MAX_SLOTS) {
         rd_alert("no free slot while spawning \"%s\"", name);
+        r->at_ms = rd_now_ms() + SPAWN_RETRY_MS;
         return;
     }
     s = &m->slots[slot];

@@ -55,11 +55,18 @@ async function poisonRun(queueType, pre = null) {
     await daemon.waitReady(3, 30000);
     const results = await ctx.broker.collector(names.result_queue);
     await ctx.broker.publish(names.task_queue, { correlation_id: 'poison', phones: [1, CRASH_PHONE] },
-        { properties: { messageId: 'poison-1', headers: { 'x-client': 'abc', 'x-reporterd-attempts': 7 } } });
+        { properties: { messageId: 'poison-1', expiration: '600000',
+            headers: { 'x-client': 'abc', 'x-reporterd-attempts': 7 } } });
     const dead = await ctx.broker.collector(names.dead_letter_queue);
     const [dl] = await dead.next(1, 60000);
     const kills = (daemon.log.match(/killed by signal 9/g) || []).length;
     assert.equal(kills, 3, 'the poison task killed max_redeliveries + 1 = 3 workers');
+    assert.equal(dl.properties.expiration, undefined, 'no per-message TTL on the dead letter (RabbitMQ drops it too)');
+    /* the operator moves it back: it starts afresh, 3 more attempts */
+    await ctx.broker.publish(names.task_queue, dl.raw, { properties: { messageId: 'poison-1' } });
+    const [again] = await dead.next(1, 60000);
+    assert.equal((daemon.log.match(/killed by signal 9/g) || []).length, 6, 'three more attempts after the move back');
+    assert.equal(Number(again.properties.headers['x-reporterd-attempts']), 3, 'counted afresh');
     assert.equal(dl.body.correlation_id, 'poison', 'the dead letter is the task itself');
     assert.equal(dl.properties.messageId, 'poison-1', 'message_id kept');
     assert.equal(dl.properties.deliveryMode, 2, 'persistent');
