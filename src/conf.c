@@ -285,8 +285,15 @@ rd_conf_free(struct rd_conf *conf)
         return;
 
     for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
-        if (opt->type == RD_CONF_STR)
-            free(*(char **) rd_conf_field(conf, opt));
+        char *v;
+
+        if (opt->type != RD_CONF_STR)
+            continue;
+        v = *(char **) rd_conf_field(conf, opt);
+        /* passwords, and the uri that may embed one, leave no copy behind */
+        if (v != NULL && (opt->flags & (RD_CONF_SECRET | RD_CONF_URI)))
+            explicit_bzero(v, strlen(v));
+        free(v);
     }
     free(conf->path);
     free(conf);
