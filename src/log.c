@@ -81,11 +81,17 @@ rd_log_open(const char *target, int level, char *err, size_t errlen)
 }
 
 int
-rd_log_reopen(char *err, size_t errlen)
+rd_log_reopen(void)
 {
-    if (log_path[0] == '\0' || strcmp(log_path, "stderr") == 0)
-        return 0;
-    return rd_log_open(log_path, log_level, err, errlen);
+    char err[512];
+
+    if (log_path[0] != '\0' && strcmp(log_path, "stderr") != 0
+        && rd_log_open(log_path, log_level, err, sizeof(err)) != 0) {
+        rd_error("reopening the log failed: %s", err);
+        return -1;
+    }
+    rd_info("log reopened");
+    return 0;
 }
 
 void

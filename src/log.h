@@ -28,8 +28,9 @@ void rd_log_set_role(const char *role);
 
 /* Open "stderr" or a file path (O_APPEND); 0 or -1 with err filled. */
 int  rd_log_open(const char *target, int level, char *err, size_t errlen);
-/* Reopen the same path (USR1); keeps the old fd if the new open fails. */
-int  rd_log_reopen(char *err, size_t errlen);
+/* Reopen the same path (USR1) and say how it went in the log ("log
+ * reopened", or the error, the old fd kept); 0 or -1. */
+int  rd_log_reopen(void);
 void rd_log_set_level(int level);
 int  rd_log_fd(void);
 /* Once detached: point stderr at the log file, now and after each reopen,

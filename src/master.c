@@ -590,7 +590,6 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
     struct pollfd        pfd[MAX_SLOTS];
     struct timespec      ts;
     sigset_t             waitmask;
-    char                 err[512];
     int64_t              wait_ms;
     int                  i, n;
 
@@ -657,12 +656,8 @@ rd_master_run(struct rd_conf *conf, const char *conf_path, int pidfd)
         }
         if (m_reopen) {
             m_reopen = 0;
-            if (rd_log_reopen(err, sizeof(err)) != 0) {
-                rd_error("reopening the log failed: %s", err);
-            } else {
+            if (rd_log_reopen() == 0)
                 rd_chown_to_user(m.cur.conf->error_log, m.cur.conf->user);
-                rd_info("log reopened");
-            }
             for (i = 0; i < m.last; i++)
                 if (m.slots[i].pid != 0)
                     kill(m.slots[i].pid, SIGUSR1);

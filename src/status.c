@@ -305,10 +305,7 @@ rd_status_main(const struct rd_conf *conf)
         sigsuspend(&none);
         if (s_reopen) {
             s_reopen = 0;
-            if (rd_log_reopen(err, sizeof(err)) != 0)
-                rd_error("reopening the log failed: %s", err);
-            else
-                rd_info("log reopened");
+            rd_log_reopen();
         }
     }
     MHD_stop_daemon(d);

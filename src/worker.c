@@ -92,14 +92,9 @@ setup_signals(void)
 static void
 check_flags(struct worker *w)
 {
-    char err[256];
-
     if (w_reopen) {
         w_reopen = 0;
-        if (rd_log_reopen(err, sizeof(err)) != 0)
-            rd_error("reopening the log failed: %s", err);
-        else
-            rd_info("log reopened");
+        rd_log_reopen();
     }
     if (w->chan >= 0 && rd_channel_recv(w->chan) < 0) {
         rd_warn("the master is gone (channel closed): stopping");
