@@ -175,16 +175,8 @@ test('wrong broker credentials: 403 named, slow respawn, and the password appear
     assert.ok(!dump.stdout.includes(secret) && !dump.stderr.includes(secret), 'the password is in -T output');
 });
 
-/* GET http://127.0.0.1:port/path -> { code, body } */
-function httpGet(port, p) {
-    return new Promise((resolve, reject) => {
-        require('node:http').get({ host: '127.0.0.1', port, path: p, timeout: 5000 }, (res) => {
-            let body = '';
-            res.on('data', (c) => { body += c; });
-            res.on('end', () => resolve({ code: res.statusCode, body }));
-        }).on('error', reject);
-    });
-}
+/* GET http://127.0.0.1:port/path -> { status, body } */
+const httpGet = (port, p) => h.httpGet(`http://127.0.0.1:${port}${p}`);
 
 test('a rotated password_file is read on the next connect: the refused worker comes back without a reload, /healthz named why',
     { timeout: 90000 }, async () => {
@@ -205,7 +197,7 @@ test('a rotated password_file is read on the next connect: the refused worker co
             health = await httpGet(port, '/healthz').catch(() => null);
             return health && /ACCESS_REFUSED/.test(health.body);
         }, 10000, () => `/healthz to name the refused login (got ${JSON.stringify(health)})`);
-        assert.equal(health.code, 503);
+        assert.equal(health.status, 503);
         /* the operator fixes the password outside the configuration file */
         require('node:fs').writeFileSync(pwFile, 'guest\n');
         await daemon.waitReady(1, 45000);
@@ -213,7 +205,7 @@ test('a rotated password_file is read on the next connect: the refused worker co
          * it reads the worker's "consuming": two events, a few ms apart */
         await h.waitFor(async () => {
             health = await httpGet(port, '/healthz').catch(() => null);
-            return health && health.code === 200 && !/ACCESS_REFUSED|problem:/.test(health.body);
+            return health && health.status === 200 && !/ACCESS_REFUSED|problem:/.test(health.body);
         }, 10000, () => `/healthz to be ok with no problem named (got ${JSON.stringify(health)})`);
         assert.doesNotMatch(daemon.log, /starting generation 2/, 'no reload was needed');
         await ctx.broker.publish(names.task_queue, { correlation_id: 5, phones: [1] });
@@ -317,10 +309,10 @@ test('a result queue that refuses every result: the task waits with a growing ba
 
 /* reporterd_tasks_total{outcome="..."} from /metrics */
 async function tasksTotal(port, outcome) {
-    const r = await httpGet(port, '/metrics');
-    const m = new RegExp(`^reporterd_tasks_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(r.body);
-    assert.ok(m, `reporterd_tasks_total{outcome="${outcome}"} in /metrics:\n${r.body.slice(0, 1500)}`);
-    return Number(m[1]);
+    const key = `reporterd_tasks_total{outcome="${outcome}"}`;
+    const m = await h.readMetrics(`http://127.0.0.1:${port}`);
+    assert.ok(m.has(key), `${key} in /metrics (has: ${[...m.keys()].join(', ').slice(0, 1500)})`);
+    return m.get(key);
 }
 
 test('the database goes away: tasks go back to the queue (requeued counted) and complete, exactly, once it is back', async (t) => {

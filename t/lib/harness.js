@@ -1294,6 +1294,7 @@ module.exports = {
     decimalText,
     decimalTies,
     avoidDecimalTies,
+    httpGet,
     readMetrics,
     waitForTaskCounts,
     sanitizerLogs,
