@@ -1197,7 +1197,11 @@ function sanitizerLogs(baseEnv = {}) {
     const reports = () => (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
         .filter((f) => f.startsWith('asan'))
         .map((f) => ({ file: path.join(dir, f), text: fs.readFileSync(path.join(dir, f), 'utf8') }))
-        .filter((r) => r.text.trim() !== '');
+        /* LeakSanitizer's "Unable to get registers from thread N" alone means
+         * its check could not stop a process that was being killed at exit:
+         * no finding about our code (seen once in six sanitizer fault runs) */
+        .filter((r) => r.text.split('\n').some((l) => l.trim() !== ''
+            && !/^==\d+==Unable to get registers from thread \d+\.$/.test(l.trim())));
     const assertClean = () => {
         const r = reports();
         if (r.length) {
