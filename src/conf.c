@@ -23,6 +23,9 @@
 
 static const char *const rd_conf_queue_types[] = { "classic", "quorum", NULL };
 
+/* report.mode, in enum rd_report_mode's order. */
+static const char *const rd_conf_report_modes[] = { "live", "rollup", NULL };
+
 /* error_log values that name no file. */
 static const char *const rd_conf_log_targets[] = { "stderr", NULL };
 
@@ -131,6 +134,14 @@ const struct rd_conf_opt  rd_conf_opts[] = {
      * RD_REPORT_MAX_FIGURE for any sane record. */
     RD_SECTION ("report"),
     RD_DOUBLE  ("report.price_per_second",    report.price_per_second, 0, 1000000, "10", 0),
+    RD_ENUM    ("report.mode",                report.mode, rd_conf_report_modes, "live", 0),
+
+    /* Rollup mode's folding (rollup.h); the collection's default is derived. */
+    RD_SECTION ("rollup"),
+    RD_STR     ("rollup.collection",          rollup.collection, 1, 200, NULL, 0),
+    RD_INT     ("rollup.batch",               rollup.batch, 1, 100000, "10000", 0),
+    RD_DURATION("rollup.interval",            rollup.interval_ms, 10, 3600000, "1s", 0),
+    RD_DURATION("rollup.lease",               rollup.lease_ms, 1000, 3600000, "30s", 0),
 
     RD_SECTION ("status"),
     RD_STR     ("status.listen",              status.listen, 1, 0, NULL, 0),

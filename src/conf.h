@@ -91,8 +91,21 @@ struct rd_conf_task {
     int     max_depth;          /* 16 JSON nesting levels (2..1000) */
 };
 
+enum rd_report_mode {
+    RD_REPORT_LIVE = 0,         /* every report aggregates the records */
+    RD_REPORT_ROLLUP            /* rollups plus the tail (rollup.h) */
+};
+
 struct rd_conf_report {
     double  price_per_second;   /* 10 (finite, >= 0) */
+    int     mode;               /* enum rd_report_mode, "live" */
+};
+
+struct rd_conf_rollup {
+    char   *collection;         /* "<mongodb.collection>_rollup" */
+    int     batch;              /* records per batch, 10000 (1..100000) */
+    int     interval_ms;        /* idle folder's pause, 1s */
+    int     lease_ms;           /* the folders' lease, 30s */
 };
 
 struct rd_conf_status {
@@ -114,6 +127,7 @@ struct rd_conf {
     struct rd_conf_mongo  mongodb;
     struct rd_conf_task   task;
     struct rd_conf_report report;
+    struct rd_conf_rollup rollup;
     struct rd_conf_status status;
 
     int     world_readable_secret; /* set when the file is readable by
@@ -133,7 +147,11 @@ struct rd_conf_budget {
                                    serverSelectionTryOnce); twice with
                                    retryReads */
     long long   query_ms;       /* the aggregation: socketTimeoutMS, which
-                                   covers max_time_ms; twice with retryReads */
+                                   covers max_time_ms; twice with retryReads.
+                                   Rollup mode reads the rollups first, a
+                                   find given half of max_time_ms (the
+                                   tail is not started once that is
+                                   spent): plus max_time_ms / 2 */
     long long   publish_ms;     /* the result's publish and its confirm */
     long long   dead_letter_ms; /* a dead-letter publish and its confirm */
     long long   total_ms;

@@ -480,6 +480,8 @@ rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b)
                                ? RD_MONGOC_MIN_RESCAN_MS
                                : l->server_selection_timeout_ms));
     b->query_ms = tries * l->socket_timeout_ms;
+    if (conf->report.mode == RD_REPORT_ROLLUP)
+        b->query_ms += tries * (long long) (conf->mongodb.max_time_ms / 2);
     b->publish_ms = conf->rabbitmq.confirm_timeout_ms;
     b->dead_letter_ms = conf->rabbitmq.confirm_timeout_ms;
     b->total_ms = b->select_ms + b->query_ms + b->publish_ms
@@ -592,13 +594,15 @@ rd_conf_check(struct rd_conf_ctx *ctx)
                                           "mongodb.connect_timeout_ms",
                                           "mongodb.uri", NULL),
                             "one task can block a worker for %lld ms "
-                            "(server selection %lld + aggregation %lld + "
+                            "(server selection %lld + %s %lld + "
                             "result publish and confirm %lld + dead-letter "
                             "publish and confirm %lld), which must be below "
                             "twice rabbitmq.heartbeat (2 x %ds = %lld ms): "
                             "rabbitmq-c services heartbeats only between "
                             "calls, so the broker would drop the connection",
-                            b.total_ms, b.select_ms, b.query_ms,
+                            b.total_ms, b.select_ms,
+                            ctx->conf->report.mode == RD_REPORT_ROLLUP
+                            ? "rollups and tail" : "aggregation", b.query_ms,
                             b.publish_ms, b.dead_letter_ms, a->heartbeat,
                             b.limit_ms);
     }
@@ -653,6 +657,17 @@ rd_conf_finish(struct rd_conf_ctx *ctx)
 
     if (rd_conf_mongodb(ctx) != 0 || rd_conf_mongodb_limits(ctx) != 0)
         return -1;
+
+    if (ctx->conf->rollup.collection == NULL) {
+        const char *c = ctx->conf->mongodb.collection;
+
+        n = strlen(c);
+        ctx->conf->rollup.collection = malloc(n + sizeof("_rollup"));
+        if (ctx->conf->rollup.collection == NULL)
+            return rd_conf_fail(ctx, rd_conf_find("mongodb.collection"), "out of memory");
+        memcpy(ctx->conf->rollup.collection, c, n);
+        memcpy(ctx->conf->rollup.collection + n, "_rollup", sizeof("_rollup"));
+    }
 
     if (rd_conf_double_max(ctx) != 0)
         return -1;

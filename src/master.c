@@ -32,6 +32,7 @@
 
 #include "channel.h"
 #include "charges.h"
+#include "folder.h"
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
@@ -82,6 +83,7 @@ struct master {
     struct gen      cur;        /* the newest generation */
     struct gen      old;        /* the serving one while cur is not ready */
     struct rd_respawn  status;     /* the status process */
+    struct rd_respawn  folder;     /* the rollup folder (report.mode: rollup) */
     int             serving;    /* the generation taking tasks */
     int             stopping;   /* 0, or SIGQUIT / SIGTERM */
 };
@@ -138,6 +140,12 @@ status_process(const struct gen *g, int chan)
 }
 
 static int
+folder_process(const struct gen *g, int chan)
+{
+    return rd_folder_main(g->conf, chan);
+}
+
+static int
 is_worker(const struct slot *s)
 {
     return s->pid != 0 && s->proc == worker_process;
@@ -147,6 +155,19 @@ static int
 is_status(const struct slot *s)
 {
     return s->pid != 0 && s->proc == status_process;
+}
+
+static int
+is_folder(const struct slot *s)
+{
+    return s->pid != 0 && s->proc == folder_process;
+}
+
+/* The processes one per master, apart from the generations of workers. */
+static struct rd_respawn *
+single_respawn(struct master *m, const struct slot *s)
+{
+    return is_status(s) ? &m->status : is_folder(s) ? &m->folder : NULL;
 }
 
 /* Children still running, of every kind. */
@@ -246,7 +267,7 @@ spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int in
     s->proc = proc;
     s->name = name;
     s->fd = fds[0];
-    s->generation = proc == status_process ? 0 : g->number;
+    s->generation = proc == worker_process ? g->number : 0;
     s->index = index;
     s->started_ms = rd_now_ms();
     if (slot == m->last)
@@ -254,6 +275,10 @@ spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int in
     r->at_ms = 0;
     if (proc == status_process) {
         rd_info("spawned %s %ld (%s)", name, (long) pid, g->conf->status.listen);
+        return;
+    }
+    if (proc == folder_process) {
+        rd_info("spawned %s %ld", name, (long) pid);
         return;
     }
     if (rd_metrics != NULL) {
@@ -335,6 +360,8 @@ publish_problem(struct master *m)
             r = &m->cur.respawn[i];
     if (m->status.fatal_ms != 0 && n++ == 0)
         r = &m->status;
+    if (m->folder.fatal_ms != 0 && n++ == 0)
+        r = &m->folder;
     if (r != NULL)
         snprintf(rd_metrics->problem, sizeof(rd_metrics->problem), "%s (next attempt in "
                  "at most %lld s)", r->problem, (long long) r->fatal_ms / 1000);
@@ -374,10 +401,12 @@ reap(struct master *m)
             snprintf(problem, sizeof(problem), "%s", w->problem);
             memset(w, 0, sizeof(*w));
         }
-        if (is_status(s)) {
+        if (single_respawn(m, s) != NULL) {
             rd_info("%s %ld %s", s->name, (long) pid, how);
+            if (is_folder(s) && rd_metrics != NULL)
+                __atomic_store_n(&rd_metrics->folder.pid, 0, __ATOMIC_RELAXED);
             if (!s->exiting && !m->stopping)
-                rd_respawn_schedule(&m->status, s->name, pid, how, lived, 0,
+                rd_respawn_schedule(single_respawn(m, s), s->name, pid, how, lived, 0,
                          fatal ? problem : NULL, now);
         } else if (s->exiting || m->stopping
                    || (s->generation != m->cur.number && s->generation != m->old.number)) {
@@ -503,6 +532,12 @@ reload(struct master *m)
             if (is_status(&m->slots[i]))
                 signal_slot(&m->slots[i], SIGTERM, FAST_STOP_KILL_MS);
     memset(&m->status, 0, sizeof(m->status));
+    /* The folder starts again with the new configuration; the old one
+     * finishes its step and gives the lease up. */
+    for (i = 0; i < m->last; i++)
+        if (is_folder(&m->slots[i]) && !m->slots[i].exiting)
+            signal_slot(&m->slots[i], SIGQUIT, m->cur.conf->worker_shutdown_timeout_ms);
+    memset(&m->folder, 0, sizeof(m->folder));
     /* The serving generation keeps its configuration until the new one
      * is ready; one that never got ready is dropped. */
     if (m->serving == m->cur.number)
@@ -539,6 +574,19 @@ gen_next(const struct gen *g, int64_t next)
     return next;
 }
 
+/* A process of that kind runs (and, unless exiting counts, is not on
+ * its way out: an old folder finishing its step is no reason to wait). */
+static int
+running(const struct master *m, int (*is)(const struct slot *), int exiting)
+{
+    int i;
+
+    for (i = 0; i < m->last; i++)
+        if (is(&m->slots[i]) && (exiting || !m->slots[i].exiting))
+            return 1;
+    return 0;
+}
+
 static void
 run_timers(struct master *m, int64_t now)
 {
@@ -557,13 +605,14 @@ run_timers(struct master *m, int64_t now)
         return;
     respawn_due(m, &m->cur, now);
     respawn_due(m, &m->old, now);
-    /* One status process whenever status.listen is set. */
-    if (m->cur.conf->status.listen != NULL && now >= m->status.at_ms) {
-        for (i = 0; i < m->last; i++)
-            if (is_status(&m->slots[i]))
-                return;
+    /* One status process whenever status.listen is set (once the old one
+     * let the address go), one folder in rollup mode. */
+    if (m->cur.conf->status.listen != NULL && now >= m->status.at_ms
+        && !running(m, is_status, 1))
         spawn(m, status_process, "status process", &m->cur, 0, &m->status);
-    }
+    if (m->cur.conf->report.mode == RD_REPORT_ROLLUP && now >= m->folder.at_ms
+        && !running(m, is_folder, 0))
+        spawn(m, folder_process, "rollup folder", &m->cur, 0, &m->folder);
 }
 
 static int64_t
@@ -579,6 +628,8 @@ next_timer(struct master *m, int64_t now)
         next = gen_next(&m->old, gen_next(&m->cur, next));
         if (m->status.at_ms != 0 && m->status.at_ms < next)
             next = m->status.at_ms;
+        if (m->folder.at_ms != 0 && m->folder.at_ms < next)
+            next = m->folder.at_ms;
     }
     return next > now ? next - now : 0;
 }

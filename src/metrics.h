@@ -36,6 +36,17 @@ struct rd_metrics_worker {
     char     problem[256];      /* why it exits with RD_WORKER_EXIT_FATAL */
 };
 
+/* Written by the rollup folder (folder.c); pid cleared by the master. */
+struct rd_metrics_folder {
+    pid_t    pid;               /* 0: no folder */
+    int      lease;             /* 1: it holds the folders' lease */
+    int64_t  unfolded;          /* records not folded yet */
+    int64_t  behind_s;          /* age of the oldest of them */
+    uint64_t batches;           /* batches folded */
+    uint64_t records;           /* records folded */
+    uint64_t bad_phone;         /* folded records whose phone is not an integer */
+};
+
 struct rd_metrics {
     uint64_t                 tasks[RD_OUT_MAX];
     struct rd_histogram      task_seconds;
@@ -48,6 +59,7 @@ struct rd_metrics {
      * worker places wait on it. */
     char                     problem[512];
     int                      problem_workers;
+    struct rd_metrics_folder folder;
     struct rd_metrics_worker workers[RD_METRICS_WORKERS];
 };
 

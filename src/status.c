@@ -100,6 +100,32 @@ worker_gauge(struct buf *b, const char *name, const char *help, size_t offset)
     }
 }
 
+/* Rollup mode's folder: its lag and its work. */
+static void
+folder_metrics(struct buf *b, const struct rd_metrics_folder *f)
+{
+    put(b, "# HELP reporterd_rollup_unfolded_records Call records not folded into the rollups yet.\n"
+        "# TYPE reporterd_rollup_unfolded_records gauge\nreporterd_rollup_unfolded_records %lld\n",
+        (long long) __atomic_load_n(&f->unfolded, __ATOMIC_RELAXED));
+    put(b, "# HELP reporterd_rollup_behind_seconds Age of the oldest record not folded yet "
+        "(from its ObjectId).\n# TYPE reporterd_rollup_behind_seconds gauge\n"
+        "reporterd_rollup_behind_seconds %lld\n",
+        (long long) __atomic_load_n(&f->behind_s, __ATOMIC_RELAXED));
+    put(b, "# HELP reporterd_rollup_lease_held This host's folder holds the folders' lease.\n"
+        "# TYPE reporterd_rollup_lease_held gauge\nreporterd_rollup_lease_held %d\n",
+        __atomic_load_n(&f->lease, __ATOMIC_RELAXED));
+    put(b, "# HELP reporterd_rollup_batches_total Batches folded by this host.\n"
+        "# TYPE reporterd_rollup_batches_total counter\nreporterd_rollup_batches_total %llu\n",
+        (unsigned long long) load(&f->batches));
+    put(b, "# HELP reporterd_rollup_records_folded_total Records folded by this host.\n"
+        "# TYPE reporterd_rollup_records_folded_total counter\n"
+        "reporterd_rollup_records_folded_total %llu\n", (unsigned long long) load(&f->records));
+    put(b, "# HELP reporterd_rollup_bad_phone_records_total Folded records whose phone is not "
+        "an integer (no report can ask for them).\n"
+        "# TYPE reporterd_rollup_bad_phone_records_total counter\n"
+        "reporterd_rollup_bad_phone_records_total %llu\n", (unsigned long long) load(&f->bad_phone));
+}
+
 static char *
 render_metrics(size_t *len)
 {
@@ -129,6 +155,8 @@ render_metrics(size_t *len)
     put(&b, "# HELP reporterd_reloads_total Configuration reloads applied.\n"
         "# TYPE reporterd_reloads_total counter\nreporterd_reloads_total %llu\n",
         (unsigned long long) load(&m->reloads));
+    if (__atomic_load_n(&m->folder.pid, __ATOMIC_RELAXED) != 0)
+        folder_metrics(&b, &m->folder);
     worker_gauge(&b, "reporterd_worker_broker_connected",
                  "Worker connected to RabbitMQ and consuming.",
                  offsetof(struct rd_metrics_worker, broker_up));

@@ -132,11 +132,17 @@ rd_store_classify(uint32_t domain, uint32_t code, const char *message)
     }
 }
 
-static void
-fail(const bson_error_t *e, int *klass, char *err, size_t errlen)
+void
+rd_store_error(const bson_error_t *e, int *klass, char *err, size_t errlen)
 {
     *klass = rd_store_classify(e->domain, e->code, e->message);
     snprintf(err, errlen, "%s (domain %u, code %u)", e->message, e->domain, e->code);
+}
+
+mongoc_client_t *
+rd_store_client(struct rd_store *st)
+{
+    return st->client;
 }
 
 int
@@ -150,7 +156,7 @@ rd_store_ping(struct rd_store *st, int *klass, char *err, size_t errlen)
     ok = mongoc_client_command_simple(st->client, st->conf->database, &cmd, NULL, NULL, &e);
     bson_destroy(&cmd);
     if (!ok) {
-        fail(&e, klass, err, errlen);
+        rd_store_error(&e, klass, err, errlen);
         return RD_ERROR;
     }
     return RD_OK;
@@ -175,7 +181,7 @@ rd_store_aggregate(struct rd_store *st, const bson_t *pipeline, int max_time_ms,
         }
     }
     if (rc == RD_OK && mongoc_cursor_error(cur, &e)) {
-        fail(&e, klass, err, errlen);
+        rd_store_error(&e, klass, err, errlen);
         rc = RD_ERROR;
     }
     mongoc_cursor_destroy(cur);

@@ -54,6 +54,12 @@ void rd_store_close(struct rd_store *st);
 /* The class of a libmongoc error (bson_error_t's domain, code, message). */
 int  rd_store_classify(uint32_t domain, uint32_t code, const char *message);
 
+/* A libmongoc error as "<message> (domain D, code C)" with its class. */
+void rd_store_error(const bson_error_t *e, int *klass, char *err, size_t errlen);
+
+/* The client, for modules with collections of their own (rollup.c). */
+struct _mongoc_client_t *rd_store_client(struct rd_store *st);
+
 /* RD_OK, or RD_ERROR with *klass set and err filled. */
 int  rd_store_ping(struct rd_store *st, int *klass, char *err, size_t errlen);
 int  rd_store_aggregate(struct rd_store *st, const bson_t *pipeline, int max_time_ms,

@@ -1,0 +1,257 @@
+/*
+ * folder.c -- the rollup folder process (report.mode: rollup), forked and
+ * supervised by the master like nginx's cache manager: it holds the
+ * folders' lease and folds batches of records into the rollups
+ * (rollup.c) back to back while there are any, then every
+ * rollup.interval; it publishes its lag on /metrics.
+ *
+ *   QUIT, channel EOF, master death:  finish the current step, give the
+ *                                     lease up, exit 0
+ *   TERM, INT:                        exit at once (a batch left open is
+ *                                     finished by the next folder)
+ *   USR1:                             reopen the log
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "folder.h"
+#include "log.h"
+#include "metrics.h"
+#include "process.h"
+#include "rollup.h"
+#include "store.h"
+#include "util.h"
+
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_CAP_MS  30000
+
+static volatile sig_atomic_t f_stop, f_terminate, f_reopen;
+
+static void
+on_signal(int sig)
+{
+    switch (sig) {
+    case SIGQUIT: f_stop = 1; break;
+    case SIGTERM:
+    case SIGINT:  f_terminate = f_stop = 1; break;
+    case SIGUSR1: f_reopen = 1; break;
+    }
+}
+
+static void
+setup_signals(void)
+{
+    struct sigaction sa;
+    sigset_t         all;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+#ifdef RD_TEST_HOOKS
+/* REPORTERD_TEST_FOLDER_KILL=<file>: when that file holds the name of the
+ * step just passed, remove it and SIGKILL this process, as kill -9 would
+ * at the worst moment.  A test arms one kill by writing the file. */
+static void
+test_point(const char *step)
+{
+    const char *path = getenv("REPORTERD_TEST_FOLDER_KILL");
+    char        buf[32];
+    size_t      n;
+    FILE       *f;
+
+    if (path == NULL || (f = fopen(path, "r")) == NULL)
+        return;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = '\0';
+    if (strcmp(buf, step) != 0 || unlink(path) != 0)
+        return;
+    rd_info("test hook: killing the folder after \"%s\"", step);
+    raise(SIGKILL);
+}
+#endif
+
+static void
+check_flags(int *chan)
+{
+    if (f_reopen) {
+        f_reopen = 0;
+        rd_log_reopen();
+    }
+    if (*chan >= 0 && rd_channel_recv(*chan) < 0) {
+        rd_warn("the master is gone (channel closed): stopping");
+        close(*chan);
+        *chan = -1;
+        f_stop = 1;
+    }
+}
+
+static void
+publish_lag(struct rd_rollup *r)
+{
+    int64_t unfolded, behind;
+    char    err[512];
+    int     klass;
+
+    if (rd_metrics == NULL)
+        return;
+    if (rd_rollup_lag(r, &unfolded, &behind, &klass, err, sizeof(err)) != RD_OK) {
+        rd_debug("folder: cannot measure the lag: %s", err);
+        return;
+    }
+    __atomic_store_n(&rd_metrics->folder.unfolded, unfolded, __ATOMIC_RELAXED);
+    __atomic_store_n(&rd_metrics->folder.behind_s, behind, __ATOMIC_RELAXED);
+}
+
+static void
+set_lease(int held)
+{
+    if (rd_metrics != NULL)
+        __atomic_store_n(&rd_metrics->folder.lease, held, __ATOMIC_RELAXED);
+}
+
+int
+rd_folder_main(const struct rd_conf *conf, int chan)
+{
+    struct rd_store      *st = NULL;
+    struct rd_rollup     *r = NULL;
+    struct rd_rollup_step step;
+    char                  err[512], owner[128], host[64];
+    int64_t               backoff = 0, lag_at = 0, now;
+    int                   klass, rc, indexed = 0, held = 0;
+
+    f_stop = f_terminate = f_reopen = 0;
+    rd_log_set_role("folder");
+    rd_log_set_level(conf->log_level);
+    rd_proctitle_set("reporterd: rollup folder");
+    setup_signals();
+    if (conf->user != NULL && rd_drop_privileges(conf->user, err, sizeof(err)) != 0) {
+        rd_error("%s", err);
+        rd_metrics_problem(err);
+        return RD_WORKER_EXIT_FATAL;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGQUIT);
+    if (chan >= 0 && getppid() != rd_master_pid)
+        return 0;                       /* the master died before the prctl */
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(owner, sizeof(owner), "%s:%ld", host, (long) getpid());
+    if (rd_metrics != NULL)
+        __atomic_store_n(&rd_metrics->folder.pid, getpid(), __ATOMIC_RELAXED);
+    rd_info("rollup folder started (%s into %s.%s, batches of %d)", conf->mongodb.collection,
+            conf->mongodb.database, conf->rollup.collection, conf->rollup.batch);
+
+    while (!f_stop) {
+        check_flags(&chan);
+        if (f_stop)
+            break;
+        if (backoff > 0) {
+            rd_sleep_ms(backoff, &f_stop);
+            if (f_stop)
+                break;
+        }
+        if (st == NULL) {
+            st = rd_store_new(&conf->mongodb, "reporterd folder", &klass, err, sizeof(err));
+            if (st == NULL) {
+                if (klass != RD_STORE_TRANSIENT) {
+                    rd_error("%s", err);
+                    rd_metrics_problem(err);
+                    return RD_WORKER_EXIT_FATAL;
+                }
+                backoff = rd_backoff_next(backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+                rd_warn("folder: database unreachable, retrying in %lld ms: %s",
+                        (long long) backoff, err);
+                continue;
+            }
+            r = rd_rollup_new(st, conf, owner);
+            if (r == NULL) {
+                rd_alert("folder: out of memory");
+                rd_store_close(st);
+                return 1;
+            }
+#ifdef RD_TEST_HOOKS
+            rd_rollup_set_hook(r, test_point);
+#endif
+        }
+        if (!indexed) {
+            if (rd_rollup_indexes(r, &klass, err, sizeof(err)) != RD_OK) {
+                backoff = rd_backoff_next(backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+                rd_warn("folder: cannot create the indexes rollup mode needs, retrying "
+                        "in %lld ms: %s", (long long) backoff, err);
+                continue;
+            }
+            indexed = 1;
+        }
+        rc = rd_rollup_lease(r, conf->rollup.lease_ms, &klass, err, sizeof(err));
+        if (rc != RD_OK) {
+            if (rc == RD_DECLINED) {
+                if (held || backoff == 0)
+                    rd_info("folder: waiting: %s", err);
+                held = 0;
+                backoff = 0;
+                set_lease(0);
+                rd_sleep_ms(conf->rollup.interval_ms, &f_stop);
+            } else {
+                backoff = rd_backoff_next(backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+                rd_warn("folder: lease: %s; retrying in %lld ms", err, (long long) backoff);
+            }
+            continue;
+        }
+        if (!held)
+            rd_info("folder: holding the lease (%s)", owner);
+        held = 1;
+        set_lease(1);
+        rc = rd_rollup_fold(r, &step, &klass, err, sizeof(err));
+        now = rd_now_ms();
+        if (rc == RD_ERROR) {
+            backoff = rd_backoff_next(backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+            rd_warn("folder: %s; retrying in %lld ms", err, (long long) backoff);
+            continue;
+        }
+        backoff = 0;
+        if (rc == RD_OK) {
+            rd_debug("folder: batch %lld%s: %lld records, %lld phones, %lld invalid, "
+                     "%lld with a phone that is not an integer", (long long) step.batch,
+                     step.resumed ? " (left open by a folder)" : "",
+                     (long long) step.records, (long long) step.phones,
+                     (long long) step.invalid, (long long) step.bad_phone);
+            if (rd_metrics != NULL) {
+                rd_metrics_add(&rd_metrics->folder.batches, 1);
+                rd_metrics_add(&rd_metrics->folder.records, (uint64_t) step.records);
+                rd_metrics_add(&rd_metrics->folder.bad_phone, (uint64_t) step.bad_phone);
+            }
+        }
+        if (rc == RD_AGAIN || now >= lag_at) {
+            publish_lag(r);
+            lag_at = now + conf->rollup.interval_ms;
+        }
+        if (rc == RD_AGAIN)
+            rd_sleep_ms(conf->rollup.interval_ms, &f_stop);
+    }
+    if (r != NULL && held && !f_terminate)
+        rd_rollup_release(r);
+    set_lease(0);
+    rd_rollup_free(r);
+    rd_store_close(st);
+    rd_info("rollup folder exiting (%s)", f_terminate ? "fast stop" : "graceful stop");
+    return 0;
+}

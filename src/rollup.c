@@ -1,0 +1,880 @@
+/*
+ * rollup.c -- rollup mode's MongoDB side: the indexes, the lease, one fold
+ * step (claim, mark, apply a batch), a report from rollups plus the tail,
+ * and reporterctl's rebuild and reset.  rollup.h states the protocol.
+ *
+ * Only what MongoDB 4.4 offers on a standalone server: single-document
+ * atomic updates, unique _id, multi-document updates that may yield, no
+ * transactions, no snapshot reads, no change streams, no update pipelines.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mongoc/mongoc.h>
+
+#include "rollup.h"
+#include "util.h"
+
+#define DUPLICATE_KEY  11000
+
+struct rd_rollup {
+    struct rd_store     *store;
+    mongoc_collection_t *records, *rollups, *batches;
+    const struct rd_conf *conf;
+    char                 owner[128];
+    void               (*hook)(const char *step);
+};
+
+static const char *const sum_fields[] = {
+    "cnt", "cnt_10", "cnt_10_30", "cnt_30", "sum_ms", "sum_ms_over_15", "invalid"
+};
+
+struct rd_rollup *
+rd_rollup_new(struct rd_store *st, const struct rd_conf *conf, const char *owner)
+{
+    struct rd_rollup *r = calloc(1, sizeof(*r));
+    mongoc_client_t  *c = rd_store_client(st);
+    char              name[512];
+
+    if (r == NULL)
+        return NULL;
+    r->store = st;
+    r->conf = conf;
+    snprintf(r->owner, sizeof(r->owner), "%s", owner);
+    snprintf(name, sizeof(name), "%s_batches", conf->rollup.collection);
+    r->records = mongoc_client_get_collection(c, conf->mongodb.database,
+                                              conf->mongodb.collection);
+    r->rollups = mongoc_client_get_collection(c, conf->mongodb.database,
+                                              conf->rollup.collection);
+    r->batches = mongoc_client_get_collection(c, conf->mongodb.database, name);
+    return r;
+}
+
+void
+rd_rollup_free(struct rd_rollup *r)
+{
+    if (r == NULL)
+        return;
+    mongoc_collection_destroy(r->records);
+    mongoc_collection_destroy(r->rollups);
+    mongoc_collection_destroy(r->batches);
+    free(r);
+}
+
+void
+rd_rollup_set_hook(struct rd_rollup *r, void (*hook)(const char *step))
+{
+    r->hook = hook;
+}
+
+static void
+point(const struct rd_rollup *r, const char *step)
+{
+    if (r->hook != NULL)
+        r->hook(step);
+}
+
+static int
+fail(const bson_error_t *e, const char *what, int *klass, char *err, size_t errlen)
+{
+    char msg[512];
+
+    rd_store_error(e, klass, msg, sizeof(msg));
+    snprintf(err, errlen, "%s: %s", what, msg);
+    return RD_ERROR;
+}
+
+static int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* indexes                                                            */
+/* ------------------------------------------------------------------ */
+
+int
+rd_rollup_indexes(struct rd_rollup *r, int *klass, char *err, size_t errlen)
+{
+    bson_t      *cmd;
+    bson_error_t e;
+    bool         ok;
+
+    cmd = BCON_NEW("createIndexes", BCON_UTF8(mongoc_collection_get_name(r->records)),
+                   "indexes", "[",
+                       "{", "key", "{", RD_ROLLUP_FIELD, BCON_INT32(1), "_id", BCON_INT32(1), "}",
+                            "name", BCON_UTF8("reporterd_claim"), "}",
+                       "{", "key", "{", "phone", BCON_INT32(1), RD_ROLLUP_FIELD, BCON_INT32(1), "}",
+                            "name", BCON_UTF8("reporterd_tail"), "}",
+                   "]");
+    ok = mongoc_collection_write_command_with_opts(r->records, cmd, NULL, NULL, &e);
+    bson_destroy(cmd);
+    return ok ? RD_OK : fail(&e, "createIndexes", klass, err, errlen);
+}
+
+/* ------------------------------------------------------------------ */
+/* the lease                                                          */
+/* ------------------------------------------------------------------ */
+
+int
+rd_rollup_lease(struct rd_rollup *r, int64_t ttl_ms, int *klass, char *err, size_t errlen)
+{
+    bson_t      *query, *update, reply;
+    bson_error_t e;
+    bson_iter_t  it;
+    int64_t      now = wall_ms();
+    bool         ok;
+
+    /* Ours already, or expired: take it.  Held by another: the upsert's
+     * insert of _id "lease" fails with a duplicate key. */
+    query = BCON_NEW("_id", BCON_UTF8("lease"),
+                     "$or", "[", "{", "owner", BCON_UTF8(r->owner), "}",
+                                 "{", "expires", "{", "$lt", BCON_DATE_TIME(now), "}", "}", "]");
+    update = BCON_NEW("$set", "{", "owner", BCON_UTF8(r->owner),
+                                   "expires", BCON_DATE_TIME(now + ttl_ms), "}");
+    ok = mongoc_collection_find_and_modify(r->batches, query, NULL, update, NULL,
+                                           false, true, true, &reply, &e);
+    bson_destroy(query);
+    bson_destroy(update);
+    if (!ok && e.code == DUPLICATE_KEY) {
+        bson_destroy(&reply);
+        query = BCON_NEW("_id", BCON_UTF8("lease"));
+        snprintf(err, errlen, "the lease is held by another folder");
+        {
+            mongoc_cursor_t *cur = mongoc_collection_find_with_opts(r->batches, query, NULL, NULL);
+            const bson_t    *doc;
+
+            if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, "owner")
+                && BSON_ITER_HOLDS_UTF8(&it))
+                snprintf(err, errlen, "the lease is held by %s", bson_iter_utf8(&it, NULL));
+            mongoc_cursor_destroy(cur);
+        }
+        bson_destroy(query);
+        return RD_DECLINED;
+    }
+    bson_destroy(&reply);
+    if (!ok)
+        return fail(&e, "lease", klass, err, errlen);
+    point(r, "lease");
+    return RD_OK;
+}
+
+void
+rd_rollup_release(struct rd_rollup *r)
+{
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8("lease"), "owner", BCON_UTF8(r->owner));
+
+    mongoc_collection_delete_one(r->batches, sel, NULL, NULL, NULL);
+    bson_destroy(sel);
+}
+
+/* ------------------------------------------------------------------ */
+/* folding                                                            */
+/* ------------------------------------------------------------------ */
+
+static int64_t
+int64_of(const bson_t *doc, const char *key, int64_t def)
+{
+    bson_iter_t it;
+
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it))
+        return bson_iter_as_int64(&it);
+    return def;
+}
+
+/* The oldest batch not done (*doc a copy, to destroy), else RD_AGAIN. */
+static int
+oldest_open(struct rd_rollup *r, bson_t *doc, int *klass, char *err, size_t errlen)
+{
+    bson_t          *filter, *opts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    int              rc = RD_AGAIN;
+
+    filter = BCON_NEW("_id", "{", "$gte", BCON_INT64(0), "}",
+                      "state", "{", "$in", "[", BCON_UTF8("claimed"), BCON_UTF8("applying"), "]", "}");
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(1));
+    cur = mongoc_collection_find_with_opts(r->batches, filter, opts, NULL);
+    if (mongoc_cursor_next(cur, &d)) {
+        bson_copy_to(d, doc);
+        rc = RD_OK;
+    } else if (mongoc_cursor_error(cur, &e)) {
+        rc = fail(&e, "finding open batches", klass, err, errlen);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* The highest batch number, 0 when there is none. */
+static int
+highest(struct rd_rollup *r, int64_t *n, int *klass, char *err, size_t errlen)
+{
+    bson_t          *filter, *opts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    int              rc = RD_OK;
+
+    filter = BCON_NEW("_id", "{", "$gte", BCON_INT64(0), "}");
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                    "projection", "{", "_id", BCON_INT32(1), "}");
+    cur = mongoc_collection_find_with_opts(r->batches, filter, opts, NULL);
+    *n = 0;
+    if (mongoc_cursor_next(cur, &d))
+        *n = int64_of(d, "_id", 0);
+    else if (mongoc_cursor_error(cur, &e))
+        rc = fail(&e, "finding the last batch", klass, err, errlen);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* Claim batch n: up to rollup.batch unmarked records in _id order, listed
+ * in the batch document.  RD_AGAIN: nothing unmarked; RD_DECLINED:
+ * another folder inserted batch n first. */
+static int
+claim(struct rd_rollup *r, int64_t n, int64_t *count, int *klass, char *err, size_t errlen)
+{
+    bson_t           filter = BSON_INITIALIZER, *opts, doc = BSON_INITIALIZER, ids;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_iter_t      it;
+    bson_error_t     e;
+    char             key[24];
+    const char      *k;
+    uint32_t         i = 0;
+    int              rc = RD_OK;
+
+    BSON_APPEND_NULL(&filter, RD_ROLLUP_FIELD);
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}",
+                    "limit", BCON_INT64(r->conf->rollup.batch),
+                    "projection", "{", "_id", BCON_INT32(1), "}",
+                    "hint", "{", RD_ROLLUP_FIELD, BCON_INT32(1), "_id", BCON_INT32(1), "}");
+    BSON_APPEND_INT64(&doc, "_id", n);
+    BSON_APPEND_UTF8(&doc, "state", "claimed");
+    BSON_APPEND_UTF8(&doc, "by", r->owner);
+    BSON_APPEND_DATE_TIME(&doc, "claimed_at", wall_ms());
+    BSON_APPEND_ARRAY_BEGIN(&doc, "ids", &ids);
+    cur = mongoc_collection_find_with_opts(r->records, &filter, opts, NULL);
+    while (mongoc_cursor_next(cur, &d)) {
+        if (!bson_iter_init_find(&it, d, "_id"))
+            continue;
+        bson_uint32_to_string(i++, &k, key, sizeof(key));
+        bson_append_iter(&ids, k, -1, &it);
+    }
+    if (mongoc_cursor_error(cur, &e))
+        rc = fail(&e, "claim", klass, err, errlen);
+    mongoc_cursor_destroy(cur);
+    bson_append_array_end(&doc, &ids);
+    BSON_APPEND_INT64(&doc, "records", i);
+    if (rc == RD_OK && i == 0)
+        rc = RD_AGAIN;
+    if (rc == RD_OK && !mongoc_collection_insert_one(r->batches, &doc, NULL, NULL, &e)) {
+        if (e.code == DUPLICATE_KEY)
+            rc = RD_DECLINED;
+        else
+            rc = fail(&e, "claim", klass, err, errlen);
+    }
+    if (rc == RD_OK)
+        point(r, "claim");
+    *count = i;
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    bson_destroy(&doc);
+    return rc;
+}
+
+/* Mark the records a batch lists and that are still unmarked. */
+static int
+mark(struct rd_rollup *r, const bson_t *batch, int64_t n, int *klass, char *err, size_t errlen)
+{
+    bson_t       sel = BSON_INITIALIZER, in, ids, *update;
+    bson_iter_t  it;
+    bson_error_t e;
+    uint32_t     len;
+    const uint8_t *data;
+    bool         ok;
+
+    if (!bson_iter_init_find(&it, batch, "ids") || !BSON_ITER_HOLDS_ARRAY(&it))
+        return RD_OK;           /* done already: the list is gone */
+    bson_iter_array(&it, &len, &data);
+    if (!bson_init_static(&ids, data, len))
+        return RD_OK;
+    BSON_APPEND_DOCUMENT_BEGIN(&sel, "_id", &in);
+    BSON_APPEND_ARRAY(&in, "$in", &ids);
+    bson_append_document_end(&sel, &in);
+    BSON_APPEND_NULL(&sel, RD_ROLLUP_FIELD);
+    update = BCON_NEW("$set", "{", RD_ROLLUP_FIELD, BCON_INT64(n), "}");
+    ok = mongoc_collection_update_many(r->records, &sel, update, NULL, NULL, &e);
+    bson_destroy(&sel);
+    bson_destroy(update);
+    if (!ok)
+        return fail(&e, "mark", klass, err, errlen);
+    point(r, "mark");
+    return RD_OK;
+}
+
+/* Move batch n from state `from` to `to` (a no-op if another folder did). */
+static int
+advance(struct rd_rollup *r, int64_t n, const char *from, const char *to,
+        const struct rd_rollup_step *s, int *klass, char *err, size_t errlen)
+{
+    bson_t      *sel, *update;
+    bson_error_t e;
+    bool         ok;
+
+    sel = BCON_NEW("_id", BCON_INT64(n), "state", BCON_UTF8(from));
+    if (strcmp(to, "done") == 0)
+        update = BCON_NEW("$set", "{", "state", BCON_UTF8(to),
+                                       "done_at", BCON_DATE_TIME(wall_ms()),
+                                       "phones", BCON_INT64(s->phones),
+                                       "bad_phone", BCON_INT64(s->bad_phone),
+                                       "invalid", BCON_INT64(s->invalid), "}",
+                          "$unset", "{", "ids", BCON_UTF8(""), "}");
+    else
+        update = BCON_NEW("$set", "{", "state", BCON_UTF8(to), "}");
+    ok = mongoc_collection_update_one(r->batches, sel, update, NULL, NULL, &e);
+    bson_destroy(sel);
+    bson_destroy(update);
+    return ok ? RD_OK : fail(&e, "batch state", klass, err, errlen);
+}
+
+/* Add one phone's share of batch n to its rollup, unless applied. */
+static int
+apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *applied,
+            int *klass, char *err, size_t errlen)
+{
+    bson_t       sel = BSON_INITIALIZER, update = BSON_INITIALIZER, child, lt, opts = BSON_INITIALIZER;
+    const int64_t v[] = { s->cnt, s->cnt_10, s->cnt_10_30, s->cnt_30, s->sum_ms,
+                          s->sum_ms_over_15, s->invalid };
+    bson_error_t e;
+    size_t       i;
+    bool         ok;
+
+    BSON_APPEND_INT64(&sel, "_id", s->phone);
+    BSON_APPEND_DOCUMENT_BEGIN(&sel, "last", &lt);
+    BSON_APPEND_INT64(&lt, "$lt", n);
+    bson_append_document_end(&sel, &lt);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &child);
+    for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        BSON_APPEND_INT64(&child, sum_fields[i], v[i]);
+    bson_append_document_end(&update, &child);
+    if (s->cnt > 0) {
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$min", &child);
+        BSON_APPEND_INT64(&child, "min_ms", s->min_ms);
+        bson_append_document_end(&update, &child);
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$max", &child);
+        BSON_APPEND_INT64(&child, "max_ms", s->max_ms);
+        bson_append_document_end(&update, &child);
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &child);
+    BSON_APPEND_INT64(&child, "last", n);
+    bson_append_document_end(&update, &child);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    ok = mongoc_collection_update_one(r->rollups, &sel, &update, &opts, NULL, &e);
+    bson_destroy(&sel);
+    bson_destroy(&update);
+    bson_destroy(&opts);
+    *applied = ok;
+    if (!ok && e.code == DUPLICATE_KEY)
+        return RD_OK;           /* its last is n or later: applied before */
+    return ok ? RD_OK : fail(&e, "apply", klass, err, errlen);
+}
+
+struct apply_ctx {
+    struct rd_rollup      *r;
+    int64_t                n;
+    struct rd_rollup_step *step;
+    int                   *klass;
+};
+
+static int
+apply_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct apply_ctx    *a = arg;
+    struct rd_phone_sums s;
+    int                  rc, applied;
+
+    memset(&s, 0, sizeof(s));
+    rc = rd_report_parse_sums(row, &s, err, errlen);
+    if (rc == RD_DECLINED) {
+        /* Records whose phone is not an integer: no report asks for them. */
+        a->step->bad_phone += int64_of(row, "cnt", 0) + int64_of(row, "invalid", 0);
+        return 0;
+    }
+    if (rc != RD_OK)
+        return -1;
+    if (apply_phone(a->r, a->n, &s, &applied, a->klass, err, errlen) != RD_OK)
+        return -1;
+    a->step->invalid += s.invalid;
+    if (applied && a->step->phones++ == 0)
+        point(a->r, "apply");
+    return 0;
+}
+
+/* Bring batch n (as its document says) to done. */
+static int
+finish(struct rd_rollup *r, const bson_t *batch, struct rd_rollup_step *step,
+       int *klass, char *err, size_t errlen)
+{
+    struct apply_ctx a;
+    bson_t           p = BSON_INITIALIZER, stage, m;
+    uint32_t         i = 0;
+    int64_t          n = int64_of(batch, "_id", 0);
+    int              rc, k2;
+    const char      *state = "claimed";
+    bson_iter_t      it;
+
+    step->batch = n;
+    step->records = int64_of(batch, "records", 0);
+    if (bson_iter_init_find(&it, batch, "state") && BSON_ITER_HOLDS_UTF8(&it))
+        state = bson_iter_utf8(&it, NULL);
+    if (strcmp(state, "claimed") == 0) {
+        if (mark(r, batch, n, klass, err, errlen) != RD_OK
+            || advance(r, n, "claimed", "applying", step, klass, err, errlen) != RD_OK)
+            return RD_ERROR;
+    }
+    /* Every record the batch claimed is marked now (by n, or by a batch a
+     * racing folder claimed): the set marked n is final. */
+    BSON_APPEND_DOCUMENT_BEGIN(&p, "0", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$match", &m);
+    BSON_APPEND_INT64(&m, RD_ROLLUP_FIELD, n);
+    bson_append_document_end(&stage, &m);
+    bson_append_document_end(&p, &stage);
+    i = 1;
+    rd_report_append_group(&p, &i);
+    a.r = r;
+    a.n = n;
+    a.step = step;
+    a.klass = &k2;
+    k2 = RD_STORE_PERMANENT;
+    rc = rd_store_aggregate(r->store, &p, r->conf->mongodb.max_time_ms, apply_row, &a,
+                            klass, err, errlen);
+    bson_destroy(&p);
+    if (rc != RD_OK) {
+        if (k2 != RD_STORE_PERMANENT)
+            *klass = k2;
+        return RD_ERROR;
+    }
+    return advance(r, n, "applying", "done", step, klass, err, errlen);
+}
+
+int
+rd_rollup_fold(struct rd_rollup *r, struct rd_rollup_step *step, int *klass,
+               char *err, size_t errlen)
+{
+    bson_t  batch;
+    int64_t n, count;
+    int     rc, tries;
+
+    memset(step, 0, sizeof(*step));
+    for (tries = 0; tries < 8; tries++) {
+        bson_init(&batch);
+        rc = oldest_open(r, &batch, klass, err, errlen);
+        if (rc == RD_OK) {
+            step->resumed = 1;
+            rc = finish(r, &batch, step, klass, err, errlen);
+            bson_destroy(&batch);
+            return rc;
+        }
+        bson_destroy(&batch);
+        if (rc != RD_AGAIN)
+            return rc;
+        if (highest(r, &n, klass, err, errlen) != RD_OK)
+            return RD_ERROR;
+        rc = claim(r, n + 1, &count, klass, err, errlen);
+        if (rc == RD_AGAIN || rc == RD_ERROR)
+            return rc;
+        /* Claimed (or lost the race for n + 1): the next round finishes
+         * the oldest open batch, which is ours unless one came before. */
+        step->resumed = 0;
+        if (rc == RD_OK) {
+            bson_init(&batch);
+            rc = oldest_open(r, &batch, klass, err, errlen);
+            if (rc == RD_OK) {
+                step->resumed = int64_of(&batch, "_id", 0) != n + 1;
+                rc = finish(r, &batch, step, klass, err, errlen);
+            } else if (rc == RD_AGAIN) {
+                rc = RD_OK;     /* another folder finished it already */
+                step->batch = n + 1;
+                step->records = count;
+            }
+            bson_destroy(&batch);
+            return rc;
+        }
+    }
+    snprintf(err, errlen, "lost the race for a new batch %d times", tries);
+    *klass = RD_STORE_TRANSIENT;
+    return RD_ERROR;
+}
+
+/* ------------------------------------------------------------------ */
+/* lag                                                                */
+/* ------------------------------------------------------------------ */
+
+int
+rd_rollup_lag(struct rd_rollup *r, int64_t *unfolded, int64_t *behind_s, int *klass,
+              char *err, size_t errlen)
+{
+    bson_t           filter = BSON_INITIALIZER, *opts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_iter_t      it;
+    bson_error_t     e;
+    int64_t          c;
+
+    BSON_APPEND_NULL(&filter, RD_ROLLUP_FIELD);
+    opts = BCON_NEW("hint", "{", RD_ROLLUP_FIELD, BCON_INT32(1), "_id", BCON_INT32(1), "}");
+    c = mongoc_collection_count_documents(r->records, &filter, opts, NULL, NULL, &e);
+    bson_destroy(opts);
+    if (c < 0) {
+        bson_destroy(&filter);
+        return fail(&e, "counting unfolded records", klass, err, errlen);
+    }
+    *unfolded = c;
+    *behind_s = 0;
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(1),
+                    "projection", "{", "_id", BCON_INT32(1), "}",
+                    "hint", "{", RD_ROLLUP_FIELD, BCON_INT32(1), "_id", BCON_INT32(1), "}");
+    cur = mongoc_collection_find_with_opts(r->records, &filter, opts, NULL);
+    if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, "_id")
+        && BSON_ITER_HOLDS_OID(&it)) {
+        int64_t t = (int64_t) bson_oid_get_time_t(bson_iter_oid(&it));
+        int64_t now = wall_ms() / 1000;
+
+        *behind_s = now > t ? now - t : 0;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return RD_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* reports                                                            */
+/* ------------------------------------------------------------------ */
+
+struct tail_ctx {
+    struct rd_phone_sums *stats;
+    size_t                n;
+};
+
+static int
+tail_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct tail_ctx *t = arg;
+
+    return rd_report_add_row(row, t->stats, t->n, err, errlen) == RD_OK ? 0 : -1;
+}
+
+/* The phones' rollups into stats[], their last batches into last[]. */
+static int
+read_rollups(struct rd_rollup *r, struct rd_phone_sums *stats, int64_t *last, size_t n,
+             int max_time_ms, int *klass, char *err, size_t errlen)
+{
+    bson_t           filter = BSON_INITIALIZER, in, arr, *opts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    char             key[24];
+    const char      *k;
+    size_t           i;
+    int              rc = RD_OK;
+
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+    for (i = 0; i < n; i++) {
+        bson_uint32_to_string((uint32_t) i, &k, key, sizeof(key));
+        BSON_APPEND_INT64(&arr, k, stats[i].phone);
+    }
+    bson_append_array_end(&in, &arr);
+    bson_append_document_end(&filter, &in);
+    opts = BCON_NEW("maxTimeMS", BCON_INT32(max_time_ms));
+    cur = mongoc_collection_find_with_opts(r->rollups, &filter, opts, NULL);
+    while (rc == RD_OK && mongoc_cursor_next(cur, &d)) {
+        struct rd_phone_sums s, *into;
+
+        memset(&s, 0, sizeof(s));
+        if (rd_report_parse_sums(d, &s, err, errlen) != RD_OK) {
+            *klass = RD_STORE_PERMANENT;
+            rc = RD_ERROR;
+            break;
+        }
+        into = rd_report_find(stats, n, s.phone);
+        if (into == NULL)
+            continue;
+        if (rd_report_sums_add(into, &s, err, errlen) != RD_OK) {
+            *klass = RD_STORE_PERMANENT;
+            rc = RD_ERROR;
+            break;
+        }
+        last[into - stats] = int64_of(d, "last", 0);
+    }
+    if (rc == RD_OK && mongoc_cursor_error(cur, &e))
+        rc = fail(&e, "reading rollups", klass, err, errlen);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return rc;
+}
+
+/*
+ * The tail: each phone's records unmarked or marked after its rollup's
+ * last batch, one $or branch per phone (an index range on {phone, rb}
+ * that marking only ever moves a record forward in), grouped by _id first
+ * so that a record the scan meets twice counts once.
+ */
+static bson_t *
+tail_pipeline(const struct rd_phone_sums *stats, const int64_t *last, size_t n)
+{
+    bson_t      *p = bson_new(), stage, m, or, br, rb, no;
+    char         key[24];
+    const char  *k;
+    uint32_t     i;
+
+    BSON_APPEND_DOCUMENT_BEGIN(p, "0", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$match", &m);
+    BSON_APPEND_ARRAY_BEGIN(&m, "$or", &or);
+    for (i = 0; i < n; i++) {
+        bson_uint32_to_string(i, &k, key, sizeof(key));
+        BSON_APPEND_DOCUMENT_BEGIN(&or, k, &br);
+        BSON_APPEND_INT64(&br, "phone", stats[i].phone);
+        BSON_APPEND_DOCUMENT_BEGIN(&br, RD_ROLLUP_FIELD, &rb);
+        BSON_APPEND_DOCUMENT_BEGIN(&rb, "$not", &no);
+        BSON_APPEND_INT64(&no, "$lte", last[i]);
+        bson_append_document_end(&rb, &no);
+        bson_append_document_end(&br, &rb);
+        bson_append_document_end(&or, &br);
+    }
+    bson_append_array_end(&m, &or);
+    bson_append_document_end(&stage, &m);
+    bson_append_document_end(p, &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(p, "1", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$group", &m);
+    BSON_APPEND_UTF8(&m, "_id", "$_id");
+    BSON_APPEND_DOCUMENT_BEGIN(&m, "phone", &br);
+    BSON_APPEND_UTF8(&br, "$first", "$phone");
+    bson_append_document_end(&m, &br);
+    BSON_APPEND_DOCUMENT_BEGIN(&m, "start_date", &br);
+    BSON_APPEND_UTF8(&br, "$first", "$start_date");
+    bson_append_document_end(&m, &br);
+    BSON_APPEND_DOCUMENT_BEGIN(&m, "end_date", &br);
+    BSON_APPEND_UTF8(&br, "$first", "$end_date");
+    bson_append_document_end(&m, &br);
+    bson_append_document_end(&stage, &m);
+    bson_append_document_end(p, &stage);
+    i = 2;
+    rd_report_append_group(p, &i);
+    return p;
+}
+
+int
+rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n,
+                 int max_time_ms, int *klass, char *err, size_t errlen)
+{
+    struct tail_ctx t;
+    int64_t        *last, t0, spent;
+    bson_t         *p;
+    int             rc, half;
+
+    if (n == 0)
+        return RD_OK;
+    last = calloc(n, sizeof(*last));
+    if (last == NULL) {
+        *klass = RD_STORE_PERMANENT;
+        snprintf(err, errlen, "out of memory");
+        return RD_ERROR;
+    }
+    /* Half of max_time_ms for the rollups; the tail is not started once
+     * that is spent (rd_conf_budget() counts the two so). */
+    half = max_time_ms / 2 > 0 ? max_time_ms / 2 : 1;
+    t0 = rd_now_ms();
+    rc = read_rollups(r, stats, last, n, half, klass, err, errlen);
+    spent = rd_now_ms() - t0;
+    if (rc == RD_OK && spent > half) {
+        *klass = RD_STORE_TIMEOUT;
+        snprintf(err, errlen, "reading the rollups took %lld ms, over half of "
+                 "mongodb.max_time_ms (%d ms)", (long long) spent, max_time_ms);
+        rc = RD_ERROR;
+    }
+    if (rc == RD_OK) {
+        p = tail_pipeline(stats, last, n);
+        t.stats = stats;
+        t.n = n;
+        rc = rd_store_aggregate(r->store, p, (int) (max_time_ms - spent), tail_row, &t,
+                                klass, err, errlen);
+        bson_destroy(p);
+    }
+    free(last);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* reporterctl                                                        */
+/* ------------------------------------------------------------------ */
+
+struct rebuild_ctx {
+    struct rd_rollup *r;
+    int64_t           g;
+    int64_t           phones;
+    bson_oid_t        stamp;
+};
+
+static int
+rebuild_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct rebuild_ctx  *b = arg;
+    struct rd_phone_sums s;
+    bson_t               sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    bson_error_t         e;
+    size_t               i;
+    int                  rc;
+    bool                 ok;
+
+    memset(&s, 0, sizeof(s));
+    rc = rd_report_parse_sums(row, &s, err, errlen);
+    if (rc == RD_DECLINED)
+        return 0;               /* a phone that is not an integer */
+    if (rc != RD_OK)
+        return -1;
+    {
+        const int64_t f[] = { s.cnt, s.cnt_10, s.cnt_10_30, s.cnt_30, s.sum_ms,
+                              s.sum_ms_over_15, s.invalid };
+
+        BSON_APPEND_INT64(&sel, "_id", s.phone);
+        for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+            BSON_APPEND_INT64(&doc, sum_fields[i], f[i]);
+    }
+    if (s.cnt > 0) {
+        BSON_APPEND_INT64(&doc, "min_ms", s.min_ms);
+        BSON_APPEND_INT64(&doc, "max_ms", s.max_ms);
+    }
+    BSON_APPEND_INT64(&doc, "last", b->g);
+    BSON_APPEND_OID(&doc, "rebuilt", &b->stamp);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    ok = mongoc_collection_replace_one(b->r->rollups, &sel, &doc, &opts, NULL, &e);
+    bson_destroy(&sel);
+    bson_destroy(&doc);
+    bson_destroy(&opts);
+    if (!ok) {
+        snprintf(err, errlen, "rebuild: %s", e.message);
+        return -1;
+    }
+    b->phones++;
+    return 0;
+}
+
+int
+rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones, char *err, size_t errlen)
+{
+    struct rebuild_ctx   b;
+    struct rd_rollup_step step;
+    bson_t               p = BSON_INITIALIZER, stage, m, lte, *sel;
+    bson_error_t         e;
+    uint32_t             i;
+    int                  klass, rc;
+
+    /* Finish what is open, so that every batch up to g is done. */
+    while ((rc = rd_rollup_fold(r, &step, &klass, err, errlen)) == RD_OK && step.resumed)
+        ;
+    if (rc == RD_ERROR)
+        return RD_ERROR;
+    memset(&b, 0, sizeof(b));
+    b.r = r;
+    if (highest(r, &b.g, &klass, err, errlen) != RD_OK)
+        return RD_ERROR;
+    bson_oid_init(&b.stamp, NULL);
+    BSON_APPEND_DOCUMENT_BEGIN(&p, "0", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$match", &m);
+    BSON_APPEND_DOCUMENT_BEGIN(&m, RD_ROLLUP_FIELD, &lte);
+    BSON_APPEND_INT64(&lte, "$lte", b.g);
+    bson_append_document_end(&m, &lte);
+    bson_append_document_end(&stage, &m);
+    bson_append_document_end(&p, &stage);
+    i = 1;
+    rd_report_append_group(&p, &i);
+    rc = rd_store_aggregate(r->store, &p, 3600 * 1000, rebuild_row, &b, &klass, err, errlen);
+    bson_destroy(&p);
+    if (rc != RD_OK)
+        return RD_ERROR;
+    /* Phones no folded record belongs to any more. */
+    sel = BCON_NEW("rebuilt", "{", "$ne", BCON_OID(&b.stamp), "}");
+    if (!mongoc_collection_delete_many(r->rollups, sel, NULL, NULL, &e)) {
+        bson_destroy(sel);
+        snprintf(err, errlen, "rebuild: %s", e.message);
+        return RD_ERROR;
+    }
+    bson_destroy(sel);
+    *phones = b.phones;
+    return RD_OK;
+}
+
+int
+rd_rollup_reset(struct rd_rollup *r, char *err, size_t errlen)
+{
+    bson_error_t e;
+
+    if ((!mongoc_collection_drop_with_opts(r->rollups, NULL, &e)
+         && strstr(e.message, "ns not found") == NULL)
+        || (!mongoc_collection_drop_with_opts(r->batches, NULL, &e)
+            && strstr(e.message, "ns not found") == NULL)) {
+        snprintf(err, errlen, "drop: %s", e.message);
+        return RD_ERROR;
+    }
+    return RD_OK;
+}
+
+int
+rd_rollup_phones(struct rd_rollup *r, int64_t **phones, size_t *n, char *err, size_t errlen)
+{
+    bson_t          *filter, *opts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    int64_t         *v = NULL, *nv;
+    size_t           cap = 0;
+    int              rc = RD_OK;
+
+    *n = 0;
+    filter = bson_new();
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}",
+                    "projection", "{", "_id", BCON_INT32(1), "}");
+    cur = mongoc_collection_find_with_opts(r->rollups, filter, opts, NULL);
+    while (rc == RD_OK && mongoc_cursor_next(cur, &d)) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            nv = realloc(v, cap * sizeof(*v));
+            if (nv == NULL) {
+                snprintf(err, errlen, "out of memory");
+                rc = RD_ERROR;
+                break;
+            }
+            v = nv;
+        }
+        v[(*n)++] = int64_of(d, "_id", 0);
+    }
+    if (rc == RD_OK && mongoc_cursor_error(cur, &e)) {
+        snprintf(err, errlen, "reading rollups: %s", e.message);
+        rc = RD_ERROR;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (rc != RD_OK) {
+        free(v);
+        v = NULL;
+        *n = 0;
+    }
+    *phones = v;
+    return rc;
+}

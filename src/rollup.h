@@ -1,0 +1,125 @@
+/*
+ * rollup.h -- rollup mode's data in MongoDB: per-phone partial aggregates
+ * folded from the call records in numbered batches, and the reading of a
+ * report from them plus the exact tail of records not folded yet.
+ *
+ * The collections (mongodb.database):
+ *
+ *   <mongodb.collection>       the call records; a record folded by batch N
+ *                              carries rb: N (int64), set once, never changed
+ *   <rollup.collection>        one document per phone: _id the phone (int64),
+ *                              the integer fields of struct rd_phone_sums and
+ *                              last: the last batch applied to it
+ *   <rollup.collection>_batches  one document per batch, _id N (int64):
+ *                              state claimed -> applying -> done, the _ids
+ *                              it claims until it is done; and the folders'
+ *                              lease, _id "lease"
+ *
+ * The protocol and the proof that a report is exact at every moment are
+ * in the README ("Rollup mode").  In short:
+ *
+ *   claim   N = highest batch + 1; insert {_id: N, state: claimed, ids}
+ *           listing up to rollup.batch unmarked records in _id order (a
+ *           duplicate key: someone else claimed N first);
+ *   mark    updateMany({_id: {$in: ids}, rb: null}, {$set: {rb: N}}):
+ *           re-runnable, and a no-op once done;
+ *   apply   claimed -> applying; aggregate the records marked N per phone
+ *           and update each phone's rollup guarded on last < N (a
+ *           duplicate key on the upsert: already applied); -> done.
+ *
+ * Batches are finished strictly in order: a folder always works on the
+ * oldest open batch before claiming a new one.  A report reads the
+ * rollups of its phones first, then aggregates, grouped by _id first so
+ * that a record seen twice counts once, the records of each phone that
+ * are unmarked or marked after its rollup's last batch.
+ */
+#ifndef RD_ROLLUP_H
+#define RD_ROLLUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "report.h"
+#include "store.h"
+
+#define RD_ROLLUP_FIELD     "rb"        /* the batch mark on a record */
+
+struct rd_rollup;
+
+/* What one fold step did, for the folder's log and /metrics. */
+struct rd_rollup_step {
+    int64_t  batch;             /* the batch worked on, 0: none */
+    int64_t  records;           /* records it claimed */
+    int64_t  phones;            /* rollup documents it updated */
+    int64_t  bad_phone;         /* records whose phone is not an integer */
+    int64_t  invalid;           /* records left out of the figures */
+    int      resumed;           /* it was an open batch left by a folder */
+};
+
+/*
+ * Handles on the three collections of st's database.  owner names this
+ * folder in the lease and in the batches it claims ("host:pid").  No I/O.
+ */
+struct rd_rollup *rd_rollup_new(struct rd_store *st, const struct rd_conf *conf,
+                                const char *owner);
+void rd_rollup_free(struct rd_rollup *r);
+
+/* Create the indexes rollup mode needs on the records collection, if
+ * missing: {rb: 1, _id: 1} (the claim) and {phone: 1, rb: 1} (the tail). */
+int  rd_rollup_indexes(struct rd_rollup *r, int *klass, char *err, size_t errlen);
+
+/*
+ * Take or renew the folders' lease for ttl_ms.  RD_OK: held by us;
+ * RD_DECLINED: another owner holds an unexpired one (err names it).
+ * Correctness never depends on it; it keeps hosts from folding twice.
+ */
+int  rd_rollup_lease(struct rd_rollup *r, int64_t ttl_ms, int *klass,
+                     char *err, size_t errlen);
+/* Give the lease up (graceful stop), if we hold it. */
+void rd_rollup_release(struct rd_rollup *r);
+
+/*
+ * One step: finish the oldest open batch, or claim a new one and finish
+ * it.  RD_OK with *step filled; RD_AGAIN: nothing to fold; RD_ERROR with
+ * *klass and err.
+ */
+int  rd_rollup_fold(struct rd_rollup *r, struct rd_rollup_step *step, int *klass,
+                    char *err, size_t errlen);
+
+/* Unfolded records and the age in seconds of the oldest (its ObjectId's
+ * time; 0 when its _id is not an ObjectId or none is left). */
+int  rd_rollup_lag(struct rd_rollup *r, int64_t *unfolded, int64_t *behind_s,
+                   int *klass, char *err, size_t errlen);
+
+/*
+ * A report in rollup mode: add to stats[] (as rd_report_init() left it,
+ * n distinct phones) the rollups of those phones, then their tail.  The
+ * same figures live mode computes over the records committed at some
+ * moment between the call and its return.
+ */
+int  rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n,
+                      int max_time_ms, int *klass, char *err, size_t errlen);
+
+/*
+ * reporterctl rollup --rebuild: recompute every phone's rollup from the
+ * records folded so far (after records were deleted or edited).  Safe
+ * while daemons run and fold; see the README.  *phones: documents written.
+ */
+int  rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones, char *err, size_t errlen);
+
+/* Drop the rollup and batches collections (import --drop, seed --drop:
+ * the records are dropped too, so folding starts again from batch 1). */
+int  rd_rollup_reset(struct rd_rollup *r, char *err, size_t errlen);
+
+/* The phones that have a rollup document, in order, for --verify:
+ * *phones is malloc'ed (free it); RD_OK or RD_ERROR. */
+int  rd_rollup_phones(struct rd_rollup *r, int64_t **phones, size_t *n,
+                      char *err, size_t errlen);
+
+/* Called with "claim", "mark", "apply" (after the first phone of a batch)
+ * and "lease" right after each such write: the folder's test hook, which
+ * can kill the process there (REPORTERD_TEST_FOLDER_KILL, test builds). */
+void rd_rollup_set_hook(struct rd_rollup *r, void (*hook)(const char *step));
+
+#endif
