@@ -1,7 +1,8 @@
 /*
  * report.h -- the report itself, apart from any broker or database:
  * the aggregation pipeline MongoDB runs for a task (BSON), the reading of
- * its output rows, and the result message (JSON).  Pure functions, unit
+ * its output rows into integer sums, and the result message (JSON) whose
+ * figures are computed from those integers exactly.  Pure functions, unit
  * tested without a server.
  */
 #ifndef RD_REPORT_H
@@ -14,45 +15,51 @@
 
 #include "task.h"
 
-struct rd_phone_stats {
+/* The integer aggregate of one phone's records; durations in ms.  The field
+ * names of the database rows and of rollup documents are the same words:
+ * cnt, cnt_10, cnt_10_30, cnt_30, sum_ms, sum_ms_over_15, min_ms, max_ms, invalid. */
+struct rd_phone_sums {
     int64_t phone;
-    int64_t cnt_all;
-    int64_t cnt_10, cnt_10_30, cnt_30;
-    double  min_price, max_price, avg_dur, sum_price_over_15;
+    int64_t cnt;              /* valid records */
+    int64_t cnt_10, cnt_10_30, cnt_30;   /* ms < 10000, 10000 <= ms < 30000, ms >= 30000 */
+    int64_t sum_ms;
+    int64_t sum_ms_over_15;   /* sum of ms over records with ms > 15000 */
+    int64_t min_ms, max_ms;   /* meaningful when cnt > 0 */
+    int64_t invalid;          /* records of this phone left out of every figure */
 };
 
 /* The bound on every figure of a result (prices, average duration), in
- * magnitude: 10^15, sixteen digits before the point.  Past 2^53 / 100 a
- * double no longer holds cents, so nothing meaningful is lost; a figure
- * this large comes from an absurd record, and refusing it keeps the
- * result valid JSON of a bounded size. */
-#define RD_REPORT_MAX_FIGURE  1e15
+ * magnitude and in its own units (not cents): 10^15, sixteen digits before
+ * the point.  A figure this large comes from an absurd record or price;
+ * refusing it (an Error result naming the phone and the figure) keeps the
+ * result of a bounded size. */
+#define RD_REPORT_MAX_FIGURE  INT64_C(1000000000000000)
 
-/* $match {phone: {$in: phones}} then one $group computing every figure. */
-bson_t *rd_report_pipeline(const int64_t *phones, size_t n, double price_per_second);
-
-/* Fold one output row of that pipeline into the matching entry of stats[]
- * (as rd_report_init() left it).  -1 with err on a malformed row, a phone
- * not asked for, or a figure that is not finite or not below
- * RD_REPORT_MAX_FIGURE in magnitude: answer the task with an Error result. */
-int     rd_report_add_row(const bson_t *row, struct rd_phone_stats *stats, size_t n,
-                          char *err, size_t errlen);
-
-/* Initialise stats[] for the task's (distinct) phones: all zero, no
- * records, sorted by phone so that rows are matched in O(log n). */
-void    rd_report_init(struct rd_phone_stats *stats, const struct rd_task *task);
+/* Append to pipeline p, from array index *i on (updated), the stages that turn records
+ * {phone, start_date, end_date} into one row per phone value: {_id: <phone as stored>, cnt, ..., invalid}. */
+void    rd_report_append_group(bson_t *p, uint32_t *i);
+/* Live mode: {$match: {phone: {$in: phones}}} then rd_report_append_group. */
+bson_t *rd_report_pipeline(const int64_t *phones, size_t n);
+/* Read a row (or a rollup document: same fields, plus others to ignore) into *s.
+ * RD_DECLINED (err says why) when _id is not an integral number within int64 (a phone
+ * that is not an integer: such records match no requested phone); RD_ERROR on a missing
+ * or non-integer field (a sum that came back as a double = overflow in the database). */
+int     rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size_t errlen);
+/* into += from (counts and sums added, extremes merged; overflow -> RD_ERROR with err). */
+int     rd_report_sums_add(struct rd_phone_sums *into, const struct rd_phone_sums *from,
+                           char *err, size_t errlen);
+void    rd_report_init(struct rd_phone_sums *stats, const struct rd_task *task);  /* sorted by phone */
+struct rd_phone_sums *rd_report_find(struct rd_phone_sums *stats, size_t n, int64_t phone);
+/* parse + find + add; a phone not asked for -> RD_ERROR */
+int     rd_report_add_row(const bson_t *row, struct rd_phone_sums *stats, size_t n, char *err, size_t errlen);
 
 /* Result messages; malloc'ed NUL-terminated JSON, NULL on out of memory.
- * The Complete result lists the phones in the task's order; should a
- * figure in stats[] be out of range, it is an Error result instead. */
-char   *rd_report_complete_json(const struct rd_task *task,
-                                const struct rd_phone_stats *stats,
-                                const char *task_received, double total_duration);
+ * The Complete result lists the phones in the task's order, its figures
+ * computed from stats[] with price_e4 = price_per_second in ten-thousandths;
+ * should a figure reach RD_REPORT_MAX_FIGURE, it is an Error result instead. */
+char   *rd_report_complete_json(const struct rd_task *task, const struct rd_phone_sums *stats,
+                                int64_t price_e4, const char *task_received, double total_duration);
 char   *rd_report_error_json(const struct rd_task *task, const char *error,
                              const char *task_received, double total_duration);
-
-/* Round to 2 decimals, half away from zero; any double, never an overflow
- * (values of 2^52 and more are whole already and come back unchanged). */
-double  rd_round2(double v);
 
 #endif
