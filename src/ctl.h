@@ -7,8 +7,14 @@
 #define RD_CTL_H
 
 #include "conf.h"
+#include "store.h"
 
 int rd_ctl_import(struct rd_conf *conf, int argc, char **argv);
 int rd_ctl_bench(struct rd_conf *conf, int argc, char **argv);
+int rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv);
+
+/* --drop of seed and import: the records, and with them the rollups and
+ * their batches (folding starts again from batch 1). */
+int rd_ctl_drop(const struct rd_conf *conf, struct rd_store *st, char *err, size_t errlen);
 
 #endif

@@ -428,7 +428,7 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
     if (fstat(fileno(f), &stt) == 0 && S_ISREG(stt.st_mode))
         im->total_bytes = stt.st_size;
     im->st = rd_store_open(&conf->mongodb, "reporterctl import", err, sizeof(err));
-    if (im->st == NULL || (drop && rd_store_drop(im->st, err, sizeof(err)) != RD_OK)) {
+    if (im->st == NULL || (drop && rd_ctl_drop(conf, im->st, err, sizeof(err)) != RD_OK)) {
         fprintf(stderr, "reporterctl: %s\n", err);
         rc = 1;
         goto done;

@@ -85,11 +85,14 @@ struct rd_job_facts {
 void rd_job_decide_before(const struct rd_job_facts *f, struct rd_job_decision *dec);
 void rd_job_decide_after(const struct rd_job_facts *f, struct rd_job_decision *dec);
 
+struct rd_rollup;
+
 /* What the executor works with; the worker's cycle owns all of it. */
 struct rd_job_env {
     const struct rd_conf              *conf;
     struct rd_broker                  *broker;
     struct rd_store                   *store;
+    struct rd_rollup                  *rollup;      /* rollup mode, else NULL */
     const volatile sig_atomic_t       *terminate;   /* fast stop ordered */
     int64_t                            test_delay_ms;    /* after each query */
     int64_t                            test_crash_phone; /* RD_TEST_HOOKS */

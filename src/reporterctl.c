@@ -6,6 +6,7 @@
  *   reporterctl [-c FILE] results [-n N] [--timeout SEC]
  *   reporterctl [-c FILE] import FILE|- [--format json|ndjson|csv] [--batch N] [--drop]
  *   reporterctl [-c FILE] bench [-n N] [--concurrency C | --rate R] [--phones LIST] [--json]
+ *   reporterctl [-c FILE] rollup [--status | --fold | --verify [PHONE...] | --rebuild]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -52,7 +53,11 @@ usage(FILE *out)
             "           exit status 3: imported, but some records were malformed\n"
             "  bench    publish tasks and measure throughput and latency\n"
             "           -n N (100)  --concurrency C (4) | --rate R/s  --phones-per-task K (10)\n"
-            "           --max-phone P (200) | --phones 1,2,3  --timeout SEC (300)  --json\n");
+            "           --max-phone P (200) | --phones 1,2,3  --timeout SEC (300)  --json\n"
+            "  rollup   rollup mode (report.mode: rollup): --status (default): lag and lease;\n"
+            "           --fold: fold every unfolded record now; --verify [PHONE...]: compare\n"
+            "           the rollups (all, or these phones) with live mode, exit status 4 when\n"
+            "           one differs; --rebuild: recompute every rollup (after deletes or edits)\n");
 }
 
 /* xorshift64*: a fixed seed gives the same data set everywhere. */
@@ -113,7 +118,7 @@ cmd_seed(struct rd_conf *conf, int argc, char **argv)
         fprintf(stderr, "reporterctl: %s\n", err);
         return 1;
     }
-    if (drop && rd_store_drop(st, err, sizeof(err)) != RD_OK) {
+    if (drop && rd_ctl_drop(conf, st, err, sizeof(err)) != RD_OK) {
         fprintf(stderr, "reporterctl: %s\n", err);
         rd_store_close(st);
         return 1;
@@ -350,6 +355,8 @@ main(int argc, char **argv)
         rc = rd_ctl_import(conf, argc, argv);
     else if (strcmp(cmd, "bench") == 0)
         rc = rd_ctl_bench(conf, argc, argv);
+    else if (strcmp(cmd, "rollup") == 0)
+        rc = rd_ctl_rollup(conf, argc, argv);
     else {
         fprintf(stderr, "reporterctl: unknown command \"%s\"\n", cmd);
         usage(stderr);

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
+#include "rollup.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
@@ -46,6 +47,7 @@ struct worker {
     int                   chan;
     struct rd_broker     *broker;
     struct rd_store      *store;
+    struct rd_rollup     *rollup;       /* report.mode: rollup */
     int                   consuming;
     int                   store_ok;
     int64_t               backoff_ms;
@@ -165,6 +167,11 @@ connect_all(struct worker *w)
             backoff(w, "database unreachable", err);
             return RD_AGAIN;
         }
+        if (c->report.mode == RD_REPORT_ROLLUP) {
+            w->rollup = rd_rollup_new(w->store, c, name);
+            if (w->rollup == NULL)
+                return fatal("out of memory");
+        }
     }
     if (!w->store_ok) {
         if (rd_store_ping(w->store, &klass, err, sizeof(err)) != RD_OK) {
@@ -218,6 +225,7 @@ handle(struct worker *w, const struct rd_delivery *d)
     env.conf = w->conf;
     env.broker = w->broker;
     env.store = w->store;
+    env.rollup = w->rollup;
     env.terminate = &w_terminate;
     env.test_delay_ms = w->test_delay_ms;
     env.test_crash_phone = w->test_crash_phone;
@@ -383,6 +391,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
         drop_broker(&w, 0);
     if (w.broker != NULL)
         drop_broker(&w, !w_terminate);
+    rd_rollup_free(w.rollup);
     rd_store_close(w.store);
     rd_info("worker exiting (%s)", w_terminate ? "fast stop" : status ? "fatal error"
                                                                        : "graceful stop");

@@ -1,0 +1,284 @@
+/*
+ * ctl_rollup.c -- reporterctl rollup: the operator's handle on rollup mode.
+ *
+ *   reporterctl rollup [--status]         unfolded records, lag, lease holder
+ *   reporterctl rollup --fold             fold everything unfolded now
+ *   reporterctl rollup --verify [PHONE…]  recompute phones live and compare
+ *   reporterctl rollup --rebuild          recompute every rollup from the
+ *                                         records folded so far
+ *
+ * Exit status: 0 done (verify: every phone equal), 1 an error, 4 verify
+ * found a phone whose rollup figures differ from live mode's.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "report.h"
+#include "rollup.h"
+#include "store.h"
+#include "util.h"
+
+#define VERIFY_CHUNK   100      /* phones compared per round trip */
+#define VERIFY_TRIES   3        /* a phone being written to may differ once */
+#define EXIT_MISMATCH  4
+
+static int
+sums_equal(const struct rd_phone_sums *a, const struct rd_phone_sums *b)
+{
+    return a->cnt == b->cnt && a->cnt_10 == b->cnt_10 && a->cnt_10_30 == b->cnt_10_30
+           && a->cnt_30 == b->cnt_30 && a->sum_ms == b->sum_ms
+           && a->sum_ms_over_15 == b->sum_ms_over_15 && a->invalid == b->invalid
+           && (a->cnt == 0 || (a->min_ms == b->min_ms && a->max_ms == b->max_ms));
+}
+
+static void
+print_sums(const char *what, const struct rd_phone_sums *s)
+{
+    printf("  %-6s cnt %" PRId64 " (%" PRId64 "/%" PRId64 "/%" PRId64 ") sum_ms %" PRId64
+           " over_15 %" PRId64 " min_ms %" PRId64 " max_ms %" PRId64 " invalid %" PRId64 "\n",
+           what, s->cnt, s->cnt_10, s->cnt_10_30, s->cnt_30, s->sum_ms, s->sum_ms_over_15,
+           s->cnt ? s->min_ms : 0, s->cnt ? s->max_ms : 0, s->invalid);
+}
+
+struct live_ctx {
+    struct rd_phone_sums *stats;
+    size_t                n;
+};
+
+static int
+live_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct live_ctx *l = arg;
+
+    return rd_report_add_row(row, l->stats, l->n, err, errlen) == RD_OK ? 0 : -1;
+}
+
+static int
+cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Both ways for phones[0..n) (distinct, sorted): rollup into ru[], live into lv[]. */
+static int
+both_ways(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
+          const int64_t *phones, size_t n, struct rd_phone_sums *ru,
+          struct rd_phone_sums *lv, char *err, size_t errlen)
+{
+    struct live_ctx l;
+    bson_t         *p;
+    size_t          i;
+    int             klass, rc;
+
+    for (i = 0; i < n; i++) {
+        memset(&ru[i], 0, sizeof(ru[i]));
+        memset(&lv[i], 0, sizeof(lv[i]));
+        ru[i].phone = lv[i].phone = phones[i];
+    }
+    if (rd_rollup_report(r, ru, n, conf->mongodb.max_time_ms, &klass, err, errlen) != RD_OK)
+        return RD_ERROR;
+    p = rd_report_pipeline(phones, n);
+    l.stats = lv;
+    l.n = n;
+    rc = rd_store_aggregate(st, p, conf->mongodb.max_time_ms, live_row, &l, &klass, err, errlen);
+    bson_destroy(p);
+    return rc;
+}
+
+static int
+verify(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
+       int64_t *phones, size_t n)
+{
+    struct rd_phone_sums ru[VERIFY_CHUNK], lv[VERIFY_CHUNK];
+    char                 err[1024];
+    size_t               at, k, i, bad = 0;
+    int                  tries, diff;
+
+    qsort(phones, n, sizeof(*phones), cmp64);
+    for (at = 0, k = 0; at < n; at++)           /* distinct */
+        if (k == 0 || phones[k - 1] != phones[at])
+            phones[k++] = phones[at];
+    n = k;
+    for (at = 0; at < n; at += k) {
+        k = n - at < VERIFY_CHUNK ? n - at : VERIFY_CHUNK;
+        for (tries = 0; tries < VERIFY_TRIES; tries++) {
+            if (both_ways(st, r, conf, phones + at, k, ru, lv, err, sizeof(err)) != RD_OK) {
+                fprintf(stderr, "reporterctl: rollup --verify: %s\n", err);
+                return 1;
+            }
+            for (diff = 0, i = 0; i < k; i++)
+                diff += !sums_equal(&ru[i], &lv[i]);
+            if (diff == 0)
+                break;
+        }
+        for (i = 0; i < k; i++) {
+            if (sums_equal(&ru[i], &lv[i]))
+                continue;
+            bad++;
+            printf("phone %" PRId64 ": the rollup and its tail differ from the records "
+                   "(%d tries)\n", ru[i].phone, VERIFY_TRIES);
+            print_sums("rollup", &ru[i]);
+            print_sums("live", &lv[i]);
+        }
+    }
+    printf("verified %zu phones: %zu differ\n", n, bad);
+    if (bad > 0)
+        printf("run `reporterctl rollup --rebuild` to recompute the rollups "
+               "(records are expected to be append-only)\n");
+    return bad > 0 ? EXIT_MISMATCH : 0;
+}
+
+static int
+fold_all(struct rd_rollup *r)
+{
+    struct rd_rollup_step step;
+    int64_t               batches = 0, records = 0;
+    char                  err[1024];
+    int                   klass, rc;
+
+    while ((rc = rd_rollup_fold(r, &step, &klass, err, sizeof(err))) == RD_OK) {
+        batches++;
+        records += step.records;
+    }
+    if (rc == RD_ERROR) {
+        fprintf(stderr, "reporterctl: rollup --fold: %s\n", err);
+        return 1;
+    }
+    printf("folded %" PRId64 " records in %" PRId64 " batches\n", records, batches);
+    return 0;
+}
+
+static int
+status(struct rd_rollup *r)
+{
+    int64_t unfolded, behind;
+    char    err[1024];
+    int     klass, rc;
+
+    if (rd_rollup_lag(r, &unfolded, &behind, &klass, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: rollup: %s\n", err);
+        return 1;
+    }
+    printf("unfolded records: %" PRId64 "\nbehind: %" PRId64 " s\n", unfolded, behind);
+    /* Asking for a lease of 1 ms tells who holds one, taking only a
+     * free one, and gives it straight back. */
+    rc = rd_rollup_lease(r, 1, &klass, err, sizeof(err));
+    if (rc == RD_DECLINED)
+        printf("lease: %s\n", err);
+    else if (rc == RD_OK) {
+        printf("lease: free (no folder is running)\n");
+        rd_rollup_release(r);
+    }
+    return 0;
+}
+
+int
+rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "status", no_argument, NULL, 's' }, { "fold", no_argument, NULL, 'f' },
+        { "verify", no_argument, NULL, 'v' }, { "rebuild", no_argument, NULL, 'r' },
+        { NULL, 0, NULL, 0 }
+    };
+    struct rd_store  *st;
+    struct rd_rollup *r;
+    int64_t          *phones = NULL, written;
+    size_t            n = 0;
+    char              err[1024], owner[64], *end;
+    int               opt, what = 's', rc = 0, i, klass;
+
+    err[0] = '\0';
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (opt == '?')
+            return 1;
+        what = opt;
+    }
+    if (optind < argc && what != 'v') {
+        fprintf(stderr, "reporterctl: rollup: phones are for --verify only\n");
+        return 1;
+    }
+    st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
+    if (st == NULL) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        return 1;
+    }
+    snprintf(owner, sizeof(owner), "reporterctl:%ld", (long) getpid());
+    r = rd_rollup_new(st, conf, owner);
+    if (r == NULL) {
+        fprintf(stderr, "reporterctl: out of memory\n");
+        rd_store_close(st);
+        return 1;
+    }
+    switch (what) {
+    case 's':
+        rc = status(r);
+        break;
+    case 'f':
+        rc = rd_rollup_indexes(r, &klass, err, sizeof(err)) == RD_OK ? fold_all(r) : 1;
+        if (rc != 0 && err[0] != '\0')
+            fprintf(stderr, "reporterctl: rollup --fold: %s\n", err);
+        break;
+    case 'r':
+        if (rd_rollup_rebuild(r, &written, err, sizeof(err)) != RD_OK) {
+            fprintf(stderr, "reporterctl: rollup --rebuild: %s\n", err);
+            rc = 1;
+        } else {
+            printf("rebuilt %" PRId64 " phones\n", written);
+        }
+        break;
+    case 'v':
+        if (optind < argc) {
+            n = (size_t) (argc - optind);
+            phones = calloc(n, sizeof(*phones));
+            for (i = optind; phones != NULL && i < argc; i++) {
+                phones[i - optind] = strtoll(argv[i], &end, 10);
+                if (*argv[i] == '\0' || *end != '\0') {
+                    fprintf(stderr, "reporterctl: rollup --verify: \"%s\" is not a phone\n",
+                            argv[i]);
+                    rc = 1;
+                    break;
+                }
+            }
+        } else if (rd_rollup_phones(r, &phones, &n, err, sizeof(err)) != RD_OK) {
+            fprintf(stderr, "reporterctl: rollup --verify: %s\n", err);
+            rc = 1;
+        }
+        if (rc == 0 && phones == NULL && n > 0) {
+            fprintf(stderr, "reporterctl: out of memory\n");
+            rc = 1;
+        }
+        if (rc == 0)
+            rc = verify(st, r, conf, phones, n);
+        free(phones);
+        break;
+    }
+    rd_rollup_free(r);
+    rd_store_close(st);
+    return rc;
+}
+
+int
+rd_ctl_drop(const struct rd_conf *conf, struct rd_store *st, char *err, size_t errlen)
+{
+    struct rd_rollup *r;
+    int               rc;
+
+    if (rd_store_drop(st, err, errlen) != RD_OK)
+        return RD_ERROR;
+    r = rd_rollup_new(st, conf, "reporterctl");
+    if (r == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RD_ERROR;
+    }
+    rc = rd_rollup_reset(r, err, errlen);
+    rd_rollup_free(r);
+    return rc;
+}
