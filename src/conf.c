@@ -54,7 +54,7 @@ rd_conf_cpus(const struct rd_conf_opt *opt, int i)
 #define RD_BOOL(k, f, d, fl)            RD_ROW(k, RD_CONF_BOOL, f, 0, 0, d, fl)
 #define RD_INT(k, f, lo, hi, d, fl)     RD_ROW(k, RD_CONF_INT, f, lo, hi, d, fl)
 #define RD_SIZE(k, f, lo, hi, d, fl)    RD_ROW(k, RD_CONF_SIZE, f, lo, hi, d, fl)
-#define RD_DOUBLE(k, f, lo, hi, d, fl)  RD_ROW(k, RD_CONF_DOUBLE, f, lo, hi, d, fl)
+#define RD_DECIMAL(k, f, lo, hi, d, fl) RD_ROW(k, RD_CONF_DECIMAL, f, lo, hi, d, fl)
 #define RD_STR(k, f, lo, hi, d, fl)     RD_ROW(k, RD_CONF_STR, f, lo, hi, d, fl)
 #define RD_DURATION(k, f, lo, hi, d, fl)                                      \
     RD_ROW(k, RD_CONF_DURATION, f, lo, hi, d, fl)
@@ -131,9 +131,10 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     RD_INT     ("task.max_depth",             task.max_depth, 2, 1000, "16", 0),
 
     /* At most 10^6 a second: every figure of a result stays far below
-     * RD_REPORT_MAX_FIGURE for any sane record. */
+     * RD_REPORT_MAX_FIGURE for any sane record, and ms * price_e4 stays
+     * far inside 128 bits for any 64-bit sum. */
     RD_SECTION ("report"),
-    RD_DOUBLE  ("report.price_per_second",    report.price_per_second, 0, 1000000, "10", 0),
+    RD_DECIMAL ("report.price_per_second",    report.price_e4, 0, 1000000, "10", 0),
     RD_ENUM    ("report.mode",                report.mode, rd_conf_report_modes, "live", 0),
 
     /* Rollup mode's folding (rollup.h); the collection's default is derived. */
@@ -327,9 +328,9 @@ rd_conf_same(const struct rd_conf_opt *opt, const struct rd_conf *a,
         sb = *(char *const *) rd_conf_field(b, opt);
         return sa == sb || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
 
-    case RD_CONF_DOUBLE:
-        return *(const double *) rd_conf_field(a, opt)
-               == *(const double *) rd_conf_field(b, opt);
+    case RD_CONF_DECIMAL:
+        return *(const int64_t *) rd_conf_field(a, opt)
+               == *(const int64_t *) rd_conf_field(b, opt);
 
     default:
         return *(const int *) rd_conf_field(a, opt)

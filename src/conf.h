@@ -97,7 +97,8 @@ enum rd_report_mode {
 };
 
 struct rd_conf_report {
-    double  price_per_second;   /* 10 (finite, >= 0) */
+    int64_t price_e4;           /* report.price_per_second in ten-thousandths:
+                                   100000 (0..10^10; at most 4 decimals) */
     int     mode;               /* enum rd_report_mode, "live" */
 };
 

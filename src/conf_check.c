@@ -349,32 +349,6 @@ rd_conf_mongodb(struct rd_conf_ctx *ctx)
 
 
 /*
- * The upper bounds of numbers with a fraction: the scalar's conversion
- * checks that it is finite and not below the row's min; the row's max,
- * when not 0, is checked here.
- */
-static int
-rd_conf_double_max(struct rd_conf_ctx *ctx)
-{
-    const struct rd_conf_opt  *opt;
-    double                     d;
-    size_t                     i;
-
-    for (i = 0; i < rd_conf_nopts; i++) {
-        opt = &rd_conf_opts[i];
-        if (opt->type != RD_CONF_DOUBLE || opt->max == 0)
-            continue;
-        d = *(double *) rd_conf_field(ctx->conf, opt);
-        if (d > (double) opt->max)
-            return rd_conf_fail(ctx, opt, "%.15g is out of range "
-                                "(a finite number from %lld to %lld)",
-                                d, opt->min, opt->max);
-    }
-    return 0;
-}
-
-
-/*
  * One timeout the uri may set (name as libmongoc spells it, in lower
  * case): its value, 0 meaning the driver's default, else ours.  A negative
  * one would never expire.
@@ -668,9 +642,6 @@ rd_conf_finish(struct rd_conf_ctx *ctx)
         memcpy(ctx->conf->rollup.collection, c, n);
         memcpy(ctx->conf->rollup.collection + n, "_rollup", sizeof("_rollup"));
     }
-
-    if (rd_conf_double_max(ctx) != 0)
-        return -1;
 
     return rd_conf_check(ctx);
 }

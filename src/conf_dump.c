@@ -144,8 +144,8 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
     const void  *field;
     const char  *s;
     char        *masked, buf[32];
-    double       d;
-    int          v, word;
+    int64_t      e4;
+    int          v, word, n;
 
     field = rd_conf_field(conf, opt);
     v = *(const int *) field;
@@ -184,12 +184,16 @@ rd_conf_dump_value(const struct rd_conf *conf, const struct rd_conf_opt *opt,
             fprintf(out, "%dms", v);
         break;
 
-    case RD_CONF_DOUBLE:
-        /* the shortest form that reads back as the same number */
-        d = *(const double *) field;
-        snprintf(buf, sizeof(buf), "%.15g", d);
-        if (strtod(buf, NULL) != d)
-            snprintf(buf, sizeof(buf), "%.17g", d);
+    case RD_CONF_DECIMAL:
+        /* the decimal as written, without trailing zeros */
+        e4 = *(const int64_t *) field;
+        n = snprintf(buf, sizeof(buf), "%s%lld.%04lld", e4 < 0 ? "-" : "",
+                     (long long) (e4 < 0 ? -(e4 / 10000) : e4 / 10000),
+                     (long long) (e4 < 0 ? -(e4 % 10000) : e4 % 10000));
+        while (n > 0 && buf[n - 1] == '0')
+            buf[--n] = '\0';
+        if (n > 0 && buf[n - 1] == '.')
+            buf[--n] = '\0';
         fputs(buf, out);
         break;
 

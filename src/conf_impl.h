@@ -35,7 +35,9 @@ enum rd_conf_type {
     RD_CONF_STR,
     RD_CONF_ENUM,
     RD_CONF_DURATION,
-    RD_CONF_DOUBLE,
+    RD_CONF_DECIMAL,   /* a decimal with at most 4 fraction digits, kept as
+                          an int64_t number of ten-thousandths; min, max
+                          in whole units */
     RD_CONF_SIZE
 };
 

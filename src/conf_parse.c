@@ -14,7 +14,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -147,15 +146,66 @@ invalid:
 }
 
 
+/*
+ * A decimal read from its text, never through a double: [-]digits with
+ * at most 4 fraction digits ("0.7", "12.3456", "10"), kept in
+ * ten-thousandths, within the row's min..max whole units.
+ */
+static int
+rd_conf_decimal(const struct rd_conf_opt *opt, const char *s, int64_t *out,
+    char *msg, size_t len)
+{
+    const char  *p;
+    int64_t      v, lim;
+    int          neg, digits, frac;
+
+    p = s;
+    neg = (*p == '-');
+    if (neg)
+        p++;
+    lim = (int64_t) (opt->max > -opt->min ? opt->max : -opt->min) * 10000;
+    v = 0;
+    digits = 0;
+    for ( /* void */ ; isdigit((unsigned char) *p); p++, digits++) {
+        if (v <= lim)
+            v = v * 10 + (*p - '0');
+    }
+    frac = 0;
+    if (*p == '.') {
+        for (p++; isdigit((unsigned char) *p); p++, frac++) {
+            if (frac < 4)
+                v = v * 10 + (*p - '0');
+        }
+    }
+    if (digits == 0 || *p != '\0' || (frac == 0 && p[-1] == '.')) {
+        snprintf(msg, len, "\"%s\" is not a decimal number (like 10 or 0.25)", s);
+        return -1;
+    }
+    if (frac > 4) {
+        snprintf(msg, len, "%s has more than 4 decimals", s);
+        return -1;
+    }
+    for ( /* void */ ; frac < 4; frac++) {
+        if (v <= lim)
+            v *= 10;
+    }
+    if (v > lim || (neg ? -v : v) < opt->min * 10000 || (neg ? -v : v) > opt->max * 10000) {
+        snprintf(msg, len, "%s is out of range (%lld..%lld)", s, opt->min, opt->max);
+        return -1;
+    }
+    *out = neg ? -v : v;
+    return 0;
+}
+
+
 /* Convert s to the option's type and store it; on error fill msg. */
 static int
 rd_conf_set(struct rd_conf *conf, const struct rd_conf_opt *opt,
     const char *s, char *msg, size_t len)
 {
     void        *field;
-    char        *str, *end;
+    char        *str;
     long long    v;
-    double       d;
     size_t       n;
     int          i;
 
@@ -199,22 +249,8 @@ rd_conf_set(struct rd_conf *conf, const struct rd_conf_opt *opt,
         *(int *) field = (int) v;
         return 0;
 
-    case RD_CONF_DOUBLE:
-        errno = 0;
-        d = strtod(s, &end);
-        if (!(isdigit((unsigned char) s[0]) || s[0] == '-' || s[0] == '.')
-            || end == s || *end != '\0')
-        {
-            snprintf(msg, len, "\"%s\" is not a number", s);
-            return -1;
-        }
-        if (!isfinite(d) || d < (double) opt->min) {
-            snprintf(msg, len, "%s is out of range (a finite number >= %lld)",
-                     s, opt->min);
-            return -1;
-        }
-        *(double *) field = d;
-        return 0;
+    case RD_CONF_DECIMAL:
+        return rd_conf_decimal(opt, s, (int64_t *) field, msg, len);
 
     case RD_CONF_STR:
         n = strlen(s);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "report.h"
+#include "rollup.h"
 #include "store.h"
 #include "task.h"
 #include "util.h"
@@ -165,7 +166,7 @@ message_id(const struct rd_task *t, uint64_t fp, char *out, size_t size)
 /* Build the result, publish it and ack its task once the broker confirmed it. */
 static enum rd_job_outcome
 answer(const struct rd_job_env *env, const struct rd_delivery *d, const struct rd_task *t,
-       const struct rd_phone_stats *stats, const struct rd_job_decision *dec, uint64_t fp,
+       const struct rd_phone_sums *stats, const struct rd_job_decision *dec, uint64_t fp,
        const char *received, double t0)
 {
     struct rd_publish p = { 0 };
@@ -173,7 +174,7 @@ answer(const struct rd_job_env *env, const struct rd_delivery *d, const struct r
     int               rc;
 
     if (dec->kind == RD_OUT_COMPLETE)
-        json = rd_report_complete_json(t, stats, received, rd_now_sec() - t0);
+        json = rd_report_complete_json(t, stats, env->conf->report.price_e4, received, rd_now_sec() - t0);
     else
         json = rd_report_error_json(t, dec->text, received, rd_now_sec() - t0);
     if (json == NULL) {
@@ -239,7 +240,7 @@ dead_letter(const struct rd_job_env *env, const struct rd_delivery *d, int64_t a
 }
 
 struct rows {
-    struct rd_phone_stats *stats;
+    struct rd_phone_sums *stats;
     size_t                 n;
 };
 
@@ -253,12 +254,12 @@ add_row(const bson_t *row, void *arg, char *err, size_t errlen)
 
 /* Have the database aggregate the task; fills f's query facts.  The
  * figures (NULL when memory ran out), for the caller to free. */
-static struct rd_phone_stats *
+static struct rd_phone_sums *
 query(const struct rd_job_env *env, const struct rd_task *t, struct rd_job_facts *f,
       char *err, size_t errlen)
 {
     const struct rd_conf  *c = env->conf;
-    struct rd_phone_stats *stats;
+    struct rd_phone_sums *stats;
     struct rows            rows;
     bson_t                *pipeline;
     double                 t1;
@@ -278,14 +279,22 @@ query(const struct rd_job_env *env, const struct rd_task *t, struct rd_job_facts
     rd_report_init(stats, t);
     rows.stats = stats;
     rows.n = t->nphones;
-    pipeline = rd_report_pipeline(t->phones, t->nphones, c->report.price_per_second);
     t1 = rd_now_sec();
-    rc = rd_store_aggregate(env->store, pipeline, c->mongodb.max_time_ms, add_row, &rows,
-                            &klass, err, errlen);
+    if (env->rollup != NULL) {
+        rc = rd_rollup_report(env->rollup, stats, t->nphones, c->mongodb.max_time_ms,
+                              &klass, err, errlen);
+    } else {
+        pipeline = rd_report_pipeline(t->phones, t->nphones);
+        rc = rd_store_aggregate(env->store, pipeline, c->mongodb.max_time_ms, add_row, &rows,
+                                &klass, err, errlen);
+        bson_destroy(pipeline);
+    }
     rd_metrics_db(rd_now_sec() - t1);
-    bson_destroy(pipeline);
     if (env->test_delay_ms > 0)
         rd_sleep_ms(env->test_delay_ms, NULL);
+    if (rc == RD_OK)
+        for (size_t i = 0; i < t->nphones; i++)
+            rd_metrics_invalid((uint64_t) stats[i].invalid);
     f->stopping = *env->terminate != 0;
     f->failed = rc == RD_OK ? 0 : klass;
     f->query_err = err;
@@ -295,7 +304,7 @@ query(const struct rd_job_env *env, const struct rd_task *t, struct rd_job_facts
 
 static enum rd_job_outcome
 act(const struct rd_job_env *env, const struct rd_delivery *d, const struct rd_job_facts *f,
-    const struct rd_phone_stats *stats, const struct rd_job_decision *dec, uint64_t fp,
+    const struct rd_phone_sums *stats, const struct rd_job_decision *dec, uint64_t fp,
     const char *received, double t0)
 {
     switch (dec->verb) {
@@ -328,7 +337,7 @@ rd_job_handle(const struct rd_job_env *env, const struct rd_delivery *d)
     struct rd_job_facts     f;
     struct rd_job_decision  dec;
     struct rd_task          t;
-    struct rd_phone_stats  *stats = NULL;
+    struct rd_phone_sums  *stats = NULL;
     char                    received[40], perr[512] = "", qerr[512] = "";
     uint64_t                fp = rd_charge_fingerprint(d->body, d->len);
     double                  t0;

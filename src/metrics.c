@@ -64,6 +64,13 @@ rd_metrics_db(double seconds)
 }
 
 void
+rd_metrics_invalid(uint64_t records)
+{
+    if (rd_metrics != NULL && records > 0)
+        rd_metrics_add(&rd_metrics->invalid_records, records);
+}
+
+void
 rd_metrics_state(int broker_up, int db_up)
 {
     if (rd_metrics_self == NULL)

@@ -1,18 +1,24 @@
 /*
- * report.c -- the aggregation pipeline and the result message.
+ * report.c -- the aggregation pipeline, the reading of its rows into
+ * integer sums, and the result message computed from those integers.
  *
- * The database does the counting: one $match on the requested phones and
- * one $group with the bucket and price expressions.  Durations are
- * (end_date - start_date) / 1000 seconds, prices duration * price.
- * Buckets are half-open: < 10, [10, 30), >= 30; the sum is over
- * durations strictly above 15 s.
+ * The database counts and sums integer milliseconds per phone; every
+ * figure is then computed here in integer arithmetic, so decimal ties
+ * round the way a person would (half away from zero) and nothing is lost
+ * to binary doubles.
  *
- * Every figure a result carries is finite and below RD_REPORT_MAX_FIGURE
- * in magnitude: a row with anything else (an absurd record, a price that
- * overflowed) is refused with an error naming the phone and the figure,
- * which the caller answers with an Error result.
+ * A record of a requested phone is valid iff start_date and end_date are
+ * both integers (int32, int64, or a double holding an integral value) or
+ * both dates, each within +-2^52 ms, and end_date >= start_date.  Any
+ * other record is left out of every count, sum and extreme and counted
+ * in `invalid` instead.  Buckets are half-open: ms < 10000, [10000,
+ * 30000), >= 30000; the "over 15" sum is over ms strictly above 15000.
+ *
+ * Every figure a result carries is below RD_REPORT_MAX_FIGURE in
+ * magnitude: past it, the result is an Error naming the phone and the
+ * figure.
  */
-#include <math.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,102 +26,243 @@
 #include <json-c/json.h>
 
 #include "report.h"
+#include "util.h"
 
-double
-rd_round2(double v)
+#define MS_BOUND  INT64_C(4503599627370496)     /* 2^52 */
+
+/* {$switch: 1 for a number, 2 for a date, 0 for anything else} of field. */
+static void
+append_kind(bson_t *doc, const char *key, const char *field)
 {
-    double r;
+    bson_t *k = BCON_NEW(
+        "$switch", "{",
+            "branches", "[",
+                "{", "case", "{", "$in", "[", "{", "$type", BCON_UTF8(field), "}",
+                    "[", BCON_UTF8("int"), BCON_UTF8("long"), BCON_UTF8("double"), "]", "]", "}",
+                    "then", BCON_INT32(1), "}",
+                "{", "case", "{", "$eq", "[", "{", "$type", BCON_UTF8(field), "}",
+                    BCON_UTF8("date"), "]", "}",
+                    "then", BCON_INT32(2), "}",
+            "]",
+            "default", BCON_INT32(0),
+        "}");
 
-    if (!isfinite(v) || fabs(v) >= 0x1p52)
-        return v;                        /* already whole; v * 100 may overflow */
-    r = round(v * 100.0) / 100.0;
-    return r == 0.0 ? 0.0 : r;           /* no "-0" */
+    BSON_APPEND_DOCUMENT(doc, key, k);
+    bson_destroy(k);
+}
+
+/* {$cond: [{$eq: ["$<kind>", 2]}, {$toLong: "$<v>"}, "$<v>"]}: a date as its ms. */
+static void
+append_ms(bson_t *doc, const char *key, const char *kind, const char *v)
+{
+    bson_t *m = BCON_NEW(
+        "$cond", "[",
+            "{", "$eq", "[", BCON_UTF8(kind), BCON_INT32(2), "]", "}",
+            "{", "$toLong", BCON_UTF8(v), "}",
+            BCON_UTF8(v),
+        "]");
+
+    BSON_APPEND_DOCUMENT(doc, key, m);
+    bson_destroy(m);
+}
+
+/* {$and: [-2^52 <= v <= 2^52, v == trunc(v)]}, v known to be a number. */
+static void
+append_whole(bson_t *arr, const char *key, const char *v)
+{
+    bson_t *w = BCON_NEW(
+        "$and", "[",
+            "{", "$gte", "[", BCON_UTF8(v), BCON_INT64(-MS_BOUND), "]", "}",
+            "{", "$lte", "[", BCON_UTF8(v), BCON_INT64(MS_BOUND), "]", "}",
+            "{", "$eq", "[", BCON_UTF8(v), "{", "$trunc", "[", BCON_UTF8(v), "]", "}", "]", "}",
+        "]");
+
+    BSON_APPEND_DOCUMENT(arr, key, w);
+    bson_destroy(w);
+}
+
+static void
+append_stage(bson_t *p, uint32_t *i, bson_t *stage)
+{
+    char        buf[16];
+    const char *k;
+
+    bson_uint32_to_string((*i)++, &k, buf, sizeof(buf));
+    BSON_APPEND_DOCUMENT(p, k, stage);
+    bson_destroy(stage);
+}
+
+/* {$sum: {$cond: [{$and: ["$valid", cond]}, then, 0]}}, cond NULL for none. */
+static void
+append_count(bson_t *g, const char *key, bson_t *cond, const char *then)
+{
+    bson_t  c = BSON_INITIALIZER, *s;
+
+    BSON_APPEND_UTF8(&c, "0", "$valid");
+    if (cond != NULL) {
+        BSON_APPEND_DOCUMENT(&c, "1", cond);
+        bson_destroy(cond);
+    }
+    if (then != NULL)
+        s = BCON_NEW("$sum", "{", "$cond", "[", "{", "$and", BCON_ARRAY(&c), "}",
+                     BCON_UTF8(then), BCON_INT32(0), "]", "}");
+    else
+        s = BCON_NEW("$sum", "{", "$cond", "[", "{", "$and", BCON_ARRAY(&c), "}",
+                     BCON_INT32(1), BCON_INT32(0), "]", "}");
+    BSON_APPEND_DOCUMENT(g, key, s);
+    bson_destroy(s);
+    bson_destroy(&c);
+}
+
+static bson_t *
+cmp_ms(const char *op, int64_t v)
+{
+    return BCON_NEW(op, "[", BCON_UTF8("$ms"), BCON_INT64(v), "]");
 }
 
 /*
- * The pipeline, as the MongoDB documentation would write it:
+ * The stages, as the MongoDB documentation would write them:
  *
- *   { $match:     { phone: { $in: [ phones ] } } },
- *   { $project:   { _id: 0, phone: 1, dur: { $divide: [ { $subtract: [ "$end_date", "$start_date" ] }, 1000 ] } } },
- *   { $addFields: { price: { $multiply: [ "$dur", price_per_second ] } } },
- *   { $group:     { _id: "$phone", cnt_all: { $sum: 1 }, cnt_10: ..., min_price: { $min: "$price" }, ... } }
+ *   { $project: { _id: 0, phone: 1, s: "$start_date", e: "$end_date",
+ *                 ks: <1 number, 2 date, 0 other>, ke: <same> } },
+ *   { $project: { phone: 1, ok: { $and: [ ks > 0, ks == ke ] },
+ *                 s: <ms of s when a date>, e: <ms of e when a date> } },
+ *   { $project: { phone: 1, s: 1, e: 1,
+ *                 valid: { $cond: [ "$ok", { $and: [ s, e whole, within 2^52; e >= s ] }, false ] } } },
+ *   { $project: { phone: 1, valid: 1,
+ *                 ms: { $cond: [ "$valid", { $toLong: { $subtract: [ "$e", "$s" ] } }, null ] } } },
+ *   { $group:   { _id: "$phone", cnt: { $sum: { $cond: [ { $and: [ "$valid" ] }, 1, 0 ] } },
+ *                 cnt_10: ..., sum_ms: ..., min_ms: { $min: "$ms" }, ..., invalid: ... } }
+ *
+ * $cond evaluates one branch only, so $trunc and $toLong never see
+ * anything but a number or a date; $min and $max ignore the nulls of
+ * invalid records, and every count is guarded by "$valid" (in MongoDB
+ * null < 10000 is true).
  */
-bson_t *
-rd_report_pipeline(const int64_t *phones, size_t n, double price_per_second)
+void
+rd_report_append_group(bson_t *p, uint32_t *i)
 {
-    bson_t      in = BSON_INITIALIZER, *p;
+    bson_t *st, inner, checks = BSON_INITIALIZER, g = BSON_INITIALIZER;
+
+    st = bson_new();
+    bson_append_document_begin(st, "$project", -1, &inner);
+    BSON_APPEND_INT32(&inner, "_id", 0);
+    BSON_APPEND_INT32(&inner, "phone", 1);
+    BSON_APPEND_UTF8(&inner, "s", "$start_date");
+    BSON_APPEND_UTF8(&inner, "e", "$end_date");
+    append_kind(&inner, "ks", "$start_date");
+    append_kind(&inner, "ke", "$end_date");
+    bson_append_document_end(st, &inner);
+    append_stage(p, i, st);
+
+    st = bson_new();
+    bson_append_document_begin(st, "$project", -1, &inner);
+    BSON_APPEND_INT32(&inner, "phone", 1);
+    {
+        bson_t *ok = BCON_NEW("$and", "[",
+                              "{", "$gt", "[", BCON_UTF8("$ks"), BCON_INT32(0), "]", "}",
+                              "{", "$eq", "[", BCON_UTF8("$ks"), BCON_UTF8("$ke"), "]", "}",
+                              "]");
+        BSON_APPEND_DOCUMENT(&inner, "ok", ok);
+        bson_destroy(ok);
+    }
+    append_ms(&inner, "s", "$ks", "$s");
+    append_ms(&inner, "e", "$ke", "$e");
+    bson_append_document_end(st, &inner);
+    append_stage(p, i, st);
+
+    append_whole(&checks, "0", "$s");
+    append_whole(&checks, "1", "$e");
+    {
+        bson_t *ge = BCON_NEW("$gte", "[", BCON_UTF8("$e"), BCON_UTF8("$s"), "]");
+        BSON_APPEND_DOCUMENT(&checks, "2", ge);
+        bson_destroy(ge);
+    }
+    st = BCON_NEW("$project", "{", "phone", BCON_INT32(1), "s", BCON_INT32(1), "e", BCON_INT32(1),
+                  "valid", "{", "$cond", "[", BCON_UTF8("$ok"), "{", "$and", BCON_ARRAY(&checks), "}",
+                  BCON_BOOL(false), "]", "}", "}");
+    bson_destroy(&checks);
+    append_stage(p, i, st);
+
+    st = BCON_NEW("$project", "{", "phone", BCON_INT32(1), "valid", BCON_INT32(1),
+                  "ms", "{", "$cond", "[", BCON_UTF8("$valid"),
+                      "{", "$toLong", "{", "$subtract", "[", BCON_UTF8("$e"), BCON_UTF8("$s"), "]", "}", "}",
+                      BCON_NULL, "]", "}", "}");
+    append_stage(p, i, st);
+
+    BSON_APPEND_UTF8(&g, "_id", "$phone");
+    append_count(&g, "cnt", NULL, NULL);
+    append_count(&g, "cnt_10", cmp_ms("$lt", 10000), NULL);
+    {
+        bson_t *lo = cmp_ms("$gte", 10000), *hi = cmp_ms("$lt", 30000);
+        bson_t *both = BCON_NEW("$and", "[", BCON_DOCUMENT(lo), BCON_DOCUMENT(hi), "]");
+
+        bson_destroy(lo);
+        bson_destroy(hi);
+        append_count(&g, "cnt_10_30", both, NULL);
+    }
+    append_count(&g, "cnt_30", cmp_ms("$gte", 30000), NULL);
+    append_count(&g, "sum_ms", NULL, "$ms");
+    append_count(&g, "sum_ms_over_15", cmp_ms("$gt", 15000), "$ms");
+    {
+        bson_t *mn = BCON_NEW("$min", BCON_UTF8("$ms")), *mx = BCON_NEW("$max", BCON_UTF8("$ms"));
+        bson_t *inv = BCON_NEW("$sum", "{", "$cond", "[", BCON_UTF8("$valid"),
+                               BCON_INT32(0), BCON_INT32(1), "]", "}");
+
+        BSON_APPEND_DOCUMENT(&g, "min_ms", mn);
+        BSON_APPEND_DOCUMENT(&g, "max_ms", mx);
+        BSON_APPEND_DOCUMENT(&g, "invalid", inv);
+        bson_destroy(mn);
+        bson_destroy(mx);
+        bson_destroy(inv);
+    }
+    st = BCON_NEW("$group", BCON_DOCUMENT(&g));
+    bson_destroy(&g);
+    append_stage(p, i, st);
+}
+
+bson_t *
+rd_report_pipeline(const int64_t *phones, size_t n)
+{
+    bson_t      in = BSON_INITIALIZER, *p, *m;
     char        key[24];
     const char *k;
-    size_t      i;
+    uint32_t    i = 0;
+    size_t      j;
 
-    for (i = 0; i < n; i++) {
-        bson_uint32_to_string((uint32_t) i, &k, key, sizeof(key));
-        BSON_APPEND_INT64(&in, k, phones[i]);
+    for (j = 0; j < n; j++) {
+        bson_uint32_to_string((uint32_t) j, &k, key, sizeof(key));
+        BSON_APPEND_INT64(&in, k, phones[j]);
     }
-    p = BCON_NEW(
-        "0", "{", "$match", "{", "phone", "{", "$in", BCON_ARRAY(&in), "}", "}", "}",
-        "1", "{", "$project", "{",
-            "_id", BCON_INT32(0),
-            "phone", BCON_INT32(1),
-            "dur", "{", "$divide", "[",
-                "{", "$subtract", "[", BCON_UTF8("$end_date"), BCON_UTF8("$start_date"), "]", "}",
-                BCON_DOUBLE(1000.0),
-            "]", "}",
-        "}", "}",
-        "2", "{", "$addFields", "{",
-            "price", "{", "$multiply", "[", BCON_UTF8("$dur"), BCON_DOUBLE(price_per_second), "]", "}",
-        "}", "}",
-        "3", "{", "$group", "{",
-            "_id", BCON_UTF8("$phone"),
-            "cnt_all", "{", "$sum", BCON_INT32(1), "}",
-            "cnt_10", "{", "$sum", "{", "$cond", "[",
-                "{", "$lt", "[", BCON_UTF8("$dur"), BCON_DOUBLE(10), "]", "}",
-                BCON_INT32(1), BCON_INT32(0),
-            "]", "}", "}",
-            "cnt_10_30", "{", "$sum", "{", "$cond", "[",
-                "{", "$and", "[",
-                    "{", "$gte", "[", BCON_UTF8("$dur"), BCON_DOUBLE(10), "]", "}",
-                    "{", "$lt", "[", BCON_UTF8("$dur"), BCON_DOUBLE(30), "]", "}",
-                "]", "}",
-                BCON_INT32(1), BCON_INT32(0),
-            "]", "}", "}",
-            "cnt_30", "{", "$sum", "{", "$cond", "[",
-                "{", "$gte", "[", BCON_UTF8("$dur"), BCON_DOUBLE(30), "]", "}",
-                BCON_INT32(1), BCON_INT32(0),
-            "]", "}", "}",
-            "sum_price_over_15", "{", "$sum", "{", "$cond", "[",
-                "{", "$gt", "[", BCON_UTF8("$dur"), BCON_DOUBLE(15), "]", "}",
-                BCON_UTF8("$price"), BCON_INT32(0),
-            "]", "}", "}",
-            "min_price", "{", "$min", BCON_UTF8("$price"), "}",
-            "max_price", "{", "$max", BCON_UTF8("$price"), "}",
-            "avg_dur", "{", "$avg", BCON_UTF8("$dur"), "}",
-        "}", "}");
+    p = bson_new();
+    m = BCON_NEW("$match", "{", "phone", "{", "$in", BCON_ARRAY(&in), "}", "}");
     bson_destroy(&in);
+    append_stage(p, &i, m);
+    rd_report_append_group(p, &i);
     return p;
 }
 
 static int
 cmp_phone(const void *a, const void *b)
 {
-    int64_t x = ((const struct rd_phone_stats *) a)->phone;
-    int64_t y = ((const struct rd_phone_stats *) b)->phone;
+    int64_t x = ((const struct rd_phone_sums *) a)->phone;
+    int64_t y = ((const struct rd_phone_sums *) b)->phone;
 
     return x < y ? -1 : x > y;
 }
 
 /* stats[] is sorted by phone, so rows and phones are matched by bsearch. */
-static struct rd_phone_stats *
-find(const struct rd_phone_stats *stats, size_t n, int64_t phone)
+struct rd_phone_sums *
+rd_report_find(struct rd_phone_sums *stats, size_t n, int64_t phone)
 {
-    struct rd_phone_stats key;
+    struct rd_phone_sums key;
 
     key.phone = phone;
     return bsearch(&key, stats, n, sizeof(*stats), cmp_phone);
 }
 
 void
-rd_report_init(struct rd_phone_stats *stats, const struct rd_task *task)
+rd_report_init(struct rd_phone_sums *stats, const struct rd_task *task)
 {
     size_t i;
 
@@ -126,101 +273,298 @@ rd_report_init(struct rd_phone_stats *stats, const struct rd_task *task)
     qsort(stats, task->nphones, sizeof(*stats), cmp_phone);
 }
 
-/* Doubles are range-checked before any conversion to an integer. */
+/* _id as an int64: int32, int64, or a double holding an integral value in
+ * [-2^63, 2^63).  The comparisons are false for NaN. */
 static int
-num(const bson_t *row, const char *key, double *d, int64_t *i, char *err, size_t errlen)
+parse_phone(const bson_t *doc, int64_t *phone, char *err, size_t errlen)
 {
     bson_iter_t it;
     double      v;
 
-    if (!bson_iter_init_find(&it, row, key) || !BSON_ITER_HOLDS_NUMBER(&it)) {
-        snprintf(err, errlen, "aggregation row lacks a numeric %s", key);
-        return -1;
+    if (!bson_iter_init_find(&it, doc, "_id")) {
+        snprintf(err, errlen, "a row without _id (records without a phone)");
+        return RD_DECLINED;
     }
-    v = bson_iter_as_double(&it);
-    if (d != NULL)
-        *d = v;
-    if (i != NULL) {
-        if (BSON_ITER_HOLDS_DOUBLE(&it)
-            && !(v > -0x1p63 && v < 0x1p63 && v == floor(v))) {
-            snprintf(err, errlen, "aggregation row has %s %g, not a 64-bit integer", key, v);
-            return -1;
+    switch (bson_iter_type(&it)) {
+    case BSON_TYPE_INT32:
+        *phone = bson_iter_int32(&it);
+        return RD_OK;
+    case BSON_TYPE_INT64:
+        *phone = bson_iter_int64(&it);
+        return RD_OK;
+    case BSON_TYPE_DOUBLE:
+        v = bson_iter_double(&it);
+        if (v >= -0x1p63 && v < 0x1p63 && v == (double) (int64_t) v) {
+            *phone = (int64_t) v;
+            return RD_OK;
         }
-        *i = bson_iter_as_int64(&it);
+        snprintf(err, errlen, "phone %.17g is not an integer within 64 bits", v);
+        return RD_DECLINED;
+    default:
+        snprintf(err, errlen, "a phone of BSON type 0x%02x, not an integer",
+                 (unsigned) bson_iter_type(&it));
+        return RD_DECLINED;
     }
-    return 0;
 }
 
+/* An int32 or int64 field; a double is a sum that overflowed in the
+ * database.  NULL or missing is accepted (as 0) when may_be_null. */
 static int
-figure_ok(const struct rd_phone_stats *s, char *err, size_t errlen)
+parse_int(const bson_t *doc, const char *key, int may_be_null, int64_t *v,
+          char *err, size_t errlen)
 {
-    const struct {
-        const char *name;
-        double      v;
-    } f[] = {
-        { "min_price", s->min_price }, { "max_price", s->max_price },
-        { "avg_dur", s->avg_dur }, { "sum_price_over_15", s->sum_price_over_15 }
-    };
-    size_t i;
+    bson_iter_t it;
 
-    for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-        if (!isfinite(f[i].v) || fabs(f[i].v) >= RD_REPORT_MAX_FIGURE) {
-            snprintf(err, errlen, "phone %lld: %s is %g, outside the range a result "
-                     "carries (below %g in magnitude)", (long long) s->phone, f[i].name,
-                     f[i].v, RD_REPORT_MAX_FIGURE);
-            return 0;
-        }
+    *v = 0;
+    if (!bson_iter_init_find(&it, doc, key)) {
+        if (may_be_null)
+            return RD_OK;
+        snprintf(err, errlen, "row lacks %s", key);
+        return RD_ERROR;
     }
-    return 1;
+    switch (bson_iter_type(&it)) {
+    case BSON_TYPE_INT32:
+        *v = bson_iter_int32(&it);
+        return RD_OK;
+    case BSON_TYPE_INT64:
+        *v = bson_iter_int64(&it);
+        return RD_OK;
+    case BSON_TYPE_NULL:
+        if (may_be_null)
+            return RD_OK;
+        break;
+    case BSON_TYPE_DOUBLE:
+        snprintf(err, errlen, "row has %s %.17g, a double: the sum overflowed 64 bits",
+                 key, bson_iter_double(&it));
+        return RD_ERROR;
+    default:
+        break;
+    }
+    snprintf(err, errlen, "row has %s of BSON type 0x%02x, not an integer",
+             key, (unsigned) bson_iter_type(&it));
+    return RD_ERROR;
 }
 
 int
-rd_report_add_row(const bson_t *row, struct rd_phone_stats *stats, size_t n,
-                  char *err, size_t errlen)
+rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size_t errlen)
 {
-    struct rd_phone_stats *s;
-    int64_t                phone;
+    static const struct {
+        const char *key;
+        size_t      off;
+    } counts[] = {
+        { "cnt", offsetof(struct rd_phone_sums, cnt) },
+        { "cnt_10", offsetof(struct rd_phone_sums, cnt_10) },
+        { "cnt_10_30", offsetof(struct rd_phone_sums, cnt_10_30) },
+        { "cnt_30", offsetof(struct rd_phone_sums, cnt_30) },
+        { "sum_ms", offsetof(struct rd_phone_sums, sum_ms) },
+        { "sum_ms_over_15", offsetof(struct rd_phone_sums, sum_ms_over_15) },
+        { "invalid", offsetof(struct rd_phone_sums, invalid) }
+    };
+    struct rd_phone_sums r;
+    int64_t             *f;
+    size_t               i;
+    int                  rc;
 
-    if (num(row, "_id", NULL, &phone, err, errlen) != 0)
-        return -1;
-    s = find(stats, n, phone);
-    if (s == NULL) {
-        snprintf(err, errlen, "aggregation returned phone %lld, which was not asked for",
-                 (long long) phone);
-        return -1;
+    memset(&r, 0, sizeof(r));
+    rc = parse_phone(doc, &r.phone, err, errlen);
+    if (rc != RD_OK)
+        return rc;
+    for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        f = (int64_t *) ((char *) &r + counts[i].off);
+        if (parse_int(doc, counts[i].key, 0, f, err, errlen) != RD_OK)
+            goto failed;
+        if (*f < 0) {
+            snprintf(err, errlen, "row has %s %" PRId64 ", below 0", counts[i].key, *f);
+            goto failed;
+        }
     }
-    if (num(row, "cnt_all", NULL, &s->cnt_all, err, errlen) != 0
-        || num(row, "cnt_10", NULL, &s->cnt_10, err, errlen) != 0
-        || num(row, "cnt_10_30", NULL, &s->cnt_10_30, err, errlen) != 0
-        || num(row, "cnt_30", NULL, &s->cnt_30, err, errlen) != 0
-        || num(row, "sum_price_over_15", &s->sum_price_over_15, NULL, err, errlen) != 0
-        || num(row, "min_price", &s->min_price, NULL, err, errlen) != 0
-        || num(row, "max_price", &s->max_price, NULL, err, errlen) != 0
-        || num(row, "avg_dur", &s->avg_dur, NULL, err, errlen) != 0
-        || !figure_ok(s, err, errlen))
-        return -1;
-    return 0;
+    /* With no valid record $min and $max are null. */
+    if (parse_int(doc, "min_ms", r.cnt == 0, &r.min_ms, err, errlen) != RD_OK
+        || parse_int(doc, "max_ms", r.cnt == 0, &r.max_ms, err, errlen) != RD_OK)
+        goto failed;
+    if (r.cnt == 0)
+        r.min_ms = r.max_ms = 0;
+    *s = r;
+    return RD_OK;
+
+failed:
+    /* Prefix the phone: the caller's message names it. */
+    {
+        char tmp[256];
+
+        snprintf(tmp, sizeof(tmp), "%s", err);
+        snprintf(err, errlen, "phone %" PRId64 ": %s", r.phone, tmp);
+    }
+    return RD_ERROR;
 }
 
-/* A JSON number rounded to 2 decimals, printed without trailing zeros.
- * figure_ok() has bounded v; should anything else come here, the length
- * snprintf reports is checked before it indexes the buffer. */
-static struct json_object *
-money(double v)
+int
+rd_report_sums_add(struct rd_phone_sums *into, const struct rd_phone_sums *from,
+                   char *err, size_t errlen)
 {
-    char buf[64];
-    int  n;
+    static const struct {
+        const char *key;
+        size_t      off;
+    } sums[] = {
+        { "cnt", offsetof(struct rd_phone_sums, cnt) },
+        { "cnt_10", offsetof(struct rd_phone_sums, cnt_10) },
+        { "cnt_10_30", offsetof(struct rd_phone_sums, cnt_10_30) },
+        { "cnt_30", offsetof(struct rd_phone_sums, cnt_30) },
+        { "sum_ms", offsetof(struct rd_phone_sums, sum_ms) },
+        { "sum_ms_over_15", offsetof(struct rd_phone_sums, sum_ms_over_15) },
+        { "invalid", offsetof(struct rd_phone_sums, invalid) }
+    };
+    struct rd_phone_sums r = *into;
+    const int64_t       *a;
+    int64_t             *t;
+    size_t               i;
 
-    if (!isfinite(v))
-        return NULL;
-    n = snprintf(buf, sizeof(buf), "%.2f", rd_round2(v));
+    for (i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
+        t = (int64_t *) ((char *) &r + sums[i].off);
+        a = (const int64_t *) ((const char *) from + sums[i].off);
+        if (__builtin_add_overflow(*t, *a, t)) {
+            snprintf(err, errlen, "phone %" PRId64 ": %s overflows 64 bits", into->phone,
+                     sums[i].key);
+            return RD_ERROR;
+        }
+    }
+    if (from->cnt > 0) {
+        if (into->cnt == 0) {
+            r.min_ms = from->min_ms;
+            r.max_ms = from->max_ms;
+        } else {
+            r.min_ms = from->min_ms < into->min_ms ? from->min_ms : into->min_ms;
+            r.max_ms = from->max_ms > into->max_ms ? from->max_ms : into->max_ms;
+        }
+    }
+    *into = r;
+    return RD_OK;
+}
+
+int
+rd_report_add_row(const bson_t *row, struct rd_phone_sums *stats, size_t n,
+                  char *err, size_t errlen)
+{
+    struct rd_phone_sums  r, *s;
+    int                   rc;
+
+    rc = rd_report_parse_sums(row, &r, err, errlen);
+    if (rc == RD_DECLINED) {
+        /* $in on int64 values matches numbers only: not a record of ours. */
+        char tmp[256];
+
+        snprintf(tmp, sizeof(tmp), "%s", err);
+        snprintf(err, errlen, "aggregation returned a row that is no requested phone: %s", tmp);
+        return RD_ERROR;
+    }
+    if (rc != RD_OK)
+        return RD_ERROR;
+    s = rd_report_find(stats, n, r.phone);
+    if (s == NULL) {
+        snprintf(err, errlen, "aggregation returned phone %" PRId64 ", which was not asked for",
+                 r.phone);
+        return RD_ERROR;
+    }
+    return rd_report_sums_add(s, &r, err, errlen);
+}
+
+/* num / den rounded half away from zero, den > 0; num's magnitude up to
+ * 2^127. */
+static unsigned __int128
+div_round(unsigned __int128 num, unsigned __int128 den)
+{
+    return (num + den / 2) / den;
+}
+
+/* A figure in hundredths of its unit.  RD_ERROR with err naming the phone
+ * and the figure when its magnitude reaches RD_REPORT_MAX_FIGURE units. */
+struct figure {
+    const char *name;
+    int         neg;
+    uint64_t    hundredths;
+};
+
+static int
+figure_set(struct figure *f, const char *name, int neg, unsigned __int128 h, int64_t phone,
+           char *err, size_t errlen)
+{
+    f->name = name;
+    f->neg = neg && h != 0;             /* no "-0" */
+    if (h >= (unsigned __int128) RD_REPORT_MAX_FIGURE * 100) {
+        snprintf(err, errlen, "phone %" PRId64 ": %s is %" PRId64 " or more in magnitude, "
+                 "outside the range a result carries", phone, name, RD_REPORT_MAX_FIGURE);
+        return RD_ERROR;
+    }
+    f->hundredths = (uint64_t) h;
+    return RD_OK;
+}
+
+static uint64_t
+magnitude(int64_t v)
+{
+    return v < 0 ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+}
+
+/* The price in cents of ms milliseconds at price_e4 ten-thousandths per
+ * second: ms * P / 10^5, half away from zero. */
+static int
+price(struct figure *f, const char *name, int64_t ms, int64_t price_e4, int64_t phone,
+      char *err, size_t errlen)
+{
+    unsigned __int128 num = (unsigned __int128) magnitude(ms) * magnitude(price_e4);
+
+    return figure_set(f, name, (ms < 0) != (price_e4 < 0), div_round(num, 100000), phone,
+                      err, errlen);
+}
+
+/* The average duration in hundredths of a second: sum_ms / (10 cnt). */
+static int
+average(struct figure *f, int64_t sum_ms, int64_t cnt, int64_t phone, char *err, size_t errlen)
+{
+    unsigned __int128 den = (unsigned __int128) magnitude(cnt) * 10;
+
+    return figure_set(f, "avg_dur_att", (sum_ms < 0) != (cnt < 0),
+                      div_round(magnitude(sum_ms), den), phone, err, errlen);
+}
+
+/* The figure as a JSON number printed from its integer: 2 decimals at
+ * most, no trailing zeros. */
+static struct json_object *
+money(const struct figure *f)
+{
+    char     buf[48];
+    uint64_t whole = f->hundredths / 100;
+    unsigned frac = (unsigned) (f->hundredths % 100);
+    int      n;
+
+    if (frac == 0)
+        n = snprintf(buf, sizeof(buf), "%s%" PRIu64, f->neg ? "-" : "", whole);
+    else if (frac % 10 == 0)
+        n = snprintf(buf, sizeof(buf), "%s%" PRIu64 ".%u", f->neg ? "-" : "", whole, frac / 10);
+    else
+        n = snprintf(buf, sizeof(buf), "%s%" PRIu64 ".%02u", f->neg ? "-" : "", whole, frac);
     if (n <= 0 || (size_t) n >= sizeof(buf))
         return NULL;
-    while (n > 0 && buf[n - 1] == '0')
-        buf[--n] = '\0';
-    if (n > 0 && buf[n - 1] == '.')
-        buf[--n] = '\0';
-    return json_object_new_double_s(rd_round2(v), buf);
+    /* The double is only json-c's idea of the value; the text is printed. */
+    return json_object_new_double_s((f->neg ? -1.0 : 1.0) * (double) f->hundredths / 100, buf);
+}
+
+struct figures {
+    struct figure min, max, avg, sum_over_15;
+};
+
+static int
+figures(const struct rd_phone_sums *s, int64_t price_e4, struct figures *out,
+        char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->cnt > 0
+        && (price(&out->min, "min_price_att", s->min_ms, price_e4, s->phone, err, errlen) != RD_OK
+            || price(&out->max, "max_price_att", s->max_ms, price_e4, s->phone, err, errlen) != RD_OK
+            || average(&out->avg, s->sum_ms, s->cnt, s->phone, err, errlen) != RD_OK))
+        return RD_ERROR;
+    return price(&out->sum_over_15, "sum_price_att_over_15", s->sum_ms_over_15, price_e4,
+                 s->phone, err, errlen);
 }
 
 static struct json_object *
@@ -254,42 +598,49 @@ finish(struct json_object *o, double total_duration)
 }
 
 char *
-rd_report_complete_json(const struct rd_task *task, const struct rd_phone_stats *stats,
-                        const char *task_received, double total_duration)
+rd_report_complete_json(const struct rd_task *task, const struct rd_phone_sums *stats,
+                        int64_t price_e4, const char *task_received, double total_duration)
 {
-    struct json_object *o, *data, *e, *dur;
-    const struct rd_phone_stats *s;
-    char   err[256];
-    size_t i;
+    struct json_object         *o, *data, *e, *dur;
+    const struct rd_phone_sums *s;
+    struct figures             *fig;
+    char                        err[256];
+    size_t                      i;
 
+    fig = calloc(task->nphones ? task->nphones : 1, sizeof(*fig));
+    if (fig == NULL)
+        return NULL;
     for (i = 0; i < task->nphones; i++)
-        if (!figure_ok(&stats[i], err, sizeof(err)))
+        if (figures(&stats[i], price_e4, &fig[i], err, sizeof(err)) != RD_OK) {
+            free(fig);
             return rd_report_error_json(task, err, task_received, total_duration);
+        }
 
     o = envelope(task, "Complete", task_received);
     data = json_object_new_array();
     for (i = 0; i < task->nphones; i++) {
-        s = find(stats, task->nphones, task->phones[i]);
+        s = rd_report_find((struct rd_phone_sums *) stats, task->nphones, task->phones[i]);
         e = json_object_new_object();
         json_object_object_add(e, "phone", json_object_new_int64(s->phone));
-        json_object_object_add(e, "cnt_all_attempts", json_object_new_int64(s->cnt_all));
+        json_object_object_add(e, "cnt_all_attempts", json_object_new_int64(s->cnt));
         dur = json_object_new_object();
         json_object_object_add(dur, "10_sec", json_object_new_int64(s->cnt_10));
         json_object_object_add(dur, "10_30_sec", json_object_new_int64(s->cnt_10_30));
         json_object_object_add(dur, "30_sec", json_object_new_int64(s->cnt_30));
         json_object_object_add(e, "cnt_att_dur", dur);
-        if (s->cnt_all > 0) {
-            json_object_object_add(e, "min_price_att", money(s->min_price));
-            json_object_object_add(e, "max_price_att", money(s->max_price));
-            json_object_object_add(e, "avg_dur_att", money(s->avg_dur));
+        if (s->cnt > 0) {
+            json_object_object_add(e, "min_price_att", money(&fig[s - stats].min));
+            json_object_object_add(e, "max_price_att", money(&fig[s - stats].max));
+            json_object_object_add(e, "avg_dur_att", money(&fig[s - stats].avg));
         } else {
             json_object_object_add(e, "min_price_att", NULL);
             json_object_object_add(e, "max_price_att", NULL);
             json_object_object_add(e, "avg_dur_att", NULL);
         }
-        json_object_object_add(e, "sum_price_att_over_15", money(s->sum_price_over_15));
+        json_object_object_add(e, "sum_price_att_over_15", money(&fig[s - stats].sum_over_15));
         json_object_array_add(data, e);
     }
+    free(fig);
     json_object_object_add(o, "data", data);
     return finish(o, total_duration);
 }

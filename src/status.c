@@ -152,6 +152,11 @@ render_metrics(size_t *len)
     put(&b, "# HELP reporterd_worker_restarts_total Workers replaced after dying unasked.\n"
         "# TYPE reporterd_worker_restarts_total counter\nreporterd_worker_restarts_total %llu\n",
         (unsigned long long) load(&m->worker_restarts));
+    put(&b, "# HELP reporterd_invalid_records_total Call records of requested phones left out "
+        "of reports' figures (dates missing, not integers or dates, mixed, out of range or "
+        "reversed).\n# TYPE reporterd_invalid_records_total counter\n"
+        "reporterd_invalid_records_total %llu\n",
+        (unsigned long long) load(&m->invalid_records));
     put(&b, "# HELP reporterd_reloads_total Configuration reloads applied.\n"
         "# TYPE reporterd_reloads_total counter\nreporterd_reloads_total %llu\n",
         (unsigned long long) load(&m->reloads));

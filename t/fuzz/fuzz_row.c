@@ -1,11 +1,11 @@
 /*
  * fuzz_row.c -- libFuzzer target for the reading of aggregation rows
  * (rd_report_add_row): any BSON document either folds into the entry of
- * the phone it names, with exactly the row's figures, all finite and in
- * range, or is refused with one line; no other entry ever changes, and a
- * result built from what was accepted is a Complete result in strict JSON.
- * Inputs that are not valid BSON are skipped: libbson checks that before a
- * row reaches us.
+ * the phone it names, with exactly the row's integer sums, or is refused
+ * with one line; no other entry ever changes, and a result built from what
+ * was accepted is strict JSON: Complete, or an Error when a figure reaches
+ * RD_REPORT_MAX_FIGURE.  Inputs that are not valid BSON are skipped:
+ * libbson checks that before a row reaches us.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,9 +27,8 @@ static int64_t phones[] = {
 };
 #define NPHONES (sizeof(phones) / sizeof(phones[0]))
 
-static const char *const count_keys[] = { "cnt_all", "cnt_10", "cnt_10_30", "cnt_30" };
-static const char *const figure_keys[] = {
-    "min_price", "max_price", "avg_dur", "sum_price_over_15"
+static const char *const sum_keys[] = {
+    "cnt", "cnt_10", "cnt_10_30", "cnt_30", "sum_ms", "sum_ms_over_15", "invalid"
 };
 
 /* The phone a row names, read independently of report.c: the int64 value
@@ -51,35 +50,34 @@ row_phone(const bson_t *row, int64_t *phone)
     return 1;
 }
 
-static double
-row_double(const bson_t *row, const char *key)
-{
-    bson_iter_t it;
-
-    if (!bson_iter_init_find(&it, row, key) || !BSON_ITER_HOLDS_NUMBER(&it))
-        abort();
-    return bson_iter_as_double(&it);
-}
-
+/* An accepted field is an int32 or an int64 (or, for the extremes of a
+ * phone without valid records, null or absent: 0). */
 static int64_t
-row_int(const bson_t *row, const char *key)
+row_int(const bson_t *row, const char *key, int may_be_null)
 {
     bson_iter_t it;
 
-    if (!bson_iter_init_find(&it, row, key) || !BSON_ITER_HOLDS_NUMBER(&it))
-        abort();
-    return bson_iter_as_int64(&it);
+    if (!bson_iter_init_find(&it, row, key))
+        return may_be_null ? 0 : (abort(), 0);
+    if (BSON_ITER_HOLDS_INT32(&it))
+        return bson_iter_int32(&it);
+    if (BSON_ITER_HOLDS_INT64(&it))
+        return bson_iter_int64(&it);
+    if (may_be_null && BSON_ITER_HOLDS_NULL(&it))
+        return 0;
+    abort();
 }
 
-/* The Complete result: strict JSON, status Complete, one entry a phone. */
+/* The result: strict JSON, Complete with one entry a phone, or an Error. */
 static void
-check_result(const struct rd_task *task, const struct rd_phone_stats *stats)
+check_result(const struct rd_task *task, const struct rd_phone_sums *stats)
 {
     struct json_tokener *tok;
-    struct json_object  *root, *v;
+    struct json_object  *root, *v, *d;
+    const char          *status;
     char                *json;
 
-    json = rd_report_complete_json(task, stats, "2023-05-09 02:27:03.049772", 0.5);
+    json = rd_report_complete_json(task, stats, 100000, "2023-05-09 02:27:03.049772", 0.5);
     if (json == NULL)
         return;                         /* out of memory */
     tok = json_tokener_new();
@@ -91,9 +89,17 @@ check_result(const struct rd_task *task, const struct rd_phone_stats *stats)
     root = json_tokener_parse_ex(tok, json, (int) strlen(json) + 1);
     if (root == NULL || json_tokener_get_error(tok) != json_tokener_success
         || !json_object_object_get_ex(root, "status", &v)
-        || strcmp(json_object_get_string(v), "Complete") != 0
-        || !json_object_object_get_ex(root, "data", &v)
-        || json_object_array_length(v) != task->nphones)
+        || !json_object_object_get_ex(root, "data", &d))
+        abort();
+    status = json_object_get_string(v);
+    if (strcmp(status, "Complete") == 0) {
+        if (json_object_array_length(d) != task->nphones)
+            abort();
+    } else if (strcmp(status, "Error") != 0 || json_object_array_length(d) != 0
+               || strstr(json, "_att") == NULL) {
+        abort();                        /* an Error names the figure */
+    }
+    if (strstr(json, "inf") != NULL || strstr(json, "nan") != NULL || strstr(json, "e+") != NULL)
         abort();
     json_object_put(root);
     json_tokener_free(tok);
@@ -103,13 +109,13 @@ check_result(const struct rd_task *task, const struct rd_phone_stats *stats)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct rd_phone_stats stats[NPHONES], before[NPHONES];
-    struct rd_task        task;
-    bson_t                row;
-    size_t                i, k, hit = NPHONES, off;
-    int64_t               phone;
-    char                  err[512];
-    int                   rc, named;
+    struct rd_phone_sums stats[NPHONES], before[NPHONES];
+    struct rd_task       task;
+    bson_t               row;
+    size_t               i, k, hit = NPHONES, off;
+    int64_t              phone;
+    char                 err[512];
+    int                  rc, named;
 
     if (size < 5 || !bson_init_static(&row, data, size)
         || !bson_validate(&row, BSON_VALIDATE_NONE, &off))
@@ -140,27 +146,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0) {
         size_t n = strnlen(err, sizeof(err));
 
-        if (rc != -1 || n == 0 || n == sizeof(err) || strchr(err, '\n') != NULL)
+        if (rc != -1 || n == 0 || n == sizeof(err) || strchr(err, '\n') != NULL
+            || (hit != NPHONES && memcmp(&stats[hit], &before[hit], sizeof(stats[hit])) != 0))
             abort();
         return 0;
     }
 
-    /* accepted: a phone of the task, and exactly the row's figures */
+    /* accepted: a phone of the task, and exactly the row's sums */
     if (hit == NPHONES || stats[hit].phone != phone)
         abort();
     {
-        const int64_t c[] = { stats[hit].cnt_all, stats[hit].cnt_10, stats[hit].cnt_10_30,
-                              stats[hit].cnt_30 };
-        const double  f[] = { stats[hit].min_price, stats[hit].max_price, stats[hit].avg_dur,
-                              stats[hit].sum_price_over_15 };
+        const int64_t c[] = { stats[hit].cnt, stats[hit].cnt_10, stats[hit].cnt_10_30,
+                              stats[hit].cnt_30, stats[hit].sum_ms, stats[hit].sum_ms_over_15,
+                              stats[hit].invalid };
 
-        for (k = 0; k < 4; k++)
-            if (c[k] != row_int(&row, count_keys[k]))
+        for (k = 0; k < sizeof(sum_keys) / sizeof(sum_keys[0]); k++)
+            if (c[k] != row_int(&row, sum_keys[k], 0) || c[k] < 0)
                 abort();
-        for (k = 0; k < 4; k++)
-            if (f[k] != row_double(&row, figure_keys[k]) || !(f[k] > -RD_REPORT_MAX_FIGURE
-                                                              && f[k] < RD_REPORT_MAX_FIGURE))
-                abort();
+        if (stats[hit].cnt > 0
+            && (stats[hit].min_ms != row_int(&row, "min_ms", 0)
+                || stats[hit].max_ms != row_int(&row, "max_ms", 0)))
+            abort();
     }
     check_result(&task, stats);
     return 0;

@@ -175,7 +175,7 @@ test_example(void)
     is_int(c->task.max_phones, 100, "task.max_phones");
     is_int(c->task.max_message_size, 1048576, "task.max_message_size");
     is_int(c->task.max_depth, 16, "task.max_depth");
-    is_dbl(c->report.price_per_second, 10, "report.price_per_second");
+    is_int(c->report.price_e4, 100000, "report.price_per_second");
     is_str(c->status.listen, NULL, "status.listen");
     is_int(c->world_readable_secret, 0, "a 0600 file is not world readable");
 
@@ -573,33 +573,60 @@ test_types(void)
     fails("task:\n  max_depth: 1\n", "2:14: task.max_depth: 1 is out of range "
           "(2..1000)", "max_depth");
 
-    /* doubles */
-    c = load("report:\n  price_per_second: 0.25\n");
-    ok(c != NULL && c->report.price_per_second == 0.25, "price 0.25");
+    /* decimals: report.price_per_second, read from its text into ten-thousandths */
+    {
+        static const struct {
+            const char *text;
+            int64_t     e4;
+        } prices[] = {
+            { "0.25", 2500 }, { "0", 0 }, { "0.7", 7000 }, { "1.2345", 12345 }, { "0.0001", 1 },
+            { "10", 100000 }, { "10.", -1 }, { "007.50", 75000 }, { "1000000", 10000000000 },
+            { "1000000.0000", 10000000000 }, { "-0", 0 }, { "\"2.5\"", 25000 },
+        };
+        size_t j;
+
+        for (j = 0; j < sizeof(prices) / sizeof(prices[0]); j++) {
+            char y[128];
+
+            snprintf(y, sizeof(y), "report:\n  price_per_second: %s\n", prices[j].text);
+            c = load(y);
+            if (prices[j].e4 < 0)
+                ok(c == NULL, "price %s refused", prices[j].text);
+            else
+                ok(c != NULL && c->report.price_e4 == prices[j].e4, "price %s is %lld ten-thousandths (%s)",
+                   prices[j].text, (long long) prices[j].e4, err);
+            rd_conf_free(c);
+        }
+    }
+    c = load("");
+    ok(c != NULL && c->report.price_e4 == 100000, "price 10 by default");
     rd_conf_free(c);
-    c = load("report:\n  price_per_second: 0\n");
-    ok(c != NULL && c->report.price_per_second == 0, "price 0");
-    rd_conf_free(c);
+    fails("report:\n  price_per_second: 0.12345\n", "2:21: report.price_per_second: "
+          "0.12345 has more than 4 decimals", "5 decimals");
+    fails("report:\n  price_per_second: 0.70000\n", "2:21: report.price_per_second: "
+          "0.70000 has more than 4 decimals", "5 decimals, even zeros");
     fails("report:\n  price_per_second: -1\n", "2:21: report.price_per_second: "
-          "-1 is out of range", "negative price");
-    fails("report:\n  price_per_second: 1e999\n", "2:21: report.price_per_second: 1e999 is out of range",
-          "infinite price");
-    fails("report:\n  price_per_second: nan\n", "2:21: report.price_per_second: \"nan\" is not a number",
-          "nan price");
-    fails("report:\n  price_per_second: 1,5\n", "2:21: report.price_per_second: \"1,5\" is not a number",
-          "comma price");
-    c = load("report:\n  price_per_second: 1000000\n");
-    ok(c != NULL && c->report.price_per_second == 1e6, "price 1000000, the maximum");
-    rd_conf_free(c);
-    c = load("report:\n  price_per_second: 1e6\n");
-    ok(c != NULL && c->report.price_per_second == 1e6, "price 1e6");
-    rd_conf_free(c);
-    fails("report:\n  price_per_second: 1000000.5\n", "2:3: report.price_per_second: "
-          "1000000.5 is out of range (a finite number from 0 to 1000000)", "price above the maximum");
-    fails("# prices\nreport:\n  price_per_second: 1e60\n", "3:3: report.price_per_second: "
-          "1e+60 is out of range (a finite number from 0 to 1000000)", "price 1e60");
-    fails("report: {price_per_second: 1.7976931348623157e308}\n", "1:10: report.price_per_second: "
-          "1.79769313486232e+308 is out of range", "price DBL_MAX");
+          "-1 is out of range (0..1000000)", "negative price");
+    fails("report:\n  price_per_second: -0.0001\n", "2:21: report.price_per_second: "
+          "-0.0001 is out of range (0..1000000)", "a negative ten-thousandth");
+    fails("report:\n  price_per_second: 1000000.0001\n", "2:21: report.price_per_second: "
+          "1000000.0001 is out of range (0..1000000)", "price above the maximum");
+    fails("report:\n  price_per_second: 99999999999999999999999999\n", "2:21: report.price_per_second: "
+          "99999999999999999999999999 is out of range (0..1000000)", "a price of 26 digits");
+    fails("report:\n  price_per_second: 1e6\n", "2:21: report.price_per_second: \"1e6\" is not a "
+          "decimal number (like 10 or 0.25)", "no exponents");
+    fails("report:\n  price_per_second: 1e999\n", "2:21: report.price_per_second: \"1e999\" is not a "
+          "decimal number", "infinite price");
+    fails("report:\n  price_per_second: nan\n", "2:21: report.price_per_second: \"nan\" is not a "
+          "decimal number", "nan price");
+    fails("report:\n  price_per_second: 1,5\n", "2:21: report.price_per_second: \"1,5\" is not a "
+          "decimal number", "comma price");
+    fails("report:\n  price_per_second: .5\n", "2:21: report.price_per_second: \".5\" is not a "
+          "decimal number", "no digit before the point");
+    fails("report:\n  price_per_second: \" 1\"\n", "2:21: report.price_per_second: \" 1\" is not a "
+          "decimal number", "spaces");
+    fails("# prices\nreport: {price_per_second: 1.7976931348623157e308}\n", "2:28: report.price_per_second: "
+          "\"1.7976931348623157e308\" is not a decimal number", "price DBL_MAX");
 
     /* strings */
     memset(doc, 0, sizeof(doc));
@@ -1080,7 +1107,7 @@ test_dump(void)
     like(d, "daemon: off\n", "bool");
     like(d, "  max_message_size: 1048576\n", "size");
     like(d, "  listen: 127.0.0.1:9187\n", "host:port is plain");
-    like(d, "  price_per_second: 0.1\n", "shortest double");
+    like(d, "  price_per_second: 0.1\n", "a decimal printed back without trailing zeros");
     ok(strstr(d, "  host: 127.0.0.1\n") != NULL
        && strstr(d, "auth_source") == NULL,
        "rabbitmq.host dumped, mongodb parts folded into the uri");
@@ -1089,8 +1116,20 @@ test_dump(void)
 
     round_trip(example, "example");
     round_trip("", "defaults");
-    round_trip("report:\n  price_per_second: 0.30000000000000004\n",
-               "a double that needs 17 digits");
+    round_trip("report:\n  price_per_second: 1234.5678\n", "a decimal with 4 decimals");
+    round_trip("report:\n  price_per_second: 1000000\n", "the largest price");
+    {
+        c = load("report:\n  price_per_second: 0.0001\n");
+        d = c != NULL ? dump(c) : NULL;
+        like(d != NULL ? d : "", "  price_per_second: 0.0001\n", "0.0001 printed back as written");
+        free(d);
+        rd_conf_free(c);
+        c = load("report:\n  price_per_second: 12.50\n");
+        d = c != NULL ? dump(c) : NULL;
+        like(d != NULL ? d : "", "  price_per_second: 12.5\n", "12.50 printed back as 12.5");
+        free(d);
+        rd_conf_free(c);
+    }
     round_trip("worker_processes: auto\nworker_shutdown_timeout: 1500ms\n"
                "user: \"null\"\npid: \"*x\"\nerror_log: \"a\\tb\\\\c\\\"d:\"\n"
                "rabbitmq:\n  password: \"$$\"\n  vhost: \"-v\"\n"
