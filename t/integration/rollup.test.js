@@ -75,6 +75,7 @@ let collector;
  * records whose insert started but is not acknowledged yet. */
 async function check(ps, label, pending = []) {
     const id = `t${seq++}`;
+    if (!collector) collector = await ctx.results();   /* once the daemon declared the queue */
     const committed = records.slice();
     await ctx.publishTask(JSON.stringify({ correlation_id: id, phones: ps }));
     const m = await h.waitFor(() => collector.messages.find((x) => x.body && x.body.correlation_id === id),
@@ -111,7 +112,6 @@ before(async () => {
         for (let k = 0; k < n; k++) docs.push(record(rnd, p));
     }
     await insert(docs);
-    collector = await ctx.results();
 });
 
 after(async () => {
