@@ -41,7 +41,8 @@
  * and drop (reporterctl); find, delete, listIndexes and dropDatabase (the
  * test suites through the Node driver); buildInfo and configureFailPoint
  * (the self-test and the failure tests); update (multi, upsert) and
- * findAndModify (basic), for documents kept up to date by upserts.
+ * findAndModify (basic), for documents kept up to date by upserts;
+ * count, explain and serverStatus (index use, documents examined).
  * Anything else gets {ok: 0, code: 59, codeName: "CommandNotFound"} like
  * MongoDB.
  *
@@ -94,15 +95,38 @@
  *     integral one int64, anything else double.  Used for operators the
  *     type rules above do not cover.
  *
- * Indexes.  createIndexes records the index (listIndexes shows it) and,
- * for the first field of its key, keeps a hash map value -> documents.
- * A find filter or a FIRST $match stage whose top level has that field
- * with a scalar, {$eq: v} or {$in: [...]} condition reads candidates from
- * the map instead of scanning (then applies the full filter with mingo as
- * usual), so a $match on {phone: {$in: [...]}} over millions of documents
- * is fast.  Unique indexes are enforced on _id and on single-field unique
- * indexes only.  A TTL index (expireAfterSeconds) is recorded and listed,
- * but its documents never expire.
+ * Indexes.  Every index with an ordinary key pattern (1 / -1 fields) is a
+ * sorted list of keys, compound keys included (section "index keys"): the
+ * _id index and any {a: 1, b: 1, ...}.  A find, count, update, delete,
+ * findAndModify or the first $match of an aggregate is planned as mongod
+ * does it for the operators reporterd sends (section "query planning"):
+ * equality ($eq, scalar, $in) on a prefix of an index's fields, then
+ * intervals on the next field ($lt/$lte/$gt/$gte within the operand's
+ * type, $not/$ne/$nin as complements, so {rb: {$not: {$lte: 5}}} scans
+ * [MinKey, -inf.0) and (5, MaxKey]); a top-level $or uses one index scan
+ * per branch; a sort is taken from index order when the index gives it,
+ * and then a limit stops the scan.  hint is honoured.  Candidates are
+ * always tested against the whole filter.  explain (find, count,
+ * aggregate; verbosity queryPlanner / executionStats / allPlansExecution)
+ * answers the winning plan and executionStats.totalKeysExamined /
+ * totalDocsExamined / nReturned where mongod 4.4 puts them (an aggregate's
+ * under stages[0].$cursor, a pipeline that is only a $match at the top);
+ * serverStatus answers the running totals in
+ * metrics.queryExecutor.scanned (keys) and .scannedObjects (documents).
+ * Unique indexes (any number of fields) are enforced; an upsert whose
+ * insert would duplicate an _id fails with E11000.  Arrays in an indexed
+ * field (multikey), embedded documents and a few rare types are not
+ * encoded: such documents are examined by every scan of that index.
+ * A TTL index (expireAfterSeconds) is recorded and listed, but its
+ * documents never expire.
+ *
+ * Limits: one thread, one event loop.  Every command runs to completion
+ * before the next starts, so there are no yields (MongoDB's cursors see
+ * concurrent writes; this server's never interleave with them: a cursor
+ * holds the result computed when it was opened) and one slow command
+ * stalls every client.  Inserts and index maintenance cost O(log n) per
+ * key; a delete rewrites the collection's document list (O(n) per
+ * statement).  Sized for tests: millions of small documents in memory.
  *
  * Environment:
  *   MONGOD_TEST_VERBOSE=1 (or --verbose)  log every command to stderr.
@@ -111,7 +135,12 @@
  *   - no auth, TLS, compression, sessions (lsid is accepted and ignored),
  *     transactions, retryable-write bookkeeping, write concern, read
  *     concern, collations, capped collections, views, change streams,
- *     explain, $out/$merge, text/geo indexes;
+ *     $out/$merge, text/geo/hashed indexes, partial and sparse indexes;
+ *   - the planner scores indexes by the fields they bound instead of
+ *     racing candidate plans; explain has no rejectedPlans and only
+ *     top-level counters are exact (keysExamined does not count the one
+ *     key mongod reads past the end of a range); explain of update,
+ *     delete and findAndModify is not supported;
  *   - semantics of queries and expressions not listed above are mingo's;
  *     query paths through nested arrays are resolved as mingo does;
  *   - numeric types inside arrays are tracked per collection path as a
@@ -1263,47 +1292,277 @@ const SUPPORTED_STAGES = new Set(Object.keys(pipelineOps).filter((s) => s !== '$
 /* storage                                                            */
 /* ------------------------------------------------------------------ */
 
-/* _id uniqueness and hash indexes use MongoDB's equality (eqKey). */
-const idKey = (v) => groupKey(v === undefined ? null : v);
-const hashKey = eqKey;
+/*
+ * Index keys, as mongod's KeyString does it: every indexable value is
+ * encoded as a string whose code-unit order (JS `<`) is MongoDB's BSON
+ * order, so a compound key is the concatenation of its fields' encodings
+ * and an index is one sorted list of strings.  An encoding starts with a
+ * character for the value's canonical type rank; numbers of every type are
+ * encoded by exact value (the double nearest to it, then the int64
+ * remainder), so 1, Long(1) and 1.0 meet; null and missing are one key, as
+ * in a MongoDB index.  Encodings are prefix-free (strings are escaped and
+ * terminated), so "equality on a prefix, then an interval on the next
+ * field" is one contiguous range of keys.  Values with no encoding here
+ * (arrays, i.e. multikey documents, embedded documents, Decimal128, binData,
+ * strings with code points above U+D7FF...) put their document in the
+ * index's "other" set, which every scan of that index also returns: the
+ * index stays exact for what it returns, because every candidate is then
+ * tested against the whole filter.
+ */
+const RID = Symbol('recordId');         /* per document: insertion number, the index tie-breaker */
+const rankChar = (r) => String.fromCharCode(r + 2);
+const NULL_CH = rankChar(5);
+const NUM_CH = rankChar(10);
+const STR_CH = rankChar(15);
+const OID_CH = rankChar(35);
+const BOOL_CH = rankChar(40);
+const DATE_CH = rankChar(45);
+const MINKEY_CH = rankChar(-1);
+const MAXKEY_CH = rankChar(127);
+const KEY_END = '\uffff';               /* above every encoding */
+const dv = new DataView(new ArrayBuffer(8));
 
-class HashIndex {
-    constructor(field) {
-        this.field = field;
-        this.map = new Map();
-        this.other = [];        /* documents with arrays, objects, exotic types */
+function encDouble(x) {
+    dv.setFloat64(0, x === 0 ? 0 : x);
+    let a = dv.getUint16(0);
+    let b = dv.getUint16(2);
+    let c = dv.getUint16(4);
+    let d = dv.getUint16(6);
+    if (a & 0x8000) {
+        a = ~a & 0xffff; b = ~b & 0xffff; c = ~c & 0xffff; d = ~d & 0xffff;
+    } else {
+        a |= 0x8000;
     }
-    add(doc) {
-        const v = this.field.includes('.') ? mingoUtil.resolve(doc, this.field) : doc[this.field];
-        const k = hashKey(v);
-        if (k === undefined) { this.other.push(doc); return; }
-        const b = this.map.get(k);
-        if (b) b.push(doc); else this.map.set(k, [doc]);
+    return String.fromCharCode(a, b, c, d);
+}
+
+const NUM_ZERO_REM = '\u8000';
+function encNumber(x) {
+    if (Number.isNaN(x)) return NUM_CH + '\u0001';
+    return NUM_CH + '\u0002' + encDouble(x) + NUM_ZERO_REM;
+}
+
+function encLong(l) {
+    const s = l.toString();
+    const big = BigInt(s);
+    const approx = Number(big);
+    const rem = big - BigInt(approx);       /* |rem| <= 1024 for an int64 */
+    return NUM_CH + '\u0002' + encDouble(approx) + String.fromCharCode(0x8000 + Number(rem));
+}
+
+/* The key encoding of one value, or undefined when it has none here. */
+function encValue(v) {
+    if (v === undefined || v === null) return NULL_CH;
+    switch (typeof v) {
+    case 'number': return encNumber(v);
+    case 'string':
+        if (/[\ud800-\uffff]/.test(v)) return undefined;
+        return STR_CH + (v.includes('\u0000') ? v.replace(/\u0000/g, '\u0000\u0001') : v) + '\u0000\u0000';
+    case 'boolean': return BOOL_CH + (v ? '1' : '0');
+    default: break;
     }
-    rebuild(docs) {
-        this.map = new Map();
-        this.other = [];
-        for (const d of docs) this.add(d);
-    }
-    /* candidates for "field in values", or null when the values cannot be looked up */
-    lookup(values) {
-        const keys = [];
-        const seen = new Set();
-        for (const v of values) {
-            const k = hashKey(v);
-            if (k === undefined) return null;
-            if (!seen.has(k)) { seen.add(k); keys.push(k); }
-        }
-        if (keys.every((k) => typeof k === 'number')) keys.sort((a, b) => a - b);
-        const out = [];
-        for (const k of keys) {
-            const b = this.map.get(k);
-            if (b) for (let i = 0; i < b.length; i++) out.push(b[i]);
-        }
-        for (const d of this.other) out.push(d);
-        return out;
+    if (v instanceof Date) return DATE_CH + encDouble(v.getTime());
+    switch (v._bsontype) {
+    case 'ObjectId': case 'ObjectID': return OID_CH + v.toHexString();
+    case 'Long': return encLong(v);
+    case 'Int32': case 'Double': return encNumber(v.value);
+    case 'MinKey': return MINKEY_CH;
+    case 'MaxKey': return MAXKEY_CH;
+    default: return undefined;
     }
 }
+
+/* The smallest string above every string that starts with s. */
+function succ(s) {
+    let i = s.length - 1;
+    while (i >= 0 && s.charCodeAt(i) === 0xffff) i--;
+    if (i < 0) return KEY_END + KEY_END;
+    return s.slice(0, i) + String.fromCharCode(s.charCodeAt(i) + 1);
+}
+
+const encRid = (n) => String.fromCharCode(Math.floor(n / 4294967296) & 0xffff, (n >>> 16) & 0xffff, n & 0xffff);
+
+const MULTIKEY = Symbol('multikey');
+
+/* The value an index stores for path: undefined when missing, MULTIKEY
+ * when an array is on the way (multikey: not encoded here). */
+function indexValue(doc, path) {
+    if (!path.includes('.')) {
+        const v = hasOwn(doc, path) ? doc[path] : undefined;
+        return Array.isArray(v) ? MULTIKEY : v;
+    }
+    let cur = doc;
+    for (const p of path.split('.')) {
+        if (Array.isArray(cur)) return MULTIKEY;
+        if (!isPlainObject(cur) || !hasOwn(cur, p)) return undefined;
+        cur = cur[p];
+    }
+    return Array.isArray(cur) ? MULTIKEY : cur;
+}
+
+/*
+ * A sorted list of unique strings, each with a document: chunks of at most
+ * 2 * CHUNK entries and the first key of each chunk, so that insert, remove
+ * and seek cost O(log n + CHUNK) (sortedcontainers' SortedList layout).
+ */
+const CHUNK = 512;
+
+function lowerBound(arr, k) {
+    let lo = 0;
+    let hi = arr.length;
+    while (lo < hi) {
+        const m = (lo + hi) >>> 1;
+        if (arr[m] < k) lo = m + 1; else hi = m;
+    }
+    return lo;
+}
+
+class SortedKeys {
+    constructor() {
+        this.keys = [];         /* chunks of keys */
+        this.vals = [];         /* chunks of documents */
+        this.firsts = [];       /* first key of each chunk */
+        this.size = 0;
+    }
+    chunkFor(k) {
+        const f = this.firsts;
+        let lo = 0;
+        let hi = f.length;
+        while (lo < hi) {
+            const m = (lo + hi) >>> 1;
+            if (f[m] <= k) lo = m + 1; else hi = m;
+        }
+        return lo > 0 ? lo - 1 : 0;
+    }
+    insert(k, v) {
+        this.size++;
+        if (!this.keys.length) {
+            this.keys.push([k]); this.vals.push([v]); this.firsts.push(k);
+            return;
+        }
+        const i = this.chunkFor(k);
+        const ks = this.keys[i];
+        const vs = this.vals[i];
+        if (k > ks[ks.length - 1]) {
+            ks.push(k); vs.push(v);
+        } else {
+            const p = lowerBound(ks, k);
+            ks.splice(p, 0, k); vs.splice(p, 0, v);
+            if (p === 0) this.firsts[i] = k;
+        }
+        if (ks.length > 2 * CHUNK) {
+            this.keys.splice(i + 1, 0, ks.splice(CHUNK));
+            this.vals.splice(i + 1, 0, vs.splice(CHUNK));
+            this.firsts.splice(i + 1, 0, this.keys[i + 1][0]);
+        }
+    }
+    remove(k) {
+        if (!this.keys.length) return false;
+        const i = this.chunkFor(k);
+        const ks = this.keys[i];
+        const p = lowerBound(ks, k);
+        if (ks[p] !== k) return false;
+        this.size--;
+        ks.splice(p, 1); this.vals[i].splice(p, 1);
+        if (!ks.length) {
+            this.keys.splice(i, 1); this.vals.splice(i, 1); this.firsts.splice(i, 1);
+        } else if (p === 0) {
+            this.firsts[i] = ks[0];
+        }
+        return true;
+    }
+    /* Is there a key in [lo, hi)? */
+    any(lo, hi) {
+        for (const e of this.range(lo, hi)) return !!e;
+        return false;
+    }
+    /* [key, document] for every key in [lo, hi), in order. */
+    *range(lo, hi) {
+        if (!this.keys.length) return;
+        let i = this.chunkFor(lo);
+        let p = lowerBound(this.keys[i], lo);
+        for (; i < this.keys.length; i++, p = 0) {
+            const ks = this.keys[i];
+            const vs = this.vals[i];
+            for (; p < ks.length; p++) {
+                if (ks[p] >= hi) return;
+                yield [ks[p], vs[p]];
+            }
+        }
+    }
+}
+
+/* One index: its spec, and for an ordinary (1 / -1) key pattern the sorted
+ * keys.  A descending field is stored with its encoding complemented, so
+ * the list is in the index's order; the planner uses the fields before it. */
+class Index {
+    constructor(spec) {
+        this.spec = spec;
+        this.name = spec.name;
+        this.fields = Object.keys(spec.key);
+        this.dirs = this.fields.map((f) => spec.key[f]);
+        this.usable = this.dirs.every((d) => d === 1 || d === -1);
+        this.unique = !!spec.unique;
+        this.tree = new SortedKeys();
+        this.keyOf = new Map();         /* document -> its key, null when in other */
+        this.other = new Set();
+    }
+    /* The key of doc without its record id, or undefined if it has none. */
+    keyFor(doc, memo) {
+        let k = '';
+        for (let i = 0; i < this.fields.length; i++) {
+            const f = this.fields[i];
+            let e = memo && memo.get(f);
+            if (e === undefined) {
+                const v = indexValue(doc, f);
+                e = v === MULTIKEY ? null : encValue(v);
+                if (e === undefined) e = null;
+                if (memo) memo.set(f, e);
+            }
+            if (e === null) return undefined;
+            k += this.dirs[i] === -1 ? complement(e) : e;
+        }
+        return k;
+    }
+    /* Would doc collide with another document in this unique index? */
+    collides(doc, memo) {
+        if (!this.unique || !this.usable) return false;
+        const k = this.keyFor(doc, memo);
+        if (k === undefined) return false;
+        for (const [, d] of this.tree.range(k, succ(k))) if (d !== doc) return true;
+        return false;
+    }
+    add(doc, memo) {
+        if (!this.usable) return;
+        const k = this.keyFor(doc, memo);
+        if (k === undefined) {
+            this.other.add(doc);
+            this.keyOf.set(doc, null);
+            return;
+        }
+        const full = k + encRid(doc[RID]);
+        this.tree.insert(full, doc);
+        this.keyOf.set(doc, full);
+    }
+    remove(doc) {
+        if (!this.usable) return;
+        const full = this.keyOf.get(doc);
+        if (full === undefined) return;
+        this.keyOf.delete(doc);
+        if (full === null) this.other.delete(doc); else this.tree.remove(full);
+    }
+}
+
+function complement(s) {
+    let out = '';
+    for (let i = 0; i < s.length; i++) out += String.fromCharCode(0xffff - s.charCodeAt(i));
+    return out;
+}
+
+/* _id uniqueness uses MongoDB's equality (eqKey) in a hash map: the
+ * _id index's point lookups are O(1); its sorted keys serve ranges and
+ * order. */
+const idKey = (v) => groupKey(v === undefined ? null : v);
 
 class Collection {
     constructor(db, name) {
@@ -1312,70 +1571,93 @@ class Collection {
         this.docs = [];
         this.ids = new Map();
         this.schema = new Map();
-        this.indexes = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
-        this.hash = new Map();          /* field -> HashIndex */
+        this.ridSeq = 0;
+        this.indexes = [];
+        this.ix = new Map();            /* name -> Index */
+        this.addIndex({ v: 2, key: { _id: 1 }, name: '_id_' });
     }
     get ns() { return `${this.db.name}.${this.name}`; }
 
+    /* Build an index over the documents; a unique index that the documents
+     * already violate is not added: the DuplicateKey error is returned. */
     addIndex(spec) {
-        this.indexes.push(spec);
-        const f = Object.keys(spec.key)[0];
-        if (f && f !== '_id' && typeof spec.key[f] !== 'string' && !this.hash.has(f)) {
-            const h = new HashIndex(f);
-            h.rebuild(this.docs);
-            this.hash.set(f, h);
+        const ix = new Index(spec);
+        for (const d of this.docs) {
+            if (ix.collides(d)) {
+                const key = {};
+                for (const f of ix.fields) { const v = indexValue(d, f); key[f] = v === undefined ? null : v; }
+                return dupKeyError(this, ix.name, key);
+            }
+            ix.add(d);
         }
+        this.indexes.push(spec);
+        this.ix.set(ix.name, ix);
+        return null;
     }
-    uniqueFields() {
-        return this.indexes.filter((i) => i.unique && Object.keys(i.key).length === 1 && i.name !== '_id_');
+    /* A unique-index violation doc would cause (other than by itself). */
+    uniqueViolation(doc, memo) {
+        for (const ix of this.ix.values()) {
+            if (ix.name === '_id_' || !ix.unique || !ix.collides(doc, memo)) continue;
+            const key = {};
+            for (const f of ix.fields) { const v = indexValue(doc, f); key[f] = v === undefined ? null : v; }
+            return dupKeyError(this, ix.name, key);
+        }
+        return null;
+    }
+    indexDoc(doc) {
+        const memo = new Map();
+        for (const ix of this.ix.values()) ix.add(doc, memo);
+    }
+    unindexDoc(doc) {
+        for (const ix of this.ix.values()) ix.remove(doc);
     }
     insertOne(doc) {
         const k = idKey(doc._id);
         if (this.ids.has(k)) return dupKeyError(this, '_id_', { _id: doc._id });
-        for (const ix of this.uniqueFields()) {
-            const f = Object.keys(ix.key)[0];
-            const h = this.hash.get(f);
-            const v = mingoUtil.resolve(doc, f);
-            const hk = hashKey(v);
-            if (h && hk !== undefined && h.map.has(hk) &&
-                h.map.get(hk).some((d) => bsonEquals(mingoUtil.resolve(d, f), v))) {
-                return dupKeyError(this, ix.name, { [f]: v === undefined ? null : v });
-            }
-        }
+        const memo = new Map();
+        const err = this.uniqueViolation(doc, memo);
+        if (err) return err;
+        doc[RID] = ++this.ridSeq;
         this.ids.set(k, doc);
         this.docs.push(doc);
-        for (const h of this.hash.values()) h.add(doc);
+        for (const ix of this.ix.values()) ix.add(doc, memo);
         return null;
     }
-    reindex() {
-        this.ids = new Map();
-        for (const d of this.docs) this.ids.set(idKey(d._id), d);
-        for (const h of this.hash.values()) h.rebuild(this.docs);
-    }
-    /* Documents that may match filter: from a hash index when the filter's
-     * top level pins an indexed field, else all. */
-    candidates(filter) {
-        if (!isPlainObject(filter) || this.hash.size === 0) return this.docs;
-        for (const [f, h] of this.hash) {
-            if (!Object.prototype.hasOwnProperty.call(filter, f)) continue;
-            const c = filter[f];
-            let values = null;
-            if (c instanceof RegExp) continue;
-            if (isPlainObject(c)) {
-                const ks = Object.keys(c);
-                if (ks.length === 1 && ks[0] === '$eq') values = [c.$eq];
-                else if (ks.length === 1 && ks[0] === '$in' && Array.isArray(c.$in)) values = c.$in;
-                else if (ks.some((x) => x[0] === '$')) continue;
-                else continue;
-            } else if (Array.isArray(c)) {
-                continue;
-            } else {
-                values = [c];
-            }
-            const r = h.lookup(values);
-            if (r) return r;
+    /* Remove a set of documents (one pass over the collection). */
+    removeDocs(dead) {
+        if (!dead.size) return;
+        for (const d of dead) {
+            this.unindexDoc(d);
+            if (this.ids.get(idKey(d._id)) === d) this.ids.delete(idKey(d._id));
         }
-        return this.docs;
+        this.docs = this.docs.filter((d) => !dead.has(d));
+    }
+    /* Apply fn (which modifies doc in place) keeping the indexes right; the
+     * document is restored and the error thrown when the result would change
+     * _id or violate a unique index. */
+    modify(doc, fn) {
+        const needRestore = [...this.ix.values()].some((ix) => ix.unique && ix.name !== '_id_');
+        const saved = Object.assign({}, doc);
+        const snapshot = needRestore ? BSON.deserialize(serialize({ d: doc }), { promoteValues: true }).d : null;
+        const oldId = doc._id;
+        this.unindexDoc(doc);
+        let changed;
+        try {
+            changed = fn(doc);
+            if (!bsonEquals(oldId === undefined ? null : oldId, doc._id === undefined ? null : doc._id)) {
+                throw new CmdError(66, 'ImmutableField',
+                    "Performing an update on the path '_id' would modify the immutable field '_id'");
+            }
+            const err = this.uniqueViolation(doc, null);
+            if (err) throw Object.assign(new CmdError(11000, 'DuplicateKey', err.errmsg), { keyPattern: err.keyPattern, keyValue: err.keyValue });
+        } catch (e) {
+            for (const k of Object.keys(doc)) delete doc[k];
+            Object.assign(doc, snapshot || saved);
+            this.indexDoc(doc);
+            throw e;
+        }
+        this.indexDoc(doc);
+        return changed;
     }
 }
 
@@ -1526,6 +1808,368 @@ function cursorReply(ns, items, schema, batchSize, singleBatch) {
 }
 
 /* ------------------------------------------------------------------ */
+/* query planning and execution                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The planner turns a filter into index bounds the way mongod's
+ * IndexBoundsBuilder does, for the operators reporterd sends: per field a
+ * union of intervals over key encodings (half-open [lo, hi), with the text
+ * explain prints), "exact" when the intervals hold exactly the values that
+ * match (only exact bounds may be complemented, for $not/$ne/$nin).
+ * Equality (scalar, $eq, $in) gives points; $lt/$lte/$gt/$gte give a range
+ * within the operand's type ({$lte: 5} is [-inf.0, 5]); $not complements
+ * ({$not: {$lte: 5}} is [MinKey, -inf.0) U (5, MaxKey], so null, missing,
+ * NaN and strings stay in); $exists: false is the null point (inexact).
+ * Anything else leaves the field unbounded.  A top-level $and is merged;
+ * a top-level $or is planned branch by branch (each branch with the rest
+ * of the filter) when every branch can use an index.
+ *
+ * An index is scored by the number of its leading fields the bounds pin:
+ * points on a prefix (at most MAX_POINTS combinations), then intervals on
+ * the next field.  The best score wins (ties: the hinted index, then an
+ * index whose order gives the requested sort, then the first created);
+ * none scoring means a collection scan.  Every candidate is tested against
+ * the whole filter, so the bounds only decide how much is read: what
+ * explain and serverStatus count as keys and documents examined, as
+ * mongod does (keys: index entries visited; documents: documents fetched).
+ */
+const MAX_POINTS = 200000;
+const FULL_IV = { lo: '', hi: KEY_END, lt: '[MinKey', ht: 'MaxKey]' };
+
+function showValue(v) {
+    if (v === undefined || v === null) return 'null';
+    if (typeof v === 'number') {
+        if (v === Infinity) return 'inf.0';
+        if (v === -Infinity) return '-inf.0';
+        return Number.isNaN(v) ? 'nan.0' : String(v);
+    }
+    if (typeof v === 'string') return JSON.stringify(v);
+    if (v instanceof Date) return `new Date(${v.getTime()})`;
+    switch (v._bsontype) {
+    case 'ObjectId': case 'ObjectID': return `ObjectId('${v.toHexString()}')`;
+    case 'Long': return v.toString();
+    case 'MinKey': return 'MinKey';
+    case 'MaxKey': return 'MaxKey';
+    default: return String(v);
+    }
+}
+
+function pointBounds(v) {
+    if (v instanceof RegExp || Array.isArray(v) || isPlainObject(v) || isNaNum(v)) return null;
+    const e = encValue(v);
+    if (e === undefined) return null;
+    const t = showValue(v);
+    return { ivs: [{ lo: e, hi: succ(e), lt: '[' + t, ht: t + ']', point: true }], exact: true };
+}
+
+/* Sorted, disjoint union of interval lists. */
+function unionIvs(ivs) {
+    const s = ivs.slice().sort((a, b) => cmp3(a.lo, b.lo));
+    const out = [];
+    for (const iv of s) {
+        const last = out[out.length - 1];
+        if (last && iv.lo <= last.hi) {
+            if (iv.hi > last.hi) out[out.length - 1] = { lo: last.lo, hi: iv.hi, lt: last.lt, ht: iv.ht };
+        } else {
+            out.push(iv);
+        }
+    }
+    return out;
+}
+
+function intersectIvs(a, b) {
+    const out = [];
+    for (const x of a) {
+        for (const y of b) {
+            const lo = x.lo >= y.lo ? x : y;
+            const hi = x.hi <= y.hi ? x : y;
+            if (lo.lo < hi.hi) {
+                out.push({ lo: lo.lo, hi: hi.hi, lt: lo.lt, ht: hi.ht, point: lo === hi && lo.point });
+            }
+        }
+    }
+    return unionIvs(out);
+}
+
+const flipLo = (ht) => (ht.endsWith(']') ? '(' : '[') + ht.slice(0, -1);
+const flipHi = (lt) => lt.slice(1) + (lt[0] === '[' ? ')' : ']');
+
+function complementIvs(ivs) {
+    const out = [];
+    let cur = FULL_IV.lo;
+    let curT = FULL_IV.lt;
+    for (const iv of ivs) {
+        if (iv.lo > cur) out.push({ lo: cur, hi: iv.lo, lt: curT, ht: flipHi(iv.lt) });
+        cur = iv.hi;
+        curT = flipLo(iv.ht);
+    }
+    if (cur < FULL_IV.hi) out.push({ lo: cur, hi: FULL_IV.hi, lt: curT, ht: FULL_IV.ht });
+    return out;
+}
+
+/* {$lt/$lte/$gt/$gte: v}: the values of v's type on that side of it. */
+function rangeBounds(kind, v) {
+    if (isNaNum(v) || v instanceof RegExp) return null;
+    if (v === null || v === undefined) {
+        return kind === LTE || kind === GTE ? pointBounds(null) : { ivs: [], exact: true };
+    }
+    const e = encValue(v);
+    if (e === undefined || e === MINKEY_CH || e === MAXKEY_CH) return null;
+    const t = showValue(v);
+    let tlo;
+    let thi;
+    let tlt;
+    let tht;
+    if (e[0] === NUM_CH) {
+        tlo = encNumber(-Infinity); thi = succ(encNumber(Infinity)); tlt = '[-inf.0'; tht = 'inf.0]';
+    } else {
+        tlo = e[0]; thi = succ(e[0]); tlt = '[' + typeName(v) + ' min'; tht = typeName(v) + ' max]';
+    }
+    let iv;
+    switch (kind) {
+    case LT: iv = { lo: tlo, hi: e, lt: tlt, ht: t + ')' }; break;
+    case LTE: iv = { lo: tlo, hi: succ(e), lt: tlt, ht: t + ']' }; break;
+    case GT: iv = { lo: succ(e), hi: thi, lt: '(' + t, ht: tht }; break;
+    default: iv = { lo: e, hi: thi, lt: '[' + t, ht: tht }; break;
+    }
+    return { ivs: iv.lo < iv.hi ? [iv] : [], exact: true };
+}
+
+const RANGE_KINDS = { $lt: LT, $lte: LTE, $gt: GT, $gte: GTE };
+
+/* Bounds of one field's condition, or null when it does not bound it. */
+function fieldBounds(c) {
+    if (!isPlainObject(c) || !Object.keys(c).some((k) => k[0] === '$')) return pointBounds(c);
+    let acc = null;
+    let exact = true;
+    for (const op of Object.keys(c)) {
+        const v = c[op];
+        let b = null;
+        if (op === '$eq') b = pointBounds(v);
+        else if (RANGE_KINDS[op]) b = rangeBounds(RANGE_KINDS[op], v);
+        else if (op === '$in' || op === '$nin') {
+            if (Array.isArray(v)) {
+                const ps = v.map(pointBounds);
+                if (ps.every((p) => p)) b = { ivs: unionIvs(ps.flatMap((p) => p.ivs)), exact: true };
+            }
+            if (b && op === '$nin') b = { ivs: complementIvs(b.ivs), exact: true };
+        } else if (op === '$ne') {
+            const p = pointBounds(v);
+            if (p) b = { ivs: complementIvs(p.ivs), exact: true };
+        } else if (op === '$not') {
+            const inner = isPlainObject(v) ? fieldBounds(v) : null;
+            if (inner && inner.exact) b = { ivs: complementIvs(inner.ivs), exact: true };
+        } else if (op === '$exists' && !mongoTruthy(v)) {
+            b = { ivs: pointBounds(null).ivs, exact: false };
+        }
+        if (!b) { exact = false; continue; }
+        if (!b.exact) exact = false;
+        acc = acc ? intersectIvs(acc, b.ivs) : b.ivs;
+    }
+    return acc ? { ivs: acc, exact } : null;
+}
+
+/* field -> bounds of a conjunction (the filter's top level and $and). */
+function addConjunction(filter, into) {
+    if (!isPlainObject(filter)) return;
+    for (const k of Object.keys(filter)) {
+        const c = filter[k];
+        if (k === '$and' && Array.isArray(c)) {
+            for (const e of c) addConjunction(e, into);
+            continue;
+        }
+        if (k[0] === '$') continue;
+        const b = fieldBounds(c);
+        if (!b) continue;
+        const cur = into.get(k);
+        into.set(k, cur ? { ivs: intersectIvs(cur.ivs, b.ivs), exact: cur.exact && b.exact } : b);
+    }
+    return into;
+}
+
+/* Key ranges of index ix for a conjunction, or null if it pins no field. */
+function indexScan(ix, conj) {
+    if (!ix.usable) return null;
+    let prefixes = [''];
+    let eq = 0;
+    let used = 0;
+    let ranges = null;
+    const bounds = {};
+    for (let i = 0; i < ix.fields.length; i++) {
+        const f = ix.fields[i];
+        const b = conj.get(f);
+        if (!b || ix.dirs[i] !== 1) break;
+        const ivs = b.ivs;
+        bounds[f] = ivs.map((iv) => `${iv.lt}, ${iv.ht.startsWith('[') ? iv.ht : iv.ht}`);
+        used++;
+        if (ivs.every((iv) => iv.point) && prefixes.length * ivs.length <= MAX_POINTS) {
+            const next = [];
+            for (const p of prefixes) for (const iv of ivs) next.push(p + iv.lo);
+            prefixes = next;
+            eq++;
+            continue;
+        }
+        ranges = [];
+        for (const p of prefixes) for (const iv of ivs) ranges.push([p + iv.lo, p + iv.hi]);
+        break;
+    }
+    if (!used) return null;
+    if (!ranges) ranges = prefixes.map((p) => [p, succ(p)]);
+    ranges.sort((a, b) => cmp3(a[0], b[0]));
+    for (let i = used; i < ix.fields.length; i++) bounds[ix.fields[i]] = ['[MinKey, MaxKey]'];
+    for (let i = 0; i < used; i++) {
+        const f = ix.fields[i];
+        if (!bounds[f]) bounds[f] = ['[MinKey, MaxKey]'];
+    }
+    return { ix, ranges, used, eq, single: prefixes.length === 1, bounds };
+}
+
+/* Does scan s return documents in the order of sort spec? */
+function scanGivesSort(s, conj, sort) {
+    if (!s.single || s.ix.other.size) return false;
+    const keys = Object.keys(sort).filter((k) => {
+        const b = conj.get(k);
+        return !(b && b.ivs.length === 1 && b.ivs[0].point && s.ix.fields.indexOf(k) >= 0 && s.ix.fields.indexOf(k) < s.eq);
+    });
+    for (let j = 0; j < keys.length; j++) {
+        if (sort[keys[j]] !== 1 || s.ix.fields[s.eq + j] !== keys[j] || s.ix.dirs[s.eq + j] !== 1) return false;
+    }
+    return true;
+}
+
+function findHint(coll, hint) {
+    if (hint === undefined || hint === null) return null;
+    if (typeof hint === 'string') {
+        const ix = coll.ix.get(hint);
+        if (ix) return ix;
+    } else if (isPlainObject(hint)) {
+        if (!Object.keys(hint).length) return null;
+        for (const ix of coll.ix.values()) if (mingoUtil.isEqual(ix.spec.key, hint)) return ix;
+        if (hint.$natural !== undefined) return 'COLLSCAN';
+    }
+    throw badValue('hint provided does not correspond to an existing index');
+}
+
+function planConjunction(coll, conj, sort, hint) {
+    if (hint === 'COLLSCAN') return null;
+    let best = null;
+    let bestSorted = false;
+    for (const ix of coll.ix.values()) {
+        if (hint && ix !== hint) continue;
+        let s = indexScan(ix, conj);
+        if (!s && hint) {
+            s = { ix, ranges: [['', KEY_END]], used: 0, eq: 0, single: true, bounds: {} };
+            for (const f of ix.fields) s.bounds[f] = ['[MinKey, MaxKey]'];
+        }
+        if (!s) continue;
+        const sorted = !!sort && scanGivesSort(s, conj, sort);
+        if (!best || s.used > best.used || (s.used === best.used && sorted && !bestSorted)) {
+            best = s;
+            bestSorted = sorted;
+        }
+    }
+    if (best) best.sorted = bestSorted;
+    return best;
+}
+
+/* The plan of a filter: {scans: [...]} (one per $or branch) or {scans: null}
+ * for a collection scan; plan.sorted when the index order is the sort. */
+function planQuery(coll, filter, sort, hintSpec) {
+    const hint = findHint(coll, hintSpec);
+    const hasSort = sort && Object.keys(sort).length ? sort : null;
+    if (isPlainObject(filter) && Array.isArray(filter.$or) && filter.$or.length && hint !== 'COLLSCAN') {
+        const rest = Object.assign({}, filter);
+        delete rest.$or;
+        const scans = [];
+        for (const br of filter.$or) {
+            const conj = addConjunction(rest, new Map());
+            addConjunction(br, conj);
+            const s = planConjunction(coll, conj, null, hint);
+            if (!s) { scans.length = 0; break; }
+            scans.push(s);
+        }
+        if (scans.length) return { scans, sorted: false, or: true };
+    }
+    const s = planConjunction(coll, addConjunction(filter, new Map()), hasSort, hint);
+    return s ? { scans: [s], sorted: s.sorted, or: false } : { scans: null, sorted: false, or: false };
+}
+
+/* Documents examined and index keys examined, since the server started
+ * (serverStatus metrics.queryExecutor.scannedObjects / scanned). */
+const totals = { keys: 0, docs: 0, returned: 0, inserted: 0, updated: 0, deleted: 0 };
+
+function newStats() {
+    return { keys: 0, docs: 0, nReturned: 0, started: Date.now() };
+}
+
+/* Candidate documents of a plan, each once, counting what is examined. */
+function* scanPlan(coll, plan, stats) {
+    if (!plan.scans) {
+        for (const d of coll.docs) {
+            tick();
+            stats.docs++;
+            totals.docs++;
+            yield d;
+        }
+        return;
+    }
+    const seen = plan.or ? new Set() : null;
+    for (const s of plan.scans) {
+        for (const [lo, hi] of s.ranges) {
+            for (const e of s.ix.tree.range(lo, hi)) {
+                tick();
+                stats.keys++;
+                totals.keys++;
+                s.keysExamined = (s.keysExamined || 0) + 1;
+                const d = e[1];
+                if (seen) { if (seen.has(d)) continue; seen.add(d); }
+                stats.docs++;
+                totals.docs++;
+                yield d;
+            }
+        }
+        for (const d of s.ix.other) {
+            tick();
+            if (seen) { if (seen.has(d)) continue; seen.add(d); }
+            stats.docs++;
+            totals.docs++;
+            yield d;
+        }
+    }
+}
+
+/* filter, then sort in MongoDB's order, skip, limit, project; the plan and
+ * what it examined go to ex (explain) when given. */
+function runFind(coll, filter, projection, sort, skip, limit, hint, ex) {
+    const stats = ex ? ex.stats : newStats();
+    if (!coll) {
+        if (ex) ex.plan = { scans: null, sorted: false, eof: true };
+        return [];
+    }
+    const plan = planQuery(coll, filter || {}, sort, hint);
+    if (ex) ex.plan = plan;
+    const q = new Query(filter || {}, { context: TYPED_CONTEXT });
+    const hasSort = sort && Object.keys(sort).length;
+    const stop = (!hasSort || plan.sorted) && limit ? (skip || 0) + limit : Infinity;
+    let items = [];
+    for (const d of scanPlan(coll, plan, stats)) {
+        if (q.test(d)) {
+            items.push(d);
+            if (items.length >= stop) break;
+        }
+    }
+    if (hasSort && !plan.sorted) items = sortDocs(items, sort);
+    if (skip) items = items.slice(skip);
+    if (limit) items = items.slice(0, limit);
+    const proj = projection && Object.keys(projection).length ? projection : undefined;
+    if (proj) items = new Query({}, { context: TYPED_CONTEXT }).find(items, proj).all();
+    stats.nReturned = items.length;
+    totals.returned += items.length;
+    return items;
+}
+
+/* ------------------------------------------------------------------ */
 /* command helpers                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -1559,24 +2203,6 @@ function mingoError(e) {
     if (m) return badValue(`unknown operator: ${m[1]}`);
     if (e instanceof RangeError) return new CmdError(2, 'BadValue', msg);
     return new CmdError(2, 'BadValue', msg);
-}
-
-/* filter, then sort in MongoDB's order, skip, limit, project */
-function runFind(coll, filter, projection, sort, skip, limit) {
-    const docs = coll ? coll.candidates(filter) : [];
-    const proj = projection && Object.keys(projection).length ? projection : undefined;
-    const q = new Query(filter || {}, { context: TYPED_CONTEXT });
-    if (!sort || !Object.keys(sort).length) {
-        let cur = q.find(docs, proj);
-        if (skip) cur = cur.skip(skip);
-        if (limit) cur = cur.limit(limit);
-        return cur.all();
-    }
-    let items = sortDocs(q.find(docs).all(), sort);
-    if (skip) items = items.slice(skip);
-    if (limit) items = items.slice(0, limit);
-    if (proj) items = new Query({}, { context: TYPED_CONTEXT }).find(items, proj).all();
-    return items;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -1647,6 +2273,24 @@ function applyUpdate(coll, doc, u, arrayFilters, isUpsert) {
     for (const k of Object.keys(u)) if (k !== '_id') doc[k] = u[k];
     if (doc._id === undefined && u._id !== undefined) doc._id = u._id;
     return JSON.stringify(BSON.EJSON.serialize(doc)) !== before;
+}
+
+/* The insert half of an upsert: the query's equality fields, then the
+ * update.  A document that the query did not match but that holds the same
+ * _id (or unique key) makes it fail with E11000, as in mongod: an update
+ * guarded by {_id: p, last: {$lt: n}} never inserts a second p. */
+function upsertDoc(coll, query, update, arrayFilters) {
+    const doc = seedFromQuery(query);
+    if (isUpdateOperatorDoc(update)) applyUpdate(coll, doc, update, arrayFilters, true);
+    else Object.assign(doc, update);
+    const full = { _id: doc._id !== undefined ? doc._id : new ObjectId() };
+    Object.assign(full, doc);
+    noteDocTypes(coll, full);
+    const err = coll.insertOne(full);
+    if (err) {
+        throw Object.assign(new CmdError(err.code, 'DuplicateKey', err.errmsg), { keyPattern: err.keyPattern, keyValue: err.keyValue });
+    }
+    return full;
 }
 
 /* Record the numeric types of every field of a document that arrived in a
@@ -1858,6 +2502,273 @@ function configureFailPoint(cmd, ctx) {
 }
 
 /* ------------------------------------------------------------------ */
+/* find, aggregate and count, with their explain output               */
+/* ------------------------------------------------------------------ */
+
+let listenPort = 0;
+
+const serverInfo = () => ({
+    host: require('node:os').hostname(), port: listenPort, version: SERVER_VERSION, gitVersion: 'test-server',
+});
+
+function ixscanStage(s, withStats) {
+    const st = {
+        stage: 'IXSCAN', keyPattern: s.ix.spec.key, indexName: s.ix.name, isMultiKey: s.ix.other.size > 0,
+        isUnique: s.ix.unique, isSparse: false, isPartial: false, indexVersion: 2, direction: 'forward',
+        indexBounds: s.bounds,
+    };
+    if (withStats) st.keysExamined = s.keysExamined || 0;
+    return st;
+}
+
+/* mongod 4.4's plan tree for a plan (FETCH over IXSCAN or OR of IXSCANs,
+ * or COLLSCAN; SORT, SKIP, LIMIT, projection and COUNT above), with the
+ * execution figures when stats are given. */
+function planTree(plan, q, stats) {
+    const ws = !!stats;
+    let st;
+    if (!plan.scans) {
+        st = { stage: plan.eof ? 'EOF' : 'COLLSCAN', filter: q.filter, direction: 'forward' };
+        if (ws) st.docsExamined = stats.docs;
+    } else {
+        const leaves = plan.scans.map((s) => ixscanStage(s, ws));
+        st = { stage: 'FETCH', filter: q.filter, inputStage: leaves.length === 1 ? leaves[0] : { stage: 'OR', inputStages: leaves } };
+        if (ws) st.docsExamined = stats.docs;
+    }
+    const hasSort = !!(q.sort && Object.keys(q.sort).length);
+    if (hasSort && !plan.sorted) {
+        st = { stage: 'SORT', sortPattern: q.sort, memLimit: 104857600, type: 'simple', inputStage: st };
+        if (q.limit) st.limitAmount = q.limit;
+    }
+    if (q.skip) st = { stage: 'SKIP', skipAmount: q.skip, inputStage: st };
+    if (q.limit && (!hasSort || plan.sorted)) st = { stage: 'LIMIT', limitAmount: q.limit, inputStage: st };
+    if (q.projection && Object.keys(q.projection).length) {
+        st = { stage: 'PROJECTION_DEFAULT', transformBy: q.projection, inputStage: st };
+    }
+    if (q.count) st = { stage: 'COUNT', inputStage: st };
+    if (ws) {
+        st.nReturned = q.count ? 0 : stats.nReturned;
+        st.executionTimeMillisEstimate = Date.now() - stats.started;
+    }
+    return st;
+}
+
+function queryPlanner(ns, plan, q, optimized) {
+    const qp = { plannerVersion: 1, namespace: ns, indexFilterSet: false, parsedQuery: q.filter || {} };
+    if (optimized) qp.optimizedPipeline = true;
+    qp.winningPlan = planTree(plan, q, null);
+    qp.rejectedPlans = [];
+    return qp;
+}
+
+function executionStats(plan, q, stats) {
+    return {
+        executionSuccess: true,
+        nReturned: stats.nReturned,
+        executionTimeMillis: Date.now() - stats.started,
+        totalKeysExamined: stats.keys,
+        totalDocsExamined: stats.docs,
+        executionStages: planTree(plan, q, stats),
+    };
+}
+
+const withExec = (verbosity) => verbosity !== 'queryPlanner';
+
+function findArgs(cmd) {
+    const filter = cmd.filter === undefined ? {} : cmd.filter;
+    if (!isPlainObject(filter)) throw typeMismatch("BSON field 'FindCommandRequest.filter' is the wrong type, expected type 'object'");
+    const skip = optInt(cmd, 'skip', 0);
+    let limit = optInt(cmd, 'limit');
+    let singleBatch = !!cmd.singleBatch;
+    if (limit !== undefined && limit < 0) { limit = -limit; singleBatch = true; }
+    return { filter, skip, limit, singleBatch, sort: cmd.sort, projection: cmd.projection, hint: cmd.hint };
+}
+
+/* find; with ex ({stats}), the plan is left in ex.plan */
+function execFind(cmd, ctx, ex) {
+    const name = collName(cmd, 'find');
+    const coll = getColl(ctx.db, name, false);
+    const a = findArgs(cmd);
+    try {
+        return {
+            coll, name, a,
+            items: withDeadline(ctx.deadline, () => runFind(coll, a.filter, a.projection, a.sort, a.skip, a.limit, a.hint, ex)),
+        };
+    } catch (e) {
+        throw mingoError(e);
+    }
+}
+
+function execCount(cmd, ctx, ex) {
+    const name = collName(cmd, 'count');
+    const coll = getColl(ctx.db, name, false);
+    const filter = cmd.query === undefined || cmd.query === null ? {} : cmd.query;
+    if (!isPlainObject(filter)) throw typeMismatch("BSON field 'count.query' is the wrong type, expected type 'object'");
+    const skip = optInt(cmd, 'skip', 0) || 0;
+    const limit = Math.abs(optInt(cmd, 'limit') || 0);
+    let n;
+    try {
+        n = withDeadline(ctx.deadline, () => runFind(coll, filter, undefined, undefined, skip, limit, cmd.hint, ex).length);
+    } catch (e) {
+        throw mingoError(e);
+    }
+    return { name, n, q: { filter, skip, limit, count: true } };
+}
+
+function checkPipeline(pipeline) {
+    if (!Array.isArray(pipeline)) throw typeMismatch("BSON field 'aggregate.pipeline' is the wrong type, expected type 'array'");
+    for (const st of pipeline) {
+        if (!isPlainObject(st) || Object.keys(st).length !== 1) {
+            throw new CmdError(40323, 'Location40323', 'A pipeline stage specification object must contain exactly one field.');
+        }
+        const sn = Object.keys(st)[0];
+        if (!SUPPORTED_STAGES.has(sn)) {
+            if (sn === '$out' || sn === '$merge') throw new CmdError(2, 'BadValue', `${sn} is not supported by the test server`);
+            throw new CmdError(40324, 'Location40324', `Unrecognized pipeline stage name: '${sn}'`);
+        }
+    }
+}
+
+/* aggregate: a leading $match is run by the query layer (planned, using
+ * indexes, counted), the rest by mingo.  With ex, per-stage output counts
+ * are kept in ex.stageCounts (stages then run one at a time). */
+function execAggregate(cmd, ctx, ex) {
+    const target = cmd.aggregate;
+    if (typeof target !== 'string') {
+        throw new CmdError(40324, 'Location40324', 'database-level aggregation ({aggregate: 1}) is not supported by the test server');
+    }
+    const pipeline = cmd.pipeline;
+    checkPipeline(pipeline);
+    const coll = getColl(ctx.db, target, false);
+    const match = pipeline.length && isPlainObject(pipeline[0].$match) ? pipeline[0].$match : null;
+    const rest = match ? pipeline.slice(1) : pipeline;
+    let out;
+    try {
+        currentTctx = { schema: coll ? coll.schema : null };
+        const opts = {
+            context: TYPED_CONTEXT,
+            variables: isPlainObject(cmd.let) ? cmd.let : undefined,
+            collectionResolver: (n) => {
+                const c = getColl(ctx.db, n, false);
+                return c ? c.docs : [];
+            },
+        };
+        /* maxTimeMS is checked while the stages process documents */
+        out = withDeadline(ctx.deadline, () => {
+            let docs = runFind(coll, match || {}, undefined, undefined, 0, 0, cmd.hint, ex);
+            if (ex) {
+                ex.stageCounts = [];
+                for (const st of rest) {
+                    const t0 = Date.now();
+                    docs = new Aggregator([st], opts).run(docs);
+                    ex.stageCounts.push([docs.length, Date.now() - t0]);
+                }
+                return docs;
+            }
+            return rest.length ? new Aggregator(rest, opts).run(docs) : docs;
+        });
+    } catch (e) {
+        throw mingoError(e);
+    } finally {
+        currentTctx = { schema: null };
+    }
+    return { coll, target, out, match, rest };
+}
+
+/* mongod 4.4's explain of an aggregate: a pipeline that is only a $match
+ * is answered like a find (optimizedPipeline); otherwise stages[0] is the
+ * $cursor stage holding queryPlanner and executionStats, followed by the
+ * other stages with their nReturned. */
+function aggregateExplain(cmd, ctx, verbosity) {
+    const ex = { stats: newStats() };
+    const r = execAggregate(cmd, ctx, ex);
+    const ns = `${ctx.db}.${r.target}`;
+    const q = { filter: r.match || {} };
+    const exec = withExec(verbosity);
+    if (!r.rest.length) {
+        const res = { queryPlanner: queryPlanner(ns, ex.plan, q, true) };
+        if (exec) res.executionStats = executionStats(ex.plan, q, ex.stats);
+        return Object.assign(res, { serverInfo: serverInfo(), ok: 1 });
+    }
+    const cursor = { queryPlanner: queryPlanner(ns, ex.plan, q, false) };
+    if (exec) cursor.executionStats = executionStats(ex.plan, q, ex.stats);
+    const head = { $cursor: cursor };
+    if (exec) {
+        head.nReturned = ex.stats.nReturned;
+        head.executionTimeMillisEstimate = Date.now() - ex.stats.started;
+    }
+    const stages = [head];
+    r.rest.forEach((st, i) => {
+        const o = Object.assign({}, st);
+        if (exec) {
+            o.nReturned = ex.stageCounts[i][0];
+            o.executionTimeMillisEstimate = ex.stageCounts[i][1];
+        }
+        stages.push(o);
+    });
+    return { stages, serverInfo: serverInfo(), ok: 1 };
+}
+
+/* The explain command: {explain: {find | aggregate | count ...}, verbosity} */
+function explainCommand(cmd, ctx) {
+    const inner = cmd.explain;
+    if (!isPlainObject(inner) || !Object.keys(inner).length) {
+        throw typeMismatch("BSON field 'explain' is the wrong type, expected type 'object'");
+    }
+    const verbosity = cmd.verbosity === undefined ? 'allPlansExecution' : cmd.verbosity;
+    if (!['queryPlanner', 'executionStats', 'allPlansExecution'].includes(verbosity)) {
+        throw badValue(`verbosity string must be one of {'queryPlanner', 'executionStats', 'allPlansExecution'}`);
+    }
+    const name = Object.keys(inner)[0];
+    const exec = withExec(verbosity);
+    const finish = (plan, q, stats, ns) => {
+        const res = { queryPlanner: queryPlanner(ns, plan, q, false) };
+        if (exec) {
+            res.executionStats = executionStats(plan, q, stats);
+            if (verbosity === 'allPlansExecution') res.executionStats.allPlansExecution = [];
+        }
+        return Object.assign(res, { serverInfo: serverInfo(), ok: 1 });
+    };
+    switch (name) {
+    case 'find': {
+        const ex = { stats: newStats() };
+        const r = execFind(inner, ctx, ex);
+        return finish(ex.plan, r.a, ex.stats, `${ctx.db}.${r.name}`);
+    }
+    case 'count': {
+        const ex = { stats: newStats() };
+        const r = execCount(inner, ctx, ex);
+        ex.stats.nReturned = 0;
+        return finish(ex.plan, r.q, ex.stats, `${ctx.db}.${r.name}`);
+    }
+    case 'aggregate':
+        return aggregateExplain(inner, ctx, verbosity);
+    default:
+        throw new CmdError(2, 'BadValue', `explain of ${name} is not supported by the test server`);
+    }
+}
+
+const startedAt = Date.now();
+
+/* serverStatus: what a benchmark reads around an operation. */
+function serverStatus() {
+    const up = (Date.now() - startedAt) / 1000;
+    return {
+        host: require('node:os').hostname(), version: SERVER_VERSION, process: 'mongod', pid: Long.fromNumber(process.pid),
+        uptime: Math.floor(up), uptimeMillis: Long.fromNumber(Date.now() - startedAt), uptimeEstimate: Long.fromNumber(Math.floor(up)),
+        localTime: new Date(),
+        metrics: {
+            document: {
+                deleted: Long.fromNumber(totals.deleted), inserted: Long.fromNumber(totals.inserted),
+                returned: Long.fromNumber(totals.returned), updated: Long.fromNumber(totals.updated),
+            },
+            queryExecutor: { scanned: Long.fromNumber(totals.keys), scannedObjects: Long.fromNumber(totals.docs) },
+        },
+        ok: 1,
+    };
+}
+
+/* ------------------------------------------------------------------ */
 /* commands                                                           */
 /* ------------------------------------------------------------------ */
 
@@ -1897,6 +2808,7 @@ const commands = {
                 noteDocTypes(coll, doc);
             }
             const err = coll.insertOne(doc);
+            if (!err) totals.inserted++;
             if (err) {
                 writeErrors.push(Object.assign({ index: i }, err));
                 if (ordered) break;
@@ -1910,24 +2822,17 @@ const commands = {
     },
 
     find: (cmd, ctx) => {
-        const name = collName(cmd, 'find');
-        const coll = getColl(ctx.db, name, false);
-        const filter = cmd.filter === undefined ? {} : cmd.filter;
-        if (!isPlainObject(filter)) throw typeMismatch("BSON field 'FindCommandRequest.filter' is the wrong type, expected type 'object'");
-        const skip = optInt(cmd, 'skip', 0);
-        let limit = optInt(cmd, 'limit');
-        let singleBatch = !!cmd.singleBatch;
-        if (limit !== undefined && limit < 0) { limit = -limit; singleBatch = true; }
+        const { coll, name, a, items } = execFind(cmd, ctx, null);
         let batchSize = optInt(cmd, 'batchSize', 0);
-        let items;
-        try {
-            items = withDeadline(ctx.deadline, () => runFind(coll, filter, cmd.projection, cmd.sort, skip, limit));
-        } catch (e) {
-            throw mingoError(e);
-        }
-        if (limit && (batchSize === undefined || batchSize > limit)) batchSize = limit;
-        return cursorReply(`${ctx.db}.${name}`, items, coll ? coll.schema : null, batchSize, singleBatch);
+        if (a.limit && (batchSize === undefined || batchSize > a.limit)) batchSize = a.limit;
+        return cursorReply(`${ctx.db}.${name}`, items, coll ? coll.schema : null, batchSize, a.singleBatch);
     },
+
+    count: (cmd, ctx) => ({ n: execCount(cmd, ctx, null).n, ok: 1 }),
+
+    explain: (cmd, ctx) => explainCommand(cmd, ctx),
+
+    serverStatus: () => serverStatus(),
 
     getMore: (cmd, ctx) => {
         const id = cmd.getMore;
@@ -1957,48 +2862,17 @@ const commands = {
     },
 
     aggregate: (cmd, ctx) => {
-        const target = cmd.aggregate;
-        if (typeof target !== 'string') {
-            throw new CmdError(40324, 'Location40324', 'database-level aggregation ({aggregate: 1}) is not supported by the test server');
+        if (cmd.explain) {
+            /* aggregate's explain option is queryPlanner verbosity, as in mongod */
+            checkPipeline(cmd.pipeline);
+            return aggregateExplain(cmd, ctx, 'queryPlanner');
         }
-        const pipeline = cmd.pipeline;
-        if (!Array.isArray(pipeline)) throw typeMismatch("BSON field 'aggregate.pipeline' is the wrong type, expected type 'array'");
-        if (cmd.explain) throw new CmdError(2, 'BadValue', 'explain is not supported by the test server');
-        if (!isPlainObject(cmd.cursor)) {
+        if (typeof cmd.aggregate === 'string' && !Array.isArray(cmd.pipeline)) checkPipeline(cmd.pipeline);
+        if (typeof cmd.aggregate === 'string' && !isPlainObject(cmd.cursor)) {
             throw new CmdError(9, 'FailedToParse', "The 'cursor' option is required, except for aggregate with the explain argument");
         }
-        for (const st of pipeline) {
-            if (!isPlainObject(st) || Object.keys(st).length !== 1) {
-                throw new CmdError(40323, 'Location40323', 'A pipeline stage specification object must contain exactly one field.');
-            }
-            const sn = Object.keys(st)[0];
-            if (!SUPPORTED_STAGES.has(sn)) {
-                if (sn === '$out' || sn === '$merge') throw new CmdError(2, 'BadValue', `${sn} is not supported by the test server`);
-                throw new CmdError(40324, 'Location40324', `Unrecognized pipeline stage name: '${sn}'`);
-            }
-        }
         const batchSize = optInt(cmd.cursor, 'batchSize', 0);
-        const coll = getColl(ctx.db, target, false);
-        let input = coll ? coll.docs : [];
-        if (coll && pipeline.length && isPlainObject(pipeline[0].$match)) input = coll.candidates(pipeline[0].$match);
-        let out;
-        try {
-            currentTctx = { schema: coll ? coll.schema : null };
-            const agg = new Aggregator(pipeline, {
-                context: TYPED_CONTEXT,
-                variables: isPlainObject(cmd.let) ? cmd.let : undefined,
-                collectionResolver: (n) => {
-                    const c = getColl(ctx.db, n, false);
-                    return c ? c.docs : [];
-                },
-            });
-            /* maxTimeMS is checked while the stages process documents */
-            out = withDeadline(ctx.deadline, () => agg.run(input));
-        } catch (e) {
-            throw mingoError(e);
-        } finally {
-            currentTctx = { schema: null };
-        }
+        const { coll, target, out } = execAggregate(cmd, ctx, null);
         return cursorReply(`${ctx.db}.${target}`, out, coll ? coll.schema : null, batchSize, false);
     },
 
@@ -2013,15 +2887,14 @@ const commands = {
             const q = s.q || {};
             let matched;
             try {
-                matched = runFind(coll, q, undefined, undefined, 0, s.limit ? 1 : 0);
+                matched = runFind(coll, q, undefined, undefined, 0, s.limit ? 1 : 0, s.hint);
             } catch (e) {
                 throw mingoError(e);
             }
             if (!matched.length) continue;
-            const dead = new Set(matched);
-            coll.docs = coll.docs.filter((d) => !dead.has(d));
+            coll.removeDocs(new Set(matched));
             n += matched.length;
-            coll.reindex();
+            totals.deleted += matched.length;
         }
         return { n, ok: 1 };
     },
@@ -2037,31 +2910,28 @@ const commands = {
         for (let i = 0; i < list.length; i++) {
             const s = raw ? plainCmd(BSON.deserialize(list[i], DESER_RAW)) : list[i];
             try {
-                let matched = runFind(coll, s.q || {});
-                if (!s.multi) matched = matched.slice(0, 1);
+                const matched = runFind(coll, s.q || {}, undefined, undefined, 0, s.multi ? 0 : 1, s.hint);
                 if (matched.length) {
-                    n += matched.length;
                     for (const d of matched) {
-                        if (applyUpdate(coll, d, s.u, s.arrayFilters, false)) nModified++;
+                        n++;
+                        if (coll.modify(d, (x) => applyUpdate(coll, x, s.u, s.arrayFilters, false))) {
+                            nModified++;
+                            totals.updated++;
+                        }
                         noteDocTypes(coll, d);
                     }
-                    coll.reindex();
                 } else if (s.upsert) {
-                    const doc = seedFromQuery(s.q);
-                    if (isUpdateOperatorDoc(s.u)) applyUpdate(coll, doc, s.u, s.arrayFilters, true);
-                    else Object.assign(doc, s.u);
-                    const full = {};
-                    full._id = doc._id !== undefined ? doc._id : new ObjectId();
-                    Object.assign(full, doc);
-                    noteDocTypes(coll, full);
-                    const err = coll.insertOne(full);
-                    if (err) throw Object.assign(new CmdError(err.code, 'DuplicateKey', err.errmsg));
+                    const full = upsertDoc(coll, s.q, s.u, s.arrayFilters);
                     n++;
+                    totals.inserted++;
                     upserted.push({ index: i, _id: full._id });
                 }
             } catch (e) {
                 const ce = mingoError(e);
-                writeErrors.push({ index: i, code: ce.code, errmsg: ce.message });
+                const we = { index: i, code: ce.code };
+                if (ce.keyPattern) Object.assign(we, { keyPattern: ce.keyPattern, keyValue: ce.keyValue });
+                we.errmsg = ce.message;
+                writeErrors.push(we);
                 if (cmd.ordered !== false) break;
             }
         }
@@ -2076,7 +2946,7 @@ const commands = {
         const coll = getColl(ctx.db, name, true);
         let matched;
         try {
-            matched = runFind(coll, cmd.query || {}, undefined, cmd.sort, 0, 1);
+            matched = runFind(coll, cmd.query || {}, undefined, cmd.sort, 0, 1, cmd.hint);
         } catch (e) {
             throw mingoError(e);
         }
@@ -2084,28 +2954,21 @@ const commands = {
         const schema = coll.schema;
         if (cmd.remove) {
             if (d) {
-                coll.docs = coll.docs.filter((x) => x !== d);
-                coll.reindex();
+                coll.removeDocs(new Set([d]));
+                totals.deleted++;
             }
             return { lastErrorObject: { n: d ? 1 : 0 }, value: d ? wrapDoc(d, schema) : null, ok: 1 };
         }
         if (d) {
             const before = BSON.deserialize(serialize(wrapDoc(d, schema)));
             const updatedExisting = true;
-            applyUpdate(coll, d, cmd.update, cmd.arrayFilters, false);
+            if (coll.modify(d, (x) => applyUpdate(coll, x, cmd.update, cmd.arrayFilters, false))) totals.updated++;
             noteDocTypes(coll, d);
-            coll.reindex();
             return { lastErrorObject: { n: 1, updatedExisting }, value: cmd.new ? wrapDoc(d, schema) : before, ok: 1 };
         }
         if (cmd.upsert) {
-            const doc = seedFromQuery(cmd.query);
-            if (isUpdateOperatorDoc(cmd.update)) applyUpdate(coll, doc, cmd.update, cmd.arrayFilters, true);
-            else Object.assign(doc, cmd.update);
-            const full = { _id: doc._id !== undefined ? doc._id : new ObjectId() };
-            Object.assign(full, doc);
-            noteDocTypes(coll, full);
-            const err = coll.insertOne(full);
-            if (err) throw new CmdError(err.code, 'DuplicateKey', err.errmsg);
+            const full = upsertDoc(coll, cmd.query, cmd.update, cmd.arrayFilters);
+            totals.inserted++;
             return { lastErrorObject: { n: 1, updatedExisting: false, upserted: full._id }, value: cmd.new ? wrapDoc(full, schema) : null, ok: 1 };
         }
         return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
@@ -2139,19 +3002,8 @@ const commands = {
             }
             const ix = { v: 2, key: spec.key, name: iname };
             for (const k of Object.keys(spec)) if (!['key', 'name', 'v', 'ns'].includes(k)) ix[k] = spec[k];
-            if (ix.unique && Object.keys(ix.key).length === 1) {
-                const f = Object.keys(ix.key)[0];
-                const seen = new Map();
-                for (const d of coll.docs) {
-                    const v = mingoUtil.resolve(d, f);
-                    const k = idKey(v === undefined ? null : v);
-                    if (seen.has(k)) {
-                        throw new CmdError(11000, 'DuplicateKey', dupKeyError(coll, iname, { [f]: v === undefined ? null : v }).errmsg);
-                    }
-                    seen.set(k, true);
-                }
-            }
-            coll.addIndex(ix);
+            const err = coll.addIndex(ix);
+            if (err) throw Object.assign(new CmdError(11000, 'DuplicateKey', err.errmsg), { keyPattern: err.keyPattern, keyValue: err.keyValue });
         }
         const r = { numIndexesBefore: before, numIndexesAfter: coll.indexes.length, createdCollectionAutomatically: !existed, ok: 1 };
         if (note && before === coll.indexes.length) r.note = note;
@@ -2216,6 +3068,7 @@ async function runCommand(conn, dbName, cmd, seqs) {
         const ce = e instanceof CmdError ? e : mingoError(e);
         if (!(e instanceof CmdError) && OPTS.verbose) log(`conn${conn.id} ${name} failed: ${e && e.stack || e}`);
         const r = { ok: 0, errmsg: ce.message, code: ce.code, codeName: ce.codeName };
+        if (ce.keyPattern) Object.assign(r, { keyPattern: ce.keyPattern, keyValue: ce.keyValue });
         if (ce.errorLabels && ce.errorLabels.length) r.errorLabels = ce.errorLabels;
         return r;
     }
@@ -2404,6 +3257,7 @@ function start(opts) {
     });
     server.listen({ host: opts.host, port: opts.port }, () => {
         const a = server.address();
+        listenPort = a.port;
         process.stdout.write(`listening ${a.address}:${a.port}\n`);
         log(`TEST-ONLY MongoDB wire-protocol server listening on ${a.address}:${a.port}`);
     });
