@@ -136,7 +136,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
     struct rd_rollup_step step;
     char                  err[512], owner[128], host[64];
     int64_t               backoff = 0, lag_at = 0, now;
-    int                   klass, rc, indexed = 0, held = 0;
+    int                   klass, rc, indexed = 0, held = 0, worked = 0, waiting = 0;
 
     f_stop = f_terminate = f_reopen = 0;
     rd_log_set_role("folder");
@@ -154,7 +154,9 @@ rd_folder_main(const struct rd_conf *conf, int chan)
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
-    snprintf(owner, sizeof(owner), "%s:%ld", host, (long) getpid());
+    /* The daemon's name, not the process's: a folder the master respawns
+     * takes its predecessor's lease over at once. */
+    snprintf(owner, sizeof(owner), "%s:%ld", host, (long) (chan >= 0 ? rd_master_pid : getpid()));
     if (rd_metrics != NULL)
         __atomic_store_n(&rd_metrics->folder.pid, getpid(), __ATOMIC_RELAXED);
     rd_info("rollup folder started (%s into %s.%s, batches of %d)", conf->mongodb.collection,
@@ -204,9 +206,10 @@ rd_folder_main(const struct rd_conf *conf, int chan)
         rc = rd_rollup_lease(r, conf->rollup.lease_ms, &klass, err, sizeof(err));
         if (rc != RD_OK) {
             if (rc == RD_DECLINED) {
-                if (held || backoff == 0)
+                if (held || !waiting)
                     rd_info("folder: waiting: %s", err);
                 held = 0;
+                waiting = 1;
                 backoff = 0;
                 set_lease(0);
                 rd_sleep_ms(conf->rollup.interval_ms, &f_stop);
@@ -219,6 +222,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
         if (!held)
             rd_info("folder: holding the lease (%s)", owner);
         held = 1;
+        waiting = 0;
         set_lease(1);
         rc = rd_rollup_fold(r, &step, &klass, err, sizeof(err));
         now = rd_now_ms();
@@ -228,6 +232,12 @@ rd_folder_main(const struct rd_conf *conf, int chan)
             continue;
         }
         backoff = 0;
+        if (rc == RD_OK && !worked) {
+            worked = 1;                 /* not a crash loop, for the master */
+            rd_channel_send(chan, RD_CHAN_WORKED);
+            rd_info("folder: folded batch %lld%s", (long long) step.batch,
+                    step.resumed ? ", which a folder had left open" : "");
+        }
         if (rc == RD_OK) {
             rd_debug("folder: batch %lld%s: %lld records, %lld phones, %lld invalid, "
                      "%lld with a phone that is not an integer", (long long) step.batch,

@@ -406,7 +406,7 @@ reap(struct master *m)
             if (is_folder(s) && rd_metrics != NULL)
                 __atomic_store_n(&rd_metrics->folder.pid, 0, __ATOMIC_RELAXED);
             if (!s->exiting && !m->stopping)
-                rd_respawn_schedule(single_respawn(m, s), s->name, pid, how, lived, 0,
+                rd_respawn_schedule(single_respawn(m, s), s->name, pid, how, lived, s->worked,
                          fatal ? problem : NULL, now);
         } else if (s->exiting || m->stopping
                    || (s->generation != m->cur.number && s->generation != m->old.number)) {

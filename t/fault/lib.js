@@ -529,7 +529,56 @@ function startPreloadedMongo(loadFile) {
     });
 }
 
+/*
+ * The integer sums a phone's rollup must hold, by brute force over the
+ * records (BigInt): Map phone (BigInt) -> {cnt, cnt_10, cnt_10_30, cnt_30,
+ * sum_ms, sum_ms_over_15, invalid}.  Records whose phone is not an integer
+ * belong to no phone.  A record is valid when its dates are both integers
+ * or both Dates, within +-2^52 ms, and end >= start (README, "Task and
+ * result").
+ */
+function expectedSums(records) {
+    const LIM = 2n ** 52n;
+    const int = (v) => {
+        if (v === null || v === undefined) return null;
+        if (typeof v === 'number') return Number.isInteger(v) ? BigInt(v) : null;
+        if (typeof v === 'bigint') return v;
+        if (v._bsontype === 'Long') return BigInt(v.toString());
+        if (v._bsontype === 'Int32' || v._bsontype === 'Double') return int(v.valueOf());
+        return null;
+    };
+    const date = (v) => {
+        if (v instanceof Date) return { kind: 'd', ms: BigInt(v.getTime()) };
+        const i = int(v);
+        return i === null ? null : { kind: 'i', ms: i };
+    };
+    const out = new Map();
+    for (const r of records) {
+        const phone = int(r.phone);
+        if (phone === null) continue;
+        if (!out.has(phone)) {
+            out.set(phone, { cnt: 0n, cnt_10: 0n, cnt_10_30: 0n, cnt_30: 0n, sum_ms: 0n, sum_ms_over_15: 0n, invalid: 0n });
+        }
+        const w = out.get(phone);
+        const s = date(r.start_date);
+        const e = date(r.end_date);
+        if (!s || !e || s.kind !== e.kind || s.ms > LIM || -s.ms > LIM || e.ms > LIM || -e.ms > LIM || e.ms < s.ms) {
+            w.invalid++;
+            continue;
+        }
+        const ms = e.ms - s.ms;
+        w.cnt++;
+        if (ms < 10000n) w.cnt_10++;
+        else if (ms < 30000n) w.cnt_10_30++;
+        else w.cnt_30++;
+        w.sum_ms += ms;
+        if (ms > 15000n) w.sum_ms_over_15 += ms;
+    }
+    return out;
+}
+
 module.exports = {
+    expectedSums,
     prng,
     shuffle,
     RobustAmqp,

@@ -12,6 +12,9 @@
  *   4 1,000 unreadable ("poison") messages interleaved with good tasks and
  *     contract-breaking ones
  *   5 SIGHUP every 2 s during a run, worker_processes alternating 2 / 3
+ *   6 rollup mode: kill -9 the folder right after each step (claim, mark,
+ *     apply, lease renewal) in turn, while it folds; then every rollup is
+ *     compared with a brute-force count (lost = double-counted = 0)
  *
  * Invariant (the run exits 1 if any part fails in any scenario):
  *   - lost = 0: every good or contract-breaking task has a result;
@@ -452,6 +455,7 @@ async function runScenario(def, data) {
         fs.rmSync(sanDir, { recursive: true, force: true });
         fs.mkdirSync(sanDir, { recursive: true });
         const denv = Object.assign({ MONGOC_DISABLE_SHM: '1' }, L.sanitizerEnv(sanDir));
+        if (def.env) Object.assign(denv, def.env(ctx, dir));
         if (def.delayMs && binary === h.env.testhooks) denv.REPORTERD_TEST_TASK_DELAY_MS = String(def.delayMs);
         else if (def.delayMs) row.notes.push('REPORTERD_TESTHOOKS not set: ran without the per-task delay');
         daemon = ctx.daemon = h.startDaemon(cfg, { binary, env: denv });
@@ -886,6 +890,101 @@ const SCENARIOS = [
         injected: (ctx) => ctx.hups,
         notes: (ctx, log) => [
             `${ctx.hups} reloads; ${countLog(log, /all \d+ workers consuming; stopping older generations/)} generation switches completed`,
+        ],
+    },
+    {
+        n: 6,
+        name: 'kill -9 the rollup folder at every step',
+        workers: 2,
+        delayMs: 20,
+        /* batches of 3 records: the folder passes every step often */
+        config: { report: { mode: 'rollup' }, rollup: { batch: 3, interval: '20ms', lease: '2s' } },
+        publish: { perSecond: 40 },
+        get params() { return `${scaled(300)} tasks published at 40/s in rollup mode (report.mode: rollup, batches of 3 records), 2 workers; the folder is killed with SIGKILL right after claim, mark, apply and lease renewal in turn (a test hook), while the records the tasks ask for and a stream of other records are folded; then every rollup is compared with a brute-force count`; },
+        env: (ctx, dir) => {
+            ctx.killFile = path.join(dir, 'folder-kill');
+            fs.writeFileSync(ctx.killFile, 'claim');    /* the first kill: at its first claim */
+            return { REPORTERD_TEST_FOLDER_KILL: ctx.killFile };
+        },
+        makeTasks: (ctx) => goodTasks(ctx, scaled(300)),
+        async drive(ctx) {
+            const steps = ['claim', 'mark', 'apply', 'lease'];
+            const coll = (await h.mongoClient(ctx.mongo.uri)).db(ctx.names.database).collection(ctx.names.collection);
+            ctx.kills = {};
+            ctx.extra = 0;
+            let stop = false;
+            /* records of phones no task asks for (one with a phone that is
+             * not an integer): the folder always has work */
+            const writer = (async () => {
+                const base = Date.UTC(2023, 5, 1);
+                while (!stop) {
+                    const docs = Array.from({ length: 5 }, (_, k) => ({
+                        phone: k === 4 ? 555.5 : 555, start_date: base + ctx.extra * 1000, end_date: base + ctx.extra * 1000 + 12345 + k,
+                    }));
+                    await coll.insertMany(docs);
+                    ctx.extra += docs.length;
+                    await sleep(20);
+                }
+            })();
+            let published = false;
+            ctx.publishing.then(() => { published = true; }, () => { published = true; });
+            try {
+                let i = 0;
+                const deadline = Date.now() + 240000;
+                while (!(published && ctx.tally.complete()) || i < steps.length * 2) {
+                    if (Date.now() > deadline) throw new Error(`folder kills did not finish within 240 s (${JSON.stringify(ctx.kills)})`);
+                    const step = steps[i % steps.length];
+                    const worked = countLog(ctx.daemon.log, /folder: folded batch/);
+                    if (i > 0) fs.writeFileSync(ctx.killFile, step);
+                    await h.waitFor(() => !fs.existsSync(ctx.killFile), 60000, `the folder to pass "${step}" and be killed there`, 10);
+                    ctx.kills[step] = (ctx.kills[step] || 0) + 1;
+                    /* respawned, and folding again (the first kill may come
+                     * before its first batch): then arm the next */
+                    await ctx.daemon.waitForLogCount(/folder: folded batch/, worked + 1, 30000);
+                    i++;
+                    if (!ctx.daemon.running()) throw new Error('the master died');
+                }
+            } finally {
+                stop = true;
+                await writer;
+            }
+        },
+        injected: (ctx) => Object.values(ctx.kills || {}).reduce((a, b) => a + b, 0),
+        /* every record folded exactly once: each phone's rollup equals a
+         * brute-force count over the records, and --verify agrees */
+        async check(ctx) {
+            const { expectedSums } = L;
+            const db = (await h.mongoClient(ctx.mongo.uri)).db(ctx.names.database);
+            const coll = db.collection(ctx.names.collection);
+            await h.waitFor(async () => (await coll.countDocuments({ rb: null })) === 0, 120000, 'every record folded', 200);
+            const rollups = await db.collection(`${ctx.names.collection}_rollup`).find({}).toArray();
+            const records = await coll.find({}).toArray();
+            const want = expectedSums(records);
+            let lost = 0;
+            let doubled = 0;
+            const bad = [];
+            for (const [phone, w] of want) {
+                const r = rollups.find((d) => BigInt(d._id.toString()) === phone);
+                const got = r ? BigInt(r.cnt.toString()) + BigInt(r.invalid.toString()) : 0n;
+                const all = w.cnt + w.invalid;
+                if (got < all) lost += Number(all - got);
+                if (got > all) doubled += Number(got - all);
+                for (const k of ['cnt', 'cnt_10', 'cnt_10_30', 'cnt_30', 'sum_ms', 'sum_ms_over_15', 'invalid']) {
+                    if (!r || BigInt(r[k].toString()) !== w[k]) bad.push(`phone ${phone}: ${k} ${r ? r[k] : 'missing'}, brute force ${w[k]}`);
+                }
+            }
+            ctx.rollupLost = lost;
+            ctx.rollupDoubled = doubled;
+            ctx.rollupPhones = want.size;
+            if (bad.length) throw new Error(`rollups differ from the records: lost ${lost}, double-counted ${doubled}; ${bad.slice(0, 5).join('; ')}`);
+            const cfg = ctx.config(ctx.workers);
+            const v = await h.run(h.env.reporterctl, ['-c', cfg, 'rollup', '--verify'], { timeoutMs: 120000 });
+            if (v.code !== 0) throw new Error(`reporterctl rollup --verify exited ${v.code}: ${v.stdout.slice(-800)}${v.stderr.slice(-800)}`);
+        },
+        notes: (ctx, log) => [
+            `folder killed ${Object.entries(ctx.kills || {}).map(([k, v]) => `${v}× after ${k}`).join(', ')} ` +
+            `(${countLog(log, /rollup folder \d+ killed by signal 9\n/)} reaped); ${ctx.extra} records inserted by a writer meanwhile; ` +
+            `rollups of ${ctx.rollupPhones || 0} phones compared with a brute-force count: lost ${ctx.rollupLost}, double-counted ${ctx.rollupDoubled}`,
         ],
     },
 ];
