@@ -141,8 +141,7 @@ process.on('exit', restoreBrokerSync);
 
 /* A small data set so tasks are fast: 40 phones (30 int32, 10 int64),
  * 0..24 records each, whole-second and millisecond durations, plus three
- * phones that have no records.  No phone's figure is a decimal tie
- * (harness.avoidDecimalTies says why). */
+ * phones that have no records. */
 function makeData(rnd) {
     const records = [];
     const phones = [];
@@ -158,8 +157,7 @@ function makeData(rnd) {
         }
     }
     phones.push(1, 2147483648, 79999999999);
-    const kept = h.avoidDecimalTies(records, 10);
-    return { records: kept, phones, tiesAvoided: records.length - kept.length };
+    return { records, phones };
 }
 
 /* ------------------------------------------------------------------ */
@@ -1039,7 +1037,7 @@ async function main() {
     const defs = SCENARIOS.filter((d) => !OPTS.only || OPTS.only.has(d.n));
     say(`1..${defs.length}`);
     say(`# reporterd fault-injection suite: seed ${OPTS.seed}, scale ${OPTS.scale}, ${data.records.length} call records ` +
-        `over ${data.phones.length} phones (${data.tiesAvoided} records dropped to avoid decimal ties), daemon ${binary}, ${buildKind()}; ` +
+        `over ${data.phones.length} phones, daemon ${binary}, ${buildKind()}; ` +
         `sanitizer reports go to ${OPTS.sanitizerDir}`);
     const rows = [];
     for (const [i, def] of defs.entries()) {

@@ -46,7 +46,7 @@ function makeRecords(rnd) {
             out.push({ phone, start_date: new Date(st), end_date: new Date(st + d * 1000) });
         }
     }
-    return h.avoidDecimalTies(out, 10);
+    return out;
 }
 
 let rndTasks;

@@ -392,7 +392,8 @@ test('$sort, $min/$max accumulators and $group keys use the BSON type order (Mon
     assert.deepEqual(keys.map((k) => k._id), [null, 1.5, 2, 'b'], '$group: 2, 2.0 and 2L are one key');
 });
 
-/* The pipeline src/report.c builds (rd_report_pipeline), for one price. */
+/* The pipeline src/report.c built before issue 11 (doubles, no validity check), for one price:
+ * kept to document MongoDB's semantics the stand-in must reproduce. */
 function reporterdPipeline(phones, price) {
     const cmp = (op, v) => ({ [op]: ['$dur', new Double(v)] });
     const condSum = (cond, then) => ({ $sum: { $cond: [cond, then === undefined ? new Int32(1) : then, new Int32(0)] } });

@@ -8,10 +8,9 @@
  * REPORTERD_TEST_MONGODB_URI is set.  REPORTERD_TEST_SEED=N replays a data
  * set (the seed in use is printed as a TAP comment).
  *
- * Figures are compared exactly with the oracle's decimals.  The random data
- * holds no decimal tie (harness.avoidDecimalTies); the ties are the subject
- * of their own test, an expected failure until issue 11 makes the daemon's
- * arithmetic exact.
+ * Figures are compared exactly with the oracle's decimals, decimal ties
+ * included (they also have a test of their own); invalid records are left
+ * out of every figure and counted in reporterd_invalid_records_total.
  */
 'use strict';
 
@@ -71,7 +70,7 @@ function makeData(rnd) {
     /* phones never in the data set */
     all.push(79999999999, 1, 2147483648);
     empty.push(79999999999, 1, 2147483648);
-    return { recs: h.avoidDecimalTies(recs, PRICE), all, empty };
+    return { recs, all, empty };
 }
 
 before(async () => {
@@ -338,7 +337,7 @@ test('the decimal-tie data set is answered (figures in the next test)', { timeou
     await d.shutdown('SIGQUIT', 20000);
 });
 
-test('decimal ties are rounded half away from zero', { todo: 'issue 11: exact decimal arithmetic' }, () => {
+test('decimal ties are rounded half away from zero', () => {
     assert.ok(tieResult, 'the previous test got the result');
     /* the values written above, and the oracle, which computes them */
     const oracle = h.expectedReport(tieRecords, TIES.map(([phone]) => phone), TIE_PRICE);
@@ -354,6 +353,61 @@ test('decimal ties are rounded half away from zero', { todo: 'issue 11: exact de
     });
     assert.deepEqual(wrong, [], `decimal ties rounded wrongly:\n  ${wrong.join('\n  ')}`);
     h.assertReport(tieResult.data, oracle, 'ties');
+});
+
+/*
+ * Invalid records: a requested phone's records whose dates are missing,
+ * null, strings, fractional, of mixed kinds, reversed or beyond 2^52 ms are
+ * left out of cnt_all_attempts and every figure (never in 10_sec), counted
+ * in reporterd_invalid_records_total, and the task is still Complete.
+ */
+test('invalid records are left out of every figure, counted, and the task is Complete', { timeout: 60000 }, async () => {
+    const { Long, Double } = require('mongodb');
+    const base = Date.UTC(2023, 4, 9, 2, 27, 3, 49);
+    const good = [
+        { phone: 21, start_date: base, end_date: base + 12000 },
+        { phone: 21, start_date: new Date(base), end_date: new Date(base + 40000) },
+        { phone: 22, start_date: new Double(1000), end_date: new Double(3500) },
+        { phone: 22, start_date: Long.fromNumber(-5000), end_date: Long.fromNumber(20000) },
+    ];
+    const bad = [
+        { phone: 21, end_date: base },                                          /* missing start */
+        { phone: 21, start_date: null, end_date: null },                        /* null */
+        { phone: 21, start_date: '2023-05-09', end_date: '2023-05-10' },        /* strings */
+        { phone: 22, start_date: 1000.5, end_date: 2000 },                      /* fractional double */
+        { phone: 22, start_date: new Date(base), end_date: base + 1000 },       /* mixed Date and integer */
+        { phone: 22, start_date: base + 1000, end_date: base },                 /* reversed */
+        { phone: 23, start_date: 0, end_date: Long.fromString('9007199254740992') },   /* 2^53 */
+        { phone: 23 },                                                          /* no dates at all */
+    ];
+    const recs = good.concat(bad, [{ phone: '21', start_date: 1, end_date: 2 }]);   /* a string phone: no match */
+    const asked = [21, 22, 23];
+    const want = h.expectedReport(recs, asked, 10);
+    assert.deepEqual(want.map((e) => e.cnt_all_attempts), [2, 2, 0], 'the oracle leaves the invalid records out');
+    assert.equal(h.expectedInvalid(recs, asked), bad.length, 'and counts them');
+    const names = Object.assign(h.uniqueNames('rdinval'), { database: ctx.names.database, collection: 'invalid' });
+    h.onCleanup(async () => {
+        for (const q of [names.task_queue, names.result_queue, names.dead_letter_queue]) await ctx.broker.deleteQueue(q);
+    });
+    await h.loadRecords(ctx.mongo.uri, names.database, names.collection, recs);
+    const port = await h.freePort();
+    const d = h.startDaemon(h.writeConfig(h.tmpDir(), { worker_processes: 1, status: { listen: `127.0.0.1:${port}` } },
+        { names, mongoUri: ctx.mongo.uri }));
+    await d.waitReady(1, 30000);
+    await d.waitForLog(/serving \/metrics/);
+    const url = `http://127.0.0.1:${port}`;
+    const before0 = (await h.readMetrics(url)).get('reporterd_invalid_records_total');
+    assert.equal(before0, 0, 'no invalid record counted before the task');
+    const results = await ctx.broker.collector(names.result_queue);
+    await ctx.broker.publish(names.task_queue, { correlation_id: 'invalid', phones: asked });
+    const [r] = await results.next(1, 20000);
+    assert.equal(r.body.status, 'Complete', r.raw.slice(0, 300));
+    h.assertReport(r.body.data, want, 'invalid records');
+    assert.equal(r.body.data[2].min_price_att, null, 'phone 23: only invalid records, no figures');
+    assert.equal(r.body.data[2].cnt_att_dur['10_sec'], 0, 'phone 23: nothing in 10_sec');
+    await h.waitFor(async () => (await h.readMetrics(url)).get('reporterd_invalid_records_total') === bad.length,
+        10000, () => `reporterd_invalid_records_total = ${bad.length}`);
+    await d.shutdown('SIGQUIT', 20000);
 });
 
 test('reporterd -t accepts the config it runs with and rejects a bad one with file:line:col', async () => {

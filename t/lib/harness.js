@@ -607,18 +607,15 @@ function prng(seed) {
  *   price     ms * price_per_second / 1000       (price_per_second exact: "0.7" is 7/10)
  *   buckets   ms < 10000, 10000 <= ms < 30000, ms >= 30000; the sum over ms > 15000
  *
- * Records the oracle takes: a phone that is an integer (a JS integer, a
- * BigInt, a bson Long/Int32/Double of integral value) and two dates of the
- * same kind (both Date objects, or both integers: epoch milliseconds) with
- * end_date >= start_date.  A record whose phone is anything else (a string,
- * 1000.5, null) matches no requested phone, as in reporterd and MongoDB,
- * where $in compares numbers by value and "1000" never equals 1000.  A
- * matching record whose dates are missing, not dates, of mixed kinds or
- * reversed makes the oracle throw: what reporterd does with such records
- * today (a missing date is counted in cnt_all_attempts but in no average,
- * and in the 10_sec bucket on MongoDB only; a reversed one gives negative
- * prices; a string date fails the whole task) is not sane, and issue 11
- * will define it.  Until then test data leaves such records out.
+ * A record whose phone is not an integer (a string, 1000.5, null) matches
+ * no requested phone, as in reporterd and MongoDB, where $in compares
+ * numbers by value and "1000" never equals 1000.  A record of a requested
+ * phone is valid iff start_date and end_date are both integers (a JS
+ * integer, a BigInt, a bson Long/Int32, or a bson Double or JS number of
+ * integral value) or both Dates, each within +-2^52 ms, with end_date >=
+ * start_date; any other (missing, null, string, fractional, mixed kinds,
+ * reversed, out of range) is left out of cnt_all_attempts and every figure,
+ * and counted in `invalid` (expectedInvalid).
  */
 
 const TEN = 10n;
@@ -686,32 +683,31 @@ function phoneKey(v) {
     return null;
 }
 
-/* A date value: {kind, ms} or null. */
+const MS_BOUND = 2n ** 52n;
+
+/* A date value: {kind, ms} or null, decided here independently of
+ * reporterd's pipeline. */
 function dateMs(v) {
-    if (v instanceof Date) return Number.isFinite(v.getTime()) ? { kind: 'Date', ms: BigInt(v.getTime()) } : null;
-    if (typeof v === 'number') return Number.isSafeInteger(v) ? { kind: 'integer', ms: BigInt(v) } : null;
-    if (typeof v === 'bigint') return { kind: 'integer', ms: v };
-    if (v && typeof v === 'object' && (v._bsontype === 'Long' || v._bsontype === 'Int32')) {
-        return { kind: 'integer', ms: BigInt(v.toString()) };
+    let d = null;
+    if (v instanceof Date) d = Number.isFinite(v.getTime()) ? { kind: 'Date', ms: BigInt(v.getTime()) } : null;
+    else if (typeof v === 'number') d = Number.isInteger(v) ? { kind: 'integer', ms: BigInt(v) } : null;
+    else if (typeof v === 'bigint') d = { kind: 'integer', ms: v };
+    else if (v && typeof v === 'object' && (v._bsontype === 'Long' || v._bsontype === 'Int32')) {
+        d = { kind: 'integer', ms: BigInt(v.toString()) };
+    } else if (v && typeof v === 'object' && v._bsontype === 'Double') {
+        return dateMs(v.valueOf());
     }
-    return null;
+    if (d && (d.ms > MS_BOUND || d.ms < -MS_BOUND)) return null;
+    return d;
 }
 
 const show = (v) => (typeof v === 'bigint' ? `${v}n` : v instanceof Date ? v.toISOString() : JSON.stringify(v));
 
-/* The duration in ms of a record the oracle takes; throws for the others. */
-function durationMs(r, i) {
+/* The duration in ms of a valid record; null for an invalid one. */
+function durationMs(r) {
     const s = dateMs(r.start_date);
     const e = dateMs(r.end_date);
-    let why = null;
-    if (!s || !e) why = `${!s ? 'start_date' : 'end_date'} is missing or not a date`;
-    else if (s.kind !== e.kind) why = `start_date is ${s.kind === 'Date' ? 'a Date' : 'an integer'}, end_date is not`;
-    else if (e.ms < s.ms) why = 'end_date is before start_date';
-    if (why) {
-        throw new Error(`expectedReport: record ${i} (phone ${show(r.phone)}, start_date ${show(r.start_date)}, ` +
-            `end_date ${show(r.end_date)}): ${why}; what reporterd does with such a record is undefined ` +
-            'until issue 11: leave it out of test data');
-    }
+    if (!s || !e || s.kind !== e.kind || e.ms < s.ms) return null;
     return e.ms - s.ms;
 }
 
@@ -725,13 +721,23 @@ function priceRate(pricePerSecond) {
 /* The records of each requested phone, as durations in ms, by phone key. */
 function durationsByPhone(records, wanted) {
     const by = new Map();
-    records.forEach((r, i) => {
+    records.forEach((r) => {
         const k = phoneKey(r.phone);
         if (k === null || (wanted && !wanted.has(k))) return;
         if (!by.has(k)) by.set(k, []);
-        by.get(k).push(durationMs(r, i));
+        const ms = durationMs(r);
+        if (ms !== null) by.get(k).push(ms);
     });
     return by;
+}
+
+/* How many records of the requested phones are invalid (left out of every figure). */
+function expectedInvalid(records, phones) {
+    const wanted = new Set(phones.map(phoneKey));
+    return records.filter((r) => {
+        const k = phoneKey(r.phone);
+        return k !== null && wanted.has(k) && durationMs(r) === null;
+    }).length;
 }
 
 /* A phone's figures as exact fractions of cents {num, den} (null where
@@ -816,41 +822,6 @@ function decimalTies(records, pricePerSecond = 10) {
         if (ties.length) out.set(k, ties);
     }
     return out;
-}
-
-/*
- * Random test data without decimal ties: the records, less, for each phone
- * whose exact average duration or price (at pricePerSecond) lies exactly
- * halfway between two cents, its last records, one at a time, until none
- * does.  Why: today's daemon rounds binary doubles (round(v * 100) / 100),
- * so an exact tie such as 1.005 comes out as 1 or 1.01 depending on how the
- * double falls; a random data set with a tie would fail now and then.  The
- * ties are covered, deterministically, by the expected-failure test in
- * pipeline.test.js (todo: issue 11).  Remove this helper, and its calls,
- * when issue 11 makes the arithmetic exact.
- */
-function avoidDecimalTies(records, pricePerSecond = 10) {
-    const rate = priceRate(pricePerSecond);
-    const idx = new Map();
-    records.forEach((r, i) => {
-        const k = phoneKey(r.phone);
-        if (k === null) return;
-        if (!idx.has(k)) idx.set(k, []);
-        idx.get(k).push(i);
-    });
-    const drop = new Set();
-    for (const list of idx.values()) {
-        const ms = list.map((i) => durationMs(records[i], i));
-        const tied = () => {
-            const f = exactFigures(ms, rate).fractions;
-            return FIGURES.some((n) => f[n] !== null && isHalfway(f[n].num, f[n].den));
-        };
-        while (ms.length && tied()) {
-            ms.pop();
-            drop.add(list[ms.length]);
-        }
-    }
-    return drop.size ? records.filter((_, i) => !drop.has(i)) : records;
 }
 
 /* A figure as the daemon printed it (parsed by parseJson) must be the
@@ -1297,7 +1268,7 @@ module.exports = {
     exactDecimal,
     decimalText,
     decimalTies,
-    avoidDecimalTies,
+    expectedInvalid,
     httpGet,
     readMetrics,
     waitForTaskCounts,
