@@ -865,6 +865,37 @@ test_checks(void)
         rd_conf_free(c);
     }
 
+    /* rollup mode: the rollup read gets half of max_time_ms on top */
+    c = load("report:\n  mode: rollup\n");
+    ok(c != NULL, "rollup mode's defaults fit the heartbeat budget (%s)", err);
+    if (c != NULL) {
+        struct rd_conf_budget  b;
+
+        is_int(c->report.mode, RD_REPORT_ROLLUP, "report.mode: rollup");
+        is_str(c->rollup.collection, "calls_rollup", "rollup.collection derived");
+        is_int(c->rollup.batch, 10000, "rollup.batch default");
+        is_int(c->rollup.interval_ms, 1000, "rollup.interval default");
+        is_int(c->rollup.lease_ms, 30000, "rollup.lease default");
+        rd_conf_budget(c, &b);
+        is_int(b.query_ms, 35000, "budget: rollups (10000) and tail (25000)");
+        is_int(b.total_ms, 50500, "budget: total in rollup mode");
+        rd_conf_free(c);
+    }
+    c = load("mongodb:\n  collection: cdr\nrollup:\n  collection: r\n  batch: 5\n"
+             "  interval: 20ms\n  lease: 2s\n");
+    ok(c != NULL && strcmp(c->rollup.collection, "r") == 0 && c->rollup.batch == 5
+       && c->rollup.interval_ms == 20 && c->rollup.lease_ms == 2000, "rollup keys read (%s)", err);
+    rd_conf_free(c);
+    c = load("mongodb:\n  collection: cdr\n");
+    ok(c != NULL && strcmp(c->rollup.collection, "cdr_rollup") == 0, "rollup.collection follows mongodb.collection");
+    rd_conf_free(c);
+    fails("report:\n  mode: cached\n", "2:9: report.mode: ", "report.mode: an unknown mode");
+    fails("rollup:\n  batch: 0\n", "2:10: rollup.batch: ", "rollup.batch: 0");
+    fails("rollup:\n  lease: 10ms\n", "2:10: rollup.lease: ", "rollup.lease below 1 s");
+    fails("report:\n  mode: rollup\nrabbitmq:\n  heartbeat: 25\n",
+          "4:3: rabbitmq.heartbeat: one task can block a worker for 50500 ms "
+          "(server selection 5500 + rollups and tail 35000 + ", "rollup mode's budget");
+
     fails("rabbitmq:\n  heartbeat: 10\n",
           "2:3: rabbitmq.heartbeat: one task can block a worker for 40500 ms "
           "(server selection 5500 + aggregation 25000 + result publish and "
