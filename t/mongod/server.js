@@ -1659,6 +1659,55 @@ class Collection {
         this.indexDoc(doc);
         return changed;
     }
+    /* An operator update of many documents at once (mingo compiles the
+     * update once): the number of documents it changed.  Updates that may
+     * touch _id, collections with unique secondary indexes and replacement
+     * documents go one document at a time through modify(). */
+    modifyMany(docs, u, arrayFilters) {
+        const roots = updateRoots(u);
+        const uniq = [...this.ix.values()].some((ix) => ix.unique && ix.name !== '_id_');
+        if (!roots || roots.has('_id') || uniq || docs.length < 2) {
+            let n = 0;
+            for (const d of docs) if (this.modify(d, (x) => applyUpdate(this, x, u, arrayFilters, false))) n++;
+            return n;
+        }
+        const mod = Object.assign({}, u);
+        delete mod.$setOnInsert;
+        if (!Object.keys(mod).length) return 0;
+        const before = docs.map((d) => rootsSignature(d, roots));
+        for (const d of docs) this.unindexDoc(d);
+        try {
+            mingoUpdater.updateMany(docs, {}, mod, { arrayFilters, cloneMode: 'none' });
+        } finally {
+            for (const d of docs) this.indexDoc(d);
+        }
+        let n = 0;
+        docs.forEach((d, i) => { if (rootsSignature(d, roots) !== before[i]) n++; });
+        return n;
+    }
+}
+
+/* Top-level fields an operator update writes, or null when unsure. */
+function updateRoots(u) {
+    if (!isUpdateOperatorDoc(u)) return null;
+    const roots = new Set();
+    for (const op of Object.keys(u)) {
+        if (op[0] !== '$' || !isPlainObject(u[op])) return null;
+        for (const path of Object.keys(u[op])) {
+            roots.add(path.split('.')[0]);
+            if (op === '$rename') {
+                if (typeof u[op][path] !== 'string') return null;
+                roots.add(u[op][path].split('.')[0]);
+            }
+        }
+    }
+    return roots;
+}
+
+function rootsSignature(d, roots) {
+    let sig = '';
+    for (const r of roots) sig += hasOwn(d, r) && d[r] !== undefined ? canonString(d[r]) + '\u0000' : '\u0001';
+    return sig;
 }
 
 function dupKeyError(coll, indexName, key) {
@@ -2912,14 +2961,11 @@ const commands = {
             try {
                 const matched = runFind(coll, s.q || {}, undefined, undefined, 0, s.multi ? 0 : 1, s.hint);
                 if (matched.length) {
-                    for (const d of matched) {
-                        n++;
-                        if (coll.modify(d, (x) => applyUpdate(coll, x, s.u, s.arrayFilters, false))) {
-                            nModified++;
-                            totals.updated++;
-                        }
-                        noteDocTypes(coll, d);
-                    }
+                    n += matched.length;
+                    const m = coll.modifyMany(matched, s.u, s.arrayFilters);
+                    nModified += m;
+                    totals.updated += m;
+                    for (const d of matched) noteDocTypes(coll, d);
                 } else if (s.upsert) {
                     const full = upsertDoc(coll, s.q, s.u, s.arrayFilters);
                     n++;
