@@ -129,6 +129,14 @@ render_metrics(size_t *len)
     put(&b, "# HELP reporterd_reloads_total Configuration reloads applied.\n"
         "# TYPE reporterd_reloads_total counter\nreporterd_reloads_total %llu\n",
         (unsigned long long) load(&m->reloads));
+    put(&b, "# HELP reporterd_journal_writes_total Task outcomes written to the journal.\n"
+        "# TYPE reporterd_journal_writes_total counter\nreporterd_journal_writes_total %llu\n",
+        (unsigned long long) load(&m->journal_writes));
+    put(&b, "# HELP reporterd_journal_write_errors_total Journal writes that failed (the "
+        "task was answered and acked anyway).\n"
+        "# TYPE reporterd_journal_write_errors_total counter\n"
+        "reporterd_journal_write_errors_total %llu\n",
+        (unsigned long long) load(&m->journal_write_errors));
     worker_gauge(&b, "reporterd_worker_broker_connected",
                  "Worker connected to RabbitMQ and consuming.",
                  offsetof(struct rd_metrics_worker, broker_up));
