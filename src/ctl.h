@@ -10,5 +10,6 @@
 
 int rd_ctl_import(struct rd_conf *conf, int argc, char **argv);
 int rd_ctl_bench(struct rd_conf *conf, int argc, char **argv);
+int rd_ctl_status(struct rd_conf *conf, int argc, char **argv);
 
 #endif

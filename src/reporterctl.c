@@ -6,6 +6,7 @@
  *   reporterctl [-c FILE] results [-n N] [--timeout SEC]
  *   reporterctl [-c FILE] import FILE|- [--format json|ndjson|csv] [--batch N] [--drop]
  *   reporterctl [-c FILE] bench [-n N] [--concurrency C | --rate R] [--phones LIST] [--json]
+ *   reporterctl [-c FILE] status [--json] ID... | [--since DUR] [--status OUTCOME]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -52,7 +53,10 @@ usage(FILE *out)
             "           exit status 3: imported, but some records were malformed\n"
             "  bench    publish tasks and measure throughput and latency\n"
             "           -n N (100)  --concurrency C (4) | --rate R/s  --phones-per-task K (10)\n"
-            "           --max-phone P (200) | --phones 1,2,3  --timeout SEC (300)  --json\n");
+            "           --max-phone P (200) | --phones 1,2,3  --timeout SEC (300)  --json\n"
+            "  status   what the task journal says: by correlation_id or message_id, or a list\n"
+            "           ID...  --json  |  --since DUR (1h)  --status complete|error|dead_lettered\n"
+            "           exit status 3: some IDs are not in the journal\n");
 }
 
 /* xorshift64*: a fixed seed gives the same data set everywhere. */
@@ -350,6 +354,8 @@ main(int argc, char **argv)
         rc = rd_ctl_import(conf, argc, argv);
     else if (strcmp(cmd, "bench") == 0)
         rc = rd_ctl_bench(conf, argc, argv);
+    else if (strcmp(cmd, "status") == 0)
+        rc = rd_ctl_status(conf, argc, argv);
     else {
         fprintf(stderr, "reporterctl: unknown command \"%s\"\n", cmd);
         usage(stderr);

@@ -216,6 +216,94 @@ test('a result too big for a document is kept cut short, and says so', { timeout
     await daemon.shutdown('SIGQUIT', 20000);
 });
 
+test('GET /tasks/<id> (a real HTTP client) and reporterctl status: objects, arrays for shared ids, 123 and "123", 404, 503; a slow lookup does not delay /healthz', { timeout: 120000 }, async (t) => {
+    const probe = await failCommand({ failCommands: ['find'] }, 'off');
+    if (probe !== true) return t.skip(`the server refuses configureFailPoint: ${probe}`);
+    h.onCleanup(() => failCommand({ failCommands: ['find'] }, 'off'));
+    const { daemon, base, cfg } = await daemonWith({ status: { tasks: true } });
+    await daemon.waitForLog(/serving \/metrics and \/healthz and \/tasks\/<correlation_id>/, 10000);
+    const results = await ctx.results();
+    await ctx.publishTask({ correlation_id: 4242, phones: [1] });
+    await ctx.publishTask({ correlation_id: '4242', phones: [2] });
+    await ctx.publishTask({ correlation_id: 'shared', phones: [1] });
+    await ctx.publishTask({ correlation_id: 'shared', phones: [2] });
+    await ctx.publishTask({ correlation_id: 'web-err', phones: [] });
+    const got = await results.next(5, 30000);
+    await ctx.publishTask('unreadable for the lookup', { properties: { messageId: 'dl-lookup-1' } });
+    await h.waitForTaskCounts(base, { complete: 4, error: 1, dead_lettered: 1 }, 30000);
+
+    let r = await h.httpGet(`${base}/tasks/shared`);
+    assert.equal(r.status, 200, r.body);
+    let body = JSON.parse(r.body);
+    assert.ok(Array.isArray(body) && body.length === 2, `two tasks share the id: ${r.body.slice(0, 300)}`);
+    assert.deepEqual(body.map((d) => d.result.data[0].phone).sort(), [1, 2]);
+
+    r = await h.httpGet(`${base}/tasks/4242`);
+    body = JSON.parse(r.body);
+    assert.equal(r.status, 200);
+    assert.ok(Array.isArray(body), '123 and "123" both match');
+    assert.deepEqual(body.map((d) => typeof d.correlation_id).sort(), ['number', 'string']);
+
+    r = await h.httpGet(`${base}/tasks/web-err`);
+    assert.equal(r.status, 200);
+    body = JSON.parse(r.body);
+    assert.ok(!Array.isArray(body), 'one task: the document itself');
+    assert.equal(body.outcome, 'error');
+    assert.equal(body.reason, 'phones is empty');
+    const errResult = got.find((x) => x.body.correlation_id === 'web-err');
+    assert.equal(body.message_id, errResult.properties.messageId);
+    assert.match(r.body, /"answered" ?: ?\{ ?"\$date" ?: ?"\d{4}-/);
+
+    r = await h.httpGet(`${base}/tasks/nobody`);
+    assert.equal(r.status, 404);
+    assert.match(JSON.parse(r.body).error, /no task has the correlation_id "nobody"/);
+
+    /* reporterctl status */
+    const ctl = (...args) => h.run(h.env.reporterctl, ['-c', cfg, 'status', ...args], { timeoutMs: 30000 });
+    let c = await ctl('shared');
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.stdout.trim().split('\n').length, 2);
+    assert.match(c.stdout, /^"shared" shared-[0-9a-f]{16} complete at \d{4}-.*, 1 attempt, \d+\.\d{3} s$/m);
+    c = await ctl('--json', errResult.properties.messageId);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(JSON.parse(c.stdout).reason, 'phones is empty', 'by message_id, as JSON');
+    c = await ctl('dl-lookup-1');
+    assert.match(c.stdout, /^- dl-lookup-1 dead_lettered at .*: unreadable: /);
+    c = await ctl('--since', '1h', '--status', 'error');
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /^"web-err" .* error at .*: phones is empty$/m);
+    assert.doesNotMatch(c.stdout, /complete/);
+    c = await ctl('4242', 'missing-id');
+    assert.equal(c.code, 3, 'some ids not in the journal');
+    assert.equal(c.stdout.trim().split('\n').length, 2);
+    assert.match(c.stderr, /missing-id: not in the journal/);
+
+    /* a slow lookup: /healthz and /metrics answer meanwhile */
+    assert.equal(await failCommand({ failCommands: ['find'], blockConnection: true, blockTimeMS: 6000 }, 'alwaysOn'), true);
+    const t0 = Date.now();
+    const slow = h.httpGet(`${base}/tasks/shared`, 15000);
+    await h.sleep(300);
+    const t1 = Date.now();
+    const health = await h.httpGet(`${base}/healthz`, 2000);
+    const healthMs = Date.now() - t1;
+    assert.equal(health.status, 200);
+    assert.ok(healthMs < 500, `/healthz answered in ${healthMs} ms while a lookup waits`);
+    assert.equal((await h.httpGet(`${base}/metrics`, 2000)).status, 200);
+    r = await slow;
+    const slowMs = Date.now() - t0;
+    assert.equal(r.status, 503, `the lookup gives up after its own limit: ${r.body}`);
+    assert.ok(slowMs < 5800, `within the lookup's limit (${slowMs} ms), not the 6 s block`);
+
+    /* the database unreachable: 503 */
+    assert.equal(await failCommand({ failCommands: ['find'], closeConnection: true }, 'alwaysOn'), true);
+    r = await h.httpGet(`${base}/tasks/shared`, 10000);
+    assert.equal(r.status, 503, r.body);
+    assert.match(JSON.parse(r.body).error, /^the journal cannot be read now: /);
+    await failCommand({ failCommands: ['find'] }, 'off');
+    assert.equal((await h.httpGet(`${base}/tasks/shared`)).status, 200, 'answers again');
+    await daemon.shutdown('SIGQUIT', 20000);
+});
+
 test('journal off: nothing is written', { timeout: 60000 }, async () => {
     const port = await h.freePort();
     const names = Object.assign({}, ctx.names);
@@ -233,5 +321,8 @@ test('journal off: nothing is written', { timeout: 60000 }, async () => {
     const m = await h.readMetrics(`http://127.0.0.1:${port}`);
     assert.equal(m.get('reporterd_journal_writes_total'), 0);
     assert.doesNotMatch(daemon.log, /journal "|the journal/);
+    const r = await h.httpGet(`http://127.0.0.1:${port}/tasks/off`);
+    assert.equal(r.status, 404, 'GET /tasks/ is off unless status.tasks is on');
+    assert.match(r.body, /^not found: try \/metrics or \/healthz/);
     await daemon.shutdown('SIGQUIT', 20000);
 });
