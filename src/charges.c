@@ -86,6 +86,7 @@ find(uint64_t fp, int claim)
         if (__atomic_compare_exchange_n(&victim->fp, &old, fp, 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
             __atomic_store_n(&victim->timeouts, 0, __ATOMIC_RELEASE);
+            __atomic_store_n(&victim->attempts, 0, __ATOMIC_RELEASE);
             return victim;
         }
     }
@@ -100,7 +101,20 @@ rd_charge_begin(uint64_t fp)
     if (table == NULL || (c = find(fp, 1)) == NULL)
         return 0;
     __atomic_store_n(&c->at_ms, rd_now_ms(), __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->attempts, 1, __ATOMIC_ACQ_REL);
     return __atomic_fetch_add(&c->count, 1, __ATOMIC_ACQ_REL);
+}
+
+uint64_t
+rd_charge_attempts(uint64_t fp)
+{
+    struct rd_charge *c;
+    uint64_t          n;
+
+    if (table == NULL || (c = find(fp, 0)) == NULL)
+        return 1;
+    n = __atomic_load_n(&c->attempts, __ATOMIC_ACQUIRE);
+    return n > 0 ? n : 1;
 }
 
 void
@@ -142,4 +156,5 @@ rd_charge_settle(uint64_t fp, uint64_t prior)
     while (!__atomic_compare_exchange_n(&c->count, &n, left, 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE));
     __atomic_store_n(&c->timeouts, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->attempts, 0, __ATOMIC_RELEASE);
 }

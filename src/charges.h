@@ -34,6 +34,8 @@ struct rd_charge {
     uint64_t fp;                /* 0: free */
     uint64_t count;             /* attempts begun and not ended */
     uint64_t timeouts;          /* queries that ran out of time */
+    uint64_t attempts;          /* deliveries begun since it was settled,
+                                   whatever became of them */
     int64_t  at_ms;             /* last charge: among idle entries the oldest
                                    makes room */
 };
@@ -54,6 +56,10 @@ void     rd_charge_end(uint64_t fp);
  * charge and the `prior` charges we saw at rd_charge_begin, and forget the
  * timeouts, so the same body sent again starts afresh. */
 void     rd_charge_settle(uint64_t fp, uint64_t prior);
+
+/* How many times fp was begun since it was last settled, this time
+ * included: the attempts a task took (1 when nothing was counted). */
+uint64_t rd_charge_attempts(uint64_t fp);
 
 /* Count one more timeout of fp's query; the count so far, this one
  * included (UINT64_MAX when nothing can be counted). */

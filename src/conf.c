@@ -146,6 +146,12 @@ const struct rd_conf_opt  rd_conf_opts[] = {
 
     RD_SECTION ("status"),
     RD_STR     ("status.listen",              status.listen, 1, 0, NULL, 0),
+    RD_BOOL    ("status.tasks",               status.tasks, "off", 0),
+
+    RD_SECTION ("journal"),
+    RD_BOOL    ("journal.enabled",            journal.enabled, "off", 0),
+    RD_STR     ("journal.collection",         journal.collection, 1, 0, "reports_journal", 0),
+    RD_SECONDS ("journal.retention",          journal.retention, 60, 315360000, "7d", 0),
 };
 
 const size_t  rd_conf_nopts = sizeof(rd_conf_opts) / sizeof(rd_conf_opts[0]);

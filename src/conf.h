@@ -111,7 +111,22 @@ struct rd_conf_rollup {
 
 struct rd_conf_status {
     char   *listen;             /* NULL = off; "127.0.0.1:9187" */
+    int     tasks;              /* off: GET /tasks/<id> (journal.h) */
 };
+
+struct rd_conf_journal {
+    int     enabled;            /* off */
+    char   *collection;         /* "reports_journal", in mongodb.database */
+    int     retention;          /* seconds, 7d: the TTL index */
+};
+
+/* One journal write (journal.h) blocks a worker at most: finding a server
+ * (connectTimeoutMS, then one rescan), then the upsert's socket limit,
+ * which covers its maxTimeMS.  Fixed and short: the result is out before
+ * it starts, and the task is acked whatever it did. */
+#define RD_JOURNAL_CONNECT_MS   1000
+#define RD_JOURNAL_MAX_TIME_MS  1000
+#define RD_JOURNAL_SOCKET_MS    (RD_JOURNAL_MAX_TIME_MS + 1000)
 
 struct rd_conf {
     char   *path;               /* the file it was read from */
@@ -130,6 +145,7 @@ struct rd_conf {
     struct rd_conf_report report;
     struct rd_conf_rollup rollup;
     struct rd_conf_status status;
+    struct rd_conf_journal journal;
 
     int     world_readable_secret; /* set when the file is readable by
                                       others and holds a password */
@@ -155,6 +171,7 @@ struct rd_conf_budget {
                                    spent): plus max_time_ms / 2 */
     long long   publish_ms;     /* the result's publish and its confirm */
     long long   dead_letter_ms; /* a dead-letter publish and its confirm */
+    long long   journal_ms;     /* the journal's upsert, when journal.enabled */
     long long   total_ms;
     long long   limit_ms;       /* twice the heartbeat; 0: heartbeats off,
                                    no limit */

@@ -458,8 +458,12 @@ rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b)
         b->query_ms += tries * (long long) (conf->mongodb.max_time_ms / 2);
     b->publish_ms = conf->rabbitmq.confirm_timeout_ms;
     b->dead_letter_ms = conf->rabbitmq.confirm_timeout_ms;
+    b->journal_ms = conf->journal.enabled
+                    ? RD_JOURNAL_CONNECT_MS + RD_MONGOC_MIN_RESCAN_MS
+                      + RD_JOURNAL_SOCKET_MS
+                    : 0;
     b->total_ms = b->select_ms + b->query_ms + b->publish_ms
-                  + b->dead_letter_ms;
+                  + b->dead_letter_ms + b->journal_ms;
     b->limit_ms = 2000LL * conf->rabbitmq.heartbeat;
 }
 
@@ -566,19 +570,21 @@ rd_conf_check(struct rd_conf_ctx *ctx)
                                           "rabbitmq.confirm_timeout_ms",
                                           "mongodb.max_time_ms",
                                           "mongodb.connect_timeout_ms",
-                                          "mongodb.uri", NULL),
+                                          "mongodb.uri", "journal.enabled",
+                                          NULL),
                             "one task can block a worker for %lld ms "
                             "(server selection %lld + %s %lld + "
                             "result publish and confirm %lld + dead-letter "
-                            "publish and confirm %lld), which must be below "
+                            "publish and confirm %lld + journal write %lld), "
+                            "which must be below "
                             "twice rabbitmq.heartbeat (2 x %ds = %lld ms): "
                             "rabbitmq-c services heartbeats only between "
                             "calls, so the broker would drop the connection",
                             b.total_ms, b.select_ms,
                             ctx->conf->report.mode == RD_REPORT_ROLLUP
                             ? "rollups and tail" : "aggregation", b.query_ms,
-                            b.publish_ms, b.dead_letter_ms, a->heartbeat,
-                            b.limit_ms);
+                            b.publish_ms, b.dead_letter_ms, b.journal_ms,
+                            a->heartbeat, b.limit_ms);
     }
 
     if (ctx->conf->status.listen != NULL) {

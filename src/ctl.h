@@ -16,5 +16,6 @@ int rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv);
 /* --drop of seed and import: the records, and with them the rollups and
  * their batches (folding starts again from batch 1). */
 int rd_ctl_drop(const struct rd_conf *conf, struct rd_store *st, char *err, size_t errlen);
+int rd_ctl_status(struct rd_conf *conf, int argc, char **argv);
 
 #endif

@@ -163,6 +163,26 @@ message_id(const struct rd_task *t, uint64_t fp, char *out, size_t size)
     snprintf(out, size, "%.200s-%016llx", t->id_text, (unsigned long long) fp);
 }
 
+/* The outcome is final: its result or dead letter is confirmed and its
+ * delivery not yet acked (a kill now replays it; the upsert is
+ * idempotent).  The journal never fails a task: a write that failed is
+ * counted on /metrics, logged, and the task acked anyway. */
+static void
+journal(const struct rd_job_env *env, struct rd_journal_entry *e, uint64_t fp, double t0)
+{
+    char err[512];
+
+    if (env->journal == NULL)
+        return;
+    e->attempts = (int64_t) rd_charge_attempts(fp);
+    e->total_duration = rd_now_sec() - t0;
+    e->answered_ms = rd_journal_now_ms();
+    e->received_ms = e->answered_ms - (int64_t) (e->total_duration * 1000);
+    if (rd_journal_write(env->journal, e, err, sizeof(err)) != RD_OK)
+        rd_warn("%s: writing the journal failed, acking the task anyway: %s", e->message_id,
+                err);
+}
+
 /* Build the result, publish it and ack its task once the broker confirmed it. */
 static enum rd_job_outcome
 answer(const struct rd_job_env *env, const struct rd_delivery *d, const struct rd_task *t,
@@ -186,6 +206,17 @@ answer(const struct rd_job_env *env, const struct rd_delivery *d, const struct r
     p.message_id = mid;
     rc = rd_broker_publish(env->broker, env->conf->rabbitmq.result_queue, json, strlen(json),
                            &p, err, sizeof(err));
+    if (rc == RD_OK) {
+        struct rd_journal_entry e = { 0 };
+
+        e.message_id = mid;
+        e.task = t;
+        e.outcome = dec->kind;
+        e.reason = dec->kind == RD_OUT_COMPLETE ? NULL : dec->text;
+        e.result = json;
+        e.result_len = strlen(json);
+        journal(env, &e, fp, t0);
+    }
     free(json);
     if (rc == RD_ERROR) {
         rd_warn("task %s: publishing the result failed, the task will be redelivered: %s",
@@ -212,12 +243,13 @@ answer(const struct rd_job_env *env, const struct rd_delivery *d, const struct r
  * headers and the reason, then ack it: dead-lettering needs no queue
  * arguments, so it works on queues declared by anyone. */
 static enum rd_job_outcome
-dead_letter(const struct rd_job_env *env, const struct rd_delivery *d, int64_t attempts,
-            const char *reason, double t0)
+dead_letter(const struct rd_job_env *env, const struct rd_delivery *d, const struct rd_job_facts *f,
+            const char *reason, uint64_t fp, double t0)
 {
     struct rd_publish p = { 0 };
     char              err[512];
     int               rc;
+    int64_t           attempts = f->charges;
 
     p.like = d;
     p.reason = reason;
@@ -232,6 +264,25 @@ dead_letter(const struct rd_job_env *env, const struct rd_delivery *d, int64_t a
         rd_warn("the dead-letter queue refused a message, requeueing it and reconnecting: %s",
                 err);
         return rd_job_put_back(env->broker, d, RD_JOB_BROKER_REFUSED);
+    }
+    if (env->journal != NULL) {
+        struct rd_journal_entry e = { 0 };
+        char                    mid[256];
+
+        /* A task with a usable id keeps the id its answer would have had. */
+        if (f->parsed != RD_TASK_UNREADABLE) {
+            message_id(f->task, fp, mid, sizeof(mid));
+            e.task = f->task;
+        } else {
+            rd_journal_dead_letter_id(d->message_id, fp, mid, sizeof(mid));
+        }
+        e.message_id = mid;
+        e.outcome = RD_OUT_DEAD_LETTERED;
+        e.reason = reason;
+        e.body = d->body;
+        e.body_len = d->len;
+        e.amqp_correlation_id = d->correlation_id;
+        journal(env, &e, fp, t0);
     }
     if (rd_broker_ack(env->broker, d->tag) != RD_OK)
         return RD_JOB_BROKER_LOST;
@@ -313,7 +364,7 @@ act(const struct rd_job_env *env, const struct rd_delivery *d, const struct rd_j
     case RD_JOB_PUT_BACK:
         return rd_job_put_back(env->broker, d, dec->after);
     case RD_JOB_DEAD_LETTER:
-        return dead_letter(env, d, f->charges, dec->text, t0);
+        return dead_letter(env, d, f, dec->text, fp, t0);
     case RD_JOB_LEAVE:
         return RD_JOB_STOP_NOW;
     case RD_JOB_RUN:

@@ -22,6 +22,7 @@
 
 #include "broker.h"
 #include "conf.h"
+#include "journal.h"
 #include "metrics.h"
 #include "store.h"
 #include "task.h"
@@ -93,6 +94,7 @@ struct rd_job_env {
     struct rd_broker                  *broker;
     struct rd_store                   *store;
     struct rd_rollup                  *rollup;      /* rollup mode, else NULL */
+    struct rd_journal                 *journal;     /* NULL: journal off */
     const volatile sig_atomic_t       *terminate;   /* fast stop ordered */
     int64_t                            test_delay_ms;    /* after each query */
     int64_t                            test_crash_phone; /* RD_TEST_HOOKS */

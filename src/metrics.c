@@ -71,6 +71,13 @@ rd_metrics_invalid(uint64_t records)
 }
 
 void
+rd_metrics_journal(int ok)
+{
+    if (rd_metrics != NULL)
+        rd_metrics_add(ok ? &rd_metrics->journal_writes : &rd_metrics->journal_write_errors, 1);
+}
+
+void
 rd_metrics_state(int broker_up, int db_up)
 {
     if (rd_metrics_self == NULL)

@@ -54,6 +54,8 @@ struct rd_metrics {
     uint64_t                 worker_restarts;
     uint64_t                 reloads;
     uint64_t                 invalid_records;   /* left out of reports' figures */
+    uint64_t                 journal_writes;        /* journal.h upserts done */
+    uint64_t                 journal_write_errors;  /* and failed */
     int                      live_workers;
     /* Written by the master only: a problem outside the configuration
      * file that keeps workers from starting ("" when none), and how many
@@ -77,6 +79,7 @@ extern struct rd_metrics_worker *rd_metrics_self;
 void rd_metrics_task(enum rd_outcome outcome, double seconds);
 void rd_metrics_db(double seconds);
 void rd_metrics_invalid(uint64_t records);
+void rd_metrics_journal(int ok);
 void rd_metrics_state(int broker_up, int db_up);
 void rd_metrics_add(uint64_t *counter, uint64_t n);
 

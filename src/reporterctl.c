@@ -7,6 +7,7 @@
  *   reporterctl [-c FILE] import FILE|- [--format json|ndjson|csv] [--batch N] [--drop]
  *   reporterctl [-c FILE] bench [-n N] [--concurrency C | --rate R] [--phones LIST] [--json]
  *   reporterctl [-c FILE] rollup [--status | --fold | --verify [PHONE...] | --rebuild]
+ *   reporterctl [-c FILE] status [--json] ID... | [--since DUR] [--status OUTCOME]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -57,7 +58,10 @@ usage(FILE *out)
             "  rollup   rollup mode (report.mode: rollup): --status (default): lag and lease;\n"
             "           --fold: fold every unfolded record now; --verify [PHONE...]: compare\n"
             "           the rollups (all, or these phones) with live mode, exit status 4 when\n"
-            "           one differs; --rebuild: recompute every rollup (after deletes or edits)\n");
+            "           one differs; --rebuild: recompute every rollup (after deletes or edits)\n"
+            "  status   what the task journal says: by correlation_id or message_id, or a list\n"
+            "           ID...  --json  |  --since DUR (1h)  --status complete|error|dead_lettered\n"
+            "           exit status 3: some IDs are not in the journal\n");
 }
 
 /* xorshift64*: a fixed seed gives the same data set everywhere. */
@@ -357,6 +361,8 @@ main(int argc, char **argv)
         rc = rd_ctl_bench(conf, argc, argv);
     else if (strcmp(cmd, "rollup") == 0)
         rc = rd_ctl_rollup(conf, argc, argv);
+    else if (strcmp(cmd, "status") == 0)
+        rc = rd_ctl_status(conf, argc, argv);
     else {
         fprintf(stderr, "reporterctl: unknown command \"%s\"\n", cmd);
         usage(stderr);

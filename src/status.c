@@ -1,5 +1,6 @@
 /*
- * status.c -- the status process and its two endpoints.
+ * status.c -- the status process and its endpoints: /metrics, /healthz,
+ * and, with status.tasks on, /tasks/<correlation_id> (status_tasks.h).
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +20,8 @@
 #include "metrics.h"
 #include "process.h"
 #include "status.h"
+#include "status_tasks.h"
+#include "util.h"
 
 static volatile sig_atomic_t s_stop, s_reopen;
 
@@ -162,6 +165,14 @@ render_metrics(size_t *len)
         (unsigned long long) load(&m->reloads));
     if (__atomic_load_n(&m->folder.pid, __ATOMIC_RELAXED) != 0)
         folder_metrics(&b, &m->folder);
+    put(&b, "# HELP reporterd_journal_writes_total Task outcomes written to the journal.\n"
+        "# TYPE reporterd_journal_writes_total counter\nreporterd_journal_writes_total %llu\n",
+        (unsigned long long) load(&m->journal_writes));
+    put(&b, "# HELP reporterd_journal_write_errors_total Journal writes that failed (the "
+        "task was answered and acked anyway).\n"
+        "# TYPE reporterd_journal_write_errors_total counter\n"
+        "reporterd_journal_write_errors_total %llu\n",
+        (unsigned long long) load(&m->journal_write_errors));
     worker_gauge(&b, "reporterd_worker_broker_connected",
                  "Worker connected to RabbitMQ and consuming.",
                  offsetof(struct rd_metrics_worker, broker_up));
@@ -219,7 +230,9 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
     char                *body = NULL;
     size_t               len = 0;
 
-    (void) cls; (void) version; (void) upload; (void) upload_size; (void) state;
+    const struct rd_conf *conf = cls;
+
+    (void) version; (void) upload; (void) upload_size; (void) state;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         code = MHD_HTTP_METHOD_NOT_ALLOWED;
         body = strdup("only GET\n");
@@ -228,6 +241,10 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
         type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (strcmp(url, "/healthz") == 0) {
         body = render_health(&code, &len);
+    } else if (conf->status.tasks && strncmp(url, "/tasks/", 7) == 0) {
+        /* on this connection's own thread: a slow database waits here */
+        body = rd_status_tasks_get(url + 7, &code, &len);
+        type = "application/json";
     } else {
         code = MHD_HTTP_NOT_FOUND;
         body = strdup("not found: try /metrics or /healthz\n");
@@ -322,8 +339,16 @@ rd_status_main(const struct rd_conf *conf)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != rd_master_pid)
         return 0;
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
-                         0, NULL, NULL, handle, NULL,
+    if (conf->status.tasks && rd_status_tasks_open(conf, err, sizeof(err)) != RD_OK) {
+        rd_error("status.tasks: %s", err);
+        rd_metrics_problem(err);
+        return RD_WORKER_EXIT_FATAL;
+    }
+    /* With lookups on, a thread per connection: one waiting on the
+     * database holds back no other request. */
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
+                         | (conf->status.tasks ? MHD_USE_THREAD_PER_CONNECTION : 0),
+                         0, NULL, NULL, handle, (void *) conf,
                          MHD_OPTION_LISTEN_SOCKET, fd,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 10,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 64,
@@ -331,9 +356,11 @@ rd_status_main(const struct rd_conf *conf)
     if (d == NULL) {
         rd_error("cannot serve status on %s: MHD_start_daemon() failed: %s",
                  conf->status.listen, strerror(errno));
+        rd_status_tasks_close();
         return 1;
     }
-    rd_info("serving /metrics and /healthz on %s", conf->status.listen);
+    rd_info("serving /metrics and /healthz%s on %s",
+            conf->status.tasks ? " and /tasks/<correlation_id>" : "", conf->status.listen);
     while (!s_stop) {
         sigsuspend(&none);
         if (s_reopen) {
@@ -342,5 +369,6 @@ rd_status_main(const struct rd_conf *conf)
         }
     }
     MHD_stop_daemon(d);
+    rd_status_tasks_close();
     return 0;
 }

@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "channel.h"
 #include "job.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
@@ -48,6 +49,8 @@ struct worker {
     struct rd_broker     *broker;
     struct rd_store      *store;
     struct rd_rollup     *rollup;       /* report.mode: rollup */
+    struct rd_journal    *journal;      /* NULL: journal off */
+    int                   journal_ready; /* its indexes checked */
     int                   consuming;
     int                   store_ok;
     int64_t               backoff_ms;
@@ -182,6 +185,27 @@ connect_all(struct worker *w)
         w->store_ok = 1;
         rd_info("database %s reachable", c->mongodb.database);
     }
+    if (c->journal.enabled && w->journal == NULL) {
+        snprintf(name, sizeof(name), "reporterd journal %ld", (long) getpid());
+        w->journal = rd_journal_new(c, name, err, sizeof(err));
+        if (w->journal == NULL)
+            return fatal(err);
+    }
+    if (w->journal != NULL && !w->journal_ready) {
+        int64_t was;
+
+        /* Once per worker; a failure costs only the index, not the
+         * journal: say so and try again at the next connection. */
+        w->journal_ready = 1;
+        if (rd_journal_prepare(w->journal, &was, err, sizeof(err)) != RD_OK)
+            rd_warn("journal \"%s\": checking its indexes failed, will try again after the "
+                    "next reconnection: %s", c->journal.collection, err);
+        else if (was >= 0)
+            rd_info("journal \"%s\": retention changed from %lld s to %d s (collMod on "
+                      "index %s; documents already written expire by the new value)",
+                      c->journal.collection, (long long) was, c->journal.retention,
+                      RD_JOURNAL_TTL_INDEX);
+    }
     if (w->broker == NULL) {
         snprintf(name, sizeof(name), "reporterd worker %ld", (long) getpid());
         w->broker = rd_broker_open(&c->rabbitmq, name, &is_fatal, err, sizeof(err));
@@ -226,6 +250,7 @@ handle(struct worker *w, const struct rd_delivery *d)
     env.broker = w->broker;
     env.store = w->store;
     env.rollup = w->rollup;
+    env.journal = w->journal;
     env.terminate = &w_terminate;
     env.test_delay_ms = w->test_delay_ms;
     env.test_crash_phone = w->test_crash_phone;
@@ -281,6 +306,7 @@ pause_for_store(struct worker *w)
     int graceful = release_consumer(w, 1) == RD_JOB_DONE;
 
     w->store_ok = 0;
+    w->journal_ready = 0;
     set_state(w, RD_CHAN_STORE_DOWN);
     drop_broker(w, graceful);
 }
@@ -392,6 +418,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
     if (w.broker != NULL)
         drop_broker(&w, !w_terminate);
     rd_rollup_free(w.rollup);
+    rd_journal_close(w.journal);
     rd_store_close(w.store);
     rd_info("worker exiting (%s)", w_terminate ? "fast stop" : status ? "fatal error"
                                                                        : "graceful stop");

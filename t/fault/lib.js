@@ -410,6 +410,8 @@ async function readMetrics(port) {
     };
     m.restarts = one('reporterd_worker_restarts_total');
     m.reloads = one('reporterd_reloads_total');
+    m.journalWrites = one('reporterd_journal_writes_total');
+    m.journalErrors = one('reporterd_journal_write_errors_total');
     for (const k of ['complete', 'error', 'requeued', 'dead_lettered']) {
         if (typeof m[k] !== 'number') throw new Error(`/metrics has no reporterd_tasks_total{outcome="${k}"}: ${text.slice(0, 500)}`);
     }

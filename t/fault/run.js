@@ -50,7 +50,13 @@
  *
  * Usage (see t/fault/README.md for the environment):
  *   node t/fault/run.js [--out FILE] [--only 1,3] [--seed N] [--scale F]
- *                       [--broker-idle-wait SEC] [--sanitizer-dir DIR]
+ *                       [--broker-idle-wait SEC] [--sanitizer-dir DIR] [--journal]
+ *
+ * --journal turns the task journal on (journal.enabled) and checks, after
+ * each scenario, that every task has a journal document whose outcome
+ * matches what the suite received, and that no journal write failed
+ * (reporterd_journal_write_errors_total; reported, not failed, in
+ * scenario 3, whose database is away for a while).
  */
 'use strict';
 
@@ -73,6 +79,7 @@ function parseArgs(argv) {
         scale: 1,
         brokerIdleWait: 60,
         sanitizerDir: null,
+        journal: false,
     };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
@@ -86,9 +93,10 @@ function parseArgs(argv) {
         else if (a === '--scale') o.scale = Number(val());
         else if (a === '--broker-idle-wait') o.brokerIdleWait = Number(val());
         else if (a === '--sanitizer-dir') o.sanitizerDir = path.resolve(val());
+        else if (a === '--journal') o.journal = true;
         else if (a === '-h' || a === '--help') {
             process.stdout.write('usage: node t/fault/run.js [--out FILE] [--only 1,2,3,4,5] [--seed N] ' +
-                '[--scale F] [--broker-idle-wait SEC] [--sanitizer-dir DIR]\n');
+                '[--scale F] [--broker-idle-wait SEC] [--sanitizer-dir DIR] [--journal]\n');
             process.exit(0);
         } else {
             throw new Error(`unknown argument: ${a}`);
@@ -345,6 +353,43 @@ function poisonKinds(mk) {
 const TS_RE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$/;
 
 /* Return null when the result is right for the task, else why not. */
+/* --journal: every task's document, keyed by its result's message_id (a
+ * dead letter's by the message_id the suite gave it), has the outcome the
+ * suite received last; failed journal writes are counted.  A scenario that
+ * restarts the in-memory test database loses what was written before:
+ * documents missing there are noted, not failed. */
+async function checkJournal(ctx, def, row, tasks, fail) {
+    const client = await h.mongoClient(ctx.mongo.uri);
+    const docs = await client.db(ctx.names.database).collection('reports_journal').find({}).toArray();
+    const byId = new Map(docs.map((d) => [d._id, d]));
+    let missing = 0;
+    const wrong = [];
+    for (const t of tasks) {
+        let mid;
+        let want;
+        if (t.kind === 'poison') {
+            mid = t.mid;
+            want = 'dead_lettered';
+        } else {
+            const list = ctx.tally.results.get(L.idKey(t.id));
+            if (!list || !list.length) continue;
+            const last = list[list.length - 1];
+            mid = last.properties.messageId;
+            want = last.body && last.body.status === 'Complete' ? 'complete' : 'error';
+        }
+        const d = byId.get(mid);
+        if (!d) missing++;
+        else if (d.outcome !== want) wrong.push(`${mid}: journal says ${d.outcome}, the client received ${want}`);
+    }
+    const errors = ctx.finalMetrics ? ctx.finalMetrics.journalErrors : undefined;
+    row.notes.push(`journal: ${docs.length} documents, ${missing} task(s) without one, ${wrong.length} mismatched, ` +
+        `${errors} failed write(s)`);
+    if (wrong.length) fail(`${wrong.length} journal document(s) disagree with the results, e.g. ${wrong.slice(0, 3).join(' | ')}`);
+    if (missing && !def.preloadMongo) fail(`${missing} task(s) have no journal document`);
+    if (errors === undefined) fail('/metrics has no reporterd_journal_write_errors_total');
+    else if (errors !== 0 && !def.preloadMongo) fail(`${errors} journal write(s) failed outside the database outage`);
+}
+
 function checkResult(r, task, records) {
     try {
         const b = r.body;
@@ -444,10 +489,11 @@ async function runScenario(def, data) {
         ctx.statusPort = await h.freePort();
         ctx.metrics = () => L.readMetrics(ctx.statusPort);
         ctx.workers = def.workers;
-        ctx.config = (workers) => h.writeConfig(dir, h.deepMerge({
+        ctx.config = (workers) => h.writeConfig(dir, h.deepMerge(Object.assign({
             worker_processes: workers,
             status: { listen: `127.0.0.1:${ctx.statusPort}` },
-        }, def.config || {}), { names, mongoUri: ctx.mongo.uri });
+        }, OPTS.journal ? { journal: { enabled: true, collection: 'reports_journal' } } : {}),
+        def.config || {}), { names, mongoUri: ctx.mongo.uri });
         const cfg = ctx.config(def.workers);
         const binary = h.env.testhooks && fs.existsSync(h.env.testhooks) ? h.env.testhooks : h.env.reporterd;
         fs.rmSync(sanDir, { recursive: true, force: true });
@@ -590,6 +636,13 @@ async function runScenario(def, data) {
             ctx.finalMetrics = await ctx.metrics();
         } catch (e) {
             fail(`reading /metrics: ${e.message}`);
+        }
+        if (OPTS.journal) {
+            try {
+                await checkJournal(ctx, def, row, tasks.concat(probes), fail);
+            } catch (e) {
+                fail(`the journal: ${e.message}`);
+            }
         }
         if (def.check) {
             try {

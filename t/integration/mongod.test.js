@@ -206,6 +206,14 @@ test('indexes: single-field, compound, unique and TTL; drop', async () => {
     assert.deepEqual(byName('phone_1_at_-1').key, { phone: 1, at: -1 });
     assert.equal(byName('seq_1').unique, true);
     assert.equal(byName('at_1').expireAfterSeconds, 86400);
+    /* collMod changes a TTL index's expiry, by name or by key pattern */
+    const mod = await db.command({ collMod: 'ix', index: { name: 'at_1', expireAfterSeconds: 3600 } });
+    assert.equal(mod.expireAfterSeconds_old, 86400);
+    assert.equal(mod.expireAfterSeconds_new, 3600);
+    await db.command({ collMod: 'ix', index: { keyPattern: { at: 1 }, expireAfterSeconds: 7200 } });
+    assert.equal((await c.indexes()).find((i) => i.name === 'at_1').expireAfterSeconds, 7200);
+    await assert.rejects(db.command({ collMod: 'ix', index: { name: 'nope', expireAfterSeconds: 1 } }),
+        (e) => e.code === 27, 'an unknown index: IndexNotFound');
     await assert.rejects(c.insertOne({ phone: 2, seq: 1 }), (e) => {
         assert.equal(e.code, 11000);
         assert.deepEqual(e.keyValue, { seq: 1 });

@@ -43,6 +43,7 @@
  * (the self-test and the failure tests); update (multi, upsert) and
  * findAndModify (basic), for documents kept up to date by upserts;
  * count, explain and serverStatus (index use, documents examined).
+ * collMod, only to change a TTL index's expireAfterSeconds (the journal).
  * Anything else gets {ok: 0, code: 59, codeName: "CommandNotFound"} like
  * MongoDB.
  *
@@ -3054,6 +3055,26 @@ const commands = {
         const r = { numIndexesBefore: before, numIndexesAfter: coll.indexes.length, createdCollectionAutomatically: !existed, ok: 1 };
         if (note && before === coll.indexes.length) r.note = note;
         return r;
+    },
+
+    /* collMod, only to change a TTL index's expireAfterSeconds (by index
+     * name or keyPattern), as the journal does when its retention changes. */
+    collMod: (cmd, ctx) => {
+        const name = collName(cmd, 'collMod');
+        const coll = getColl(ctx.db, name, false);
+        if (!coll) throw new CmdError(26, 'NamespaceNotFound', `ns does not exist: ${ctx.db}.${name}`);
+        const spec = cmd.index;
+        if (!isPlainObject(spec)) throw new CmdError(72, 'InvalidOptions', "this test server's collMod only changes an index: 'index' is required");
+        const ix = coll.indexes.find((i) => (typeof spec.name === 'string' ? i.name === spec.name
+            : isPlainObject(spec.keyPattern) && mingoUtil.isEqual(i.key, spec.keyPattern)));
+        if (!ix) throw new CmdError(27, 'IndexNotFound', `cannot find index ${BSON.EJSON.stringify(spec)} for ns ${ctx.db}.${name}`);
+        if (typeof spec.expireAfterSeconds !== 'number' && !(spec.expireAfterSeconds instanceof Long) && !(spec.expireAfterSeconds instanceof Int32)) {
+            throw new CmdError(72, 'InvalidOptions', "this test server's collMod only changes expireAfterSeconds");
+        }
+        if (ix.expireAfterSeconds === undefined) throw new CmdError(72, 'InvalidOptions', 'no expireAfterSeconds field to update');
+        const old = ix.expireAfterSeconds;
+        ix.expireAfterSeconds = spec.expireAfterSeconds;
+        return { expireAfterSeconds_old: old, expireAfterSeconds_new: spec.expireAfterSeconds, ok: 1 };
     },
 
     listIndexes: (cmd, ctx) => {

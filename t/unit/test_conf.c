@@ -860,8 +860,13 @@ test_checks(void)
         is_int(b.query_ms, 25000, "budget: aggregation");
         is_int(b.publish_ms, 5000, "budget: result publish");
         is_int(b.dead_letter_ms, 5000, "budget: dead-letter publish");
+        is_int(b.journal_ms, 0, "budget: no journal write when it is off");
         is_int(b.total_ms, 40500, "budget: total");
         is_int(b.limit_ms, 60000, "budget: limit");
+        is_int(c->journal.enabled, 0, "journal: off by default");
+        is_str(c->journal.collection, "reports_journal", "journal.collection default");
+        is_int(c->journal.retention, 7 * 24 * 3600, "journal.retention: 7d in seconds");
+        is_int(c->status.tasks, 0, "status.tasks: off by default");
         rd_conf_free(c);
     }
 
@@ -895,12 +900,39 @@ test_checks(void)
     fails("report:\n  mode: rollup\nrabbitmq:\n  heartbeat: 25\n",
           "4:3: rabbitmq.heartbeat: one task can block a worker for 50500 ms "
           "(server selection 5500 + rollups and tail 35000 + ", "rollup mode's budget");
+    /* The journal's write has its own bound, counted like the rest:
+     * connectTimeoutMS 1000 + one rescan 500 + socket 2000. */
+    c = load("journal:\n  enabled: on\n  collection: j\n  retention: 36h\n"
+             "status:\n  listen: 127.0.0.1:9187\n  tasks: on\n");
+    ok(c != NULL, "a journal and the tasks route load (%s)", err);
+    if (c != NULL) {
+        struct rd_conf_budget  b;
+
+        rd_conf_budget(c, &b);
+        is_int(b.journal_ms, 3500, "budget: the journal write");
+        is_int(b.total_ms, 44000, "budget: total with the journal");
+        is_int(c->journal.retention, 36 * 3600, "journal.retention 36h");
+        is_int(c->status.tasks, 1, "status.tasks on");
+        rd_conf_free(c);
+    }
+    /* 2 x 20 s = 40000 ms: 5500 + (16000 + 5000) + 10000 = 36500 fits
+     * alone, not with the journal's 3500 */
+    c = load("rabbitmq:\n  heartbeat: 20\nmongodb:\n  max_time_ms: 15999\n"
+             "journal:\n  enabled: on\n");
+    ok(c != NULL, "39999 ms with the journal is below 40 s (%s)", err);
+    rd_conf_free(c);
+    fails("rabbitmq:\n  heartbeat: 20\nmongodb:\n  max_time_ms: 16000\n"
+          "journal:\n  enabled: on\n",
+          "6:3: journal.enabled: one task can block a worker for 40000 ms",
+          "the journal write counts in the budget");
+    fails("journal:\n  retention: 59\n", "2:14: journal.retention: 59 is out of range (60..",
+          "a retention below a minute");
 
     fails("rabbitmq:\n  heartbeat: 10\n",
           "2:3: rabbitmq.heartbeat: one task can block a worker for 40500 ms "
           "(server selection 5500 + aggregation 25000 + result publish and "
-          "confirm 5000 + dead-letter publish and confirm 5000), which must "
-          "be below twice rabbitmq.heartbeat (2 x 10s = 20000 ms): "
+          "confirm 5000 + dead-letter publish and confirm 5000 + journal "
+          "write 0), which must be below twice rabbitmq.heartbeat (2 x 10s = 20000 ms): "
           "rabbitmq-c services heartbeats only between calls, so the broker "
           "would drop the connection", "heartbeat budget");
     fails("rabbitmq:\n  heartbeat: 20\nmongodb:\n  max_time_ms: 35000\n",

@@ -1,0 +1,179 @@
+/*
+ * status_tasks.c -- GET /tasks/<correlation_id> for the status process:
+ * the journal's documents for one id, read on a MongoDB client pool made
+ * after fork and after the privilege drop, each lookup with a time limit
+ * of its own.  The status process serves connections on threads of their
+ * own when this route is on, so a slow database holds back only the
+ * lookups, never /healthz or /metrics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+#include "journal.h"
+#include "status_tasks.h"
+#include "store.h"
+#include "util.h"
+
+static mongoc_client_pool_t *pool;
+static const struct rd_conf *tconf;
+
+int
+rd_status_tasks_open(const struct rd_conf *c, char *err, size_t errlen)
+{
+    mongoc_uri_t *uri;
+    bson_error_t  e;
+
+    uri = mongoc_uri_new_with_error(c->mongodb.uri, &e);
+    if (uri == NULL) {
+        snprintf(err, errlen, "mongodb.uri: %s", e.message);
+        return RD_ERROR;
+    }
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME))
+        mongoc_uri_set_appname(uri, "reporterd status");
+    if (!mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, RD_JOURNAL_CONNECT_MS)
+        || !mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                           RD_JOURNAL_CONNECT_MS)
+        || !mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                                           RD_JOURNAL_LOOKUP_MS + 1000)
+        || !mongoc_uri_set_option_as_int32(uri, MONGOC_URI_MAXPOOLSIZE, 16)
+        || !mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYREADS, false)) {
+        mongoc_uri_destroy(uri);
+        snprintf(err, errlen, "mongodb.uri: cannot set the lookups' timeouts");
+        return RD_ERROR;
+    }
+    pool = mongoc_client_pool_new_with_error(uri, &e);
+    mongoc_uri_destroy(uri);
+    if (pool == NULL) {
+        snprintf(err, errlen, "mongodb client pool: %s", e.message);
+        return RD_ERROR;
+    }
+    mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
+    tconf = c;
+    return RD_OK;
+}
+
+void
+rd_status_tasks_close(void)
+{
+    if (pool != NULL)
+        mongoc_client_pool_destroy(pool);
+    pool = NULL;
+}
+
+struct found {
+    char   *buf;
+    size_t  len, cap;
+    int     n;
+    int     failed;
+};
+
+static int
+add(struct found *f, const char *s, size_t n)
+{
+    char *p;
+
+    if (f->len + n + 1 > f->cap) {
+        f->cap = (f->len + n + 1) * 2;
+        p = realloc(f->buf, f->cap);
+        if (p == NULL) {
+            f->failed = 1;
+            return -1;
+        }
+        f->buf = p;
+    }
+    memcpy(f->buf + f->len, s, n);
+    f->len += n;
+    f->buf[f->len] = '\0';
+    return 0;
+}
+
+static int
+collect(const bson_t *doc, void *arg)
+{
+    struct found *f = arg;
+    size_t        n;
+    char         *json = bson_as_relaxed_extended_json(doc, &n);
+    int           rc;
+
+    if (json == NULL) {
+        f->failed = 1;
+        return -1;
+    }
+    rc = add(f, f->n > 0 ? "," : "[", 1) == 0 && add(f, json, n) == 0 ? 0 : -1;
+    bson_free(json);
+    f->n++;
+    return rc;
+}
+
+/* A JSON string of s (an error's text): quotes, backslashes and control
+ * characters escaped. */
+static char *
+json_error(const char *text)
+{
+    char   *out, *o;
+    size_t  i;
+
+    out = malloc(strlen(text) * 6 + 16);
+    if (out == NULL)
+        return NULL;
+    o = out + sprintf(out, "{\"error\":\"");
+    for (i = 0; text[i] != '\0'; i++) {
+        unsigned char ch = (unsigned char) text[i];
+
+        if (ch == '"' || ch == '\\')
+            o += sprintf(o, "\\%c", ch);
+        else if (ch < 0x20)
+            o += sprintf(o, "\\u%04x", ch);
+        else
+            *o++ = (char) ch;
+    }
+    strcpy(o, "\"}\n");
+    return out;
+}
+
+char *
+rd_status_tasks_get(const char *id, unsigned *code, size_t *len)
+{
+    mongoc_client_t *client;
+    struct found     f = { NULL, 0, 0, 0, 0 };
+    bson_t           filter;
+    char             err[512], text[1024];
+    int              klass = 0, rc;
+
+    if (pool == NULL || id[0] == '\0' || strlen(id) > RD_CORRELATION_ID_MAX) {
+        *code = 404;
+        return json_error("no task has that correlation_id");
+    }
+    rd_journal_filter_ids(&filter, &id, 1, 0);
+    client = mongoc_client_pool_pop(pool);
+    rc = rd_journal_find(client, tconf, &filter, collect, &f, &klass, err, sizeof(err));
+    mongoc_client_pool_push(pool, client);
+    bson_destroy(&filter);
+    if (rc != RD_OK || f.failed) {
+        free(f.buf);
+        *code = rc != RD_OK ? 503 : 500;
+        snprintf(text, sizeof(text), "the journal cannot be read now: %s",
+                 rc != RD_OK ? err : "out of memory");
+        return json_error(text);
+    }
+    if (f.n == 0) {
+        *code = 404;
+        snprintf(text, sizeof(text), "no task has the correlation_id \"%s\"", id);
+        return json_error(text);
+    }
+    /* one document as itself, several as an array */
+    if (add(&f, f.n > 1 ? "]\n" : "\n", f.n > 1 ? 2 : 1) != 0) {
+        free(f.buf);
+        return NULL;
+    }
+    *code = 200;
+    *len = f.len;
+    if (f.n == 1) {
+        memmove(f.buf, f.buf + 1, f.len);   /* drop the "[" */
+        *len = f.len - 1;
+    }
+    return f.buf;
+}
