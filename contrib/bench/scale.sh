@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# contrib/bench/scale.sh -- live mode against rollup mode (and the old Python
+# service when it is available) on growing call histories: one Markdown table
+# of documents examined per report, latency and throughput, and the fold rate.
+#
+#   contrib/bench/scale.sh [--mongo URI] [--sizes "20x100 20x1000 ..."] [--out FILE.md]
+#
+# For each size PHONESxRECORDS (records per phone; default 20x100 20x1000
+# 20x10000 20x100000 200x10000, the last being the old service's 2,000,000):
+#   1. reporterctl seed --phones P --records N --drop
+#   2. reporterd in live mode (one worker): documents examined by one report
+#      of phones 0..9 (serverStatus scannedObjects before and after; the
+#      least of three), then reporterctl bench: tasks of 10 random phones,
+#      concurrency 1, LIVE_DOCS / (10 N) samples (at least LIVE_MIN, at
+#      most ROLLUP_SAMPLES): one live task reads 10 N documents.
+#   3. the old service (contrib/bench/python/run.sh) the same way, when
+#      available; otherwise its row says why not.
+#   4. reporterctl rollup --fold, timed (records/s).
+#   5. reporterd in rollup mode with the same measurements, ROLLUP_SAMPLES
+#      samples; the bound for documents examined is phones + tail (the
+#      tail: the phones' records no fold has marked).
+#
+# The database is the project's test MongoDB server (t/mongod/server.js),
+# started here, unless --mongo URI or REPORTERD_TEST_MONGODB_URI names a
+# real one (its database DB, default reporterd_bench, is dropped and
+# reseeded).  The broker is RABBITMQ_URL (default amqp://guest:guest@
+# 127.0.0.1:5672/); the queues are this run's own and are deleted at the
+# end.  Needs a build (BUILD, default ./build) and its t/node_modules
+# (make -C build t/node_modules/.installed).
+#
+# Environment: BUILD, DB, RABBITMQ_URL, LIVE_DOCS (2000000), LIVE_MIN (3),
+# ROLLUP_SAMPLES (100), ROLLUP_BATCH (10000), OLD_SERVICE_DIR (see
+# contrib/bench/python/).  Exit status 3: a target of issue 11 was missed
+# (the table says which).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-$top/build}
+REPORTERD=${REPORTERD:-$BUILD/src/reporterd}
+REPORTERCTL=${REPORTERCTL:-$BUILD/src/reporterctl}
+NODE=${NODE:-node}
+export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+export MONGOC_DISABLE_SHM=1
+DB=${DB:-reporterd_bench}
+RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
+LIVE_DOCS=${LIVE_DOCS:-2000000}
+LIVE_MIN=${LIVE_MIN:-3}
+ROLLUP_SAMPLES=${ROLLUP_SAMPLES:-100}
+ROLLUP_BATCH=${ROLLUP_BATCH:-10000}
+COLLECTION=${COLLECTION:-calls}
+PER_TASK=10
+mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
+sizes="20x100 20x1000 20x10000 20x100000 200x10000"
+out=
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --mongo) mongo_uri=$2; shift 2 ;;
+        --sizes) sizes=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "scale.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+for b in "$REPORTERD" "$REPORTERCTL"; do
+    [ -x "$b" ] || { echo "scale.sh: $b is not built (BUILD=$BUILD)" >&2; exit 1; }
+done
+[ -d "$NODE_PATH/mongodb" ] || { echo "scale.sh: no $NODE_PATH/mongodb: make -C $BUILD t/node_modules/.installed" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/reporterd-scale.XXXXXX)
+tag=bench-scale-$$
+task_queue=$tag.tasks
+result_queue=$tag.results
+daemon_pid=
+mongod_pid=
+old_pid=
+
+probe() { "$NODE" "$here/scale-probe.js" "$@"; }
+stop_pid() {    # stop_pid PID SIGNAL: signal it and wait (bounded) for it to go
+    local pid=$1 sig=$2 i
+    [ -n "$pid" ] || return 0
+    kill "-$sig" "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 600); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    echo "scale.sh: pid $pid ignored SIG$sig for 60 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+finish() {
+    stop_pid "$daemon_pid" QUIT
+    stop_pid "$old_pid" TERM
+    probe delete-queues "$RABBITMQ_URL" "$task_queue" "$result_queue" "$task_queue.dead" 2>/dev/null || true
+    stop_pid "$mongod_pid" TERM
+    rm -rf "$work"
+}
+trap finish EXIT
+trap 'exit 1' HUP INT TERM
+
+if [ -z "$mongo_uri" ]; then
+    "$NODE" "$top/t/mongod/server.js" --port 0 >"$work/mongod.out" 2>"$work/mongod.err" &
+    mongod_pid=$!
+    for _ in $(seq 1 200); do
+        grep -q '^listening ' "$work/mongod.out" 2>/dev/null && break
+        kill -0 "$mongod_pid" 2>/dev/null || { cat "$work/mongod.err" >&2; exit 1; }
+        sleep 0.1
+    done
+    hostport=$(sed -n 's/^listening //p' "$work/mongod.out")
+    [ -n "$hostport" ] || { echo "scale.sh: the test MongoDB server did not start" >&2; exit 1; }
+    mongo_uri="mongodb://$hostport/"
+    server="the test MongoDB server (t/mongod/server.js, one Node.js thread)"
+else
+    server="MongoDB at ${mongo_uri%%\?*}"
+fi
+
+# amqp://user:pass@host:port/vhost into the configuration's fields
+amqp_rest=${RABBITMQ_URL#amqp://}
+amqp_cred=${amqp_rest%%@*}
+amqp_hostpart=${amqp_rest#*@}
+amqp_hostport=${amqp_hostpart%%/*}
+amqp_vhost=${amqp_hostpart#"$amqp_hostport"}
+amqp_vhost=${amqp_vhost#/}
+amqp_vhost=${amqp_vhost:-/}
+export AMQP_HOST=${amqp_hostport%%:*} AMQP_PORT=${amqp_hostport##*:}
+export AMQP_USER=${amqp_cred%%:*} AMQP_PASSWORD=${amqp_cred#*:} AMQP_VHOST=$amqp_vhost
+[ "$AMQP_PORT" != "$AMQP_HOST" ] || AMQP_PORT=5672
+
+# write_conf FILE MODE: a one-worker configuration for this run
+write_conf() {
+    cat >"$1" <<EOF
+daemon: off
+worker_processes: 1
+pid: $work/reporterd.pid
+error_log: $work/error-$2.log
+log_level: info
+rabbitmq:
+  host: \${AMQP_HOST}
+  port: \${AMQP_PORT}
+  user: \${AMQP_USER}
+  password: \${AMQP_PASSWORD}
+  vhost: "\${AMQP_VHOST}"
+  task_queue: $task_queue
+  result_queue: $result_queue
+  heartbeat: 3600s
+mongodb:
+  uri: $mongo_uri
+  database: $DB
+  collection: $COLLECTION
+  max_time_ms: 1800000
+report:
+  mode: $2
+rollup:
+  batch: $ROLLUP_BATCH
+  interval: 1h
+EOF
+    chmod 600 "$1"
+}
+write_conf "$work/live.yaml" live
+write_conf "$work/rollup.yaml" rollup
+"$REPORTERD" -t -c "$work/live.yaml" >/dev/null 2>"$work/conf-check" \
+    || { cat "$work/conf-check" >&2; exit 1; }
+
+start_daemon() {    # start_daemon MODE
+    rm -f "$work/error-$1.log"
+    "$REPORTERD" -c "$work/$1.yaml" &
+    daemon_pid=$!
+    for _ in $(seq 1 600); do
+        grep -q 'consuming from' "$work/error-$1.log" 2>/dev/null && return 0
+        kill -0 "$daemon_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "scale.sh: reporterd ($1) did not start consuming:" >&2
+    tail -n 20 "$work/error-$1.log" >&2 || true
+    exit 1
+}
+
+fixed=$(seq -s, 0 $((PER_TASK - 1)))
+
+# examined CONF: documents examined by one report of phones 0..9, the least
+# of three (anything else the server does in between only adds to it)
+examined() {
+    local best= a b i
+    for i in 1 2 3; do
+        a=$(probe scanned "$mongo_uri")
+        "$REPORTERCTL" -c "$1" bench -n 1 --concurrency 1 --phones "$fixed" --timeout 1860 --json >/dev/null
+        b=$(probe scanned "$mongo_uri")
+        if [ -z "$best" ] || [ $((b - a)) -lt "$best" ]; then best=$((b - a)); fi
+    done
+    echo "$best"
+}
+
+# measure CONF SAMPLES PHONES: bench JSON of SAMPLES tasks at concurrency 1
+measure() {
+    "$REPORTERCTL" -c "$1" bench -n "$2" --concurrency 1 --phones-per-task "$PER_TASK" \
+        --max-phone "$3" --timeout $(( $2 * 1800 + 60 )) --json
+}
+
+# row RECORDS PHONES MODE SAMPLES DOCS BENCH_JSON SPEEDUP
+row() {
+    "$NODE" -e '
+        const [n, p, mode, samples, docs, json, speedup] = process.argv.slice(1);
+        const r = JSON.parse(json), l = r.latency_ms, f = (x) => x === null ? "-" : x.toFixed(1);
+        const g = (x) => Number(x).toLocaleString("en-US");
+        console.log(`| ${g(n)} | ${p} | ${mode} | ${r.received}/${samples} | ${g(docs)} | ${f(l.p50)} | ` +
+            `${f(l.p99)} | ${r.throughput_per_s.toFixed(2)} | ${speedup} |`);
+    ' "$@"
+}
+p50() { "$NODE" -e 'console.log(JSON.parse(process.argv[1]).latency_ms.p50)' "$1"; }
+
+table=$work/table.md
+folds=$work/folds.md
+checks=$work/checks
+: >"$table"; : >"$folds"; : >"$checks"
+targets=0
+old_status=
+if ! old_status=$("$here/python/run.sh" --check 2>&1); then
+    old_status="not available: $old_status"
+else
+    old_status=
+fi
+
+echo "scale.sh: $server; broker $AMQP_HOST:$AMQP_PORT; queues $task_queue" >&2
+for size in $sizes; do
+    phones=${size%x*}
+    records=${size#*x}
+    total=$((phones * records))
+    live_n=$(( LIVE_DOCS / (PER_TASK * records) ))
+    [ "$live_n" -ge "$LIVE_MIN" ] || live_n=$LIVE_MIN
+    [ "$live_n" -le "$ROLLUP_SAMPLES" ] || live_n=$ROLLUP_SAMPLES
+
+    echo "== $phones phones x $records records: seed" >&2
+    "$REPORTERCTL" -c "$work/live.yaml" seed --phones "$phones" --records "$records" --drop 2>&1 \
+        | tr '\r' '\n' | tail -n 1 >&2
+    probe explain-live "$mongo_uri" "$DB" "$COLLECTION" "$fixed" >"$work/explain"
+
+    echo "== live: $live_n samples" >&2
+    start_daemon live
+    live_docs=$(examined "$work/live.yaml")
+    live_json=$(measure "$work/live.yaml" "$live_n" "$phones")
+    stop_pid "$daemon_pid" QUIT; daemon_pid=
+    live_p50=$(p50 "$live_json")
+    row "$records" "$phones" live "$live_n" "$live_docs" "$live_json" "" >>"$table"
+    echo "   live: $live_json (find explain: $(cat "$work/explain") documents)" >&2
+
+    if [ -z "$old_status" ]; then
+        echo "== old service: $live_n samples" >&2
+        RABBITMQ_QUEUE_NAME=$task_queue RABBITMQ_QUEUE_NAME_RESULT=$result_queue \
+            MONGODB_URI=$mongo_uri MONGODB_DB_NAME=$DB MONGODB_COLLECTION=$COLLECTION \
+            "$here/python/run.sh" >"$work/old.log" 2>&1 &
+        old_pid=$!
+        if old_docs=$(examined "$work/live.yaml") \
+            && old_json=$(measure "$work/live.yaml" "$live_n" "$phones"); then
+            old_p50=$(p50 "$old_json")
+            row "$records" "$phones" "old Python service" "$live_n" "$old_docs" "$old_json" "" >>"$table"
+        else
+            echo "| $(printf "%'d" "$records") | $phones | old Python service | not available: no answer (see the recipe) | | | | | |" >>"$table"
+        fi
+        stop_pid "$old_pid" TERM; old_pid=
+    fi
+
+    echo "== fold" >&2
+    t0=$(date +%s.%N)
+    "$REPORTERCTL" -c "$work/rollup.yaml" rollup --fold >"$work/fold.out"
+    t1=$(date +%s.%N)
+    "$NODE" -e '
+        const [n, p, total, t0, t1, out] = process.argv.slice(1), s = t1 - t0;
+        const g = (x) => Math.round(x).toLocaleString("en-US");
+        console.log(`| ${g(n)} | ${p} | ${g(total)} | ${s.toFixed(1)} | ${g(total / s)} | ${out.trim()} |`);
+    ' "$records" "$phones" "$total" "$t0" "$t1" "$(cat "$work/fold.out")" >>"$folds"
+
+    echo "== rollup: $ROLLUP_SAMPLES samples" >&2
+    start_daemon rollup
+    read -r tail_n _ < <(probe tail "$mongo_uri" "$DB" "$COLLECTION" rb "$fixed")
+    roll_docs=$(examined "$work/rollup.yaml")
+    roll_json=$(measure "$work/rollup.yaml" "$ROLLUP_SAMPLES" "$phones")
+    stop_pid "$daemon_pid" QUIT; daemon_pid=
+    roll_p50=$(p50 "$roll_json")
+    speedup=$("$NODE" -e 'const [a, b] = process.argv.slice(1).map(Number);
+        console.log(b > 0 ? (a / b).toFixed(0) + "x" : "-")' "$live_p50" "$roll_p50")
+    row "$records" "$phones" rollup "$ROLLUP_SAMPLES" "$roll_docs" "$roll_json" "$speedup" >>"$table"
+    echo "   rollup: $roll_json" >&2
+    echo "$records $phones $roll_docs $PER_TASK $tail_n $roll_p50 $live_p50" >>"$checks"
+done
+
+{
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $server, one reporterd worker,"
+    echo "tasks of $PER_TASK random phones at concurrency 1 (\`reporterctl bench\`); documents examined:"
+    echo "serverStatus scannedObjects around one report of phones 0..9 (least of three)."
+    echo
+    echo "| records per phone | phones | mode | samples | documents examined per report | p50 ms | p99 ms | tasks/s | rollup/live p50 speed-up |"
+    echo "|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+    cat "$table"
+    [ -z "$old_status" ] || echo "| | | old Python service | $old_status | | | | | |"
+    echo
+    echo "Fold (\`reporterctl rollup --fold\`, rollup.batch $ROLLUP_BATCH):"
+    echo
+    echo "| records per phone | phones | records | seconds | records/s | reporterctl says |"
+    echo "|---:|---:|---:|---:|---:|---|"
+    cat "$folds"
+    echo
+    echo "Targets (issue 11):"
+    "$NODE" -e '
+        const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n")
+            .filter(Boolean).map((l) => l.split(" ").map(Number));
+        let ok = true;
+        for (const [n, p, docs, k, tail] of rows) {
+            const pass = docs <= k + tail;
+            ok = ok && pass;
+            console.log(`- ${p} x ${n}: rollup report examined ${docs} documents, bound phones + tail = ${k} + ${tail}: ${pass ? "met" : "MISSED"}`);
+        }
+        const flat = rows.filter((r) => r[1] === 20 && [100, 100000].includes(r[0]));
+        if (flat.length === 2) {
+            const ratio = flat[1][5] / flat[0][5], pass = ratio <= 2 && ratio >= 0.5;
+            ok = ok && pass;
+            console.log(`- rollup p50 at 100,000 / at 100 records per phone: ${ratio.toFixed(2)} (within 2x: ${pass ? "met" : "MISSED"})`);
+        }
+        const at10k = rows.find((r) => r[1] === 20 && r[0] === 10000);
+        if (at10k) {
+            const s = at10k[6] / at10k[5], pass = s >= 100;
+            ok = ok && pass;
+            console.log(`- speed-up at 10,000 records per phone: ${s.toFixed(0)}x (at least 100x: ${pass ? "met" : "MISSED"})`);
+        }
+        process.exitCode = ok ? 0 : 3;
+    ' "$checks" || targets=$?
+} >"$work/result.md"
+cat "$work/result.md"
+[ -z "$out" ] || cp "$work/result.md" "$out"
+exit "$targets"
