@@ -6,9 +6,11 @@
 #   3. make fuzz (libFuzzer, FUZZ_SECONDS each target)
 #   4. the install layout (make install/uninstall into a DESTDIR)
 #   5. make fault: the fault-injection suite (kills, broker restart,
-#      database outage, poison messages, reloads), serially, on the plain
-#      build and then on the sanitizer build, where every daemon process
-#      writes its sanitizer reports to files the suite scans
+#      database outage, poison messages, reloads, rollup folder kills),
+#      serially, on the plain build and then on the sanitizer build, where
+#      every daemon process writes its sanitizer reports to files the suite
+#      scans and the task journal is on (--journal: every task's document
+#      checked against what the client received)
 #   6. make distcheck
 # It ends with every skipped test and its reason, every expected failure,
 # and one line over every test point of every step:
@@ -151,7 +153,7 @@ if [ "${REPORTERD_QUICK:-}" != 1 ]; then
     plain "make fuzz" make -C build fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
     tapstep "install layout" build/install.tap sh t/static/check-install.sh build
     tapstep "make fault (plain build)" build/fault.tap make -C build fault
-    tapstep "make fault (sanitizer build)" build-san/fault.tap make -C build-san fault
+    tapstep "make fault (sanitizer build, task journal on)" build-san/fault.tap make -C build-san fault FAULT_ARGS=--journal
     plain "make distcheck" make -C build distcheck
 else
     echo "== REPORTERD_QUICK=1: only the build and make check in build/ ran; this run is partial"
