@@ -111,7 +111,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct rd_conf_task limits = { MAX_PHONES, 65536, 16 };
-    struct rd_phone_stats stats[MAX_PHONES];
+    struct rd_phone_sums  stats[MAX_PHONES];
     struct rd_task        t;
     char                  err[512], *json;
     size_t                i, j;
@@ -151,7 +151,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rd_task_free(&again);
         free(json);
         rd_report_init(stats, &t);
-        json = rd_report_complete_json(&t, stats, "2023-05-09 02:27:03.049772", 0.5);
+        json = rd_report_complete_json(&t, stats, 100000, "2023-05-09 02:27:03.049772", 0.5);
         free(json);
     } else if (rc == RD_TASK_INVALID) {
         /* an Error result needs an id to go back to; no task is kept */
