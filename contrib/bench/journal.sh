@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# journal.sh -- what the task journal costs per task: the same tasks with
+# journal.enabled off and on, alternately, ROUNDS times, into one Markdown
+# table; with BASELINE=DIR (a build of a reporterd without the journal,
+# e.g. a worktree of the commit before it), that build's figures too, to
+# show that a journal that is off costs nothing.
+#
+#   contrib/bench/journal.sh [--out FILE.md]
+#
+# Starts the test MongoDB server (t/mongod/server.js) unless --mongo URI or
+# REPORTERD_TEST_MONGODB_URI names a server, seeds PHONES x RECORDS records
+# (200 x 100), and runs `reporterctl bench -n TASKS --concurrency 1
+# --phones-per-task 10` (TASKS 300) against one worker.  The broker is
+# RABBITMQ_URL (amqp://guest:guest@127.0.0.1:5672/); the queues are its own
+# and deleted at the end.  Needs a build (BUILD, default ./build) and its
+# t/node_modules.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-$top/build}
+NODE=${NODE:-node}
+export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
+ROUNDS=${ROUNDS:-3}
+TASKS=${TASKS:-300}
+PHONES=${PHONES:-200}
+RECORDS=${RECORDS:-100}
+BASELINE=${BASELINE:-}
+mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
+out=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --mongo) mongo_uri=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        *) echo "journal.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+work=$(mktemp -d /tmp/reporterd-journal.XXXXXX)
+tag=bench-journal-$$
+daemon_pid=
+mongod_pid=
+stop_pid() {
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    kill "-$2" "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 600); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+finish() {
+    stop_pid "$daemon_pid" QUIT
+    "$NODE" "$here/scale-probe.js" delete-queues "$RABBITMQ_URL" "$tag.tasks" "$tag.results" \
+        "$tag.tasks.dead" 2>/dev/null || true
+    stop_pid "$mongod_pid" TERM
+    rm -rf "$work"
+}
+trap finish EXIT
+trap 'exit 1' HUP INT TERM
+
+if [ -z "$mongo_uri" ]; then
+    "$NODE" "$top/t/mongod/server.js" --port 0 >"$work/mongod.out" 2>"$work/mongod.err" &
+    mongod_pid=$!
+    for _ in $(seq 1 200); do
+        grep -q '^listening ' "$work/mongod.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    mongo_uri="mongodb://$(sed -n 's/^listening //p' "$work/mongod.out")/"
+fi
+
+rest=${RABBITMQ_URL#amqp://}
+cred=${rest%%@*}
+hostport=${rest#*@}
+hostport=${hostport%%/*}
+conf() {        # conf FILE on|off
+    cat >"$1" <<EOF
+daemon: off
+worker_processes: 1
+pid: $work/reporterd.pid
+error_log: $work/error.log
+rabbitmq:
+  host: ${hostport%%:*}
+  port: ${hostport##*:}
+  user: ${cred%%:*}
+  password: ${cred#*:}
+  task_queue: $tag.tasks
+  result_queue: $tag.results
+mongodb:
+  uri: "$mongo_uri"
+  database: journalbench
+  collection: calls
+EOF
+    [ "$2" = off ] || printf 'journal:\n  enabled: on\n' >>"$1"
+    chmod 600 "$1"
+}
+conf "$work/off.yaml" off
+conf "$work/on.yaml" on
+"$BUILD/src/reporterctl" -c "$work/off.yaml" seed --phones "$PHONES" --records "$RECORDS" --drop \
+    >/dev/null 2>&1
+
+run() {         # run BUILD MODE: one bench row
+    rm -f "$work/error.log"
+    "$1/src/reporterd" -c "$work/$2.yaml" &
+    daemon_pid=$!
+    for _ in $(seq 1 300); do
+        grep -q 'consuming from' "$work/error.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    "$1/src/reporterctl" -c "$work/$2.yaml" bench -n "$TASKS" --concurrency 1 \
+        --phones-per-task 10 --max-phone "$PHONES" --json
+    stop_pid "$daemon_pid" QUIT
+    daemon_pid=
+}
+row() {
+    "$NODE" -e '
+        const [round, what, json] = process.argv.slice(1), r = JSON.parse(json), l = r.latency_ms;
+        console.log(`| ${round} | ${what} | ${r.received}/${r.tasks} | ${r.throughput_per_s.toFixed(2)} | ` +
+            `${l.p50.toFixed(1)} | ${l.p90.toFixed(1)} | ${l.p99.toFixed(1)} | ${Number(r.mean_total_duration_ms).toFixed(1)} |`);
+    ' "$@"
+}
+{
+    echo "| round | journal | tasks | throughput (tasks/s) | p50 ms | p90 ms | p99 ms | mean total_duration ms |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|"
+    for r in $(seq 1 "$ROUNDS"); do
+        [ -z "$BASELINE" ] || row "$r" "none (build without the journal)" "$(run "$BASELINE" off)"
+        row "$r" off "$(run "$BUILD" off)"
+        row "$r" on "$(run "$BUILD" on)"
+    done
+} | tee "$work/table.md"
+[ -z "$out" ] || cp "$work/table.md" "$out"
