@@ -230,6 +230,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
         if (rc == RD_ERROR) {
             backoff = rd_backoff_next(backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
             rd_warn("folder: %s; retrying in %lld ms", err, (long long) backoff);
+            indexed = 0;        /* a dropped index: make it again */
             continue;
         }
         backoff = 0;
@@ -239,6 +240,10 @@ rd_folder_main(const struct rd_conf *conf, int chan)
             rd_info("folder: folded batch %lld%s", (long long) step.batch,
                     step.resumed ? ", which a folder had left open" : "");
         }
+        if (rc == RD_OK && step.overflowed > 0)
+            rd_warn("folder: batch %lld: the sums of %lld phone(s) overflow 64-bit integers; "
+                    "reports on them answer Error", (long long) step.batch,
+                    (long long) step.overflowed);
         if (rc == RD_OK) {
             rd_debug("folder: batch %lld%s: %lld records, %lld phones, %lld invalid, "
                      "%lld with a phone that is not an integer", (long long) step.batch,

@@ -17,13 +17,18 @@
 #include "rollup.h"
 #include "util.h"
 
-#define DUPLICATE_KEY  11000
+#define DUPLICATE_KEY        11000
+#define INDEX_OPTIONS_CONFLICT  85     /* the same keys under another name */
+#define FOLD_MAX_TIME_MS     600000     /* one batch's $group: the folder's own limit */
+#define CLAIM_MAX_BYTES      (8 << 20)  /* a batch document's id list, under 16 MB */
+#define BATCHES_KEPT         100        /* done batch documents kept for the record */
 
 struct rd_rollup {
     struct rd_store     *store;
     mongoc_collection_t *records, *rollups, *batches;
     const struct rd_conf *conf;
     char                 owner[128];
+    int64_t              lease_expires; /* what we last wrote, 0: none */
     void               (*hook)(const char *step);
 };
 
@@ -115,7 +120,9 @@ rd_rollup_indexes(struct rd_rollup *r, int *klass, char *err, size_t errlen)
                    "]");
     ok = mongoc_collection_write_command_with_opts(r->records, cmd, NULL, NULL, &e);
     bson_destroy(cmd);
-    return ok ? RD_OK : fail(&e, "createIndexes", klass, err, errlen);
+    /* The same keys under other names serve as well (hints name keys). */
+    return ok || e.code == INDEX_OPTIONS_CONFLICT ? RD_OK
+                                                   : fail(&e, "createIndexes", klass, err, errlen);
 }
 
 /* ------------------------------------------------------------------ */
@@ -128,7 +135,7 @@ rd_rollup_lease(struct rd_rollup *r, int64_t ttl_ms, int *klass, char *err, size
     bson_t      *query, *update, reply;
     bson_error_t e;
     bson_iter_t  it;
-    int64_t      now = wall_ms();
+    int64_t      now = wall_ms(), expires;
     bool         ok;
 
     /* Ours already, or expired: take it.  Held by another: the upsert's
@@ -136,8 +143,10 @@ rd_rollup_lease(struct rd_rollup *r, int64_t ttl_ms, int *klass, char *err, size
     query = BCON_NEW("_id", BCON_UTF8("lease"),
                      "$or", "[", "{", "owner", BCON_UTF8(r->owner), "}",
                                  "{", "expires", "{", "$lt", BCON_DATE_TIME(now), "}", "}", "]");
+    /* Every renewal writes a value of its own (rd_rollup_release). */
+    expires = now + ttl_ms > r->lease_expires ? now + ttl_ms : r->lease_expires + 1;
     update = BCON_NEW("$set", "{", "owner", BCON_UTF8(r->owner),
-                                   "expires", BCON_DATE_TIME(now + ttl_ms), "}");
+                                   "expires", BCON_DATE_TIME(expires), "}");
     ok = mongoc_collection_find_and_modify(r->batches, query, NULL, update, NULL,
                                            false, true, true, &reply, &e);
     bson_destroy(query);
@@ -161,14 +170,22 @@ rd_rollup_lease(struct rd_rollup *r, int64_t ttl_ms, int *klass, char *err, size
     bson_destroy(&reply);
     if (!ok)
         return fail(&e, "lease", klass, err, errlen);
+    r->lease_expires = expires;
     point(r, "lease");
     return RD_OK;
 }
 
+/* Only the lease as we last wrote it: a folder of the same daemon that
+ * renewed it since (a reload's new folder) keeps it. */
 void
 rd_rollup_release(struct rd_rollup *r)
 {
-    bson_t *sel = BCON_NEW("_id", BCON_UTF8("lease"), "owner", BCON_UTF8(r->owner));
+    bson_t *sel;
+
+    if (r->lease_expires == 0)
+        return;
+    sel = BCON_NEW("_id", BCON_UTF8("lease"), "owner", BCON_UTF8(r->owner),
+                   "expires", BCON_DATE_TIME(r->lease_expires));
 
     mongoc_collection_delete_one(r->batches, sel, NULL, NULL, NULL);
     bson_destroy(sel);
@@ -271,6 +288,8 @@ claim(struct rd_rollup *r, int64_t n, int64_t *count, int *klass, char *err, siz
             continue;
         bson_uint32_to_string(i++, &k, key, sizeof(key));
         bson_append_iter(&ids, k, -1, &it);
+        if (ids.len > CLAIM_MAX_BYTES)
+            break;              /* large _ids: a smaller batch */
     }
     if (mongoc_cursor_error(cur, &e))
         rc = fail(&e, "claim", klass, err, errlen);
@@ -391,6 +410,26 @@ apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *
     return ok ? RD_OK : fail(&e, "apply", klass, err, errlen);
 }
 
+/* Mark a phone's rollup as overflowed (reports on it answer Error) and
+ * batch n as applied to it, so that folding goes on. */
+static int
+apply_overflow(struct rd_rollup *r, int64_t n, int64_t phone, int *klass, char *err,
+               size_t errlen)
+{
+    bson_t      *sel, *update, *opts;
+    bson_error_t e;
+    bool         ok;
+
+    sel = BCON_NEW("_id", BCON_INT64(phone), "last", "{", "$lt", BCON_INT64(n), "}");
+    update = BCON_NEW("$set", "{", "overflow", BCON_BOOL(true), "last", BCON_INT64(n), "}");
+    opts = BCON_NEW("upsert", BCON_BOOL(true));
+    ok = mongoc_collection_update_one(r->rollups, sel, update, opts, NULL, &e);
+    bson_destroy(sel);
+    bson_destroy(update);
+    bson_destroy(opts);
+    return ok || e.code == DUPLICATE_KEY ? RD_OK : fail(&e, "apply", klass, err, errlen);
+}
+
 struct apply_ctx {
     struct rd_rollup      *r;
     int64_t                n;
@@ -412,14 +451,98 @@ apply_row(const bson_t *row, void *arg, char *err, size_t errlen)
         a->step->bad_phone += int64_of(row, "cnt", 0) + int64_of(row, "invalid", 0);
         return 0;
     }
-    if (rc != RD_OK)
-        return -1;
-    if (apply_phone(a->r, a->n, &s, &applied, a->klass, err, errlen) != RD_OK)
-        return -1;
+    if (rc != RD_OK) {
+        /* A sum beyond 64 bits ($sum turned it into a double): that phone
+         * is poisoned, not the folding (live mode refuses it too). */
+        a->step->overflowed++;
+        return apply_overflow(a->r, a->n, int64_of(row, "_id", 0), a->klass, err, errlen) == RD_OK
+               ? 0 : -1;
+    }
+    if (apply_phone(a->r, a->n, &s, &applied, a->klass, err, errlen) != RD_OK) {
+        if (strstr(err, "overflow") == NULL)
+            return -1;
+        a->step->overflowed++;  /* $inc beyond 64 bits on the server */
+        return apply_overflow(a->r, a->n, s.phone, a->klass, err, errlen) == RD_OK ? 0 : -1;
+    }
     a->step->invalid += s.invalid;
     if (applied && a->step->phones++ == 0)
         point(a->r, "apply");
     return 0;
+}
+
+static void prune(struct rd_rollup *r, int64_t n);
+static int  recompute(struct rd_rollup *r, int64_t phone, int64_t upto, char *err,
+                      size_t errlen);
+
+struct phones_ctx {
+    int64_t *v;
+    size_t   n, cap;
+    int64_t  bad;               /* records whose phone is not an integer */
+};
+
+static int
+phone_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct phones_ctx *c = arg;
+    bson_iter_t        it;
+    int64_t           *nv;
+    double             x;
+
+    if (!bson_iter_init_find(&it, row, "_id"))
+        return 0;
+    if (BSON_ITER_HOLDS_DOUBLE(&it)) {
+        x = bson_iter_double(&it);
+        if (!(x >= -0x1p63 && x < 0x1p63 && x == (double) (int64_t) x)) {
+            c->bad += int64_of(row, "n", 0);
+            return 0;
+        }
+    } else if (!BSON_ITER_HOLDS_INT32(&it) && !BSON_ITER_HOLDS_INT64(&it)) {
+        c->bad += int64_of(row, "n", 0);
+        return 0;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        nv = realloc(c->v, c->cap * sizeof(*nv));
+        if (nv == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        c->v = nv;
+    }
+    c->v[c->n++] = bson_iter_as_int64(&it);
+    return 0;
+}
+
+/* An adopted range (from..n]: each phone with records marked in it is
+ * recomputed from all its records marked up to n (adopt()). */
+static int
+finish_adopted(struct rd_rollup *r, int64_t n, int64_t from, struct rd_rollup_step *step,
+               int *klass, char *err, size_t errlen)
+{
+    struct phones_ctx c;
+    bson_t           *p;
+    size_t            k;
+    int               rc;
+
+    memset(&c, 0, sizeof(c));
+    step->resumed = 1;
+    p = BCON_NEW("0", "{", "$match", "{", RD_ROLLUP_FIELD, "{", "$gte", BCON_INT64(from),
+                                                               "$lte", BCON_INT64(n), "}", "}", "}",
+                 "1", "{", "$group", "{", "_id", BCON_UTF8("$phone"),
+                                          "n", "{", "$sum", BCON_INT32(1), "}", "}", "}");
+    rc = rd_store_aggregate(r->store, p, FOLD_MAX_TIME_MS, phone_row, &c, klass, err, errlen);
+    bson_destroy(p);
+    for (k = 0; rc == RD_OK && k < c.n; k++) {
+        rc = recompute(r, c.v[k], n, err, errlen);
+        if (rc != RD_OK)
+            *klass = RD_STORE_TRANSIENT;
+        step->phones++;
+    }
+    free(c.v);
+    step->bad_phone = c.bad;
+    if (rc != RD_OK)
+        return RD_ERROR;
+    return advance(r, n, "applying", "done", step, klass, err, errlen);
 }
 
 /* Bring batch n (as its document says) to done. */
@@ -437,6 +560,8 @@ finish(struct rd_rollup *r, const bson_t *batch, struct rd_rollup_step *step,
 
     step->batch = n;
     step->records = int64_of(batch, "records", 0);
+    if (bson_iter_init_find(&it, batch, "from") && BSON_ITER_HOLDS_INT64(&it))
+        return finish_adopted(r, n, bson_iter_int64(&it), step, klass, err, errlen);
     if (bson_iter_init_find(&it, batch, "state") && BSON_ITER_HOLDS_UTF8(&it))
         state = bson_iter_utf8(&it, NULL);
     if (strcmp(state, "claimed") == 0) {
@@ -458,15 +583,77 @@ finish(struct rd_rollup *r, const bson_t *batch, struct rd_rollup_step *step,
     a.step = step;
     a.klass = &k2;
     k2 = RD_STORE_PERMANENT;
-    rc = rd_store_aggregate(r->store, &p, r->conf->mongodb.max_time_ms, apply_row, &a,
-                            klass, err, errlen);
+    rc = rd_store_aggregate(r->store, &p, FOLD_MAX_TIME_MS, apply_row, &a, klass, err, errlen);
     bson_destroy(&p);
     if (rc != RD_OK) {
         if (k2 != RD_STORE_PERMANENT)
             *klass = k2;
         return RD_ERROR;
     }
-    return advance(r, n, "applying", "done", step, klass, err, errlen);
+    if (advance(r, n, "applying", "done", step, klass, err, errlen) != RD_OK)
+        return RD_ERROR;
+    prune(r, n);
+    return RD_OK;
+}
+
+/* Drop done batch documents but the last BATCHES_KEPT: finding the open
+ * ones stays cheap.  Best effort. */
+static void
+prune(struct rd_rollup *r, int64_t n)
+{
+    bson_t *sel;
+
+    if (n <= BATCHES_KEPT || n % 16 != 0)
+        return;
+    sel = BCON_NEW("_id", "{", "$gte", BCON_INT64(0), "$lt", BCON_INT64(n - BATCHES_KEPT), "}",
+                   "state", BCON_UTF8("done"));
+    mongoc_collection_delete_many(r->batches, sel, NULL, NULL, NULL);
+    bson_destroy(sel);
+}
+
+/*
+ * Records marked with batch numbers above every batch document (the
+ * batches collection was dropped, renamed by a reload, restored from an
+ * older backup): they belong to no batch that will ever be applied, and a
+ * new batch reusing one of their numbers would leave them in neither the
+ * rollups nor the tail once a phone's last passed it.  Adopt them: one
+ * batch, numbered the highest mark m, covering every mark above h, born
+ * applying.  RD_OK: adopted (or someone else did); RD_AGAIN: none.
+ */
+static int
+adopt(struct rd_rollup *r, int64_t h, int *klass, char *err, size_t errlen)
+{
+    bson_t          *filter, *opts, doc = BSON_INITIALIZER;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    int64_t          m = 0;
+    int              rc = RD_OK;
+
+    filter = BCON_NEW(RD_ROLLUP_FIELD, "{", "$gt", BCON_INT64(h), "}");
+    opts = BCON_NEW("sort", "{", RD_ROLLUP_FIELD, BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                    "projection", "{", RD_ROLLUP_FIELD, BCON_INT32(1), "}");
+    cur = mongoc_collection_find_with_opts(r->records, filter, opts, NULL);
+    if (mongoc_cursor_next(cur, &d))
+        m = int64_of(d, RD_ROLLUP_FIELD, 0);
+    else if (mongoc_cursor_error(cur, &e))
+        rc = fail(&e, "looking for unknown batch marks", klass, err, errlen);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (rc != RD_OK)
+        return rc;
+    if (m <= h)
+        return RD_AGAIN;
+    BSON_APPEND_INT64(&doc, "_id", m);
+    BSON_APPEND_UTF8(&doc, "state", "applying");
+    BSON_APPEND_INT64(&doc, "from", h + 1);
+    BSON_APPEND_UTF8(&doc, "by", r->owner);
+    BSON_APPEND_DATE_TIME(&doc, "claimed_at", wall_ms());
+    if (!mongoc_collection_insert_one(r->batches, &doc, NULL, NULL, &e) && e.code != DUPLICATE_KEY)
+        rc = fail(&e, "adopting unknown batch marks", klass, err, errlen);
+    bson_destroy(&doc);
+    return rc;
 }
 
 int
@@ -492,6 +679,11 @@ rd_rollup_fold(struct rd_rollup *r, struct rd_rollup_step *step, int *klass,
             return rc;
         if (highest(r, &n, klass, err, errlen) != RD_OK)
             return RD_ERROR;
+        rc = adopt(r, n, klass, err, errlen);
+        if (rc == RD_ERROR)
+            return rc;
+        if (rc == RD_OK)
+            continue;           /* the next round finishes it */
         rc = claim(r, n + 1, &count, klass, err, errlen);
         if (rc == RD_AGAIN || rc == RD_ERROR)
             return rc;
@@ -586,6 +778,7 @@ read_rollups(struct rd_rollup *r, struct rd_phone_sums *stats, int64_t *last, si
     mongoc_cursor_t *cur;
     const bson_t    *d;
     bson_error_t     e;
+    bson_iter_t      it;
     char             key[24];
     const char      *k;
     size_t           i;
@@ -605,6 +798,13 @@ read_rollups(struct rd_rollup *r, struct rd_phone_sums *stats, int64_t *last, si
         struct rd_phone_sums s, *into;
 
         memset(&s, 0, sizeof(s));
+        if (bson_iter_init_find(&it, d, "overflow") && bson_iter_as_bool(&it)) {
+            snprintf(err, errlen, "phone %lld: the sums of its records overflow 64-bit "
+                     "integers", (long long) int64_of(d, "_id", 0));
+            *klass = RD_STORE_PERMANENT;
+            rc = RD_ERROR;
+            break;
+        }
         if (rd_report_parse_sums(d, &s, err, errlen) != RD_OK) {
             *klass = RD_STORE_PERMANENT;
             rc = RD_ERROR;
@@ -701,7 +901,7 @@ rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n,
     t0 = rd_now_ms();
     rc = read_rollups(r, stats, last, n, half, klass, err, errlen);
     spent = rd_now_ms() - t0;
-    if (rc == RD_OK && spent > half) {
+    if (rc == RD_OK && (spent > half || spent >= max_time_ms)) {
         *klass = RD_STORE_TIMEOUT;
         snprintf(err, errlen, "reading the rollups took %lld ms, over half of "
                  "mongodb.max_time_ms (%d ms)", (long long) spent, max_time_ms);
@@ -724,10 +924,8 @@ rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n,
 /* ------------------------------------------------------------------ */
 
 struct rebuild_ctx {
-    struct rd_rollup *r;
-    int64_t           g;
-    int64_t           phones;
-    bson_oid_t        stamp;
+    struct rd_phone_sums s;
+    int                  rows;
 };
 
 static int
@@ -735,88 +933,147 @@ rebuild_row(const bson_t *row, void *arg, char *err, size_t errlen)
 {
     struct rebuild_ctx  *b = arg;
     struct rd_phone_sums s;
-    bson_t               sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-    bson_error_t         e;
-    size_t               i;
-    int                  rc;
-    bool                 ok;
 
     memset(&s, 0, sizeof(s));
-    rc = rd_report_parse_sums(row, &s, err, errlen);
-    if (rc == RD_DECLINED)
-        return 0;               /* a phone that is not an integer */
-    if (rc != RD_OK)
+    if (rd_report_parse_sums(row, &s, err, errlen) != RD_OK
+        || rd_report_sums_add(&b->s, &s, err, errlen) != RD_OK)
         return -1;
-    {
-        const int64_t f[] = { s.cnt, s.cnt_10, s.cnt_10_30, s.cnt_30, s.sum_ms,
-                              s.sum_ms_over_15, s.invalid };
-
-        BSON_APPEND_INT64(&sel, "_id", s.phone);
-        for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-            BSON_APPEND_INT64(&doc, sum_fields[i], f[i]);
-    }
-    if (s.cnt > 0) {
-        BSON_APPEND_INT64(&doc, "min_ms", s.min_ms);
-        BSON_APPEND_INT64(&doc, "max_ms", s.max_ms);
-    }
-    BSON_APPEND_INT64(&doc, "last", b->g);
-    BSON_APPEND_OID(&doc, "rebuilt", &b->stamp);
-    BSON_APPEND_BOOL(&opts, "upsert", true);
-    ok = mongoc_collection_replace_one(b->r->rollups, &sel, &doc, &opts, NULL, &e);
-    bson_destroy(&sel);
-    bson_destroy(&doc);
-    bson_destroy(&opts);
-    if (!ok) {
-        snprintf(err, errlen, "rebuild: %s", e.message);
-        return -1;
-    }
-    b->phones++;
+    b->rows++;
     return 0;
 }
 
-int
-rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones, char *err, size_t errlen)
+/* The matched or deleted count of a write's reply. */
+static int64_t
+count_of(const bson_t *reply, const char *key)
 {
-    struct rebuild_ctx   b;
-    struct rd_rollup_step step;
-    bson_t               p = BSON_INITIALIZER, stage, m, lte, *sel;
-    bson_error_t         e;
-    uint32_t             i;
-    int                  klass, rc;
+    return int64_of(reply, key, 0);
+}
 
-    /* Finish what is open, so that every batch up to g is done. */
-    while ((rc = rd_rollup_fold(r, &step, &klass, err, errlen)) == RD_OK && step.resumed)
-        ;
-    if (rc == RD_ERROR)
+/*
+ * One phone's rollup recomputed from its records marked up to `upto`, and
+ * swapped in only if its document has not changed meanwhile (compare and
+ * swap on last; an insert when there was none).  upto < 0: up to its own
+ * last L, keeping L (--rebuild: every record marked up to L is final,
+ * batch L was wholly marked before it was applied and every earlier one is
+ * done).  upto >= 0: an adopted range ending at upto (adopt()), unless the
+ * document is there already.  RD_AGAIN: it changed, read it again.
+ */
+static int
+recompute_phone(struct rd_rollup *r, int64_t phone, int64_t upto, char *err, size_t errlen)
+{
+    struct rebuild_ctx b;
+    bson_t            *sel, p = BSON_INITIALIZER, stage, m, lte, doc = BSON_INITIALIZER, reply;
+    mongoc_cursor_t   *cur;
+    const bson_t      *d;
+    bson_error_t       e;
+    uint32_t           i;
+    int64_t            last = -1, target;
+    int                klass, rc;
+    bool               ok;
+
+    sel = BCON_NEW("_id", BCON_INT64(phone));
+    cur = mongoc_collection_find_with_opts(r->rollups, sel, NULL, NULL);
+    if (mongoc_cursor_next(cur, &d))
+        last = int64_of(d, "last", 0);
+    ok = !mongoc_cursor_error(cur, &e);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(sel);
+    if (!ok) {
+        snprintf(err, errlen, "phone %lld: %s", (long long) phone, e.message);
         return RD_ERROR;
-    memset(&b, 0, sizeof(b));
-    b.r = r;
-    if (highest(r, &b.g, &klass, err, errlen) != RD_OK)
-        return RD_ERROR;
-    bson_oid_init(&b.stamp, NULL);
+    }
+    if (upto < 0 ? last < 0 : last >= upto)
+        return RD_OK;           /* nothing to rebuild, or adopted already */
+    target = upto < 0 ? last : upto;
     BSON_APPEND_DOCUMENT_BEGIN(&p, "0", &stage);
     BSON_APPEND_DOCUMENT_BEGIN(&stage, "$match", &m);
+    BSON_APPEND_INT64(&m, "phone", phone);
     BSON_APPEND_DOCUMENT_BEGIN(&m, RD_ROLLUP_FIELD, &lte);
-    BSON_APPEND_INT64(&lte, "$lte", b.g);
+    BSON_APPEND_INT64(&lte, "$lte", target);
     bson_append_document_end(&m, &lte);
     bson_append_document_end(&stage, &m);
     bson_append_document_end(&p, &stage);
     i = 1;
     rd_report_append_group(&p, &i);
-    rc = rd_store_aggregate(r->store, &p, 3600 * 1000, rebuild_row, &b, &klass, err, errlen);
+    memset(&b, 0, sizeof(b));
+    b.s.phone = phone;
+    rc = rd_store_aggregate(r->store, &p, FOLD_MAX_TIME_MS, rebuild_row, &b, &klass, err, errlen);
     bson_destroy(&p);
     if (rc != RD_OK)
         return RD_ERROR;
-    /* Phones no folded record belongs to any more. */
-    sel = BCON_NEW("rebuilt", "{", "$ne", BCON_OID(&b.stamp), "}");
-    if (!mongoc_collection_delete_many(r->rollups, sel, NULL, NULL, &e)) {
+    if (b.s.cnt + b.s.invalid > 0) {
+        const int64_t f[] = { b.s.cnt, b.s.cnt_10, b.s.cnt_10_30, b.s.cnt_30, b.s.sum_ms,
+                              b.s.sum_ms_over_15, b.s.invalid };
+
+        BSON_APPEND_INT64(&doc, "_id", phone);
+        for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+            BSON_APPEND_INT64(&doc, sum_fields[i], f[i]);
+        if (b.s.cnt > 0) {
+            BSON_APPEND_INT64(&doc, "min_ms", b.s.min_ms);
+            BSON_APPEND_INT64(&doc, "max_ms", b.s.max_ms);
+        }
+        BSON_APPEND_INT64(&doc, "last", target);
+    }
+    if (last < 0) {
+        if (b.s.cnt + b.s.invalid == 0) {
+            bson_destroy(&doc);
+            return RD_OK;
+        }
+        ok = mongoc_collection_insert_one(r->rollups, &doc, NULL, &reply, &e);
+        rc = !ok && e.code == DUPLICATE_KEY ? RD_AGAIN : RD_OK;
+        ok = ok || rc == RD_AGAIN;
+        sel = NULL;
+    } else {
+        sel = BCON_NEW("_id", BCON_INT64(phone), "last", BCON_INT64(last));
+        if (b.s.cnt + b.s.invalid == 0) {
+            ok = mongoc_collection_delete_one(r->rollups, sel, NULL, &reply, &e);
+            rc = ok && count_of(&reply, "deletedCount") == 0 ? RD_AGAIN : RD_OK;
+        } else {
+            ok = mongoc_collection_replace_one(r->rollups, sel, &doc, NULL, &reply, &e);
+            rc = ok && count_of(&reply, "matchedCount") == 0 ? RD_AGAIN : RD_OK;
+        }
+    }
+    bson_destroy(&reply);
+    bson_destroy(&doc);
+    if (sel != NULL)
         bson_destroy(sel);
-        snprintf(err, errlen, "rebuild: %s", e.message);
+    if (!ok) {
+        snprintf(err, errlen, "phone %lld: %s", (long long) phone, e.message);
         return RD_ERROR;
     }
-    bson_destroy(sel);
-    *phones = b.phones;
-    return RD_OK;
+    return rc;
+}
+
+/* recompute_phone() until it holds (a phone being folded meanwhile). */
+static int
+recompute(struct rd_rollup *r, int64_t phone, int64_t upto, char *err, size_t errlen)
+{
+    int rc, tries = 0;
+
+    while ((rc = recompute_phone(r, phone, upto, err, errlen)) == RD_AGAIN && ++tries < 100)
+        ;
+    if (rc == RD_AGAIN)
+        snprintf(err, errlen, "phone %lld: its rollup kept changing", (long long) phone);
+    return rc == RD_OK ? RD_OK : RD_ERROR;
+}
+
+int
+rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones, char *err, size_t errlen)
+{
+    int64_t *v;
+    size_t   n, k;
+    int      rc = RD_OK;
+
+    *phones = 0;
+    if (rd_rollup_phones(r, &v, &n, err, errlen) != RD_OK)
+        return RD_ERROR;
+    for (k = 0; k < n && rc == RD_OK; k++) {
+        rc = recompute(r, v[k], -1, err, errlen);
+        if (rc == RD_OK)
+            (*phones)++;
+    }
+    free(v);
+    return rc;
 }
 
 int

@@ -54,6 +54,9 @@ struct rd_rollup_step {
     int64_t  phones;            /* rollup documents it updated */
     int64_t  bad_phone;         /* records whose phone is not an integer */
     int64_t  invalid;           /* records left out of the figures */
+    int64_t  overflowed;        /* phones whose sums overflowed 64 bits: their
+                                   rollups are marked so, reports on them
+                                   answer Error */
     int      resumed;           /* it was an open batch left by a folder */
 };
 

@@ -173,6 +173,9 @@ rd_store_aggregate(struct rd_store *st, const bson_t *pipeline, int max_time_ms,
     int              rc = RD_OK;
 
     BSON_APPEND_INT32(&opts, "maxTimeMS", max_time_ms);
+    /* A $group past 100 MB (a rollup report's tail grouped by _id, a
+     * batch being folded) spills to disk instead of failing. */
+    BSON_APPEND_BOOL(&opts, "allowDiskUse", true);
     cur = mongoc_collection_aggregate(st->coll, MONGOC_QUERY_NONE, pipeline, &opts, NULL);
     while (rc == RD_OK && mongoc_cursor_next(cur, &row)) {
         if (cb(row, arg, err, errlen) != 0) {

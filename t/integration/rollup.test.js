@@ -202,6 +202,50 @@ test('--verify finds a corrupted rollup and --rebuild repairs it', async () => {
     const v2 = await ctl(['--verify'], cfg);
     assert.equal(v2.code, 0, `rollup --verify after --rebuild: ${v2.stdout}${v2.stderr}`);
     await check(phones, 'after --rebuild');
+
+    /* records deleted after they were folded: --verify sees it, --rebuild
+     * (while the folder runs) follows the records */
+    const gone = records.filter((x) => x.phone === phones[8]).slice(0, 3);
+    for (const g of gone) {
+        const del = await coll.deleteOne({ phone: g.phone, start_date: g.start_date, end_date: g.end_date });
+        assert.equal(del.deletedCount, 1, 'a folded record deleted');
+        records.splice(records.indexOf(g), 1);
+    }
+    const v3 = await ctl(['--verify'], cfg);
+    assert.equal(v3.code, 4, `rollup --verify after deletes: ${v3.stdout}${v3.stderr}`);
+    assert.match(v3.stdout, new RegExp(`phone ${phones[8]}: the rollup and its tail differ`));
+    const r2 = await ctl(['--rebuild'], cfg);
+    assert.equal(r2.code, 0, `rollup --rebuild after deletes: ${r2.stdout}${r2.stderr}`);
+    const v4 = await ctl(['--verify'], cfg);
+    assert.equal(v4.code, 0, `rollup --verify after the second --rebuild: ${v4.stdout}${v4.stderr}`);
+    await check(phones, 'after deletes and --rebuild');
+    await d.shutdown('SIGQUIT');
+});
+
+test('records marked by batches nobody knows any more are adopted, never lost', async () => {
+    const cfg = config();
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await waitFolded(cfg);
+    const db = (await h.mongoClient(ctx.mongo.uri)).db(ctx.names.database);
+    const batches = db.collection(`${ctx.names.collection}_rollup_batches`);
+    const rollups = db.collection(`${ctx.names.collection}_rollup`);
+    const rnd = h.prng(SEED + 4);
+    for (const [label, drop] of [['the batches collection dropped', [batches]],
+        ['the batches and rollup collections dropped', [batches, rollups]]]) {
+        for (const c of drop) await c.drop();
+        await check(phones, `${label}: at once`);
+        const more = [];
+        for (let i = 0; i < 60; i++) more.push(record(rnd, phones[i % 6]));
+        await insert(more);
+        await check(phones, `${label}: new records`);
+        await h.waitFor(() => batches.findOne({ from: { $exists: true }, state: 'done' }), 30000,
+            `${label}: the old marks adopted by one batch`, 50);
+        await waitFolded(cfg);
+        await check(phones, `${label}: folded again`);
+        const v = await ctl(['--verify'], cfg);
+        assert.equal(v.code, 0, `${label}: rollup --verify: ${v.stdout}${v.stderr}`);
+    }
     await d.shutdown('SIGQUIT');
 });
 
