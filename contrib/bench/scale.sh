@@ -213,6 +213,8 @@ row() {
             `${f(l.p99)} | ${r.throughput_per_s.toFixed(2)} | ${speedup} |`);
     ' "$@"
 }
+# thousands N: N with thousands separators, whatever the locale
+thousands() { "$NODE" -e 'console.log(Number(process.argv[1]).toLocaleString("en-US"))' "$1"; }
 p50() { "$NODE" -e 'console.log(JSON.parse(process.argv[1]).latency_ms.p50)' "$1"; }
 
 table=$work/table.md
@@ -244,7 +246,7 @@ for size in $sizes; do
     if [ $((PER_TASK * records)) -gt "$LIVE_MAX_DOCS" ]; then
         echo "== live: not run (a report reads $((PER_TASK * records)) documents > LIVE_MAX_DOCS)" >&2
         live_p50=
-        echo "| $(printf "%'d" "$records") | $phones | live | not run: over LIVE_MAX_DOCS | $(printf "%'d" "$(cat "$work/explain")") (explain) | | | | |" >>"$table"
+        echo "| $(thousands "$records") | $phones | live | not run: over LIVE_MAX_DOCS | $(thousands "$(cat "$work/explain")") (explain) | | | | |" >>"$table"
     else
     echo "== live: $live_n samples" >&2
     start_daemon live
@@ -267,7 +269,7 @@ for size in $sizes; do
             old_p50=$(p50 "$old_json")
             row "$records" "$phones" "old Python service" "$live_n" "$old_docs" "$old_json" "" >>"$table"
         else
-            echo "| $(printf "%'d" "$records") | $phones | old Python service | not available: no answer (see the recipe) | | | | | |" >>"$table"
+            echo "| $(thousands "$records") | $phones | old Python service | not available: no answer (see the recipe) | | | | | |" >>"$table"
         fi
         stop_pid "$old_pid" TERM; old_pid=
     fi
