@@ -162,7 +162,7 @@ rd_ctl_status(struct rd_conf *conf, int argc, char **argv)
         bson_init(&filter);
         if (since >= 0) {
             BSON_APPEND_DOCUMENT_BEGIN(&filter, "answered", &cond);
-            BSON_APPEND_DATE_TIME(&cond, "$gte", rd_journal_now_ms() - since * 1000);
+            BSON_APPEND_DATE_TIME(&cond, "$gte", rd_wall_ms() - since * 1000);
             bson_append_document_end(&filter, &cond);
         }
         if (status != NULL)

@@ -44,26 +44,6 @@ on_signal(int sig)
     }
 }
 
-static void
-setup_signals(void)
-{
-    struct sigaction sa;
-    sigset_t         all;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGQUIT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-}
-
 #ifdef RD_TEST_HOOKS
 /* REPORTERD_TEST_FOLDER_KILL=<file>: when that file holds the name of the
  * step just passed, remove it and SIGKILL this process, as kill -9 would
@@ -143,7 +123,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
     rd_log_set_role("folder");
     rd_log_set_level(conf->log_level);
     rd_proctitle_set("reporterd: rollup folder");
-    setup_signals();
+    rd_child_signals(on_signal);
     if (conf->user != NULL && rd_drop_privileges(conf->user, err, sizeof(err)) != 0) {
         rd_error("%s", err);
         rd_metrics_problem(err);

@@ -176,7 +176,7 @@ journal(const struct rd_job_env *env, struct rd_journal_entry *e, uint64_t fp, d
         return;
     e->attempts = (int64_t) rd_charge_attempts(fp);
     e->total_duration = rd_now_sec() - t0;
-    e->answered_ms = rd_journal_now_ms();
+    e->answered_ms = rd_wall_ms();
     e->received_ms = e->answered_ms - (int64_t) (e->total_duration * 1000);
     if (rd_journal_write(env->journal, e, err, sizeof(err)) != RD_OK)
         rd_warn("%s: writing the journal failed, acking the task anyway: %s", e->message_id,

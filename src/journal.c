@@ -159,15 +159,6 @@ rd_journal_update(const struct rd_journal_entry *e, bson_t *selector, bson_t *up
     return RD_OK;
 }
 
-int64_t
-rd_journal_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 rd_journal_dead_letter_id(const char *amqp_message_id, uint64_t fingerprint, char *out,
                           size_t size)

@@ -73,8 +73,6 @@ struct rd_journal_entry {
 int  rd_journal_update(const struct rd_journal_entry *e, bson_t *selector, bson_t *update,
                        char *err, size_t errlen);
 
-/* The wall clock in ms since the epoch, for entries. */
-int64_t rd_journal_now_ms(void);
 
 /* The id a dead letter is kept under when it has no usable task id. */
 void rd_journal_dead_letter_id(const char *amqp_message_id, uint64_t fingerprint,

@@ -1,5 +1,6 @@
 /*
- * process.c -- pid file, daemonize, process titles, privilege drop.
+ * process.c -- pid file, daemonize, process titles, privilege drop, and the
+ * signals of the master's children (workers, the folder).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
@@ -361,4 +363,26 @@ rd_drop_privileges(const char *user, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+void
+rd_child_signals(void (*handler)(int))
+{
+    struct sigaction sa;
+    sigset_t         all;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
 }

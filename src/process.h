@@ -50,4 +50,8 @@ void  rd_proctitle_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * ptrace by the user's other processes); -1 with err. */
 int   rd_drop_privileges(const char *user, char *err, size_t errlen);
 
+/* A worker's or the folder's signals: handler for QUIT, TERM, INT and USR1;
+ * HUP and PIPE ignored, CHLD default; nothing blocked. */
+void  rd_child_signals(void (*handler)(int));
+
 #endif

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <mongoc/mongoc.h>
 
@@ -91,15 +90,6 @@ fail(const bson_error_t *e, const char *what, int *klass, char *err, size_t errl
     return RD_ERROR;
 }
 
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------------ */
 /* indexes                                                            */
 /* ------------------------------------------------------------------ */
@@ -135,7 +125,7 @@ rd_rollup_lease(struct rd_rollup *r, int64_t ttl_ms, int *klass, char *err, size
     bson_t      *query, *update, reply;
     bson_error_t e;
     bson_iter_t  it;
-    int64_t      now = wall_ms(), expires;
+    int64_t      now = rd_wall_ms(), expires;
     bool         ok;
 
     /* Ours already, or expired: take it.  Held by another: the upsert's
@@ -280,7 +270,7 @@ claim(struct rd_rollup *r, int64_t n, int64_t *count, int *klass, char *err, siz
     BSON_APPEND_INT64(&doc, "_id", n);
     BSON_APPEND_UTF8(&doc, "state", "claimed");
     BSON_APPEND_UTF8(&doc, "by", r->owner);
-    BSON_APPEND_DATE_TIME(&doc, "claimed_at", wall_ms());
+    BSON_APPEND_DATE_TIME(&doc, "claimed_at", rd_wall_ms());
     BSON_APPEND_ARRAY_BEGIN(&doc, "ids", &ids);
     cur = mongoc_collection_find_with_opts(r->records, &filter, opts, NULL);
     while (mongoc_cursor_next(cur, &d)) {
@@ -355,7 +345,7 @@ advance(struct rd_rollup *r, int64_t n, const char *from, const char *to,
     sel = BCON_NEW("_id", BCON_INT64(n), "state", BCON_UTF8(from));
     if (strcmp(to, "done") == 0)
         update = BCON_NEW("$set", "{", "state", BCON_UTF8(to),
-                                       "done_at", BCON_DATE_TIME(wall_ms()),
+                                       "done_at", BCON_DATE_TIME(rd_wall_ms()),
                                        "phones", BCON_INT64(s->phones),
                                        "bad_phone", BCON_INT64(s->bad_phone),
                                        "invalid", BCON_INT64(s->invalid), "}",
@@ -649,7 +639,7 @@ adopt(struct rd_rollup *r, int64_t h, int *klass, char *err, size_t errlen)
     BSON_APPEND_UTF8(&doc, "state", "applying");
     BSON_APPEND_INT64(&doc, "from", h + 1);
     BSON_APPEND_UTF8(&doc, "by", r->owner);
-    BSON_APPEND_DATE_TIME(&doc, "claimed_at", wall_ms());
+    BSON_APPEND_DATE_TIME(&doc, "claimed_at", rd_wall_ms());
     if (!mongoc_collection_insert_one(r->batches, &doc, NULL, NULL, &e) && e.code != DUPLICATE_KEY)
         rc = fail(&e, "adopting unknown batch marks", klass, err, errlen);
     bson_destroy(&doc);
@@ -742,7 +732,7 @@ rd_rollup_lag(struct rd_rollup *r, int64_t *unfolded, int64_t *behind_s, int *kl
     if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, "_id")
         && BSON_ITER_HOLDS_OID(&it)) {
         int64_t t = (int64_t) bson_oid_get_time_t(bson_iter_oid(&it));
-        int64_t now = wall_ms() / 1000;
+        int64_t now = rd_wall_ms() / 1000;
 
         *behind_s = now > t ? now - t : 0;
     }

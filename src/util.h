@@ -17,6 +17,7 @@
 
 int64_t rd_now_ms(void);               /* CLOCK_MONOTONIC */
 double  rd_now_sec(void);              /* CLOCK_MONOTONIC, fractional */
+int64_t rd_wall_ms(void);              /* CLOCK_REALTIME: ms since the epoch */
 
 /* "%Y-%m-%d %H:%M:%S.%f" in local time, 6 digits of microseconds. */
 void    rd_format_wall_time(char *buf, size_t len);

@@ -73,28 +73,6 @@ on_signal(int sig)
 }
 
 static void
-setup_signals(void)
-{
-    struct sigaction sa;
-    sigset_t         all;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGQUIT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGCHLD, &sa, NULL);
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-}
-
-static void
 check_flags(struct worker *w)
 {
     if (w_reopen) {
@@ -343,7 +321,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
     rd_log_set_role("worker");
     rd_log_set_level(conf->log_level);
     rd_proctitle_set("reporterd: worker process (generation %d)", generation);
-    setup_signals();
+    rd_child_signals(on_signal);
     if (conf->user != NULL && rd_drop_privileges(conf->user, err, sizeof(err)) != 0) {
         fatal(err);
         return RD_WORKER_EXIT_FATAL;
