@@ -45,19 +45,6 @@ print_sums(const char *what, const struct rd_phone_sums *s)
            s->cnt ? s->min_ms : 0, s->cnt ? s->max_ms : 0, s->invalid);
 }
 
-struct live_ctx {
-    struct rd_phone_sums *stats;
-    size_t                n;
-};
-
-static int
-live_row(const bson_t *row, void *arg, char *err, size_t errlen)
-{
-    struct live_ctx *l = arg;
-
-    return rd_report_add_row(row, l->stats, l->n, err, errlen) == RD_OK ? 0 : -1;
-}
-
 static int
 cmp64(const void *a, const void *b)
 {
@@ -72,7 +59,7 @@ both_ways(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
           const int64_t *phones, size_t n, struct rd_phone_sums *ru,
           struct rd_phone_sums *lv, char *err, size_t errlen)
 {
-    struct live_ctx l;
+    struct rd_report_rows l;
     bson_t         *p;
     size_t          i;
     int             klass, rc;
@@ -87,7 +74,7 @@ both_ways(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
     p = rd_report_pipeline(phones, n);
     l.stats = lv;
     l.n = n;
-    rc = rd_store_aggregate(st, p, conf->mongodb.max_time_ms, live_row, &l, &klass, err, errlen);
+    rc = rd_store_aggregate(st, p, conf->mongodb.max_time_ms, rd_report_rows_add, &l, &klass, err, errlen);
     bson_destroy(p);
     return rc;
 }

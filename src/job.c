@@ -290,19 +290,6 @@ dead_letter(const struct rd_job_env *env, const struct rd_delivery *d, const str
     return RD_JOB_DONE;
 }
 
-struct rows {
-    struct rd_phone_sums *stats;
-    size_t                 n;
-};
-
-static int
-add_row(const bson_t *row, void *arg, char *err, size_t errlen)
-{
-    struct rows *r = arg;
-
-    return rd_report_add_row(row, r->stats, r->n, err, errlen);
-}
-
 /* Have the database aggregate the task; fills f's query facts.  The
  * figures (NULL when memory ran out), for the caller to free. */
 static struct rd_phone_sums *
@@ -311,7 +298,7 @@ query(const struct rd_job_env *env, const struct rd_task *t, struct rd_job_facts
 {
     const struct rd_conf  *c = env->conf;
     struct rd_phone_sums *stats;
-    struct rows            rows;
+    struct rd_report_rows  rows;
     bson_t                *pipeline;
     double                 t1;
     int                    rc, klass;
@@ -336,7 +323,7 @@ query(const struct rd_job_env *env, const struct rd_task *t, struct rd_job_facts
                               &klass, err, errlen);
     } else {
         pipeline = rd_report_pipeline(t->phones, t->nphones);
-        rc = rd_store_aggregate(env->store, pipeline, c->mongodb.max_time_ms, add_row, &rows,
+        rc = rd_store_aggregate(env->store, pipeline, c->mongodb.max_time_ms, rd_report_rows_add, &rows,
                                 &klass, err, errlen);
         bson_destroy(pipeline);
     }

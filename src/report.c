@@ -345,21 +345,19 @@ parse_int(const bson_t *doc, const char *key, int may_be_null, int64_t *v,
     return RD_ERROR;
 }
 
+const struct rd_report_field rd_report_sums[RD_REPORT_NSUMS] = {
+    { "cnt", offsetof(struct rd_phone_sums, cnt) },
+    { "cnt_10", offsetof(struct rd_phone_sums, cnt_10) },
+    { "cnt_10_30", offsetof(struct rd_phone_sums, cnt_10_30) },
+    { "cnt_30", offsetof(struct rd_phone_sums, cnt_30) },
+    { "sum_ms", offsetof(struct rd_phone_sums, sum_ms) },
+    { "sum_ms_over_15", offsetof(struct rd_phone_sums, sum_ms_over_15) },
+    { "invalid", offsetof(struct rd_phone_sums, invalid) }
+};
+
 int
 rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size_t errlen)
 {
-    static const struct {
-        const char *key;
-        size_t      off;
-    } counts[] = {
-        { "cnt", offsetof(struct rd_phone_sums, cnt) },
-        { "cnt_10", offsetof(struct rd_phone_sums, cnt_10) },
-        { "cnt_10_30", offsetof(struct rd_phone_sums, cnt_10_30) },
-        { "cnt_30", offsetof(struct rd_phone_sums, cnt_30) },
-        { "sum_ms", offsetof(struct rd_phone_sums, sum_ms) },
-        { "sum_ms_over_15", offsetof(struct rd_phone_sums, sum_ms_over_15) },
-        { "invalid", offsetof(struct rd_phone_sums, invalid) }
-    };
     struct rd_phone_sums r;
     int64_t             *f;
     size_t               i;
@@ -369,12 +367,13 @@ rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size
     rc = parse_phone(doc, &r.phone, err, errlen);
     if (rc != RD_OK)
         return rc;
-    for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-        f = (int64_t *) ((char *) &r + counts[i].off);
-        if (parse_int(doc, counts[i].key, 0, f, err, errlen) != RD_OK)
+    for (i = 0; i < RD_REPORT_NSUMS; i++) {
+        f = (int64_t *) ((char *) &r + rd_report_sums[i].off);
+        if (parse_int(doc, rd_report_sums[i].key, 0, f, err, errlen) != RD_OK)
             goto failed;
         if (*f < 0) {
-            snprintf(err, errlen, "row has %s %" PRId64 ", below 0", counts[i].key, *f);
+            snprintf(err, errlen, "row has %s %" PRId64 ", below 0", rd_report_sums[i].key,
+                     *f);
             goto failed;
         }
     }
@@ -402,29 +401,17 @@ int
 rd_report_sums_add(struct rd_phone_sums *into, const struct rd_phone_sums *from,
                    char *err, size_t errlen)
 {
-    static const struct {
-        const char *key;
-        size_t      off;
-    } sums[] = {
-        { "cnt", offsetof(struct rd_phone_sums, cnt) },
-        { "cnt_10", offsetof(struct rd_phone_sums, cnt_10) },
-        { "cnt_10_30", offsetof(struct rd_phone_sums, cnt_10_30) },
-        { "cnt_30", offsetof(struct rd_phone_sums, cnt_30) },
-        { "sum_ms", offsetof(struct rd_phone_sums, sum_ms) },
-        { "sum_ms_over_15", offsetof(struct rd_phone_sums, sum_ms_over_15) },
-        { "invalid", offsetof(struct rd_phone_sums, invalid) }
-    };
     struct rd_phone_sums r = *into;
     const int64_t       *a;
     int64_t             *t;
     size_t               i;
 
-    for (i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
-        t = (int64_t *) ((char *) &r + sums[i].off);
-        a = (const int64_t *) ((const char *) from + sums[i].off);
+    for (i = 0; i < RD_REPORT_NSUMS; i++) {
+        t = (int64_t *) ((char *) &r + rd_report_sums[i].off);
+        a = (const int64_t *) ((const char *) from + rd_report_sums[i].off);
         if (__builtin_add_overflow(*t, *a, t)) {
             snprintf(err, errlen, "phone %" PRId64 ": %s overflows 64 bits", into->phone,
-                     sums[i].key);
+                     rd_report_sums[i].key);
             return RD_ERROR;
         }
     }
@@ -466,6 +453,14 @@ rd_report_add_row(const bson_t *row, struct rd_phone_sums *stats, size_t n,
         return RD_ERROR;
     }
     return rd_report_sums_add(s, &r, err, errlen);
+}
+
+int
+rd_report_rows_add(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct rd_report_rows *r = arg;
+
+    return rd_report_add_row(row, r->stats, r->n, err, errlen) == RD_OK ? 0 : -1;
 }
 
 /* num / den rounded half away from zero, den > 0; num's magnitude up to

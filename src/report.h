@@ -51,12 +51,29 @@ int     rd_report_sums_add(struct rd_phone_sums *into, const struct rd_phone_sum
 void    rd_report_init(struct rd_phone_sums *stats, const struct rd_task *task);  /* sorted by phone */
 struct rd_phone_sums *rd_report_find(struct rd_phone_sums *stats, size_t n, int64_t phone);
 /* parse + find + add; a phone not asked for -> RD_ERROR */
+/* The counts and sums of struct rd_phone_sums (all but the phone and the
+ * extremes), by their field name in rows and rollup documents. */
+struct rd_report_field {
+    const char *key;
+    size_t      off;            /* offsetof(struct rd_phone_sums, ...) */
+};
+#define RD_REPORT_NSUMS  7
+extern const struct rd_report_field rd_report_sums[RD_REPORT_NSUMS];
+
 int     rd_report_add_row(const bson_t *row, struct rd_phone_sums *stats, size_t n, char *err, size_t errlen);
 
 /* Result messages; malloc'ed NUL-terminated JSON, NULL on out of memory.
  * The Complete result lists the phones in the task's order, its figures
  * computed from stats[] with price_e4 = price_per_second in ten-thousandths;
  * should a figure reach RD_REPORT_MAX_FIGURE, it is an Error result instead. */
+/* rd_report_add_row() as a callback of rd_store_aggregate(): arg is a
+ * struct rd_report_rows; non-zero stops the aggregation. */
+struct rd_report_rows {
+    struct rd_phone_sums *stats;
+    size_t                n;
+};
+int     rd_report_rows_add(const bson_t *row, void *arg, char *err, size_t errlen);
+
 char   *rd_report_complete_json(const struct rd_task *task, const struct rd_phone_sums *stats,
                                 int64_t price_e4, const char *task_received, double total_duration);
 char   *rd_report_error_json(const struct rd_task *task, const char *error,

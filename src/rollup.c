@@ -31,9 +31,16 @@ struct rd_rollup {
     void               (*hook)(const char *step);
 };
 
-static const char *const sum_fields[] = {
-    "cnt", "cnt_10", "cnt_10_30", "cnt_30", "sum_ms", "sum_ms_over_15", "invalid"
-};
+/* s's counts and sums, each under its field name, into doc. */
+static void
+append_sums(bson_t *doc, const struct rd_phone_sums *s)
+{
+    size_t i;
+
+    for (i = 0; i < RD_REPORT_NSUMS; i++)
+        BSON_APPEND_INT64(doc, rd_report_sums[i].key,
+                          *(const int64_t *) ((const char *) s + rd_report_sums[i].off));
+}
 
 struct rd_rollup *
 rd_rollup_new(struct rd_store *st, const struct rd_conf *conf, const char *owner)
@@ -364,10 +371,7 @@ apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *
             int *klass, char *err, size_t errlen)
 {
     bson_t       sel = BSON_INITIALIZER, update = BSON_INITIALIZER, child, lt, opts = BSON_INITIALIZER;
-    const int64_t v[] = { s->cnt, s->cnt_10, s->cnt_10_30, s->cnt_30, s->sum_ms,
-                          s->sum_ms_over_15, s->invalid };
     bson_error_t e;
-    size_t       i;
     bool         ok;
 
     BSON_APPEND_INT64(&sel, "_id", s->phone);
@@ -375,8 +379,7 @@ apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *
     BSON_APPEND_INT64(&lt, "$lt", n);
     bson_append_document_end(&sel, &lt);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &child);
-    for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-        BSON_APPEND_INT64(&child, sum_fields[i], v[i]);
+    append_sums(&child, s);
     bson_append_document_end(&update, &child);
     if (s->cnt > 0) {
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$min", &child);
@@ -746,19 +749,6 @@ rd_rollup_lag(struct rd_rollup *r, int64_t *unfolded, int64_t *behind_s, int *kl
 /* reports                                                            */
 /* ------------------------------------------------------------------ */
 
-struct tail_ctx {
-    struct rd_phone_sums *stats;
-    size_t                n;
-};
-
-static int
-tail_row(const bson_t *row, void *arg, char *err, size_t errlen)
-{
-    struct tail_ctx *t = arg;
-
-    return rd_report_add_row(row, t->stats, t->n, err, errlen) == RD_OK ? 0 : -1;
-}
-
 /* The phones' rollups into stats[], their last batches into last[]. */
 static int
 read_rollups(struct rd_rollup *r, struct rd_phone_sums *stats, int64_t *last, size_t n,
@@ -872,7 +862,7 @@ int
 rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n,
                  int max_time_ms, int *klass, char *err, size_t errlen)
 {
-    struct tail_ctx t;
+    struct rd_report_rows t;
     int64_t        *last, t0, spent;
     bson_t         *p;
     int             rc, half;
@@ -901,7 +891,7 @@ rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n,
         p = tail_pipeline(stats, last, n);
         t.stats = stats;
         t.n = n;
-        rc = rd_store_aggregate(r->store, p, (int) (max_time_ms - spent), tail_row, &t,
+        rc = rd_store_aggregate(r->store, p, (int) (max_time_ms - spent), rd_report_rows_add, &t,
                                 klass, err, errlen);
         bson_destroy(p);
     }
@@ -992,12 +982,8 @@ recompute_phone(struct rd_rollup *r, int64_t phone, int64_t upto, char *err, siz
     if (rc != RD_OK)
         return RD_ERROR;
     if (b.s.cnt + b.s.invalid > 0) {
-        const int64_t f[] = { b.s.cnt, b.s.cnt_10, b.s.cnt_10_30, b.s.cnt_30, b.s.sum_ms,
-                              b.s.sum_ms_over_15, b.s.invalid };
-
         BSON_APPEND_INT64(&doc, "_id", phone);
-        for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-            BSON_APPEND_INT64(&doc, sum_fields[i], f[i]);
+        append_sums(&doc, &b.s);
         if (b.s.cnt > 0) {
             BSON_APPEND_INT64(&doc, "min_ms", b.s.min_ms);
             BSON_APPEND_INT64(&doc, "max_ms", b.s.max_ms);
