@@ -122,6 +122,15 @@ verify(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
     return bad > 0 ? EXIT_MISMATCH : 0;
 }
 
+static size_t rebuild_skipped;
+
+static void
+rebuild_skip(int64_t phone, const char *why)
+{
+    rebuild_skipped++;
+    fprintf(stderr, "reporterctl: rollup --rebuild: phone %" PRId64 " skipped: %s\n", phone, why);
+}
+
 static int
 fold_all(struct rd_rollup *r)
 {
@@ -146,7 +155,7 @@ static int
 status(struct rd_rollup *r)
 {
     int64_t unfolded, behind;
-    char    err[1024];
+    char    err[1024], epoch[32];
     int     klass, rc;
 
     if (rd_rollup_lag(r, &unfolded, &behind, &klass, err, sizeof(err)) != RD_OK) {
@@ -154,6 +163,8 @@ status(struct rd_rollup *r)
         return 1;
     }
     printf("unfolded records: %" PRId64 "\nbehind: %" PRId64 " s\n", unfolded, behind);
+    if (rd_rollup_current_epoch(r, epoch, sizeof(epoch), err, sizeof(err)) == RD_OK)
+        printf("epoch: %s\n", epoch[0] ? epoch : "none yet (no folder has run)");
     /* Asking for a lease of 1 ms tells who holds one, taking only a
      * free one, and gives it straight back. */
     rc = rd_rollup_lease(r, 1, &klass, err, sizeof(err));
@@ -214,8 +225,11 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
             fprintf(stderr, "reporterctl: rollup --fold: %s\n", err);
         break;
     case 'r':
-        if (rd_rollup_rebuild(r, &written, err, sizeof(err)) != RD_OK) {
-            fprintf(stderr, "reporterctl: rollup --rebuild: %s\n", err);
+        rebuild_skipped = 0;
+        if (rd_rollup_rebuild(r, &written, rebuild_skip, err, sizeof(err)) != RD_OK) {
+            if (rebuild_skipped == 0)
+                fprintf(stderr, "reporterctl: rollup --rebuild: %s\n", err);
+            printf("rebuilt %" PRId64 " phones, skipped %zu\n", written, rebuild_skipped);
             rc = 1;
         } else {
             printf("rebuilt %" PRId64 " phones\n", written);

@@ -273,13 +273,71 @@ rd_report_init(struct rd_phone_sums *stats, const struct rd_task *task)
     qsort(stats, task->nphones, sizeof(*stats), cmp_phone);
 }
 
-/* _id as an int64: int32, int64, or a double holding an integral value in
- * [-2^63, 2^63).  The comparisons are false for NaN. */
+/* A Decimal128 that equals an integer within int64 (8, 8.00, 8E+3, -0),
+ * as MongoDB compares it with int32, int64 and double: RD_OK, else
+ * RD_DECLINED (a fraction, beyond int64, NaN, infinite). */
 static int
-parse_phone(const bson_t *doc, int64_t *phone, char *err, size_t errlen)
+decimal_phone(const bson_decimal128_t *d, int64_t *phone)
 {
-    bson_iter_t it;
-    double      v;
+    char        text[BSON_DECIMAL128_STRING], digits[64];
+    const char *p = text;
+    int         neg = 0, nd = 0, frac = 0, dot = 0, exp = 0, scale, i;
+    unsigned __int128 v = 0;
+
+    bson_decimal128_to_string(d, text);
+    if (*p == '-' || *p == '+')
+        neg = *p++ == '-';
+    for (; *p != '\0' && *p != 'E'; p++) {
+        if (*p == '.') {
+            dot = 1;
+        } else if (*p >= '0' && *p <= '9') {
+            if (nd == (int) sizeof(digits))
+                return RD_DECLINED;
+            digits[nd++] = *p;
+            frac += dot;
+        } else {
+            return RD_DECLINED;         /* NaN, Infinity */
+        }
+    }
+    if (*p == 'E') {
+        char *end;
+        long  e = strtol(p + 1, &end, 10);
+
+        if (*end != '\0' || e < -7000 || e > 7000)
+            return RD_DECLINED;
+        exp = (int) e;
+    }
+    scale = frac - exp;                 /* value = digits * 10^-scale */
+    for (i = 0; i < nd; i++) {
+        if (i >= nd - scale) {          /* a fractional digit */
+            if (digits[i] != '0')
+                return RD_DECLINED;
+            continue;
+        }
+        v = v * 10 + (unsigned) (digits[i] - '0');
+        if (v > ((unsigned __int128) 1 << 63))
+            return RD_DECLINED;
+    }
+    for (i = 0; v != 0 && i < -scale; i++) {
+        v *= 10;
+        if (v > ((unsigned __int128) 1 << 63))
+            return RD_DECLINED;
+    }
+    if (!neg && v == ((unsigned __int128) 1 << 63))
+        return RD_DECLINED;
+    *phone = neg ? (int64_t) (0 - (uint64_t) v) : (int64_t) v;
+    return RD_OK;
+}
+
+/* _id as an int64: any number MongoDB finds equal to an integer in
+ * [-2^63, 2^63) -- int32, int64, a double or a Decimal128 holding an
+ * integral value.  The comparisons are false for NaN. */
+int
+rd_report_parse_phone(const bson_t *doc, int64_t *phone, char *err, size_t errlen)
+{
+    bson_iter_t       it;
+    bson_decimal128_t dec;
+    double            v;
 
     if (!bson_iter_init_find(&it, doc, "_id")) {
         snprintf(err, errlen, "a row without _id (records without a phone)");
@@ -299,6 +357,11 @@ parse_phone(const bson_t *doc, int64_t *phone, char *err, size_t errlen)
             return RD_OK;
         }
         snprintf(err, errlen, "phone %.17g is not an integer within 64 bits", v);
+        return RD_DECLINED;
+    case BSON_TYPE_DECIMAL128:
+        if (bson_iter_decimal128(&it, &dec) && decimal_phone(&dec, phone) == RD_OK)
+            return RD_OK;
+        snprintf(err, errlen, "a Decimal128 phone that is not an integer within 64 bits");
         return RD_DECLINED;
     default:
         snprintf(err, errlen, "a phone of BSON type 0x%02x, not an integer",
@@ -364,7 +427,7 @@ rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size
     int                  rc;
 
     memset(&r, 0, sizeof(r));
-    rc = parse_phone(doc, &r.phone, err, errlen);
+    rc = rd_report_parse_phone(doc, &r.phone, err, errlen);
     if (rc != RD_OK)
         return rc;
     for (i = 0; i < RD_REPORT_NSUMS; i++) {
@@ -436,14 +499,8 @@ rd_report_add_row(const bson_t *row, struct rd_phone_sums *stats, size_t n,
     int                   rc;
 
     rc = rd_report_parse_sums(row, &r, err, errlen);
-    if (rc == RD_DECLINED) {
-        /* $in on int64 values matches numbers only: not a record of ours. */
-        char tmp[256];
-
-        snprintf(tmp, sizeof(tmp), "%s", err);
-        snprintf(err, errlen, "aggregation returned a row that is no requested phone: %s", tmp);
-        return RD_ERROR;
-    }
+    if (rc == RD_DECLINED)
+        return RD_OK;   /* an array holding a requested phone: not a phone */
     if (rc != RD_OK)
         return RD_ERROR;
     s = rd_report_find(stats, n, r.phone);

@@ -45,12 +45,17 @@ bson_t *rd_report_pipeline(const int64_t *phones, size_t n);
  * that is not an integer: such records match no requested phone); RD_ERROR on a missing
  * or non-integer field (a sum that came back as a double = overflow in the database). */
 int     rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size_t errlen);
+/* A row's _id as a phone: any number equal to an integer within int64
+ * (int32, int64, double, Decimal128: MongoDB's equality); RD_DECLINED
+ * (err says why) for anything else -- a fraction, a string, an array. */
+int     rd_report_parse_phone(const bson_t *doc, int64_t *phone, char *err, size_t errlen);
 /* into += from (counts and sums added, extremes merged; overflow -> RD_ERROR with err). */
 int     rd_report_sums_add(struct rd_phone_sums *into, const struct rd_phone_sums *from,
                            char *err, size_t errlen);
 void    rd_report_init(struct rd_phone_sums *stats, const struct rd_task *task);  /* sorted by phone */
 struct rd_phone_sums *rd_report_find(struct rd_phone_sums *stats, size_t n, int64_t phone);
-/* parse + find + add; a phone not asked for -> RD_ERROR */
+/* parse + find + add; a phone not asked for -> RD_ERROR; a row whose _id
+ * is not a phone (an array of phones, which $in matches) is left out */
 /* The counts and sums of struct rd_phone_sums (all but the phone and the
  * extremes), by their field name in rows and rollup documents. */
 struct rd_report_field {

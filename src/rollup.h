@@ -6,32 +6,46 @@
  * The collections (mongodb.database):
  *
  *   <mongodb.collection>       the call records; a record folded by batch N
- *                              carries rb: N (int64), set once, never changed
+ *                              of epoch E carries rb_E: N (int64), set once,
+ *                              never changed
  *   <rollup.collection>        one document per phone: _id the phone (int64),
- *                              the integer fields of struct rd_phone_sums and
- *                              last: the last batch applied to it
+ *                              e: the epoch, the integer fields of struct
+ *                              rd_phone_sums and last: the last batch of
+ *                              epoch e applied to it
  *   <rollup.collection>_batches  one document per batch, _id N (int64):
  *                              state claimed -> applying -> done, the _ids
- *                              it claims until it is done; and the folders'
- *                              lease, _id "lease"
+ *                              it claims until it is done; the epoch,
+ *                              _id "epoch"; and the folders' lease, _id "lease"
+ *
+ * The epoch (8 hex digits) is made by the first folder that finds the
+ * batches collection without one: a dropped or replaced batches
+ * collection, or a reload that names another rollup.collection, starts a
+ * new epoch whose marks live in a field of their own.  Marks of another
+ * epoch, or an `rb` written by anybody else, are not marks of this one: a
+ * record is folded at most once per epoch, and nothing another deployment
+ * or an older folder writes can be mistaken for a mark.  A rollup is used
+ * only with the marks of its own epoch.
  *
  * The protocol and the proof that a report is exact at every moment are
  * in the README ("Rollup mode").  In short:
  *
- *   claim   N = highest batch + 1; insert {_id: N, state: claimed, ids}
+ *   claim   N = highest batch + 1; insert {_id: N, e, state: claimed, ids}
  *           listing up to rollup.batch unmarked records in _id order (a
  *           duplicate key: someone else claimed N first);
- *   mark    updateMany({_id: {$in: ids}, rb: null}, {$set: {rb: N}}):
+ *   mark    updateMany({_id: {$in: ids}, rb_E: null}, {$set: {rb_E: N}}):
  *           re-runnable, and a no-op once done;
  *   apply   claimed -> applying; aggregate the records marked N per phone
- *           and update each phone's rollup guarded on last < N (a
- *           duplicate key on the upsert: already applied); -> done.
+ *           and update each phone's rollup guarded on e, last < N and on
+ *           every sum staying within 64 bits; a missing rollup, or one of
+ *           another epoch, is recomputed from all the phone's marks instead;
+ *           -> done.
  *
  * Batches are finished strictly in order: a folder always works on the
  * oldest open batch before claiming a new one.  A report reads the
  * rollups of its phones first, then aggregates, grouped by _id first so
  * that a record seen twice counts once, the records of each phone that
- * are unmarked or marked after its rollup's last batch.
+ * are unmarked or marked after its rollup's last batch -- or all of them
+ * when it has no rollup of the current epoch.
  */
 #ifndef RD_ROLLUP_H
 #define RD_ROLLUP_H
@@ -43,7 +57,8 @@
 #include "report.h"
 #include "store.h"
 
-#define RD_ROLLUP_FIELD     "rb"        /* the batch mark on a record */
+#define RD_ROLLUP_FIELD     "rb_"       /* the batch mark on a record: rb_<epoch> */
+#define RD_ROLLUP_EPOCH_LEN 8           /* hex digits */
 
 struct rd_rollup;
 
@@ -68,8 +83,10 @@ struct rd_rollup *rd_rollup_new(struct rd_store *st, const struct rd_conf *conf,
                                 const char *owner);
 void rd_rollup_free(struct rd_rollup *r);
 
-/* Create the indexes rollup mode needs on the records collection, if
- * missing: {rb: 1, _id: 1} (the claim) and {phone: 1, rb: 1} (the tail). */
+/* Find the epoch, or make one, and create the indexes rollup mode needs
+ * on the records collection, if missing: {rb_E: 1, _id: 1} (the claim)
+ * and {phone: 1, rb_E: 1} (the tail).  A new epoch drops the indexes of
+ * the marks of other epochs. */
 int  rd_rollup_indexes(struct rd_rollup *r, int *klass, char *err, size_t errlen);
 
 /*
@@ -107,9 +124,19 @@ int  rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n
 /*
  * reporterctl rollup --rebuild: recompute every phone's rollup from the
  * records folded so far (after records were deleted or edited).  Safe
- * while daemons run and fold; see the README.  *phones: documents written.
+ * while daemons run and fold; see the README.  *phones: rollups rebuilt.
+ * A phone that cannot be rebuilt is reported through skip(phone, why)
+ * and the others go on; RD_OK when none was skipped, RD_ERROR otherwise
+ * (err: the first reason, or why no phone could be listed).
  */
-int  rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones, char *err, size_t errlen);
+int  rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones,
+                       void (*skip)(int64_t phone, const char *why),
+                       char *err, size_t errlen);
+
+/* The current epoch ("" when no folder made one yet) for --status; RD_OK
+ * or RD_ERROR. */
+int  rd_rollup_current_epoch(struct rd_rollup *r, char *epoch, size_t len, char *err,
+                             size_t errlen);
 
 /* Drop the rollup and batches collections (import --drop, seed --drop:
  * the records are dropped too, so folding starts again from batch 1). */

@@ -166,6 +166,15 @@ int
 rd_store_aggregate(struct rd_store *st, const bson_t *pipeline, int max_time_ms,
                    rd_store_row_cb cb, void *arg, int *klass, char *err, size_t errlen)
 {
+    return rd_store_aggregate_in(st, st->coll, pipeline, max_time_ms, cb, arg, klass,
+                                 err, errlen);
+}
+
+int
+rd_store_aggregate_in(struct rd_store *st, struct _mongoc_collection_t *coll,
+                      const bson_t *pipeline, int max_time_ms, rd_store_row_cb cb, void *arg,
+                      int *klass, char *err, size_t errlen)
+{
     mongoc_cursor_t *cur;
     const bson_t    *row;
     bson_t           opts = BSON_INITIALIZER;
@@ -176,7 +185,8 @@ rd_store_aggregate(struct rd_store *st, const bson_t *pipeline, int max_time_ms,
     /* A $group past 100 MB (a rollup report's tail grouped by _id, a
      * batch being folded) spills to disk instead of failing. */
     BSON_APPEND_BOOL(&opts, "allowDiskUse", true);
-    cur = mongoc_collection_aggregate(st->coll, MONGOC_QUERY_NONE, pipeline, &opts, NULL);
+    (void) st;
+    cur = mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, &opts, NULL);
     while (rc == RD_OK && mongoc_cursor_next(cur, &row)) {
         if (cb(row, arg, err, errlen) != 0) {
             *klass = RD_STORE_PERMANENT;

@@ -27,6 +27,7 @@
 #include "conf.h"
 
 struct rd_store;
+struct _mongoc_collection_t;
 
 enum rd_store_error_class {
     RD_STORE_TRANSIENT = 1,
@@ -65,6 +66,11 @@ int  rd_store_ping(struct rd_store *st, int *klass, char *err, size_t errlen);
 int  rd_store_aggregate(struct rd_store *st, const bson_t *pipeline, int max_time_ms,
                         rd_store_row_cb cb, void *arg, int *klass,
                         char *err, size_t errlen);
+/* The same on another collection handle of st's client (its own read
+ * preference and concerns: rollup mode's). */
+int  rd_store_aggregate_in(struct rd_store *st, struct _mongoc_collection_t *coll,
+                           const bson_t *pipeline, int max_time_ms, rd_store_row_cb cb,
+                           void *arg, int *klass, char *err, size_t errlen);
 
 /* For reporterctl. */
 int  rd_store_insert_many(struct rd_store *st, const bson_t **docs, size_t n,

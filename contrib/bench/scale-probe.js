@@ -9,7 +9,7 @@
  *   scale-probe.js scanned URI
  *       serverStatus metrics.queryExecutor.scannedObjects: documents the
  *       server has examined since it started (mongod and the test server).
- *   scale-probe.js tail URI DB COLL FIELD PHONE,PHONE,...
+ *   scale-probe.js tail URI DB COLL ROLLUP_COLL PHONE,PHONE,...
  *       records of those phones not marked by any fold (FIELD missing),
  *       and all their records: "TAIL TOTAL".
  *   scale-probe.js explain-live URI DB COLL PHONE,PHONE,...
@@ -49,10 +49,13 @@ async function main() {
         break;
     }
     case 'tail': {
-        const [uri, db, coll, field, list] = args;
+        const [uri, db, coll, rollup, list] = args;
         const ph = phones(list);
         const [tail, total] = await withMongo(uri, async (c) => {
             const col = c.db(db).collection(coll);
+            /* the mark field is rb_<epoch>, the epoch in <rollup>_batches */
+            const epoch = await c.db(db).collection(`${rollup}_batches`).findOne({ _id: 'epoch' });
+            const field = epoch ? `rb_${epoch.e}` : 'rb_none';
             return [await col.countDocuments({ phone: { $in: ph }, [field]: { $exists: false } }),
                 await col.countDocuments({ phone: { $in: ph } })];
         });

@@ -286,7 +286,7 @@ for size in $sizes; do
 
     echo "== rollup: $ROLLUP_SAMPLES samples" >&2
     start_daemon rollup
-    read -r tail_n _ < <(probe tail "$mongo_uri" "$DB" "$COLLECTION" rb "$fixed")
+    read -r tail_n _ < <(probe tail "$mongo_uri" "$DB" "$COLLECTION" "${COLLECTION}_rollup" "$fixed")
     roll_docs=$(examined "$work/rollup.yaml")
     roll_json=$(measure "$work/rollup.yaml" "$ROLLUP_SAMPLES" "$phones")
     stop_pid "$daemon_pid" QUIT; daemon_pid=

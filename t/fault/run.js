@@ -1007,8 +1007,11 @@ const SCENARIOS = [
             const { expectedSums } = L;
             const db = (await h.mongoClient(ctx.mongo.uri)).db(ctx.names.database);
             const coll = db.collection(ctx.names.collection);
-            await h.waitFor(async () => (await coll.countDocuments({ rb: null })) === 0, 120000, 'every record folded', 200);
-            const rollups = await db.collection(`${ctx.names.collection}_rollup`).find({}).toArray();
+            const rollupColl = `${ctx.names.collection}_rollup`;
+            const field = await h.waitFor(() => h.rollupField(db, rollupColl), 60000, 'a folder made an epoch', 200);
+            await h.waitFor(async () => (await coll.countDocuments({ [field]: null })) === 0, 120000, 'every record folded', 200);
+            const epoch = field.slice(3);
+            const rollups = (await db.collection(rollupColl).find({}).toArray()).filter((d) => d.e === epoch);
             const records = await coll.find({}).toArray();
             const want = expectedSums(records);
             let lost = 0;

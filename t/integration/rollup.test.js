@@ -223,7 +223,7 @@ test('--verify finds a corrupted rollup and --rebuild repairs it', async () => {
     await d.shutdown('SIGQUIT');
 });
 
-test('records marked by batches nobody knows any more are adopted, never lost', async () => {
+test('a dropped batches collection starts a new epoch that folds everything again, never lost', async () => {
     const cfg = config();
     const d = h.startDaemon(cfg);
     await d.waitReady(2, 30000);
@@ -231,17 +231,24 @@ test('records marked by batches nobody knows any more are adopted, never lost', 
     const db = (await h.mongoClient(ctx.mongo.uri)).db(ctx.names.database);
     const batches = db.collection(`${ctx.names.collection}_rollup_batches`);
     const rollups = db.collection(`${ctx.names.collection}_rollup`);
+    const records = db.collection(ctx.names.collection);
+    const rollupName = `${ctx.names.collection}_rollup`;
     const rnd = h.prng(SEED + 4);
     for (const [label, drop] of [['the batches collection dropped', [batches]],
         ['the batches and rollup collections dropped', [batches, rollups]]]) {
+        const before = await h.rollupField(db, rollupName);
         for (const c of drop) await c.drop();
         await check(phones, `${label}: at once`);
         const more = [];
         for (let i = 0; i < 60; i++) more.push(record(rnd, phones[i % 6]));
         await insert(more);
         await check(phones, `${label}: new records`);
-        await h.waitFor(() => batches.findOne({ from: { $exists: true }, state: 'done' }), 30000,
-            `${label}: the old marks adopted by one batch`, 50);
+        const field = await h.waitFor(async () => {
+            const f = await h.rollupField(db, rollupName);
+            return f && f !== before ? f : null;
+        }, 30000, `${label}: a new epoch`, 50);
+        await h.waitFor(async () => (await records.countDocuments({ [field]: null })) === 0, 60000,
+            `${label}: every record folded again in the new epoch ${field}`, 50);
         await waitFolded(cfg);
         await check(phones, `${label}: folded again`);
         const v = await ctl(['--verify'], cfg);

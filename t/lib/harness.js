@@ -66,6 +66,13 @@ const env = {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/* Rollup mode's mark field in db (a mongodb Db): rb_<epoch>, the epoch
+ * read from <rollupCollection>_batches; null when no folder made one. */
+async function rollupField(db, rollupCollection) {
+    const e = await db.collection(`${rollupCollection}_batches`).findOne({ _id: 'epoch' });
+    return e ? `rb_${e.e}` : null;
+}
+
 /* ------------------------------------------------------------------ */
 /* generic waiting                                                    */
 /* ------------------------------------------------------------------ */
@@ -672,13 +679,33 @@ function isHalfway(num, den) {
  * them) carries exactly to the cent: refused rather than compared loosely. */
 const EXACT_LIMIT_CENTS = 2n ** 46n * 100n;
 
-/* An integer phone (BigInt) or null for anything that equals no integer. */
+/* A Decimal128's text ("8", "8.00", "8E+3", "-0", "NaN") as the BigInt it
+ * equals, or null when it is no integer: MongoDB compares numbers by value. */
+function decimalInteger(text) {
+    const m = /^([+-]?)(\d+)(?:\.(\d*))?(?:E([+-]?\d+))?$/i.exec(text);
+    if (!m) return null;
+    const digits = m[2] + (m[3] || '');
+    const scale = (m[3] || '').length - Number(m[4] || 0);
+    let v = BigInt(digits);
+    if (scale > 0) {
+        const p = 10n ** BigInt(scale);
+        if (v % p !== 0n) return null;
+        v /= p;
+    } else if (scale < 0) {
+        v *= 10n ** BigInt(-scale);
+    }
+    return m[1] === '-' ? -v : v;
+}
+
+/* An integer phone (BigInt) or null for anything that equals no integer
+ * (strings, arrays, fractions, missing), whatever its numeric type. */
 function phoneKey(v) {
     if (typeof v === 'number') return Number.isInteger(v) ? BigInt(v) : null;
     if (typeof v === 'bigint') return v;
     if (v && typeof v === 'object') {
         if (v._bsontype === 'Long') return BigInt(v.toString());
         if (v._bsontype === 'Int32' || v._bsontype === 'Double') return phoneKey(v.valueOf());
+        if (v._bsontype === 'Decimal128') return decimalInteger(v.toString());
     }
     return null;
 }
@@ -1239,6 +1266,7 @@ async function setup(opts = {}) {
 
 module.exports = {
     env,
+    rollupField,
     lazyRequire,
     prng,
     freePort,

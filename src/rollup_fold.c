@@ -1,0 +1,682 @@
+/*
+ * rollup_fold.c -- one fold step of the folder's batch state machine:
+ * claim a batch, mark its records, apply it to the phones' rollups, adopt
+ * marks no batch accounts for; and the folder's lag.  rollup.h states the
+ * protocol, the README proves it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rollup_impl.h"
+#include "util.h"
+
+#define CLAIM_MAX_BYTES      (8 << 20)  /* a batch document's id list, under 16 MB */
+#define BATCHES_KEPT         100        /* done batch documents kept for the record */
+#define APPLY_TRIES          100        /* a rollup that keeps changing under us */
+
+/* The oldest batch of this epoch not done (*doc a copy, to destroy), else
+ * RD_AGAIN. */
+static int
+oldest_open(struct rd_rollup *r, bson_t *doc, int *klass, char *err, size_t errlen)
+{
+    bson_t          *filter, *opts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    int              rc = RD_AGAIN;
+
+    filter = BCON_NEW("_id", "{", "$gte", BCON_INT64(0), "}", "e", BCON_UTF8(r->epoch),
+                      "state", "{", "$in", "[", BCON_UTF8("claimed"), BCON_UTF8("applying"), "]", "}");
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(1));
+    cur = mongoc_collection_find_with_opts(r->batches, filter, opts, NULL);
+    if (mongoc_cursor_next(cur, &d)) {
+        bson_copy_to(d, doc);
+        rc = RD_OK;
+    } else if (mongoc_cursor_error(cur, &e)) {
+        rc = rd_rollup_fail(&e, "finding open batches", klass, err, errlen);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* The highest batch number of any epoch, 0 when there is none: numbers
+ * are never reused in one batches collection. */
+static int
+highest(struct rd_rollup *r, int64_t *n, int *klass, char *err, size_t errlen)
+{
+    bson_t          *filter, *opts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    int              rc = RD_OK;
+
+    filter = BCON_NEW("_id", "{", "$gte", BCON_INT64(0), "}");
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                    "projection", "{", "_id", BCON_INT32(1), "}");
+    cur = mongoc_collection_find_with_opts(r->batches, filter, opts, NULL);
+    *n = 0;
+    if (mongoc_cursor_next(cur, &d))
+        *n = rd_rollup_int64(d, "_id", 0);
+    else if (mongoc_cursor_error(cur, &e))
+        rc = rd_rollup_fail(&e, "finding the last batch", klass, err, errlen);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* Claim batch n: up to rollup.batch records unmarked in this epoch, in
+ * _id order, listed in the batch document.  RD_AGAIN: nothing unmarked;
+ * RD_DECLINED: another folder inserted batch n first. */
+static int
+claim(struct rd_rollup *r, int64_t n, int64_t *count, int *klass, char *err, size_t errlen)
+{
+    bson_t           filter = BSON_INITIALIZER, *opts, doc = BSON_INITIALIZER, ids;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_iter_t      it;
+    bson_error_t     e;
+    char             key[24];
+    const char      *k;
+    uint32_t         i = 0;
+    int              rc = RD_OK;
+
+    BSON_APPEND_NULL(&filter, r->field);
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}",
+                    "limit", BCON_INT64(r->conf->rollup.batch),
+                    "projection", "{", "_id", BCON_INT32(1), "}",
+                    "hint", "{", r->field, BCON_INT32(1), "_id", BCON_INT32(1), "}");
+    BSON_APPEND_INT64(&doc, "_id", n);
+    BSON_APPEND_UTF8(&doc, "e", r->epoch);
+    BSON_APPEND_UTF8(&doc, "state", "claimed");
+    BSON_APPEND_UTF8(&doc, "by", r->owner);
+    BSON_APPEND_DATE_TIME(&doc, "claimed_at", rd_wall_ms());
+    BSON_APPEND_ARRAY_BEGIN(&doc, "ids", &ids);
+    cur = mongoc_collection_find_with_opts(r->records, &filter, opts, NULL);
+    while (mongoc_cursor_next(cur, &d)) {
+        if (!bson_iter_init_find(&it, d, "_id"))
+            continue;
+        bson_uint32_to_string(i++, &k, key, sizeof(key));
+        bson_append_iter(&ids, k, -1, &it);
+        if (ids.len > CLAIM_MAX_BYTES)
+            break;              /* large _ids: a smaller batch */
+    }
+    if (mongoc_cursor_error(cur, &e))
+        rc = rd_rollup_fail(&e, "claim", klass, err, errlen);
+    mongoc_cursor_destroy(cur);
+    bson_append_array_end(&doc, &ids);
+    BSON_APPEND_INT64(&doc, "records", i);
+    if (rc == RD_OK && i == 0)
+        rc = RD_AGAIN;
+    if (rc == RD_OK && !mongoc_collection_insert_one(r->batches, &doc, NULL, NULL, &e)) {
+        if (e.code == RD_ROLLUP_DUPLICATE_KEY)
+            rc = RD_DECLINED;
+        else
+            rc = rd_rollup_fail(&e, "claim", klass, err, errlen);
+    }
+    if (rc == RD_OK)
+        rd_rollup_point(r, "claim");
+    *count = i;
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    bson_destroy(&doc);
+    return rc;
+}
+
+/* Mark the records a batch lists and that are still unmarked. */
+static int
+mark(struct rd_rollup *r, const bson_t *batch, int64_t n, int *klass, char *err, size_t errlen)
+{
+    bson_t       sel = BSON_INITIALIZER, in, ids, update = BSON_INITIALIZER, set;
+    bson_iter_t  it;
+    bson_error_t e;
+    uint32_t     len;
+    const uint8_t *data;
+    bool         ok;
+
+    if (!bson_iter_init_find(&it, batch, "ids") || !BSON_ITER_HOLDS_ARRAY(&it))
+        return RD_OK;           /* done already: the list is gone */
+    bson_iter_array(&it, &len, &data);
+    if (!bson_init_static(&ids, data, len))
+        return RD_OK;
+    BSON_APPEND_DOCUMENT_BEGIN(&sel, "_id", &in);
+    BSON_APPEND_ARRAY(&in, "$in", &ids);
+    bson_append_document_end(&sel, &in);
+    BSON_APPEND_NULL(&sel, r->field);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_INT64(&set, r->field, n);
+    bson_append_document_end(&update, &set);
+    ok = mongoc_collection_update_many(r->records, &sel, &update, NULL, NULL, &e);
+    bson_destroy(&sel);
+    bson_destroy(&update);
+    if (!ok)
+        return rd_rollup_fail(&e, "mark", klass, err, errlen);
+    rd_rollup_point(r, "mark");
+    return RD_OK;
+}
+
+/* Move batch n from state `from` to `to`.  RD_DECLINED: the batch is not
+ * in state `from` (another folder moved it on, or the batches collection
+ * lost it: the caller starts over). */
+static int
+advance(struct rd_rollup *r, int64_t n, const char *from, const char *to,
+        const struct rd_rollup_step *s, int *klass, char *err, size_t errlen)
+{
+    bson_t      *sel, *update, reply;
+    bson_error_t e;
+    bool         ok;
+    int64_t      matched;
+
+    sel = BCON_NEW("_id", BCON_INT64(n), "e", BCON_UTF8(r->epoch), "state", BCON_UTF8(from));
+    if (strcmp(to, "done") == 0)
+        update = BCON_NEW("$set", "{", "state", BCON_UTF8(to),
+                                       "done_at", BCON_DATE_TIME(rd_wall_ms()),
+                                       "phones", BCON_INT64(s->phones),
+                                       "bad_phone", BCON_INT64(s->bad_phone),
+                                       "invalid", BCON_INT64(s->invalid), "}",
+                          "$unset", "{", "ids", BCON_UTF8(""), "}");
+    else
+        update = BCON_NEW("$set", "{", "state", BCON_UTF8(to), "}");
+    ok = mongoc_collection_update_one(r->batches, sel, update, NULL, &reply, &e);
+    matched = rd_rollup_int64(&reply, "matchedCount", 0);
+    bson_destroy(&reply);
+    bson_destroy(sel);
+    bson_destroy(update);
+    if (!ok)
+        return rd_rollup_fail(&e, "batch state", klass, err, errlen);
+    return matched == 1 ? RD_OK : RD_DECLINED;
+}
+
+/* Mark a phone's rollup as overflowed (reports on it answer Error) and
+ * batch n as applied to it, so that folding goes on. */
+static int
+apply_overflow(struct rd_rollup *r, int64_t n, int64_t phone, int *klass, char *err,
+               size_t errlen)
+{
+    bson_t      *sel, *update;
+    bson_error_t e;
+    bool         ok;
+
+    sel = BCON_NEW("_id", BCON_INT64(phone), "e", BCON_UTF8(r->epoch),
+                   "last", "{", "$lt", BCON_INT64(n), "}");
+    update = BCON_NEW("$set", "{", "overflow", BCON_BOOL(true), "last", BCON_INT64(n), "}");
+    ok = mongoc_collection_update_one(r->rollups, sel, update, NULL, NULL, &e);
+    bson_destroy(sel);
+    bson_destroy(update);
+    return ok ? RD_OK : rd_rollup_fail(&e, "apply", klass, err, errlen);
+}
+
+/* The guarded $inc: {_id, e, last < n, and f <= INT64_MAX - delta for
+ * each sum f this batch adds to}, so that no sum can overflow on the
+ * server: a rollup it would overflow simply does not match. */
+static void
+apply_update(const struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s,
+             bson_t *sel, bson_t *update)
+{
+    bson_t child;
+    size_t i;
+
+    BSON_APPEND_INT64(sel, "_id", s->phone);
+    BSON_APPEND_UTF8(sel, "e", r->epoch);
+    BSON_APPEND_DOCUMENT_BEGIN(sel, "last", &child);
+    BSON_APPEND_INT64(&child, "$lt", n);
+    bson_append_document_end(sel, &child);
+    for (i = 0; i < RD_REPORT_NSUMS; i++) {
+        int64_t d = *(const int64_t *) ((const char *) s + rd_report_sums[i].off);
+
+        if (d <= 0)
+            continue;
+        BSON_APPEND_DOCUMENT_BEGIN(sel, rd_report_sums[i].key, &child);
+        BSON_APPEND_INT64(&child, "$lte", INT64_MAX - d);
+        bson_append_document_end(sel, &child);
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &child);
+    rd_rollup_append_sums(&child, s);
+    bson_append_document_end(update, &child);
+    if (s->cnt > 0) {
+        BSON_APPEND_DOCUMENT_BEGIN(update, "$min", &child);
+        BSON_APPEND_INT64(&child, "min_ms", s->min_ms);
+        bson_append_document_end(update, &child);
+        BSON_APPEND_DOCUMENT_BEGIN(update, "$max", &child);
+        BSON_APPEND_INT64(&child, "max_ms", s->max_ms);
+        bson_append_document_end(update, &child);
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &child);
+    BSON_APPEND_INT64(&child, "last", n);
+    bson_append_document_end(update, &child);
+}
+
+/* Whether adding s to the rollup doc would take a sum past 64 bits (or
+ * the rollup holds a sum that is not an integer). */
+static int
+would_overflow(const bson_t *doc, const struct rd_phone_sums *s)
+{
+    bson_iter_t it;
+    size_t      i;
+
+    for (i = 0; i < RD_REPORT_NSUMS; i++) {
+        int64_t d = *(const int64_t *) ((const char *) s + rd_report_sums[i].off);
+
+        if (d <= 0)
+            continue;
+        if (!bson_iter_init_find(&it, doc, rd_report_sums[i].key)
+            || !(BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it))
+            || bson_iter_as_int64(&it) > INT64_MAX - d)
+            return 1;
+    }
+    return 0;
+}
+
+enum { APPLIED, APPLIED_BEFORE, OVERFLOWED };
+
+/*
+ * Add one phone's share of batch n to its rollup.  When the guarded
+ * update matches nothing, the rollup says why: missing or of another
+ * epoch (recomputed from all the phone's marks up to n), applied before
+ * (last >= n), or full (a sum would overflow: marked so).
+ */
+static int
+apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *how,
+            int *klass, char *err, size_t errlen)
+{
+    bson_t           sel, update, reply, *q;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    bson_iter_t      it;
+    int              tries, rc;
+    bool             ok;
+
+    for (tries = 0; tries < APPLY_TRIES; tries++) {
+        bson_init(&sel);
+        bson_init(&update);
+        apply_update(r, n, s, &sel, &update);
+        ok = mongoc_collection_update_one(r->rollups, &sel, &update, NULL, &reply, &e);
+        bson_destroy(&sel);
+        bson_destroy(&update);
+        if (ok && rd_rollup_int64(&reply, "matchedCount", 0) == 1) {
+            bson_destroy(&reply);
+            *how = APPLIED;
+            return RD_OK;
+        }
+        bson_destroy(&reply);
+        if (!ok)
+            return rd_rollup_fail(&e, "apply", klass, err, errlen);
+
+        q = BCON_NEW("_id", BCON_INT64(s->phone));
+        cur = mongoc_collection_find_with_opts(r->rollups, q, NULL, NULL);
+        bson_destroy(q);
+        if (!mongoc_cursor_next(cur, &d)) {
+            if (mongoc_cursor_error(cur, &e)) {
+                mongoc_cursor_destroy(cur);
+                return rd_rollup_fail(&e, "apply", klass, err, errlen);
+            }
+            d = NULL;
+        }
+        if (d == NULL || !bson_iter_init_find(&it, d, "e") || !BSON_ITER_HOLDS_UTF8(&it)
+            || strcmp(bson_iter_utf8(&it, NULL), r->epoch) != 0) {
+            /* None of this epoch (never folded, lost, another epoch's):
+             * every mark of this phone up to n is final, batch n's too. */
+            mongoc_cursor_destroy(cur);
+            rc = rd_rollup_recompute(r, s->phone, n, klass, err, errlen);
+            *how = APPLIED;
+            return rc;
+        }
+        if (rd_rollup_int64(d, "last", 0) >= n) {
+            mongoc_cursor_destroy(cur);
+            *how = APPLIED_BEFORE;
+            return RD_OK;
+        }
+        if ((bson_iter_init_find(&it, d, "overflow") && bson_iter_as_bool(&it))
+            || would_overflow(d, s)) {
+            mongoc_cursor_destroy(cur);
+            *how = OVERFLOWED;
+            return apply_overflow(r, n, s->phone, klass, err, errlen);
+        }
+        mongoc_cursor_destroy(cur);     /* it changed between the two: again */
+    }
+    *klass = RD_STORE_TRANSIENT;
+    snprintf(err, errlen, "apply: phone %lld: its rollup kept changing", (long long) s->phone);
+    return RD_ERROR;
+}
+
+struct apply_ctx {
+    struct rd_rollup      *r;
+    int64_t                n;
+    struct rd_rollup_step *step;
+    int                   *klass;
+};
+
+static int
+apply_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct apply_ctx    *a = arg;
+    struct rd_phone_sums s;
+    int64_t              phone;
+    int                  rc, how;
+
+    memset(&s, 0, sizeof(s));
+    rc = rd_report_parse_sums(row, &s, err, errlen);
+    if (rc == RD_DECLINED) {
+        /* Records whose phone is not an integer: no report asks for them. */
+        a->step->bad_phone += rd_rollup_int64(row, "cnt", 0) + rd_rollup_int64(row, "invalid", 0);
+        return 0;
+    }
+    if (rc != RD_OK) {
+        /* A sum beyond 64 bits within the batch ($sum turned it into a
+         * double): recomputing meets it too and marks the phone. */
+        if (rd_report_parse_phone(row, &phone, err, errlen) != RD_OK)
+            return -1;
+        a->step->overflowed++;
+        return rd_rollup_recompute(a->r, phone, a->n, a->klass, err, errlen) == RD_OK ? 0 : -1;
+    }
+    if (apply_phone(a->r, a->n, &s, &how, a->klass, err, errlen) != RD_OK)
+        return -1;
+    if (how == OVERFLOWED)
+        a->step->overflowed++;
+    a->step->invalid += s.invalid;
+    if (how != APPLIED_BEFORE && a->step->phones++ == 0)
+        rd_rollup_point(a->r, "apply");
+    return 0;
+}
+
+struct phones_ctx {
+    int64_t *v;
+    size_t   n, cap;
+    int64_t  bad;               /* records whose phone is not an integer */
+};
+
+static int
+phone_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct phones_ctx *c = arg;
+    int64_t           *nv, phone;
+
+    if (rd_report_parse_phone(row, &phone, err, errlen) != RD_OK) {
+        c->bad += rd_rollup_int64(row, "n", 0);
+        return 0;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        nv = realloc(c->v, c->cap * sizeof(*nv));
+        if (nv == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        c->v = nv;
+    }
+    c->v[c->n++] = phone;
+    return 0;
+}
+
+/* An adopted range (from..n]: each phone with records marked in it is
+ * recomputed from all its records marked up to n (adopt()). */
+static int
+finish_adopted(struct rd_rollup *r, int64_t n, int64_t from, struct rd_rollup_step *step,
+               int *klass, char *err, size_t errlen)
+{
+    struct phones_ctx c;
+    bson_t           *p;
+    size_t            k;
+    int               rc;
+
+    memset(&c, 0, sizeof(c));
+    step->resumed = 1;
+    p = BCON_NEW("0", "{", "$match", "{", r->field, "{", "$gte", BCON_INT64(from),
+                                                        "$lte", BCON_INT64(n), "}", "}", "}",
+                 "1", "{", "$group", "{", "_id", BCON_UTF8("$phone"),
+                                          "n", "{", "$sum", BCON_INT32(1), "}", "}", "}");
+    rc = rd_rollup_aggregate(r, p, RD_ROLLUP_FOLD_MAX_MS, phone_row, &c, klass, err, errlen);
+    bson_destroy(p);
+    for (k = 0; rc == RD_OK && k < c.n; k++) {
+        rc = rd_rollup_recompute(r, c.v[k], n, klass, err, errlen);
+        step->phones++;
+    }
+    free(c.v);
+    step->bad_phone = c.bad;
+    if (rc != RD_OK)
+        return RD_ERROR;
+    rc = advance(r, n, "applying", "done", step, klass, err, errlen);
+    return rc == RD_DECLINED ? RD_OK : rc;
+}
+
+/* Drop done batch documents but the last BATCHES_KEPT: finding the open
+ * ones stays cheap.  Best effort. */
+static void
+prune(struct rd_rollup *r, int64_t n)
+{
+    bson_t *sel;
+
+    if (n <= BATCHES_KEPT || n % 16 != 0)
+        return;
+    sel = BCON_NEW("_id", "{", "$gte", BCON_INT64(0), "$lt", BCON_INT64(n - BATCHES_KEPT), "}",
+                   "state", BCON_UTF8("done"));
+    mongoc_collection_delete_many(r->batches, sel, NULL, NULL, NULL);
+    bson_destroy(sel);
+}
+
+/* Bring batch n (as its document says) to done.  RD_DECLINED: the batch
+ * document went away meanwhile (the batches collection was dropped): the
+ * step starts over, in whatever epoch is current then. */
+static int
+finish(struct rd_rollup *r, const bson_t *batch, struct rd_rollup_step *step,
+       int *klass, char *err, size_t errlen)
+{
+    struct apply_ctx a;
+    bson_t           p = BSON_INITIALIZER, stage, m;
+    uint32_t         i = 0;
+    int64_t          n = rd_rollup_int64(batch, "_id", 0);
+    int              rc, k2;
+    const char      *state = "claimed";
+    bson_iter_t      it;
+
+    step->batch = n;
+    step->records = rd_rollup_int64(batch, "records", 0);
+    if (bson_iter_init_find(&it, batch, "from") && BSON_ITER_HOLDS_INT64(&it))
+        return finish_adopted(r, n, bson_iter_int64(&it), step, klass, err, errlen);
+    if (bson_iter_init_find(&it, batch, "state") && BSON_ITER_HOLDS_UTF8(&it))
+        state = bson_iter_utf8(&it, NULL);
+    if (strcmp(state, "claimed") == 0) {
+        if (mark(r, batch, n, klass, err, errlen) != RD_OK)
+            return RD_ERROR;
+        rc = advance(r, n, "claimed", "applying", step, klass, err, errlen);
+        if (rc != RD_OK)
+            return rc;
+    }
+    /* Every record the batch claimed is marked now (by n, or by a batch a
+     * racing folder claimed): the set marked n is final. */
+    BSON_APPEND_DOCUMENT_BEGIN(&p, "0", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$match", &m);
+    BSON_APPEND_INT64(&m, r->field, n);
+    bson_append_document_end(&stage, &m);
+    bson_append_document_end(&p, &stage);
+    i = 1;
+    rd_report_append_group(&p, &i);
+    a.r = r;
+    a.n = n;
+    a.step = step;
+    a.klass = &k2;
+    k2 = RD_STORE_PERMANENT;
+    rc = rd_rollup_aggregate(r, &p, RD_ROLLUP_FOLD_MAX_MS, apply_row, &a, klass, err, errlen);
+    bson_destroy(&p);
+    if (rc != RD_OK) {
+        if (k2 != RD_STORE_PERMANENT)
+            *klass = k2;
+        return RD_ERROR;
+    }
+    rc = advance(r, n, "applying", "done", step, klass, err, errlen);
+    if (rc == RD_OK)
+        prune(r, n);
+    return rc == RD_DECLINED ? RD_OK : rc;
+}
+
+/*
+ * Records marked, in this epoch, with batch numbers above every batch
+ * document (the batches collection restored from an older backup): they
+ * belong to no batch that will ever be applied, and a new batch reusing
+ * one of their numbers would leave them in neither the rollups nor the
+ * tail once a phone's last passed it.  Adopt them: one batch, numbered
+ * the highest mark m, covering every mark above h, born applying.  RD_OK:
+ * adopted (or someone else did); RD_AGAIN: none.
+ */
+static int
+adopt(struct rd_rollup *r, int64_t h, int *klass, char *err, size_t errlen)
+{
+    bson_t          *filter, *opts, doc = BSON_INITIALIZER;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    int64_t          m = 0;
+    int              rc = RD_OK;
+
+    filter = BCON_NEW(r->field, "{", "$gt", BCON_INT64(h), "}");
+    opts = BCON_NEW("sort", "{", r->field, BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                    "projection", "{", r->field, BCON_INT32(1), "}");
+    cur = mongoc_collection_find_with_opts(r->records, filter, opts, NULL);
+    if (mongoc_cursor_next(cur, &d))
+        m = rd_rollup_int64(d, r->field, 0);
+    else if (mongoc_cursor_error(cur, &e))
+        rc = rd_rollup_fail(&e, "looking for unknown batch marks", klass, err, errlen);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (rc != RD_OK)
+        return rc;
+    if (m <= h)
+        return RD_AGAIN;
+    BSON_APPEND_INT64(&doc, "_id", m);
+    BSON_APPEND_UTF8(&doc, "e", r->epoch);
+    BSON_APPEND_UTF8(&doc, "state", "applying");
+    BSON_APPEND_INT64(&doc, "from", h + 1);
+    BSON_APPEND_UTF8(&doc, "by", r->owner);
+    BSON_APPEND_DATE_TIME(&doc, "claimed_at", rd_wall_ms());
+    if (!mongoc_collection_insert_one(r->batches, &doc, NULL, NULL, &e)
+        && e.code != RD_ROLLUP_DUPLICATE_KEY)
+        rc = rd_rollup_fail(&e, "adopting unknown batch marks", klass, err, errlen);
+    bson_destroy(&doc);
+    return rc;
+}
+
+/* The epoch as the batches collection says now (made if missing), and
+ * its indexes. */
+static int
+current(struct rd_rollup *r, int *klass, char *err, size_t errlen)
+{
+    if (rd_rollup_epoch(r, 1, klass, err, errlen) != RD_OK)
+        return RD_ERROR;
+    return r->indexed ? RD_OK : rd_rollup_indexes(r, klass, err, errlen);
+}
+
+int
+rd_rollup_fold(struct rd_rollup *r, struct rd_rollup_step *step, int *klass,
+               char *err, size_t errlen)
+{
+    bson_t  batch;
+    int64_t n, count;
+    int     rc, tries;
+
+    memset(step, 0, sizeof(*step));
+    for (tries = 0; tries < 8; tries++) {
+        if (current(r, klass, err, errlen) != RD_OK)
+            return RD_ERROR;
+        bson_init(&batch);
+        rc = oldest_open(r, &batch, klass, err, errlen);
+        if (rc == RD_OK) {
+            step->resumed = 1;
+            rc = finish(r, &batch, step, klass, err, errlen);
+            bson_destroy(&batch);
+            if (rc == RD_DECLINED)
+                continue;       /* its document vanished: start over */
+            return rc;
+        }
+        bson_destroy(&batch);
+        if (rc != RD_AGAIN)
+            return rc;
+        if (highest(r, &n, klass, err, errlen) != RD_OK)
+            return RD_ERROR;
+        rc = adopt(r, n, klass, err, errlen);
+        if (rc == RD_ERROR)
+            return rc;
+        if (rc == RD_OK)
+            continue;           /* the next round finishes it */
+        rc = claim(r, n + 1, &count, klass, err, errlen);
+        if (rc == RD_AGAIN || rc == RD_ERROR)
+            return rc;
+        /* Claimed (or lost the race for n + 1): the next round finishes
+         * the oldest open batch, which is ours unless one came before. */
+        step->resumed = 0;
+        if (rc == RD_OK) {
+            bson_init(&batch);
+            rc = oldest_open(r, &batch, klass, err, errlen);
+            if (rc == RD_OK) {
+                step->resumed = rd_rollup_int64(&batch, "_id", 0) != n + 1;
+                rc = finish(r, &batch, step, klass, err, errlen);
+            } else if (rc == RD_AGAIN) {
+                rc = RD_OK;     /* another folder finished it already */
+                step->batch = n + 1;
+                step->records = count;
+            }
+            bson_destroy(&batch);
+            if (rc == RD_DECLINED)
+                continue;
+            return rc;
+        }
+    }
+    snprintf(err, errlen, "lost the race for a new batch %d times", tries);
+    *klass = RD_STORE_TRANSIENT;
+    return RD_ERROR;
+}
+
+/* ------------------------------------------------------------------ */
+/* lag                                                                */
+/* ------------------------------------------------------------------ */
+
+int
+rd_rollup_lag(struct rd_rollup *r, int64_t *unfolded, int64_t *behind_s, int *klass,
+              char *err, size_t errlen)
+{
+    bson_t           filter = BSON_INITIALIZER, *opts = NULL, *fopts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_iter_t      it;
+    bson_error_t     e;
+    int64_t          c;
+    int              rc;
+
+    /* Before any folder made an epoch, every record is unfolded. */
+    rc = r->epoch[0] ? RD_OK : rd_rollup_epoch(r, 0, klass, err, errlen);
+    if (rc == RD_ERROR)
+        return rc;
+    if (rc == RD_OK) {
+        BSON_APPEND_NULL(&filter, r->field);
+        opts = BCON_NEW("hint", "{", r->field, BCON_INT32(1), "_id", BCON_INT32(1), "}");
+    }
+    c = mongoc_collection_count_documents(r->records, &filter, opts, NULL, NULL, &e);
+    if (opts != NULL)
+        bson_destroy(opts);
+    if (c < 0) {
+        bson_destroy(&filter);
+        return rd_rollup_fail(&e, "counting unfolded records", klass, err, errlen);
+    }
+    *unfolded = c;
+    *behind_s = 0;
+    fopts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(1),
+                     "projection", "{", "_id", BCON_INT32(1), "}");
+    if (rc == RD_OK)
+        BCON_APPEND(fopts, "hint", "{", r->field, BCON_INT32(1), "_id", BCON_INT32(1), "}");
+    cur = mongoc_collection_find_with_opts(r->records, &filter, fopts, NULL);
+    if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, "_id")
+        && BSON_ITER_HOLDS_OID(&it)) {
+        int64_t t = (int64_t) bson_oid_get_time_t(bson_iter_oid(&it));
+        int64_t now = rd_wall_ms() / 1000;
+
+        *behind_s = now > t ? now - t : 0;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(fopts);
+    bson_destroy(&filter);
+    return RD_OK;
+}

@@ -1,0 +1,73 @@
+/*
+ * rollup_impl.h -- what the rollup files share and nothing else includes:
+ * the handle, the epoch (which names the mark field), and the small
+ * helpers every step uses.  rollup.h states the protocol; the README's
+ * "Rollup mode" proves it.
+ *
+ *   rollup.c          the handle, the epoch, the indexes, the lease
+ *   rollup_fold.c     one fold step: claim, mark, apply, adopt; the lag
+ *   rollup_phone.c    one phone's rollup recomputed from its marks
+ *   rollup_read.c     a report: rollups plus the exact tail
+ *   rollup_admin.c    reporterctl's rebuild, reset and phone list
+ *
+ * Every handle reads from the primary and writes with w: majority,
+ * whatever mongodb.uri says (README: "Read and write concerns").
+ */
+#ifndef RD_ROLLUP_IMPL_H
+#define RD_ROLLUP_IMPL_H
+
+#include <mongoc/mongoc.h>
+
+#include "rollup.h"
+
+#define RD_ROLLUP_DUPLICATE_KEY  11000
+#define RD_ROLLUP_FOLD_MAX_MS    600000     /* one batch's $group: the folder's own limit */
+#define RD_ROLLUP_EPOCH_ID       "epoch"    /* _id of the epoch document in the batches */
+
+struct rd_rollup {
+    struct rd_store      *store;
+    mongoc_collection_t  *records, *rollups, *batches;
+    const struct rd_conf *conf;
+    char                  owner[128];
+    int64_t               lease_expires;    /* what we last wrote, 0: none */
+    void                (*hook)(const char *step);
+    char                  epoch[RD_ROLLUP_EPOCH_LEN + 1];  /* "": not known yet */
+    char                  field[sizeof(RD_ROLLUP_FIELD) + RD_ROLLUP_EPOCH_LEN + 1];
+    int                   indexed;          /* the indexes of this epoch exist */
+    int                   stale;            /* a rollup of another epoch was seen */
+};
+
+/* err = "<what>: <driver error>", *klass its class; RD_ERROR. */
+int     rd_rollup_fail(const bson_error_t *e, const char *what, int *klass, char *err,
+                       size_t errlen);
+/* doc's key as an int64 when it is a number, else def. */
+int64_t rd_rollup_int64(const bson_t *doc, const char *key, int64_t def);
+/* s's counts and sums, each under its field name. */
+void    rd_rollup_append_sums(bson_t *doc, const struct rd_phone_sums *s);
+/* The test hook, if set. */
+void    rd_rollup_point(const struct rd_rollup *r, const char *step);
+/* An aggregation over the records, on the primary. */
+int     rd_rollup_aggregate(struct rd_rollup *r, const bson_t *pipeline, int max_time_ms,
+                            rd_store_row_cb cb, void *arg, int *klass, char *err,
+                            size_t errlen);
+
+/*
+ * The current epoch, from the batches collection, into r->epoch and
+ * r->field.  create: make one when there is none (the folder), and its
+ * indexes.  RD_OK; RD_AGAIN: none yet (create == 0); RD_ERROR.
+ */
+int     rd_rollup_epoch(struct rd_rollup *r, int create, int *klass, char *err, size_t errlen);
+
+/*
+ * Phone's rollup recomputed from its records marked in this epoch up to
+ * `upto` and swapped in with a compare-and-swap on what was there (see
+ * rollup_phone.c).  upto < 0: up to the rollup's own last (--rebuild;
+ * a rollup of another epoch is left alone).  upto >= 0: the rollup must
+ * cover batch upto (a missing one, or one of another epoch, is made
+ * anew).  A sum beyond 64 bits makes an overflow rollup.  RD_OK or
+ * RD_ERROR (err says why, *klass its class).
+ */
+int     rd_rollup_recompute(struct rd_rollup *r, int64_t phone, int64_t upto, int *klass,
+                            char *err, size_t errlen);
+
+#endif

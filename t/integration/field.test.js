@@ -1,0 +1,324 @@
+/*
+ * field.test.js -- rollup mode under what real deployments, operators and
+ * odd data do: a dropped rollup collection, a dropped batches collection
+ * and a reload to another rollup.collection while a folder is in the
+ * middle of a backlog, phones stored as any numeric type, `rb` fields
+ * written by somebody else, a phone whose sums overflow 64 bits, and a
+ * --rebuild that meets a phone it cannot recompute.  Every report is
+ * compared exactly with the brute-force oracle (harness.expectedReport)
+ * over the records as the test wrote them; a figure is exact or the
+ * result is an Error that says why, never a wrong number.
+ *
+ * Each test has a records collection of its own.  Runs unchanged against
+ * a real MongoDB (REPORTERD_TEST_MONGODB_URI); the --rebuild test needs
+ * the failCommand fail point (enableTestCommands) there and skips, saying
+ * so, without it.
+ */
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const h = require('../lib/harness.js');
+
+const SEED = Number(process.env.REPORTERD_TEST_SEED || (Date.now() % 1000000007));
+const PRICE = 10;
+const BASE = Date.UTC(2023, 4, 9, 2, 27, 3, 49);
+
+let ctx;
+let client;
+let collector;
+let seq = 1;
+
+function record(rnd, phone) {
+    const st = BASE + Math.floor(rnd() * 30 * 86400 * 1000);
+    const ms = rnd() < 0.2 ? Math.floor(rnd() * 120000) : 1000 * Math.floor(rnd() * 121);
+    return { phone, start_date: st, end_date: st + ms };
+}
+
+/* One records collection of a test, with everything inserted into it. */
+class Calls {
+    constructor(tag) {
+        this.name = `${ctx.names.collection}_${tag}`;
+        this.db = client.db(ctx.names.database);
+        this.coll = this.db.collection(this.name);
+        this.records = [];
+    }
+
+    async insert(docs) {
+        const { Long } = h.lazyRequire('mongodb');
+        const stored = docs.map((d) => Object.assign({}, d, typeof d.phone === 'number' && d.phone > 2147483647
+            ? { phone: Long.fromNumber(d.phone) } : {}));
+        if (stored.length) await this.coll.insertMany(stored, { ordered: true });
+        this.records.push(...docs);
+    }
+
+    config(extra = {}, fileName = undefined) {
+        return ctx.writeConfig(h.deepMerge({
+            worker_processes: 2,
+            report: { mode: 'rollup' },
+            rollup: { batch: 40, interval: '50ms', lease: '2s' },
+            mongodb: { collection: this.name },
+        }, extra), fileName ? { fileName } : {});
+    }
+}
+
+async function ctl(cfg, args) {
+    return h.run(h.env.reporterctl, ['-c', cfg, 'rollup', ...args], { timeoutMs: 120000 });
+}
+
+async function unfolded(cfg) {
+    const r = await ctl(cfg, ['--status']);
+    assert.equal(r.code, 0, `rollup --status: ${r.stderr}`);
+    const m = /unfolded records: (\d+)/.exec(r.stdout);
+    assert.ok(m, `rollup --status prints the unfolded records: ${r.stdout}`);
+    return Number(m[1]);
+}
+
+async function waitFolded(cfg, timeoutMs = 90000) {
+    await h.waitFor(async () => (await unfolded(cfg)) === 0, timeoutMs, 'every record folded', 100);
+}
+
+async function verify(cfg, label) {
+    const v = await ctl(cfg, ['--verify']);
+    assert.equal(v.code, 0, `${label}: rollup --verify: ${v.stdout}${v.stderr}`);
+}
+
+/* Send one task and wait for its result message. */
+async function ask(phones) {
+    const id = `f${seq++}`;
+    if (!collector) collector = await ctx.results();
+    await ctx.publishTask(JSON.stringify({ correlation_id: id, phones }));
+    return h.waitFor(() => collector.messages.find((x) => x.body && x.body.correlation_id === id),
+        30000, `the result of task ${id}`, 10);
+}
+
+/* One report compared with the oracle over calls.records (no writer runs). */
+async function check(calls, phones, label) {
+    const m = await ask(phones);
+    assert.equal(m.body.status, 'Complete', `${label}: ${m.raw.slice(0, 400)}`);
+    h.assertReport(m.body.data, h.expectedReport(calls.records, phones, PRICE), label);
+}
+
+async function metric(url, name) {
+    return (await h.readMetrics(url)).get(name);
+}
+
+before(async () => {
+    ctx = await h.setup({ prefix: 'rdfield' });
+    client = await h.mongoClient(ctx.mongo.uri);
+});
+
+after(async () => {
+    await h.cleanup();
+});
+
+/* A history of `per` records for each of `phones`, in random order. */
+function history(rnd, phones, per) {
+    const docs = [];
+    for (const p of phones) for (let k = 0; k < per; k++) docs.push(record(rnd, p));
+    for (let i = docs.length - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [docs[i], docs[j]] = [docs[j], docs[i]];
+    }
+    return docs;
+}
+
+const PHONES = [1001, 1002, 1003, 1004, 79160000007, 79160000014];
+
+test(`the rollup collection dropped alone: every phone's history is still counted (seed ${SEED})`, async () => {
+    const calls = new Calls('droprollup');
+    const rnd = h.prng(SEED);
+    await calls.insert(history(rnd, PHONES, 25));
+    const cfg = calls.config();
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await waitFolded(cfg);
+    await check(calls, PHONES, 'folded');
+    await calls.db.collection(`${calls.name}_rollup`).drop();
+    await check(calls, PHONES, 'right after the drop');
+    /* the next batches apply to phones whose rollups are gone */
+    await calls.insert(history(rnd, PHONES, 3));
+    await waitFolded(cfg);
+    await check(calls, PHONES, 'new records folded onto the lost rollups');
+    await verify(cfg, 'after the drop');
+    await d.shutdown('SIGQUIT');
+});
+
+test('the batches collection dropped while the folder is in the middle of a backlog', async () => {
+    const calls = new Calls('dropbatches');
+    const rnd = h.prng(SEED + 1);
+    await calls.insert(history(rnd, PHONES, 400));
+    const port = await h.freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const cfg = calls.config({ status: { listen: `127.0.0.1:${port}` } });
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    const batches = calls.db.collection(`${calls.name}_rollup_batches`);
+    for (let round = 0; round < 3; round++) {
+        const at = (await metric(url, 'reporterd_rollup_batches_total')) || 0;
+        await h.waitFor(async () => (await metric(url, 'reporterd_rollup_batches_total')) >= at + 4, 30000,
+            `round ${round}: the folder folded a few batches`);
+        await batches.drop();
+        for (let i = 0; i < 3; i++) await check(calls, PHONES.slice(i, i + 4), `round ${round}: after the drop #${i}`);
+    }
+    await waitFolded(cfg);
+    await check(calls, PHONES, 'folded again');
+    await verify(cfg, 'after the drops');
+    await d.shutdown('SIGQUIT');
+});
+
+test('a reload to another rollup.collection in the middle of a backlog, and back', async () => {
+    const calls = new Calls('reload');
+    const rnd = h.prng(SEED + 2);
+    await calls.insert(history(rnd, PHONES, 400));
+    const port = await h.freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const extra = (rollup) => ({ status: { listen: `127.0.0.1:${port}` },
+        rollup: { batch: 10, collection: `${calls.name}_${rollup}` } });
+    const cfg = calls.config(extra('a'));
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    let generation = 1;
+    for (const next of ['b', 'a', 'b']) {
+        const at = (await metric(url, 'reporterd_rollup_batches_total')) || 0;
+        await h.waitFor(async () => (await metric(url, 'reporterd_rollup_batches_total')) >= at + 3, 30000,
+            `the folder folded a few batches before the reload to ${next}`);
+        calls.config(extra(next));
+        d.signal('SIGHUP');
+        generation++;
+        await d.waitForLog(new RegExp(`generation ${generation}: all 2 workers consuming`), 30000);
+        for (let i = 0; i < 3; i++) await check(calls, PHONES.slice(i, i + 4), `after the reload to ${next} #${i}`);
+        await calls.insert(history(rnd, PHONES, 2));
+    }
+    await waitFolded(cfg);
+    await check(calls, PHONES, 'folded');
+    await verify(cfg, 'after the reloads');
+    await d.shutdown('SIGQUIT');
+});
+
+test('phones stored as int32, int64, double and Decimal128 are one phone; "8", 8.5, [8, 9] are none', async () => {
+    const { Int32, Long, Double, Decimal128 } = h.lazyRequire('mongodb');
+    const calls = new Calls('numeric');
+    const rnd = h.prng(SEED + 3);
+    const kinds = [
+        (p) => new Int32(p), (p) => Long.fromNumber(p), (p) => new Double(p),
+        (p) => Decimal128.fromString(String(p)), (p) => Decimal128.fromString(`${p}.00`),
+        (p) => Decimal128.fromString(`${p * 10}E-1`),
+    ];
+    const others = [() => '8', () => Decimal128.fromString('8.5'), () => [8, 9], () => new Double(8.5), () => null];
+    const docs = [];
+    for (let i = 0; i < 120; i++) {
+        const r = record(rnd, 0);
+        const p = [8, 9, 79160000007][i % 3];
+        r.phone = i % 10 === 9 ? others[(i / 10 | 0) % others.length]() : kinds[i % kinds.length](p);
+        if (r.phone === null) delete r.phone;
+        docs.push(r);
+    }
+    await calls.insert(docs);
+    const ps = [8, 9, 79160000007];
+    const live = calls.config({ report: { mode: 'live' } }, 'live.yaml');
+    const dl = h.startDaemon(live);
+    await dl.waitReady(2, 30000);
+    await check(calls, ps, 'live mode');
+    await dl.shutdown('SIGQUIT');
+
+    const cfg = calls.config();
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await check(calls, ps, 'rollup mode, while folding');
+    await waitFolded(cfg);
+    await check(calls, ps, 'rollup mode, folded');
+    await calls.insert(docs.slice(0, 30).map((x) => Object.assign({}, x)).map((x) => { delete x._id; return x; }));
+    await check(calls, ps, 'rollup mode, more records of every kind');
+    await waitFolded(cfg);
+    await check(calls, ps, 'rollup mode, folded again');
+    await verify(cfg, 'numeric phones');
+    await d.shutdown('SIGQUIT');
+});
+
+test('records that arrive with an rb field (0, -1, 1, "x", another epoch\'s mark) are counted and folded', async () => {
+    const { Long } = h.lazyRequire('mongodb');
+    const calls = new Calls('foreign');
+    const rnd = h.prng(SEED + 4);
+    const cfg = calls.config();
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await calls.insert(history(rnd, PHONES, 10));
+    await waitFolded(cfg);
+    const marks = [0, -1, 1, 2, 'x', Long.fromNumber(5), null];
+    const foreign = history(rnd, PHONES, 7).map((r, i) => Object.assign(r, i % 8 === 7
+        ? { rb_0badc0de: Long.fromNumber(1) } : { rb: marks[i % marks.length] }));
+    await calls.insert(foreign);
+    await check(calls, PHONES, 'foreign marks, at once');
+    await waitFolded(cfg);
+    await check(calls, PHONES, 'foreign marks, folded');
+    await verify(cfg, 'foreign marks');
+    await d.shutdown('SIGQUIT');
+});
+
+test('a phone whose sums overflow 64 bits answers Error in both modes; folding goes on', async () => {
+    const { Long } = h.lazyRequire('mongodb');
+    const calls = new Calls('overflow');
+    const rnd = h.prng(SEED + 5);
+    const BIG = 2 ** 52;          /* the longest valid duration: 2049 of them overflow int64 */
+    const big = [];
+    for (let i = 0; i < 2100; i++) big.push({ phone: 77, start_date: Long.fromNumber(0), end_date: Long.fromNumber(BIG) });
+    const normal = history(rnd, [78, 79], 30);
+    await calls.insert(big.concat(normal));
+    for (const mode of ['live', 'rollup']) {
+        const cfg = calls.config({ report: { mode }, rollup: { batch: 500 } }, `${mode}.yaml`);
+        const d = h.startDaemon(cfg);
+        await d.waitReady(2, 30000);
+        if (mode === 'rollup') await waitFolded(cfg);
+        const m = await ask([77, 78]);
+        assert.equal(m.body.status, 'Error', `${mode}: the overflowing phone: ${m.raw.slice(0, 400)}`);
+        assert.match(m.body.error, /overflow/, `${mode}: the error says the sums overflow: ${m.body.error}`);
+        await check(calls, [78, 79], `${mode}: the other phones`);
+        if (mode === 'rollup') {
+            await calls.insert(history(rnd, [78, 79], 5));
+            await waitFolded(cfg);
+            await check(calls, [78, 79], 'rollup: folding went on');
+        }
+        await d.shutdown('SIGQUIT');
+    }
+});
+
+test('--rebuild goes on past a phone it cannot recompute and names it', async (t) => {
+    const { Long } = h.lazyRequire('mongodb');
+    const calls = new Calls('rebuild');
+    const rnd = h.prng(SEED + 6);
+    await calls.insert(history(rnd, PHONES, 12));
+    const cfg = calls.config();
+    const fold = await ctl(cfg, ['--fold']);
+    assert.equal(fold.code, 0, `rollup --fold: ${fold.stdout}${fold.stderr}`);
+    const admin = client.db('admin');
+    try {
+        await admin.command({ configureFailPoint: 'failCommand', mode: 'off' });
+    } catch (e) {
+        t.skip(`the server has no failCommand fail point (enableTestCommands): ${e.message}`);
+        return;
+    }
+    /* every rollup off by one, so that each rebuilt one shows */
+    const rollups = calls.db.collection(`${calls.name}_rollup`);
+    const u = await rollups.updateMany({}, { $inc: { cnt: Long.fromNumber(1), cnt_30: Long.fromNumber(1) } });
+    assert.equal(u.modifiedCount, PHONES.length);
+    await admin.command({ configureFailPoint: 'failCommand', mode: { times: 1 },
+        data: { failCommands: ['aggregate'], errorCode: 2, errmsg: 'injected by field.test.js' } });
+    let r;
+    try {
+        r = await ctl(cfg, ['--rebuild']);
+    } finally {
+        await admin.command({ configureFailPoint: 'failCommand', mode: 'off' });
+    }
+    assert.notEqual(r.code, 0, `--rebuild with a phone skipped exits non-zero: ${r.stdout}${r.stderr}`);
+    const skipped = /phone (\d+) skipped/.exec(r.stderr);
+    assert.ok(skipped, `--rebuild names the phone it skipped: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`rebuilt ${PHONES.length - 1} phones, skipped 1`));
+    const v = await ctl(cfg, ['--verify']);
+    assert.equal(v.code, 4, `--verify: only the skipped phone differs: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /verified 6 phones: 1 differ/);
+    assert.match(v.stdout, new RegExp(`phone ${skipped[1]}: the rollup and its tail differ`));
+    const r2 = await ctl(cfg, ['--rebuild']);
+    assert.equal(r2.code, 0, `a second --rebuild: ${r2.stdout}${r2.stderr}`);
+    await verify(cfg, 'after the second --rebuild');
+});
