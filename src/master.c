@@ -403,8 +403,14 @@ reap(struct master *m)
         }
         if (single_respawn(m, s) != NULL) {
             rd_info("%s %ld %s", s->name, (long) pid, how);
-            if (is_folder(s) && rd_metrics != NULL)
-                __atomic_store_n(&rd_metrics->folder.pid, 0, __ATOMIC_RELAXED);
+            if (is_folder(s) && rd_metrics != NULL) {
+                /* Only if it is still this folder's: after a reload the
+                 * new folder has put its own pid there already. */
+                pid_t was = pid;
+
+                __atomic_compare_exchange_n(&rd_metrics->folder.pid, &was, 0, 0,
+                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+            }
             if (!s->exiting && !m->stopping)
                 rd_respawn_schedule(single_respawn(m, s), s->name, pid, how, lived, s->worked,
                          fatal ? problem : NULL, now);
