@@ -204,3 +204,37 @@ rd_json_check(const char *body, size_t len, int max_depth, size_t *offset)
     return -1;
 }
 
+
+int
+rd_json_member(const char *body, size_t len, const char *key, const char **val, size_t *vlen)
+{
+    struct scan s = { body, body + len, 1, RD_JSON_MEMBER_DEPTH };
+    size_t      klen = strlen(key);
+    const char *name;
+    size_t      nlen;
+
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p++ != '{')
+        return -1;
+    for (;;) {
+        skip_ws(&s);
+        name = s.p;
+        if (s.p >= s.end || *s.p != '"' || scan_string(&s) != 0)
+            return -1;
+        nlen = (size_t) (s.p - name);       /* the quotes included */
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p++ != ':')
+            return -1;
+        skip_ws(&s);
+        *val = s.p;
+        if (scan_value(&s) != 0)
+            return -1;
+        if (nlen == klen + 2 && memcmp(name + 1, key, klen) == 0) {
+            *vlen = (size_t) (s.p - *val);
+            return 0;
+        }
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p++ != ',')
+            return -1;
+    }
+}

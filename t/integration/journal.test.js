@@ -326,3 +326,41 @@ test('journal off: nothing is written', { timeout: 60000 }, async () => {
     assert.match(r.body, /^not found: try \/metrics or \/healthz/);
     await daemon.shutdown('SIGQUIT', 20000);
 });
+
+test('a result that turns into an Error when its figures are out of range is journaled, counted and logged as an error', { timeout: 60000 }, async () => {
+    /* One call of 4e15 ms (end_date within the 2^52 ms bound) at 1000 per
+     * second: its price is far past the 10^15 a result carries. */
+    const PRICE_PER_SECOND = 1000n;
+    const huge = [{ phone: 9001, start_date: 0, end_date: 4e15 }];
+    const ms = BigInt(huge[0].end_date - huge[0].start_date);
+    assert.ok(huge[0].end_date < 2 ** 52, 'a valid record: within the 2^52 ms bound');
+    assert.ok(ms * PRICE_PER_SECOND / 1000n >= 10n ** 15n, 'its price reaches 10^15');
+    await ctx.loadRecords(huge);
+
+    const { daemon, base } = await daemonWith({ report: { price_per_second: Number(PRICE_PER_SECOND) } });
+    const results = await ctx.results();
+    const m0 = await h.readMetrics(base);
+    const complete0 = m0.get('reporterd_tasks_total{outcome="complete"}');
+    const error0 = m0.get('reporterd_tasks_total{outcome="error"}');
+
+    await ctx.publishTask({ correlation_id: 'too-dear', phones: [9001] });
+    const [r] = await results.next(1, 30000);
+    assert.equal(r.body.status, 'Error', `the client receives an Error: ${r.raw}`);
+    assert.match(r.body.error, /^phone 9001: min_price_att is 1000000000000000 or more in magnitude/);
+    assert.deepEqual(r.body.data, []);
+
+    await h.waitForTaskCounts(base, { complete: complete0, error: error0 + 1 }, 20000);
+    const docs = await journalDocs({ correlation_id: 'too-dear' });
+    assert.equal(docs.length, 1, 'one journal document');
+    assert.equal(docs[0]._id, r.properties.messageId);
+    assert.equal(docs[0].outcome, 'error', 'the outcome the client received');
+    assert.equal(docs[0].reason, r.body.error, 'the Error\'s text as the reason');
+    assert.equal(docs[0].result.status, 'Error');
+    const m = await h.readMetrics(base);
+    assert.equal(m.get('reporterd_tasks_total{outcome="error"}'), error0 + 1, 'counted as an error');
+    assert.equal(m.get('reporterd_tasks_total{outcome="complete"}'), complete0, 'not as complete');
+    await daemon.waitForLog(/task too-dear: error result, 1 phones/, 10000);
+    assert.match(daemon.log, /task too-dear: the result is an Error: phone 9001: min_price_att/, 'the reason logged');
+    assert.doesNotMatch(daemon.log, /task too-dear: complete/);
+    await daemon.shutdown('SIGQUIT', 20000);
+});
