@@ -6,6 +6,8 @@
  */
 #include <ctype.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_check.h"
@@ -237,4 +239,47 @@ rd_json_member(const char *body, size_t len, const char *key, const char **val, 
         if (s.p >= s.end || *s.p++ != ',')
             return -1;
     }
+}
+
+size_t
+rd_utf8_seq(const char *p, const char *end)
+{
+    return p < end ? utf8_seq((const unsigned char *) p, (const unsigned char *) end) : 0;
+}
+
+char *
+rd_json_quote(const char *s, size_t len)
+{
+    const char *p = s, *end = s + len;
+    char       *out, *o;
+    size_t      n;
+
+    out = malloc(len * 6 + 3);
+    if (out == NULL)
+        return NULL;
+    o = out;
+    *o++ = '"';
+    while (p < end) {
+        unsigned char c = (unsigned char) *p;
+
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char) c;
+            p++;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += sprintf(o, "\\u%04x", c);
+            p++;
+        } else if ((n = rd_utf8_seq(p, end)) == 0) {
+            memcpy(o, "\\ufffd", 6);
+            o += 6;
+            p++;
+        } else {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
 }
