@@ -67,6 +67,9 @@ struct rd_conf_mongo_limits {
                                             RD_CONF_SOCKET_SLACK_MS */
     int     retry_reads;                 /* retryReads: false; the worker
                                             retries by requeueing the task */
+    const char *read_preference;         /* readPreference as the uri
+                                            spells it: "primary" unless it
+                                            says otherwise */
 };
 
 struct rd_conf_mongo {
@@ -178,6 +181,13 @@ struct rd_conf_budget {
 };
 
 void rd_conf_budget(const struct rd_conf *conf, struct rd_conf_budget *b);
+
+/* What a valid configuration will do that its writer may not expect, one
+ * line for `reporterd -t` (no "reporterd:" prefix): 1 with the line in
+ * out, 0 when there is nothing to say.  Today: a readPreference other than
+ * primary in rollup mode, which keeps its rollups, marks and tail on the
+ * primary. */
+int rd_conf_notice(const struct rd_conf *conf, char *out, size_t size);
 
 /* Load and validate; on failure return NULL and put one line in err. */
 struct rd_conf *rd_conf_load(const char *path, char *err, size_t errlen);

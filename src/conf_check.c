@@ -3,11 +3,11 @@
  * port from tls, the dead-letter queue from the task queue), relative
  * paths made absolute, password files, the mongodb URI built from its
  * parts and the driver's timeouts read from it, the time budget of one
- * task, status.listen's HOST:PORT, where a URI holds a password, and keys
- * that exclude or depend on each other.  It runs after the walk, with no
- * YAML node at hand, so an error points at whichever of the keys involved
- * comes later in the file, or at the section when none of them was
- * written.
+ * task, status.listen's HOST:PORT, where a URI holds a password, keys
+ * that exclude or depend on each other, and what -t points out about a
+ * valid configuration.  It runs after the walk, with no YAML node at hand,
+ * so an error points at whichever of the keys involved comes later in the
+ * file, or at the section when none of them was written.
  */
 
 #include <sys/socket.h>
@@ -374,6 +374,36 @@ rd_conf_uri_timeout(struct rd_conf_ctx *ctx, const mongoc_uri_t *uri,
 }
 
 
+/* A read mode as the uri's readPreference spells it. */
+static const char *
+rd_conf_read_mode(mongoc_read_mode_t mode)
+{
+    switch (mode) {
+    case MONGOC_READ_PRIMARY:             return "primary";
+    case MONGOC_READ_SECONDARY:           return "secondary";
+    case MONGOC_READ_PRIMARY_PREFERRED:   return "primaryPreferred";
+    case MONGOC_READ_SECONDARY_PREFERRED: return "secondaryPreferred";
+    case MONGOC_READ_NEAREST:             return "nearest";
+    }
+    return "unknown";
+}
+
+
+int
+rd_conf_notice(const struct rd_conf *conf, char *out, size_t size)
+{
+    const char  *rp = conf->mongodb.limits.read_preference;
+
+    if (conf->report.mode != RD_REPORT_ROLLUP || rp == NULL
+        || strcmp(rp, "primary") == 0)
+        return 0;
+    snprintf(out, size, "mongodb.uri: readPreference=%s: rollup mode reads "
+             "and writes its rollups, marks and tail on the primary whatever "
+             "the uri says; live mode follows the uri", rp);
+    return 1;
+}
+
+
 /*
  * The driver's limits, read with its own URI parser (which also rejects
  * an invalid uri here rather than in every worker).  No DNS lookup
@@ -422,6 +452,9 @@ rd_conf_mongodb_limits(struct rd_conf_ctx *ctx)
                                       true);
     l->retry_reads = mongoc_uri_get_option_as_bool(uri, MONGOC_URI_RETRYREADS,
                                                    false);
+    l->read_preference =
+        rd_conf_read_mode(mongoc_read_prefs_get_mode(
+                              mongoc_uri_get_read_prefs_t(uri)));
     mongoc_uri_destroy(uri);
     if (rc != 0)
         return -1;

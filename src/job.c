@@ -6,16 +6,21 @@
  * ones, go to the dead-letter queue; invalid tasks get an Error result;
  * the rest are aggregated.  A database that is away puts the task back,
  * uncounted; a query that runs out of time puts it back a bounded number
- * of times, then answers it with an Error result.
+ * of times, then answers it with an Error result.  The journal, the
+ * metrics and the log record the outcome the result message says, which
+ * is an Error when a Complete result's figures were out of range.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "broker.h"
 #include "charges.h"
 #include "job.h"
+#include "json_check.h"
 #include "log.h"
 #include "metrics.h"
 #include "report.h"
@@ -145,6 +150,31 @@ rd_job_decide_after(const struct rd_job_facts *f, struct rd_job_decision *dec)
     dec->kind = RD_OUT_COMPLETE;
 }
 
+enum rd_outcome
+rd_job_result_kind(const char *json, size_t len, char *reason, size_t size)
+{
+    static const char   complete[] = "\"Complete\"";
+    const char         *v;
+    size_t              n;
+    char               *text;
+    struct json_object *o;
+
+    reason[0] = '\0';
+    if (rd_json_member(json, len, "status", &v, &n) == 0 && n == sizeof(complete) - 1
+        && memcmp(v, complete, n) == 0)
+        return RD_OUT_COMPLETE;
+    /* An Error result is small: its text is read with json-c. */
+    if (rd_json_member(json, len, "error", &v, &n) == 0 && v[0] == '"'
+        && (text = strndup(v, n)) != NULL) {
+        o = json_tokener_parse(text);
+        if (json_object_is_type(o, json_type_string))
+            snprintf(reason, size, "%s", json_object_get_string(o));
+        json_object_put(o);
+        free(text);
+    }
+    return RD_OUT_ERROR;
+}
+
 /* The executor. */
 
 enum rd_job_outcome
@@ -190,7 +220,9 @@ answer(const struct rd_job_env *env, const struct rd_delivery *d, const struct r
        const char *received, double t0)
 {
     struct rd_publish p = { 0 };
-    char              mid[256], err[512], *json;
+    char              mid[256], err[512], reason[sizeof(dec->text)], *json;
+    size_t            len;
+    enum rd_outcome   kind;
     int               rc;
 
     if (dec->kind == RD_OUT_COMPLETE)
@@ -201,20 +233,26 @@ answer(const struct rd_job_env *env, const struct rd_delivery *d, const struct r
         rd_error("task %s: out of memory building the result; requeueing it", t->id_text);
         return rd_job_put_back(env->broker, d, RD_JOB_BROKER_REFUSED);
     }
+    /* From here on the outcome is what the message says: a Complete
+     * result whose figures are out of range was built as an Error. */
+    len = strlen(json);
+    kind = rd_job_result_kind(json, len, reason, sizeof(reason));
+    if (kind != dec->kind)
+        rd_warn("task %s: the result is an Error: %s", t->id_text, reason);
     message_id(t, fp, mid, sizeof(mid));
     p.correlation_id = t->id_text;
     p.message_id = mid;
-    rc = rd_broker_publish(env->broker, env->conf->rabbitmq.result_queue, json, strlen(json),
+    rc = rd_broker_publish(env->broker, env->conf->rabbitmq.result_queue, json, len,
                            &p, err, sizeof(err));
     if (rc == RD_OK) {
         struct rd_journal_entry e = { 0 };
 
         e.message_id = mid;
         e.task = t;
-        e.outcome = dec->kind;
-        e.reason = dec->kind == RD_OUT_COMPLETE ? NULL : dec->text;
+        e.outcome = kind;
+        e.reason = kind == RD_OUT_COMPLETE ? NULL : reason;
         e.result = json;
-        e.result_len = strlen(json);
+        e.result_len = len;
         journal(env, &e, fp, t0);
     }
     free(json);
@@ -232,9 +270,9 @@ answer(const struct rd_job_env *env, const struct rd_delivery *d, const struct r
     }
     if (rd_broker_ack(env->broker, d->tag) != RD_OK)
         return RD_JOB_BROKER_LOST;
-    rd_metrics_task(dec->kind, rd_now_sec() - t0);
+    rd_metrics_task(kind, rd_now_sec() - t0);
     rd_info("task %s: %s, %zu phones, %.3f s", t->id_text,
-            dec->kind == RD_OUT_COMPLETE ? "complete" : "error result", t->nphones,
+            kind == RD_OUT_COMPLETE ? "complete" : "error result", t->nphones,
             rd_now_sec() - t0);
     return RD_JOB_DONE;
 }

@@ -100,6 +100,14 @@ struct rd_job_env {
     int64_t                            test_crash_phone; /* RD_TEST_HOOKS */
 };
 
+/* What a result message says it is: RD_OUT_COMPLETE, or RD_OUT_ERROR with
+ * its error's text in reason ("" when it has none).  A Complete result
+ * whose figures are out of range is built as an Error (report.h), so the
+ * journal, the metrics and the log take the outcome from here, the
+ * message the client receives.  Only the members up to "status" are read
+ * of a Complete result. */
+enum rd_outcome rd_job_result_kind(const char *json, size_t len, char *reason, size_t size);
+
 /* Handle one delivery: charge it, decide, act, take the charge back. */
 enum rd_job_outcome rd_job_handle(const struct rd_job_env *env, const struct rd_delivery *d);
 

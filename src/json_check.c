@@ -6,6 +6,8 @@
  */
 #include <ctype.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_check.h"
@@ -204,3 +206,80 @@ rd_json_check(const char *body, size_t len, int max_depth, size_t *offset)
     return -1;
 }
 
+
+int
+rd_json_member(const char *body, size_t len, const char *key, const char **val, size_t *vlen)
+{
+    struct scan s = { body, body + len, 1, RD_JSON_MEMBER_DEPTH };
+    size_t      klen = strlen(key);
+    const char *name;
+    size_t      nlen;
+
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p++ != '{')
+        return -1;
+    for (;;) {
+        skip_ws(&s);
+        name = s.p;
+        if (s.p >= s.end || *s.p != '"' || scan_string(&s) != 0)
+            return -1;
+        nlen = (size_t) (s.p - name);       /* the quotes included */
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p++ != ':')
+            return -1;
+        skip_ws(&s);
+        *val = s.p;
+        if (scan_value(&s) != 0)
+            return -1;
+        if (nlen == klen + 2 && memcmp(name + 1, key, klen) == 0) {
+            *vlen = (size_t) (s.p - *val);
+            return 0;
+        }
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p++ != ',')
+            return -1;
+    }
+}
+
+size_t
+rd_utf8_seq(const char *p, const char *end)
+{
+    return p < end ? utf8_seq((const unsigned char *) p, (const unsigned char *) end) : 0;
+}
+
+char *
+rd_json_quote(const char *s, size_t len)
+{
+    const char *p = s, *end = s + len;
+    char       *out, *o;
+    size_t      n;
+
+    out = malloc(len * 6 + 3);
+    if (out == NULL)
+        return NULL;
+    o = out;
+    *o++ = '"';
+    while (p < end) {
+        unsigned char c = (unsigned char) *p;
+
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char) c;
+            p++;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += sprintf(o, "\\u%04x", c);
+            p++;
+        } else if ((n = rd_utf8_seq(p, end)) == 0) {
+            memcpy(o, "\\ufffd", 6);
+            o += 6;
+            p++;
+        } else {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}

@@ -127,6 +127,8 @@ main(int argc, char **argv)
         fprintf(stderr, "reporterd: warning: %s holds a password and is readable by other "
                 "users (chmod o-r)\n", conf_path);
     if (test) {
+        if (rd_conf_notice(conf, err, sizeof(err)))
+            fprintf(stderr, "reporterd: notice: %s\n", err);
         if (dump)
             rd_conf_dump(conf, stdout);
         fprintf(stderr, "reporterd: configuration file %s test is successful\n", conf_path);

@@ -16,6 +16,7 @@
 
 #include <microhttpd.h>
 
+#include "json_check.h"
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
@@ -139,6 +140,7 @@ render_metrics(size_t *len)
 
     if (b.p == NULL)
         return NULL;
+    b.p[0] = '\0';
     put(&b, "# HELP reporterd_build_info Build information.\n# TYPE reporterd_build_info gauge\n"
         "reporterd_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
     put(&b, "# HELP reporterd_tasks_total Tasks handled, by outcome.\n"
@@ -182,11 +184,37 @@ render_metrics(size_t *len)
     return b.p;
 }
 
+/* The master's problem for a text/plain body: a byte that is not part of
+ * valid UTF-8 (a message cut in the middle of a character, or read while
+ * the master rewrites it) or a control character becomes '?'. */
+static void
+problem_text(char *out, size_t size)
+{
+    const char *p = rd_metrics->problem, *end;
+    size_t      n, o = 0;
+
+    end = memchr(p, '\0', sizeof(rd_metrics->problem));
+    if (end == NULL)
+        end = p + sizeof(rd_metrics->problem);
+    while (p < end && o + 4 < size) {
+        n = rd_utf8_seq(p, end);
+        if (n == 0 || (unsigned char) *p < 0x20 || *p == 0x7f) {
+            out[o++] = '?';
+            p++;
+        } else {
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    out[o] = '\0';
+}
+
 static char *
 render_health(unsigned *code, size_t *len)
 {
-    int   i, workers = 0, broker = 0, db = 0, both = 0, n, waiting;
-    char *out = malloc(1024);
+    int   i, workers = 0, broker = 0, db = 0, both = 0, n, more, waiting;
+    char *out = malloc(1024), problem[sizeof(rd_metrics->problem)];
 
     for (i = 0; i < RD_METRICS_WORKERS; i++) {
         const struct rd_metrics_worker *w = &rd_metrics->workers[i];
@@ -203,6 +231,7 @@ render_health(unsigned *code, size_t *len)
     }
     if (out == NULL)
         return NULL;
+    out[0] = '\0';
     *code = both > 0 ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
     if (both > 0)
         n = snprintf(out, 1024, "ok: %d of %d workers connected to the broker "
@@ -212,11 +241,43 @@ render_health(unsigned *code, size_t *len)
                      "broker and the database (%d workers, %d with the broker, "
                      "%d with the database)\n", workers, broker, db);
     waiting = __atomic_load_n(&rd_metrics->problem_workers, __ATOMIC_RELAXED);
-    if (waiting > 0 && n > 0 && n < 1024)
-        n += snprintf(out + n, 1024 - n, "problem: %d process(es) cannot start: %.*s\n",
-                      waiting, (int) sizeof(rd_metrics->problem) - 1, rd_metrics->problem);
-    *len = n < 0 ? 0 : n >= 1024 ? 1023 : (size_t) n;
+    if (waiting > 0 && n > 0 && n < 1024) {
+        problem_text(problem, sizeof(problem));
+        more = snprintf(out + n, 1024 - n, "problem: %d process(es) cannot start: %s\n",
+                        waiting, problem);
+        n = more < 0 ? n : n + more;
+    }
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    *len = n >= 1024 ? 1023 : (size_t) n;
     return out;
+}
+
+/* A fixed body and its length. */
+static char *
+text(const char *s, size_t *len)
+{
+    char *out = strdup(s);
+
+    *len = out != NULL ? strlen(out) : 0;
+    return out;
+}
+
+/* MHD's own unescaping, except that %00 becomes a byte no UTF-8 text
+ * holds (0xFF) instead of ending the string, so that /tasks/x%00y is not
+ * taken for /tasks/x. */
+static size_t
+unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    size_t n = MHD_http_unescape(s), i;
+
+    (void) cls; (void) c;
+    for (i = 0; i < n; i++)
+        if (s[i] == '\0')
+            s[i] = (char) 0xff;
+    return n;
 }
 
 static enum MHD_Result
@@ -235,7 +296,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
     (void) version; (void) upload; (void) upload_size; (void) state;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         code = MHD_HTTP_METHOD_NOT_ALLOWED;
-        body = strdup("only GET\n");
+        body = text("only GET\n", &len);
     } else if (strcmp(url, "/metrics") == 0) {
         body = render_metrics(&len);
         type = "text/plain; version=0.0.4; charset=utf-8";
@@ -247,12 +308,12 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
         type = "application/json";
     } else {
         code = MHD_HTTP_NOT_FOUND;
-        body = strdup("not found: try /metrics or /healthz\n");
+        body = text("not found: try /metrics or /healthz\n", &len);
     }
+    /* Every body above is written whole and its length given: no buffer
+     * goes out beyond what was written into it. */
     if (body == NULL)
         return MHD_NO;
-    if (len == 0)
-        len = strlen(body);
     r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", type);
     ret = MHD_queue_response(c, code, r);
@@ -350,6 +411,7 @@ rd_status_main(const struct rd_conf *conf)
                          | (conf->status.tasks ? MHD_USE_THREAD_PER_CONNECTION : 0),
                          0, NULL, NULL, handle, (void *) conf,
                          MHD_OPTION_LISTEN_SOCKET, fd,
+                         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 10,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 64,
                          MHD_OPTION_END);

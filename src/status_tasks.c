@@ -13,6 +13,7 @@
 #include <mongoc/mongoc.h>
 
 #include "journal.h"
+#include "json_check.h"
 #include "status_tasks.h"
 #include "store.h"
 #include "util.h"
@@ -108,30 +109,42 @@ collect(const bson_t *doc, void *arg)
     return rc;
 }
 
-/* A JSON string of s (an error's text): quotes, backslashes and control
- * characters escaped. */
+/* The body {"error": text} and its length: valid JSON whatever bytes text
+ * holds (a driver's message may be cut in the middle of a character). */
 static char *
-json_error(const char *text)
+json_error(const char *text, size_t *len)
 {
-    char   *out, *o;
-    size_t  i;
+    char *q = rd_json_quote(text, strlen(text)), *out;
+    int   n;
 
-    out = malloc(strlen(text) * 6 + 16);
-    if (out == NULL)
+    if (q == NULL)
         return NULL;
-    o = out + sprintf(out, "{\"error\":\"");
-    for (i = 0; text[i] != '\0'; i++) {
-        unsigned char ch = (unsigned char) text[i];
-
-        if (ch == '"' || ch == '\\')
-            o += sprintf(o, "\\%c", ch);
-        else if (ch < 0x20)
-            o += sprintf(o, "\\u%04x", ch);
-        else
-            *o++ = (char) ch;
+    out = malloc(strlen(q) + 16);
+    n = out == NULL ? -1 : sprintf(out, "{\"error\":%s}\n", q);
+    free(q);
+    if (n < 0) {
+        free(out);
+        return NULL;
     }
-    strcpy(o, "\"}\n");
+    *len = (size_t) n;
     return out;
+}
+
+/* An id some task can have: 1 to RD_CORRELATION_ID_MAX bytes of UTF-8
+ * (task ids are JSON strings or integers' text; NUL never reaches here,
+ * see status.c). */
+static int
+possible_id(const char *id)
+{
+    const char *end = id + strlen(id);
+    size_t      n;
+
+    if (id == end || end - id > RD_CORRELATION_ID_MAX)
+        return 0;
+    for (; id < end; id += n)
+        if ((n = rd_utf8_seq(id, end)) == 0)
+            return 0;
+    return 1;
 }
 
 char *
@@ -140,12 +153,13 @@ rd_status_tasks_get(const char *id, unsigned *code, size_t *len)
     mongoc_client_t *client;
     struct found     f = { NULL, 0, 0, 0, 0 };
     bson_t           filter;
-    char             err[512], text[1024];
+    char             err[512] = "", text[1024] = "";
     int              klass = 0, rc;
 
-    if (pool == NULL || id[0] == '\0' || strlen(id) > RD_CORRELATION_ID_MAX) {
+    *len = 0;
+    if (pool == NULL || !possible_id(id)) {
         *code = 404;
-        return json_error("no task has that correlation_id");
+        return json_error("no task has that correlation_id", len);
     }
     rd_journal_filter_ids(&filter, &id, 1, 0);
     client = mongoc_client_pool_pop(pool);
@@ -156,13 +170,13 @@ rd_status_tasks_get(const char *id, unsigned *code, size_t *len)
         free(f.buf);
         *code = rc != RD_OK ? 503 : 500;
         snprintf(text, sizeof(text), "the journal cannot be read now: %s",
-                 rc != RD_OK ? err : "out of memory");
-        return json_error(text);
+                 rc != RD_OK ? (err[0] != '\0' ? err : "no reason given") : "out of memory");
+        return json_error(text, len);
     }
     if (f.n == 0) {
         *code = 404;
         snprintf(text, sizeof(text), "no task has the correlation_id \"%s\"", id);
-        return json_error(text);
+        return json_error(text, len);
     }
     /* one document as itself, several as an array */
     if (add(&f, f.n > 1 ? "]\n" : "\n", f.n > 1 ? 2 : 1) != 0) {

@@ -86,6 +86,37 @@ test('-t stays offline: it contacts neither the broker nor the database (ExecSta
     }
 });
 
+/* -t about a readPreference other than primary: a notice in rollup mode,
+ * nothing in live mode; a success either way. */
+const NOTICE = /^reporterd: notice: mongodb\.uri: readPreference=(\w+): rollup mode reads and writes its rollups, marks and tail on the primary whatever the uri says; live mode follows the uri$/m;
+for (const mode of ['secondary', 'secondaryPreferred', 'primaryPreferred', 'nearest', 'primary', null]) {
+    const uri = `mongodb://127.0.0.1:27017/${mode ? `?readPreference=${mode}` : ''}`;
+    const says = mode && mode !== 'primary' ? 'a notice in rollup mode, none in live mode' : 'no notice in either mode';
+    test(`-t with ${mode ? `readPreference=${mode}` : 'no readPreference'}: ${says}`, async () => {
+        for (const report of ['rollup', 'live']) {
+            const cfg = h.writeConfig(null, { report: { mode: report } }, { names, mongoUri: uri });
+            const r = await h.run(bin(), ['-t', '-c', cfg]);
+            assert.equal(r.code, 0, `${report}: exit ${r.code}: ${r.stderr}`);
+            assert.match(r.stderr, /test is successful/, `${report}: ${r.stderr}`);
+            const m = NOTICE.exec(r.stderr);
+            if (report === 'rollup' && mode && mode !== 'primary') {
+                assert.ok(m, `${report} mode with ${uri}: the notice (${r.stderr})`);
+                assert.equal(m[1], mode, 'the uri\'s readPreference named as written');
+            } else {
+                assert.doesNotMatch(r.stderr, /notice/, `${report} mode with ${uri}: no notice`);
+            }
+        }
+    });
+}
+
+test('-t on a readPreference the driver refuses fails and names it', async () => {
+    const cfg = h.writeConfig(null, { report: { mode: 'rollup' } },
+        { names, mongoUri: 'mongodb://127.0.0.1:27017/?readPreference=fastest' });
+    const r = await h.run(bin(), ['-t', '-c', cfg]);
+    assert.notEqual(r.code, 0, r.stderr);
+    assert.match(r.stderr, /:\d+:\d+: mongodb\.uri: .*readPreference/, r.stderr);
+});
+
 test('-t on a missing file fails and names it', async () => {
     const r = await h.run(bin(), ['-t', '-c', '/nonexistent/reporterd.yaml']);
     assert.notEqual(r.code, 0);

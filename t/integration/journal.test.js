@@ -304,6 +304,88 @@ test('GET /tasks/<id> (a real HTTP client) and reporterctl status: objects, arra
     await daemon.shutdown('SIGQUIT', 20000);
 });
 
+/* GET url as raw bytes: {status, type, length (Content-Length), bytes}. */
+function rawGet(url, timeoutMs = 10000) {
+    return new Promise((resolve, reject) => {
+        const req = require('node:http').get(url, { timeout: timeoutMs }, (res) => {
+            const chunks = [];
+            res.on('data', (d) => chunks.push(d));
+            res.on('end', () => resolve({
+                status: res.statusCode,
+                type: res.headers['content-type'],
+                length: Number(res.headers['content-length']),
+                bytes: Buffer.concat(chunks),
+            }));
+            res.on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in ${timeoutMs} ms`)));
+        req.on('error', reject);
+    });
+}
+
+/* The body /tasks/ documents for a failure: {"error": text}, whole, valid
+ * UTF-8 JSON, no control characters in the text.  Returns the text. */
+function cleanError(r, what) {
+    assert.equal(r.type, 'application/json', `${what}: Content-Type`);
+    assert.equal(r.length, r.bytes.length, `${what}: Content-Length is the body's`);
+    let text;
+    assert.doesNotThrow(() => { text = new TextDecoder('utf-8', { fatal: true }).decode(r.bytes); },
+        `${what}: the body is UTF-8 (${r.bytes.toString('hex')})`);
+    assert.ok(text.endsWith('}\n'), `${what}: one JSON object and a newline: ${JSON.stringify(text)}`);
+    const body = JSON.parse(text);
+    assert.deepEqual(Object.keys(body), ['error'], `${what}: ${text}`);
+    assert.equal(typeof body.error, 'string');
+    assert.doesNotMatch(body.error, /[\u0000-\u001f\u007f\ufffd]/, `${what}: no control or replaced bytes`);
+    return body.error;
+}
+
+test('GET /tasks/<id>: a lookup that fails and an id no task can have get a clean JSON body', { timeout: 90000 }, async () => {
+    /* a database nobody listens on: every lookup fails */
+    const closed = await h.freePort();
+    const port = await h.freePort();
+    const cfg = ctx.writeConfig({
+        worker_processes: 1,
+        status: { listen: `127.0.0.1:${port}`, tasks: true },
+        journal: { enabled: true, collection: COLL },
+        mongodb: { uri: `mongodb://127.0.0.1:${closed}/` },
+    });
+    const unreachable = h.startDaemon(cfg);
+    try {
+        await unreachable.waitForLog(/serving \/metrics and \/healthz and \/tasks\/<correlation_id>/, 20000);
+        for (const id of ['x', 'caf%C3%A9', '4242']) {
+            const r = await rawGet(`http://127.0.0.1:${port}/tasks/${id}`);
+            assert.equal(r.status, 503, `an unreachable database: 503 for ${id}`);
+            const e = cleanError(r, `503 for ${id}`);
+            assert.match(e, /^the journal cannot be read now: \S.* \(domain \d+, code \d+\)$/, 'a reason from the driver');
+        }
+    } finally {
+        await unreachable.shutdown('SIGQUIT', 20000);
+    }
+
+    /* a database that answers: ids no task can have are not looked up */
+    const { daemon, base } = await daemonWith({ status: { tasks: true } });
+    try {
+        const results = await ctx.results();
+        await ctx.publishTask({ correlation_id: 'x', phones: [1] });
+        await results.next(1, 30000);
+        await h.waitForTaskCounts(base, { complete: 1 }, 20000);
+        assert.equal((await rawGet(`${base}/tasks/x`)).status, 200, 'x has its document');
+        for (const [id, why] of [['x%00y', 'a NUL (no task id holds one) is not the end of the id'],
+            ['%FF', 'not UTF-8'], ['x%C3', 'a character cut short'], ['%ED%A0%80', 'a surrogate'],
+            ['%C0%AF', 'an overlong form']]) {
+            const r = await rawGet(`${base}/tasks/${id}`);
+            assert.equal(r.status, 404, `${id}: ${why}: 404, got ${r.status} ${r.bytes.toString('latin1').slice(0, 300)}`);
+            assert.equal(cleanError(r, id), 'no task has that correlation_id', `${id}: ${why}`);
+        }
+        const r = await rawGet(`${base}/tasks/caf%C3%A9%20%22%5C%09`);
+        assert.equal(r.status, 404);
+        assert.equal(JSON.parse(r.bytes.toString('utf8')).error, 'no task has the correlation_id "café "\\\t"',
+            'a UTF-8 id is named, escaped');
+    } finally {
+        await daemon.shutdown('SIGQUIT', 20000);
+    }
+});
+
 test('journal off: nothing is written', { timeout: 60000 }, async () => {
     const port = await h.freePort();
     const names = Object.assign({}, ctx.names);
@@ -324,5 +406,43 @@ test('journal off: nothing is written', { timeout: 60000 }, async () => {
     const r = await h.httpGet(`http://127.0.0.1:${port}/tasks/off`);
     assert.equal(r.status, 404, 'GET /tasks/ is off unless status.tasks is on');
     assert.match(r.body, /^not found: try \/metrics or \/healthz/);
+    await daemon.shutdown('SIGQUIT', 20000);
+});
+
+test('a result that turns into an Error when its figures are out of range is journaled, counted and logged as an error', { timeout: 60000 }, async () => {
+    /* One call of 4e15 ms (end_date within the 2^52 ms bound) at 1000 per
+     * second: its price is far past the 10^15 a result carries. */
+    const PRICE_PER_SECOND = 1000n;
+    const huge = [{ phone: 9001, start_date: 0, end_date: 4e15 }];
+    const ms = BigInt(huge[0].end_date - huge[0].start_date);
+    assert.ok(huge[0].end_date < 2 ** 52, 'a valid record: within the 2^52 ms bound');
+    assert.ok(ms * PRICE_PER_SECOND / 1000n >= 10n ** 15n, 'its price reaches 10^15');
+    await ctx.loadRecords(huge);
+
+    const { daemon, base } = await daemonWith({ report: { price_per_second: Number(PRICE_PER_SECOND) } });
+    const results = await ctx.results();
+    const m0 = await h.readMetrics(base);
+    const complete0 = m0.get('reporterd_tasks_total{outcome="complete"}');
+    const error0 = m0.get('reporterd_tasks_total{outcome="error"}');
+
+    await ctx.publishTask({ correlation_id: 'too-dear', phones: [9001] });
+    const [r] = await results.next(1, 30000);
+    assert.equal(r.body.status, 'Error', `the client receives an Error: ${r.raw}`);
+    assert.match(r.body.error, /^phone 9001: min_price_att is 1000000000000000 or more in magnitude/);
+    assert.deepEqual(r.body.data, []);
+
+    await h.waitForTaskCounts(base, { complete: complete0, error: error0 + 1 }, 20000);
+    const docs = await journalDocs({ correlation_id: 'too-dear' });
+    assert.equal(docs.length, 1, 'one journal document');
+    assert.equal(docs[0]._id, r.properties.messageId);
+    assert.equal(docs[0].outcome, 'error', 'the outcome the client received');
+    assert.equal(docs[0].reason, r.body.error, 'the Error\'s text as the reason');
+    assert.equal(docs[0].result.status, 'Error');
+    const m = await h.readMetrics(base);
+    assert.equal(m.get('reporterd_tasks_total{outcome="error"}'), error0 + 1, 'counted as an error');
+    assert.equal(m.get('reporterd_tasks_total{outcome="complete"}'), complete0, 'not as complete');
+    await daemon.waitForLog(/task too-dear: error result, 1 phones/, 10000);
+    assert.match(daemon.log, /task too-dear: the result is an Error: phone 9001: min_price_att/, 'the reason logged');
+    assert.doesNotMatch(daemon.log, /task too-dear: complete/);
     await daemon.shutdown('SIGQUIT', 20000);
 });

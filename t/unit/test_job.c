@@ -3,14 +3,18 @@
  * broker or a database: crashed-too-often and unreadable deliveries are
  * dead-lettered, invalid tasks answered with an Error, a database that is
  * away puts the task back, timeouts are counted up to a bound and then
- * answered, other database errors answered; every log line's text.
+ * answered, other database errors answered; every log line's text.  And
+ * the outcome a result message says it is, which the journal, the metrics
+ * and the log record.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "job.h"
 #include "log.h"
+#include "report.h"
 #include "tap.h"
 
 #define MAX_REDELIVERIES 2
@@ -223,10 +227,66 @@ after(void)
            "  the log line");
 }
 
+/* The outcome of results built by report.h, read back from the message. */
+static void
+result_kind(void)
+{
+    struct rd_task        t;
+    struct rd_phone_sums  st[2];
+    int64_t               phones[2] = { 7, 8 };
+    char                  reason[700], *json;
+    const char           *odd;
+
+    memset(&t, 0, sizeof(t));
+    t.phones = phones;
+    t.nphones = 2;
+    t.id_is_string = 1;
+    /* an id that looks like the members read */
+    snprintf(t.id_text, sizeof(t.id_text), "\"status\":\"Error\",\"error\":\"no\"");
+    rd_report_init(st, &t);
+    st[0].cnt = st[0].cnt_30 = 1;
+    st[0].sum_ms = st[0].sum_ms_over_15 = st[0].min_ms = st[0].max_ms = 40000;
+
+    json = rd_report_complete_json(&t, st, 100000, "t", 0.5);
+    is_int(rd_job_result_kind(json, strlen(json), reason, sizeof(reason)), RD_OUT_COMPLETE,
+           "a Complete result is complete");
+    is_str(reason, "", "  with no reason");
+    free(json);
+
+    /* 4e15 ms at 1000 per second: a price of 4e15, past RD_REPORT_MAX_FIGURE */
+    st[1].cnt = st[1].cnt_30 = 1;
+    st[1].sum_ms = st[1].sum_ms_over_15 = st[1].min_ms = st[1].max_ms = INT64_C(4000000000000000);
+    json = rd_report_complete_json(&t, st, 10000000, "t", 0.5);
+    like(json, "\"status\":\"Error\"", "figures out of range: the Complete result is built as an Error");
+    is_int(rd_job_result_kind(json, strlen(json), reason, sizeof(reason)), RD_OUT_ERROR,
+           "  and its outcome is an error");
+    is_str(reason, "phone 8: min_price_att is 1000000000000000 or more in magnitude, outside "
+           "the range a result carries", "  the Error's text is the reason");
+    free(json);
+
+    json = rd_report_error_json(&t, "quote \" backslash \\ tab \t \xc3\xa9", "t", 0.5);
+    is_int(rd_job_result_kind(json, strlen(json), reason, sizeof(reason)), RD_OUT_ERROR,
+           "an Error result is an error");
+    is_str(reason, "quote \" backslash \\ tab \t \xc3\xa9", "  its text unescaped");
+    free(json);
+
+    odd = "{\"status\":\"Complete\"";
+    is_int(rd_job_result_kind(odd, strlen(odd), reason, sizeof(reason)), RD_OUT_COMPLETE,
+           "only the members up to status are read");
+    odd = "{\"status\":\"Completed\",\"error\":1}";
+    is_int(rd_job_result_kind(odd, strlen(odd), reason, sizeof(reason)), RD_OUT_ERROR,
+           "any other status is an error");
+    is_str(reason, "", "  with no reason when error is not a string");
+    odd = "[\"status\",\"Complete\"]";
+    is_int(rd_job_result_kind(odd, strlen(odd), reason, sizeof(reason)), RD_OUT_ERROR,
+           "not an object: an error");
+}
+
 int
 main(void)
 {
     before();
     after();
+    result_kind();
     return done_testing();
 }

@@ -1,17 +1,70 @@
 /*
  * test_task.c -- task parsing and validation: every outcome and every
  * kind of bad input the contract names, the depth limit at its minimum,
- * 100,000 phones with duplicates, and writing a task body.
+ * 100,000 phones with duplicates, and writing a task body.  And the rest
+ * of json_check.h: one member of an object found without parsing the rest,
+ * UTF-8 sequences, and any bytes quoted as a valid JSON string.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "json_check.h"
 #include "tap.h"
 #include "task.h"
 
 static struct rd_conf_task limits = { 100, 1048576, 16 };
+
+/* rd_json_member's value text for key in body, "(none)" when not found. */
+static const char *
+member(const char *body, const char *key)
+{
+    static char buf[256];
+    const char *v;
+    size_t      n;
+
+    if (rd_json_member(body, strlen(body), key, &v, &n) != 0)
+        return "(none)";
+    snprintf(buf, sizeof(buf), "%.*s", (int) n, v);
+    return buf;
+}
+
+static void
+json_helpers(void)
+{
+    const char *obj = " { \"a\" : [1, {\"status\": \"no\"}], \"s\\u0074atus\": 1, \"status\" : "
+                      "\"Complete\" , \"error\": \"x\\\"y\" ";
+    char       *q;
+    char        all[256];
+    int         i;
+
+    is_str(member(obj, "status"), "\"Complete\"", "rd_json_member: a top-level member, not a nested one");
+    is_str(member(obj, "a"), "[1, {\"status\": \"no\"}]", "  a container's text whole");
+    is_str(member(obj, "error"), "\"x\\\"y\"", "  nothing after the member is read: the object may be cut short");
+    is_str(member("{\"error\": \"x\\\"y\"}", "error"), "\"x\\\"y\"", "  a string with its escapes");
+    is_str(member("{\"a\": 1, \"a\": 2}", "a"), "1", "  the first of duplicates");
+    is_str(member("{\"a\": 1, \"b\": nope, \"c\": 3}", "c"), "(none)", "  not past invalid JSON");
+    is_str(member("[\"a\", 1]", "a"), "(none)", "  an array has no members");
+    is_str(member("{}", "a"), "(none)", "  nor has {}");
+
+    ok(rd_utf8_seq("\xc3\xa9", "\xc3\xa9" + 2) == 2, "rd_utf8_seq: a two-byte character");
+    ok(rd_utf8_seq("\xc3", "\xc3" + 1) == 0, "  cut short");
+    ok(rd_utf8_seq("\xed\xa0\x80", "\xed\xa0\x80" + 3) == 0, "  a surrogate");
+    ok(rd_utf8_seq("\xc0\xaf", "\xc0\xaf" + 2) == 0, "  an overlong form");
+    ok(rd_utf8_seq("a", "a") == 0, "  nothing at the end");
+
+    q = rd_json_quote("a\"b\\c\td\x7f\xc3\xa9 \xe2\x82", strlen("a\"b\\c\td\x7f\xc3\xa9 \xe2\x82"));
+    is_str(q, "\"a\\\"b\\\\c\\u0009d\\u007f\xc3\xa9 \\ufffd\\ufffd\"",
+           "rd_json_quote: escapes, UTF-8 kept, a character cut short replaced byte by byte");
+    free(q);
+    for (i = 0; i < 255; i++)
+        all[i] = (char) (i + 1);
+    q = rd_json_quote(all, 255);
+    ok(q != NULL && rd_json_check(q, strlen(q), 2, &(size_t) { 0 }) == 0,
+       "  every byte value gives strict JSON");
+    free(q);
+}
 
 static int
 parse(const char *body, struct rd_task *t, char *err)
@@ -88,6 +141,7 @@ main(void)
     char           err[512], big[4096];
     int            rc, i, n;
 
+    json_helpers();
     rc = parse("{\"correlation_id\": 13242421424214, \"phones\": [1,2,3,4,5,6,7,8,9,10]}", &t, err);
     is_int(rc, RD_TASK_OK, "the seed's example task is valid");
     is_int(t.id_int, 13242421424214LL, "integer correlation_id kept exactly");
