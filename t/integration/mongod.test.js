@@ -8,7 +8,11 @@
  * Where reporterd depends on MongoDB's behaviour, each test names the
  * behaviour in its title: BSON comparison order across types in query and
  * expression operators, $sort, $min/$max and $group keys; exact int64/double
- * equality above 2^53; MongoDB's null handling and error codes in
+ * equality above 2^53; numbers of every type (int32, int64, double,
+ * Decimal128) equal by value in queries, indexes, $group (whose _id is the
+ * first value seen) and $sort, each returned with its own type, $type's
+ * names; $inc as mongod does it (int32 widening to int64, an int64
+ * overflow failing with BadValue); MongoDB's null handling and error codes in
  * $subtract/$divide/$multiply; maxTimeMS interrupting a running
  * aggregation (code 50); errors injected with the failCommand fail point
  * (configureFailPoint, a test command: against a real server started
@@ -24,7 +28,7 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const h = require('../lib/harness.js');
 
-const { MongoClient, Long, Double, Int32, MaxKey, ObjectId } = require('mongodb');
+const { MongoClient, Long, Double, Int32, MaxKey, ObjectId, Decimal128 } = require('mongodb');
 const BSON = require('bson');
 
 let mongo;
@@ -1045,6 +1049,347 @@ test('serverStatus metrics.queryExecutor: scannedObjects and scanned count docum
     await c.find({ phone: 3 }).toArray();           /* no index on phone: every document */
     const s3 = (await admin.command({ serverStatus: 1 })).metrics.queryExecutor;
     assert.ok(Number(s3.scannedObjects) - Number(s2.scannedObjects) >= 2000);
+});
+
+/* ---- numbers of every type: phones, $inc, write and read concern ---- */
+
+const D = (s) => Decimal128.fromString(s);
+const RAW = { promoteValues: false, promoteLongs: false };
+
+/* The BSON type of a value read with RAW, and its numeric value. */
+function bt(v) {
+    if (v === undefined) return 'missing';
+    if (v === null) return 'null';
+    if (Array.isArray(v)) return 'array';
+    if (typeof v === 'string') return 'string';
+    return { Int32: 'int', Long: 'long', Double: 'double', Decimal128: 'decimal' }[v._bsontype] || typeof v;
+}
+const num = (v) => Number(v !== null && typeof v === 'object' ? v.toString() : v);
+
+/* Phones as reporterd may find them: 8 as int32, int64, double and two
+ * decimals, non-integral decimals, a string, an array, null, missing, a
+ * big phone in three types.  [BSON value, model]: the model is the value
+ * MongoDB compares (a JS number holds each exactly), the oracle's input. */
+const PHONES = [
+    [new Int32(8), 8], [Long.fromNumber(8), 8], [new Double(8), 8], [D('8'), 8], [D('8.00'), 8],
+    [D('8.5'), 8.5], [D('7.5'), 7.5], ['8', '8'], [[new Int32(8), new Int32(9)], [8, 9]], [new Int32(9), 9],
+    [null, null], [undefined, undefined], [Long.fromString('79161234567'), 79161234567],
+    [D('79161234567'), 79161234567], [new Double(79161234567), 79161234567], [D('-0'), 0],
+];
+const RBS = [
+    [undefined, undefined], [null, null], [new Int32(3), 3], [Long.fromNumber(5), 5], [new Double(5.5), 5.5],
+    [D('5'), 5], [D('7.25'), 7.25], ['x', 'x'],
+];
+
+/* MongoDB's element-wise match: an array matches when an element does. */
+const any = (m, f) => (Array.isArray(m) ? m.some(f) : f(m));
+const isNum = (x) => typeof x === 'number';
+
+test('phones compare by value across int32, int64, double and Decimal128 (MongoDB numeric equality): ' +
+    '$eq, $in, $gt/$gte/$lt/$lte, $not, $ne, $nin and array elements; a scan of the compound index ' +
+    '{phone: 1, rb: 1} finds the same documents as a collection scan', async () => {
+    const c = db.collection('num_phones');
+    const docs = [];
+    const model = new Map();
+    let id = 0;
+    for (const [p, pm] of PHONES) {
+        for (const [r, rm] of RBS) {
+            const d = { _id: ++id };
+            if (p !== undefined) d.phone = p;
+            if (r !== undefined) d.rb = r;
+            docs.push(d);
+            model.set(id, { p: pm, r: rm });
+        }
+    }
+    await c.insertMany(docs);
+    await db.command({ createIndexes: 'num_phones', indexes: [{ key: { phone: 1, rb: 1 }, name: 'phone_rb' }] });
+    const Q = [
+        [{ phone: new Int32(8) }, (m) => any(m.p, (x) => x === 8)],
+        [{ phone: Long.fromNumber(8) }, (m) => any(m.p, (x) => x === 8)],
+        [{ phone: new Double(8) }, (m) => any(m.p, (x) => x === 8)],
+        [{ phone: D('8.0') }, (m) => any(m.p, (x) => x === 8)],
+        [{ phone: D('8.5') }, (m) => any(m.p, (x) => x === 8.5)],
+        [{ phone: '8' }, (m) => any(m.p, (x) => x === '8')],
+        [{ phone: null }, (m) => m.p === null || m.p === undefined],
+        [{ phone: { $in: [Long.fromNumber(8), D('79161234567')] } }, (m) => any(m.p, (x) => x === 8 || x === 79161234567)],
+        [{ phone: { $in: [new Double(79161234567), '8'] } }, (m) => any(m.p, (x) => x === 79161234567 || x === '8')],
+        [{ phone: { $gt: D('7.5') } }, (m) => any(m.p, (x) => isNum(x) && x > 7.5)],
+        [{ phone: { $gte: new Int32(8), $lt: D('9') } }, (m) => any(m.p, (x) => isNum(x) && x >= 8 && x < 9)],
+        [{ phone: { $lte: new Double(8) } }, (m) => any(m.p, (x) => isNum(x) && x <= 8)],
+        [{ phone: { $not: { $lte: Long.fromNumber(8) } } }, (m) => !any(m.p, (x) => isNum(x) && x <= 8)],
+        [{ phone: { $ne: D('8.000') } }, (m) => !any(m.p, (x) => x === 8)],
+        [{ phone: { $nin: [new Int32(8), Long.fromNumber(9)] } }, (m) => !any(m.p, (x) => x === 8 || x === 9)],
+        [{ phone: new Int32(8), rb: { $not: { $lte: Long.fromNumber(5) } } },
+            (m) => any(m.p, (x) => x === 8) && !any(m.r, (x) => isNum(x) && x <= 5)],
+        [{ phone: { $in: [new Int32(8), Long.fromString('79161234567')] }, rb: { $gt: D('5') } },
+            (m) => any(m.p, (x) => x === 8 || x === 79161234567) && any(m.r, (x) => isNum(x) && x > 5)],
+        [{ phone: D('8'), rb: null }, (m) => any(m.p, (x) => x === 8) && (m.r === null || m.r === undefined)],
+    ];
+    for (const [f, want] of Q) {
+        const expect = [...model].filter(([, m]) => want(m)).map(([k]) => k);
+        const label = BSON.EJSON.stringify(f);
+        for (const hint of [{ $natural: 1 }, { phone: 1, rb: 1 }, 'phone_rb', undefined]) {
+            const got = idsOf(await c.find(f, hint === undefined ? {} : { hint }).sort({ _id: 1 }).toArray());
+            assert.deepEqual(got, expect, `${label} with hint ${JSON.stringify(hint)}`);
+        }
+        assert.equal(await c.countDocuments(f), expect.length, `countDocuments ${label}`);
+        const agg = await c.aggregate([{ $match: f }, { $sort: { _id: 1 } }]).toArray();
+        assert.deepEqual(idsOf(agg), expect, `$match ${label}`);
+    }
+
+    /* around 2^53 a Decimal128 is exact too: Decimal128("9007199254740993.0") is Long(2^53 + 1), not the
+     * double 2^53 */
+    const big = db.collection('num_big');
+    await big.insertMany([{ _id: 1, p: Long.fromString('9007199254740993') }, { _id: 2, p: D('9007199254740993.0') },
+        { _id: 3, p: new Double(9007199254740992) }, { _id: 4, p: D('9007199254740992') }]);
+    for (const ix of [false, true]) {
+        if (ix) await big.createIndex({ p: 1 });
+        const bids = async (f) => idsOf(await big.find(f).sort({ _id: 1 }).toArray());
+        assert.deepEqual(await bids({ p: Long.fromString('9007199254740993') }), [1, 2], `index ${ix}`);
+        assert.deepEqual(await bids({ p: D('9007199254740992.00') }), [3, 4], `index ${ix}`);
+        assert.deepEqual(await bids({ p: { $in: [D('9007199254740993')] } }), [1, 2], `index ${ix}`);
+        assert.deepEqual(await bids({ p: { $gt: D('9007199254740992.5') } }), [1, 2], `index ${ix}`);
+    }
+    const bg = await big.aggregate([{ $sort: { _id: 1 } }, { $group: { _id: '$p', n: { $sum: 1 } } }, { $sort: { _id: 1 } }], RAW).toArray();
+    assert.deepEqual(bg.map((g) => [bt(g._id), g._id.toString(), num(g.n)]),
+        [['double', '9007199254740992', 2], ['long', '9007199254740993', 2]]);
+
+    /* the index holds numbers by value: 8 of every type is one point of it (scalars only here: this
+     * server's scans also examine the documents it cannot encode, arrays among them) */
+    const pts = db.collection('num_points');
+    const eight = [new Int32(8), Long.fromNumber(8), new Double(8), D('8'), D('8.00')];
+    const five = [new Int32(5), Long.fromNumber(5), new Double(5), D('5.0')];
+    const pdocs = [];
+    for (let i = 0; i < 200; i++) {
+        pdocs.push({ _id: i, phone: i % 3 ? eight[i % 5] : new Int32(9), rb: i % 2 ? five[i % 4] : D(String(i % 7)) });
+    }
+    await pts.insertMany(pdocs);
+    await pts.createIndex({ phone: 1, rb: 1 });
+    const want = pdocs.filter((d) => num(d.phone) === 8 && num(d.rb) === 5).length;
+    assert.ok(want > 20);
+    const ex = await db.command({ explain: { find: 'num_points', filter: { phone: D('8.00'), rb: Long.fromNumber(5) },
+        hint: { phone: 1, rb: 1 } }, verbosity: 'executionStats' });
+    assert.equal(Number(ex.executionStats.nReturned), want);
+    assert.equal(docsExamined(ex), want, 'the point {phone: 8, rb: 5} examines only its documents');
+});
+
+test('$group _id "$phone": numerically equal phones of different types form one group whose _id is the ' +
+    'first value seen, type included (MongoDB: DocumentSourceGroup keeps the first key); its counts and ' +
+    'sums are right, a $sum over Decimal128 is a Decimal128; $sort orders mixed numeric types by value; ' +
+    '$type names int, long, double and "decimal", in expressions and queries', async () => {
+    const c = db.collection('num_groups');
+    const docs = PHONES.map(([p], i) => {
+        const d = { _id: i + 1, seq: i, ms: new Int32(1000 * (i + 1)) };
+        if (p !== undefined) d.phone = p;
+        return d;
+    });
+    await c.insertMany(docs);
+    const eights = PHONES.map(([, m], i) => (m === 8 ? i : -1)).filter((i) => i >= 0);
+    assert.equal(eights.length, 5);
+    for (const k of eights) {
+        const got = await c.aggregate([
+            { $addFields: { lead: { $eq: ['$seq', k] } } },
+            { $sort: { lead: -1, seq: 1 } },
+            { $group: { _id: '$phone', n: { $sum: 1 }, ms: { $sum: '$ms' }, total: { $sum: '$phone' } } },
+        ], RAW).toArray();
+        const eight = got.filter((g) => bt(g._id) !== 'string' && bt(g._id) !== 'array' && num(g._id) === 8);
+        assert.equal(eight.length, 1, `one group for 8: ${BSON.EJSON.stringify(got.map((g) => g._id))}`);
+        const g = eight[0];
+        const first = PHONES[k][0];
+        assert.equal(bt(g._id), bt(first), `the group's _id has the type of the first 8 seen (${bt(first)})`);
+        assert.equal(g._id.toString(), first.toString(), 'and its very value (Decimal128 "8.00" stays "8.00")');
+        assert.equal(num(g.n), 5);
+        assert.equal(num(g.ms), eights.reduce((s, i) => s + 1000 * (i + 1), 0), 'ms summed over the five');
+        assert.equal(bt(g.total), 'decimal', '$sum over values including a Decimal128 is a Decimal128');
+        assert.equal(num(g.total), 40);
+        const others = got.filter((x) => x !== g).map((x) => bt(x._id) + ':' + BSON.EJSON.stringify(x._id, { relaxed: true }));
+        assert.equal(got.length, 9, `groups: 8, 8.5, 7.5, "8", [8, 9], 9, null (null and missing), big, 0: ${others}`);
+    }
+
+    /* $sort: null and missing first, then numbers by value (an array by its least element), then strings */
+    const sorted = await c.find({}, { projection: { _id: 1 } }).sort({ phone: 1, _id: 1 }).toArray();
+    const rank = (m) => (m === null || m === undefined ? [0, 0] : typeof m === 'string' ? [2, m]
+        : [1, Array.isArray(m) ? Math.min(...m) : m]);
+    const want = PHONES.map(([, m], i) => ({ id: i + 1, k: rank(m) })).sort((a, b) =>
+        a.k[0] - b.k[0] || (a.k[1] < b.k[1] ? -1 : a.k[1] > b.k[1] ? 1 : 0) || a.id - b.id).map((x) => x.id);
+    assert.deepEqual(idsOf(sorted), want);
+    const sortedDesc = await c.aggregate([{ $sort: { phone: -1, _id: 1 } }, { $project: { _id: 1 } }]).toArray();
+    const rankDesc = (m) => (Array.isArray(m) ? [1, Math.max(...m)] : rank(m));
+    const wantDesc = PHONES.map(([, m], i) => ({ id: i + 1, k: rankDesc(m) })).sort((a, b) =>
+        b.k[0] - a.k[0] || (a.k[1] < b.k[1] ? 1 : a.k[1] > b.k[1] ? -1 : 0) || a.id - b.id).map((x) => x.id);
+    assert.deepEqual(idsOf(sortedDesc), wantDesc, 'descending: an array by its greatest element');
+
+    /* $type */
+    const types = await c.aggregate([{ $project: { t: { $type: '$phone' }, n: { $isNumber: '$phone' } } }, { $sort: { _id: 1 } }]).toArray();
+    assert.deepEqual(types.map((d) => d.t), PHONES.map(([p]) => bt(p)));
+    assert.deepEqual(types.map((d) => d.n), PHONES.map(([p]) => ['int', 'long', 'double', 'decimal'].includes(bt(p))));
+    const ofType = async (t) => idsOf(await c.find({ phone: { $type: t } }).sort({ _id: 1 }).toArray());
+    const idsWhere = (f) => PHONES.map(([p], i) => (f(p) ? i + 1 : 0)).filter((i) => i);
+    for (const t of ['int', 'long', 'double', 'decimal']) {
+        assert.deepEqual(await ofType(t), idsWhere((p) => bt(p) === t || (Array.isArray(p) && p.some((e) => bt(e) === t))), `$type ${t}`);
+    }
+    assert.deepEqual(await ofType(19), await ofType('decimal'), '$type 19 is "decimal"');
+    assert.deepEqual(await ofType('number'), idsWhere((p) => ['int', 'long', 'double', 'decimal', 'array'].includes(bt(p))));
+    /* find returns every value with its own type */
+    const back = await c.find({}, RAW).sort({ _id: 1 }).toArray();
+    assert.deepEqual(back.map((d) => bt(d.phone)), PHONES.map(([p]) => bt(p)));
+});
+
+test('$inc as mongod does it: int32 past 2^31 becomes int64; an int64 past 2^63 is not written and fails ' +
+    'with BadValue (2) "Failed to apply $inc operations to current value ((NumberLong)...) for document ' +
+    '{_id: ...}" (update and findAndModify); a multi-document update stops at that document; ' +
+    'double and Decimal128 operands widen the result', async () => {
+    const c = db.collection('num_inc');
+    const MAX = Long.fromString('9223372036854775807');
+    const MIN = Long.fromString('-9223372036854775808');
+    await c.insertMany([
+        { _id: 1, a: new Int32(2147483647) }, { _id: 2, a: new Int32(-2147483648) }, { _id: 3, a: MAX },
+        { _id: 4, a: MIN }, { _id: 5, a: new Int32(42) }, { _id: 6, a: Long.fromNumber(5) }, { _id: 7, a: new Int32(5) },
+        { _id: 8, a: new Double(1.5) }, { _id: 9, a: D('1.5') }, { _id: 10, a: Long.fromNumber(5) }, { _id: 11, a: 's' },
+        { _id: 12, a: new Int32(5) }, { _id: 13, a: new Int32(5) }, { _id: 14, a: new Int32(5) },
+    ]);
+    const get = async (id) => (await c.findOne({ _id: id }, RAW)).a;
+    const upd = (id, inc, extra = {}) => db.command(Object.assign({ update: 'num_inc', updates: [{ q: { _id: id }, u: { $inc: inc } }] }, extra));
+
+    let r = await upd(1, { a: new Int32(1) });
+    assert.equal(r.nModified, 1);
+    assert.equal(bt(await get(1)), 'long', 'int32 2147483647 + 1 is an int64');
+    assert.equal((await get(1)).toString(), '2147483648');
+    await upd(2, { a: new Int32(-1) });
+    assert.equal(bt(await get(2)), 'long');
+    assert.equal((await get(2)).toString(), '-2147483649');
+
+    const overflow = [[3, new Int32(1), '(NumberLong)9223372036854775807'], [4, new Int32(-1), '(NumberLong)-9223372036854775808'],
+        [5, MAX, '(NumberInt)42']];
+    for (const [id, by, cur] of overflow) {
+        const before = (await get(id)).toString();
+        r = await upd(id, { a: by });
+        assert.equal(r.ok, 1);
+        assert.equal(r.n, 0, 'the failed statement counts nothing');
+        assert.equal(r.nModified, 0);
+        assert.equal(r.writeErrors.length, 1, JSON.stringify(r));
+        assert.equal(r.writeErrors[0].index, 0);
+        assert.equal(r.writeErrors[0].code, 2);
+        assert.equal(r.writeErrors[0].errmsg, `Failed to apply $inc operations to current value (${cur}) for document {_id: ${id}}`);
+        assert.equal((await get(id)).toString(), before, 'nothing written');
+    }
+    await assert.rejects(c.updateOne({ _id: 3 }, { $inc: { a: 1 } }), (e) => e.code === 2);
+    await assert.rejects(db.command({ findAndModify: 'num_inc', query: { _id: 3 }, update: { $inc: { a: new Int32(1) } } }), (e) => {
+        assert.equal(e.code, 2);
+        assert.equal(e.codeName, 'BadValue');
+        assert.ok(e.message.endsWith('Failed to apply $inc operations to current value ((NumberLong)9223372036854775807) ' +
+            'for document {_id: 3}'), e.message);
+        if (!mongo.external) assert.match(e.message, /^Plan executor error during findAndModify :: caused by :: /);
+        return true;
+    });
+    assert.equal((await get(3)).toString(), MAX.toString());
+
+    /* the types of the sum (SafeNum): int64 stays int64, a double or a Decimal128 operand widens */
+    await upd(6, { a: new Int32(1) });
+    assert.equal(bt(await get(6)), 'long');
+    assert.equal(num(await get(6)), 6);
+    await upd(7, { a: new Double(0.5) });
+    assert.equal(bt(await get(7)), 'double');
+    assert.equal(num(await get(7)), 5.5);
+    await upd(8, { a: D('0.25') });
+    assert.equal(bt(await get(8)), 'decimal');
+    assert.equal((await get(8)).toString(), '1.75000000000000', 'the double taken to 15 digits first');
+    await upd(9, { a: new Int32(1) });
+    assert.equal((await get(9)).toString(), '2.5');
+    await upd(10, { a: D('0.25') });
+    assert.equal((await get(10)).toString(), '5.25');
+    /* identical result (type and value): no change; another type: a change */
+    r = await upd(12, { a: new Int32(0) });
+    assert.equal(r.n, 1);
+    assert.equal(r.nModified, 0);
+    r = await upd(12, { a: Long.fromNumber(0) });
+    assert.equal(r.nModified, 1);
+    assert.equal(bt(await get(12)), 'long');
+
+    /* what mongod refuses, and how */
+    r = await upd(13, { a: 'x' });
+    assert.equal(r.writeErrors[0].code, 14);
+    assert.equal(r.writeErrors[0].errmsg, 'Cannot increment with non-numeric argument: {a: "x"}');
+    r = await upd(11, { a: new Int32(1) });
+    assert.equal(r.writeErrors[0].code, 14);
+    assert.equal(r.writeErrors[0].errmsg, "Cannot apply $inc to a value of non-numeric type. {_id: 11} has the field 'a' of non-numeric type string");
+    r = await upd(14, { 'a.b': new Int32(1) });
+    assert.equal(r.writeErrors[0].code, 28);
+    assert.equal(r.writeErrors[0].errmsg, "Cannot create field 'b' in element {a: 5}");
+
+    /* a missing field takes the operand, type included; an upsert too */
+    await upd(13, { b: Long.fromNumber(7), 'c.d': new Double(2) });
+    const d13 = await c.findOne({ _id: 13 }, RAW);
+    assert.equal(bt(d13.b), 'long');
+    assert.equal(bt(d13.c.d), 'double');
+    await c.updateOne({ _id: 20 }, { $inc: { a: Long.fromNumber(7) } }, { upsert: true });
+    assert.equal(bt(await get(20)), 'long');
+
+    /* a multi-document update: the overflowing document fails the statement; each other one is written
+     * or not (mongod writes them one after the other, in the order it reads them) */
+    const m = db.collection('num_inc_multi');
+    await m.insertMany([1, 2, 3, 4, 5].map((i) => ({ _id: i, a: i === 3 ? MAX : Long.fromNumber(i) })));
+    r = await db.command({ update: 'num_inc_multi', updates: [{ q: {}, u: { $inc: { a: new Int32(1) } }, multi: true }] });
+    assert.equal(r.n, 0);
+    assert.equal(r.nModified, 0);
+    assert.equal(r.writeErrors[0].code, 2);
+    assert.equal(r.writeErrors[0].errmsg, 'Failed to apply $inc operations to current value ((NumberLong)9223372036854775807) for document {_id: 3}');
+    const after = await m.find({}, RAW).sort({ _id: 1 }).toArray();
+    assert.equal(after[2].a.toString(), MAX.toString(), 'the overflowing document is unchanged');
+    for (const d of after) {
+        if (num(d._id) === 3) continue;
+        assert.ok([num(d._id), num(d._id) + 1].includes(num(d.a)), `document ${d._id}: ${d.a}`);
+        assert.equal(bt(d.a), 'long');
+    }
+    if (!mongo.external) {
+        /* this server reads them in insertion order */
+        assert.deepEqual(after.map((d) => num(d.a)), [2, 3, Number(MAX.toString()), 4, 5]);
+    }
+});
+
+test('field names chosen at run time (rb_<hex>): {phone: P, rb_x: {$not: {$lte: L}}} and {rb_x: null} with ' +
+    'hint {rb_x: 1, _id: 1} on indexes made by createIndexes under names; the results of a brute-force ' +
+    'oracle, read from the indexes', async () => {
+    const f = `rb_${require('node:crypto').randomBytes(4).toString('hex')}`;
+    const coll = `runtime_${f}`;
+    const c = db.collection(coll);
+    const r = await db.command({ createIndexes: coll, indexes: [
+        { key: { [f]: 1, _id: 1 }, name: `claim_${f}` }, { key: { phone: 1, [f]: 1 }, name: `tail_${f}` }] });
+    assert.equal(r.ok, 1);
+    const kinds = [(n) => new Int32(n), (n) => Long.fromNumber(n), (n) => new Double(n), (n) => D(String(n))];
+    const docs = [];
+    const model = [];
+    for (let i = 0; i < 600; i++) {
+        const d = { _id: oid(i + 1), phone: kinds[i % 4](70000 + (i % 6)) };
+        const m = i % 7;
+        let v;
+        if (m === 1) v = null;
+        else if (m === 2) v = 'x';
+        else if (m !== 0) v = (i * 13) % 50;
+        if (m !== 0 && m !== 1 && m !== 2) d[f] = kinds[(i >> 2) % 4](v);
+        else if (m === 1) d[f] = null;
+        else if (m === 2) d[f] = 'x';
+        docs.push(d);
+        model.push({ id: d._id.toHexString(), p: 70000 + (i % 6), v: m === 0 ? undefined : v });
+    }
+    await c.insertMany(docs);
+    for (const [p, L] of [[70001, 20], [70002, -1], [70003, 49]]) {
+        for (const P of [new Int32(p), Long.fromNumber(p), D(`${p}.0`)]) {
+            const q = { phone: P, [f]: { $not: { $lte: Long.fromNumber(L) } } };
+            const want = model.filter((m) => m.p === p && !(typeof m.v === 'number' && m.v <= L)).map((m) => m.id).sort();
+            const got = (await c.find(q, { hint: `tail_${f}` }).toArray()).map((d) => d._id.toHexString()).sort();
+            assert.deepEqual(got, want, BSON.EJSON.stringify(q));
+            const ex = await db.command({ explain: { find: coll, filter: q, hint: { phone: 1, [f]: 1 } }, verbosity: 'executionStats' });
+            assert.equal(docsExamined(ex), want.length, 'the tail scan examines only the documents it returns');
+        }
+    }
+    const unmarked = model.filter((m) => m.v === undefined || m.v === null).map((m) => m.id).sort();
+    const claim = await c.find({ [f]: null }, { hint: { [f]: 1, _id: 1 }, sort: { _id: 1 }, limit: 25, projection: { _id: 1 } }).toArray();
+    assert.deepEqual(claim.map((d) => d._id.toHexString()), unmarked.slice(0, 25));
+    const ex = await db.command({ explain: { find: coll, filter: { [f]: null }, sort: { _id: 1 }, limit: 25,
+        hint: `claim_${f}` }, verbosity: 'executionStats' });
+    assert.ok(docsExamined(ex) <= 26, `claim examined ${docsExamined(ex)}`);
+    assert.equal(await c.countDocuments({ [f]: null }, { hint: { [f]: 1, _id: 1 } }), unmarked.length);
 });
 
 test('wire: legacy OP_QUERY isMaster gets an OP_REPLY', async () => {

@@ -41,8 +41,10 @@
  * and drop (reporterctl); find, delete, listIndexes and dropDatabase (the
  * test suites through the Node driver); buildInfo and configureFailPoint
  * (the self-test and the failure tests); update (multi, upsert) and
- * findAndModify (basic), for documents kept up to date by upserts;
- * count, explain and serverStatus (index use, documents examined).
+ * findAndModify (basic), for documents kept up to date by upserts, with
+ * mongod's own $inc (section "$inc": an int64 past 2^63 fails the write
+ * with BadValue, an int32 past 2^31 becomes an int64); count, explain and
+ * serverStatus (index use, documents examined).
  * collMod, only to change a TTL index's expireAfterSeconds (the journal).
  * Anything else gets {ok: 0, code: 59, codeName: "CommandNotFound"} like
  * MongoDB.
@@ -58,8 +60,12 @@
  * true; query operators $eq/$ne/$lt/$lte/$gt/$gte/$in/$nin compare only
  * within a type ({x: {$lt: 10}} matches neither null nor a missing x,
  * {x: {$lte: null}} matches both); numbers of all types compare by exact
- * value (Long(2^53 + 1) is not the double 2^53, Long(2^53) is), also as
- * $group keys, _id and index keys; $add/$subtract/$multiply/$divide give
+ * value across int32, int64, double and Decimal128 (Long(2^53 + 1) is not
+ * the double 2^53, Long(2^53) is; Decimal128("8.00") is 8), also as $group
+ * keys (the group's _id is the first value seen, as in mongod), _id and
+ * index keys; $type names types as MongoDB does ("decimal", and int /
+ * long / double by the value's own type), in expressions and queries;
+ * $sum over Decimal128 values is a Decimal128; $add/$subtract/$multiply/$divide give
  * null for null or missing operands and MongoDB's errors (16554, 16555,
  * 16556, 16608, 16609, 16613) for other types.  An unknown pipeline stage
  * gets MongoDB's code 40324 "Unrecognized pipeline stage name: '$x'".
@@ -74,12 +80,17 @@
  * (section "fail points"), run against the admin database as on a mongod
  * started with enableTestCommands=1.
  *
- * Numeric types.  JavaScript has one number type; MongoDB has int32, int64
- * and double, and drivers care.  This server keeps the distinction:
- *   - stored documents: each collection records, per field path, which
- *     numeric BSON type its values had on insert (int / long / double, or
- *     "mixed"); find returns values with that type.  A path whose values
- *     had mixed types falls back to "by value" (below).
+ * Numeric types.  JavaScript has one number type; MongoDB has int32, int64,
+ * double and Decimal128, and drivers care.  This server keeps the
+ * distinction (Decimal128 values and int64 beyond +-2^53 are kept as bson
+ * objects, which carry their type):
+ *   - stored documents: each document records, per field path, which
+ *     numeric BSON type its values have (section "per-document numeric
+ *     types"), from the insert and then from every update that writes the
+ *     path; find returns each value with its own type, so a collection
+ *     may hold 8 as int32, int64 and double side by side.  An array whose
+ *     elements have different numeric types falls back to "by value"
+ *     (below).
  *   - aggregation: $group, $project, $addFields and $set are wrapped so
  *     that each output field carries the type MongoDB would give it:
  *     $sum follows MongoDB's widening (int -> long -> double, per group,
@@ -144,10 +155,17 @@
  *     delete and findAndModify is not supported;
  *   - semantics of queries and expressions not listed above are mingo's;
  *     query paths through nested arrays are resolved as mingo does;
- *   - numeric types inside arrays are tracked per collection path as a
- *     whole, and types of operators not listed above are chosen by value;
+ *   - numeric types inside an array are tracked per document for the
+ *     array as a whole, and types of operators not listed above are
+ *     chosen by value; a find projection that computes fields types them
+ *     by the collection's paths;
  *   - Decimal128 and int64 values outside +-2^53 are stored, returned and
- *     compared exactly, but arithmetic on them is done in doubles;
+ *     compared exactly, and $inc on them is exact, but other arithmetic on
+ *     them is done in doubles ($avg of decimals is a double; a $sum that
+ *     mixes decimals with doubles is exact in value, but its exponent,
+ *     i.e. its trailing zeros, may differ from mongod's);
+ *   - $inc through array elements (a.0.b, a.$, a.$[x]) and the other
+ *     update operators are mingo's; their results are typed by value;
  *   - cursors never time out; getMore ignores maxTimeMS; maxTimeMS does
  *     not cover the time spent serializing the reply;
  *   - failCommand: no failAllCommands, threadName, writeConcernError or
@@ -574,7 +592,9 @@ function exactNum(v) {
         const frac = m[3] || '';
         let n = BigInt(m[2] + frac);
         if (m[1]) n = -n;
-        const e = (m[4] ? Number(m[4]) : 0) - frac.length;
+        if (n === 0n) return { n, d: 1n };
+        let e = (m[4] ? Number(m[4]) : 0) - frac.length;
+        while (e < 0 && n % 10n === 0n) { n /= 10n; e++; }      /* 8.00 is 8 / 1 */
         return e >= 0 ? { n: n * 10n ** BigInt(e), d: 1n } : { n, d: 10n ** BigInt(-e) };
     }
     default: return { nan: true };
@@ -707,11 +727,12 @@ function eqKey(v) {
         const x = exactNum(v);
         if (x.nan) return NaN;
         if (x.inf) return x.inf * Infinity;
+        if (x.d === 1n) {       /* an integer: the key of the int64 / double of that value */
+            const k = Number(x.n);
+            return Number.isSafeInteger(k) ? eqKey(k) : 'l' + x.n;
+        }
         const f = Number(v.toString());
-        if (cmpNum(v, f) === 0) return eqKey(f);
-        let { n, d } = x;
-        while (d > 1n && n % 10n === 0n) { n /= 10n; d /= 10n; }
-        return `d${n}/${d}`;
+        return cmpNum(v, f) === 0 ? eqKey(f) : `d${x.n}/${x.d}`;      /* exactNum's n / d is reduced */
     }
     default: return undefined;
     }
@@ -732,6 +753,158 @@ function canonString(v) {
 }
 
 const bsonEquals = (a, b) => bsonCompare(a, b) === 0;
+
+/* ---- typed numbers: mongod's SafeNum and Decimal128 arithmetic ---- */
+
+/*
+ * $inc and $sum need each operand's BSON type, not only its value: mongod
+ * adds two numbers as SafeNum does (src/mongo/util/safe_num.cpp, 4.4 to
+ * 7.0): int32 + int32 is int32, or int64 when the sum leaves int32;
+ * int32/int64 + int64 is int64, or invalid when the sum leaves int64 (the
+ * caller fails); a Decimal128 operand makes the sum a Decimal128 (a double
+ * taken to 15 significant digits first, Decimal128::kRoundTo15Digits);
+ * otherwise a double operand makes it a double.  A typed number is
+ * {t: 'int' | 'long' | 'double' | 'decimal', v}, v a JS number (int,
+ * double), a BigInt (long) or decimal parts {n: coefficient, e: exponent}
+ * (or {nan} / {inf: +-1}).
+ */
+const INT64_MIN_BIG = -(2n ** 63n);
+const INT64_MAX_BIG = 2n ** 63n - 1n;
+const DEC_DIGITS = 34;
+
+function decParts(d) {
+    const s = d.toString();
+    if (/nan/i.test(s)) return { nan: true };
+    if (/inf/i.test(s)) return { inf: s[0] === '-' ? -1 : 1 };
+    const m = DEC_RE.exec(s);
+    if (!m) return { nan: true };
+    const frac = m[3] || '';
+    const n = BigInt(m[2] + frac);
+    return { n: m[1] ? -n : n, e: (m[4] ? Number(m[4]) : 0) - frac.length };
+}
+
+/* Round a coefficient to 34 digits, half to even, as decimal128 does. */
+function decRound(n, e) {
+    const neg = n < 0n;
+    const a = neg ? -n : n;
+    const digits = a.toString().length;
+    if (digits <= DEC_DIGITS) return { n, e };
+    const k = digits - DEC_DIGITS;
+    const div = 10n ** BigInt(k);
+    let q = a / div;
+    const r = a % div;
+    const half = div / 2n;
+    if (r > half || (r === half && (q & 1n) === 1n)) q += 1n;
+    let ne = e + k;
+    if (q.toString().length > DEC_DIGITS) { q /= 10n; ne++; }
+    return { n: neg ? -q : q, e: ne };
+}
+
+function decAdd(a, b) {
+    if (a.nan || b.nan) return { nan: true };
+    if (a.inf || b.inf) {
+        if (a.inf && b.inf && a.inf !== b.inf) return { nan: true };
+        return { inf: a.inf || b.inf };
+    }
+    const e = Math.min(a.e, b.e);
+    return decRound(a.n * 10n ** BigInt(a.e - e) + b.n * 10n ** BigInt(b.e - e), e);
+}
+
+const decEqual = (a, b) => !a.nan && !b.nan &&
+    (a.inf || b.inf ? a.inf === b.inf : a.n * 10n ** BigInt(a.e - Math.min(a.e, b.e)) === b.n * 10n ** BigInt(b.e - Math.min(a.e, b.e)));
+
+function decToBson(p) {
+    if (p.nan) return BSON.Decimal128.fromString('NaN');
+    if (p.inf) return BSON.Decimal128.fromString(p.inf > 0 ? 'Infinity' : '-Infinity');
+    return BSON.Decimal128.fromString(`${p.n}E${p.e}`);
+}
+
+/* Decimal128(double, kRoundTo15Digits): 15 significant digits, trailing
+ * zeros kept (1.5 -> 1.50000000000000); 0, NaN and infinities as they are. */
+function decFromDouble15(x) {
+    if (Number.isNaN(x)) return { nan: true };
+    if (!Number.isFinite(x)) return { inf: x > 0 ? 1 : -1 };
+    if (x === 0) return { n: 0n, e: 0 };
+    const m = /^(-?)(\d)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(x.toPrecision(15));
+    const frac = m[3] || '';
+    const n = BigInt(m[2] + frac);
+    return { n: m[1] ? -n : n, e: (m[4] ? Number(m[4]) : 0) - frac.length };
+}
+
+/* Decimal128(double, kRoundTo34Digits): the double's exact value, rounded
+ * to 34 digits. */
+function decFromDouble34(x) {
+    if (Number.isNaN(x)) return { nan: true };
+    if (!Number.isFinite(x)) return { inf: x > 0 ? 1 : -1 };
+    const { n, d } = exactNum(x);
+    const k = d.toString(2).length - 1;        /* d = 2^k: n / 2^k = n * 5^k / 10^k */
+    return decRound(n * 5n ** BigInt(k), -k);
+}
+
+/* A stored or command value as a typed number (t: its BSON type when the
+ * value is a JS number), or null when it is not a number. */
+function typedNum(v, t) {
+    if (typeof v === 'number') {
+        const tt = NUMERIC.has(t) ? t : valueType(v);
+        if (tt === 'long') return Number.isInteger(v) ? { t: 'long', v: BigInt(v) } : { t: 'double', v };
+        if (tt === 'int' && !isInt32(v)) return typedNum(v, undefined);
+        return { t: tt, v };
+    }
+    if (v === null || typeof v !== 'object') return null;
+    switch (v._bsontype) {
+    case 'Long': return { t: 'long', v: BigInt(v.toString()) };
+    case 'Int32': return { t: 'int', v: v.value };
+    case 'Double': return { t: 'double', v: v.value };
+    case 'Decimal128': return { t: 'decimal', v: decParts(v) };
+    default: return null;
+    }
+}
+
+const typedDouble = (a) => (a.t === 'long' ? Number(a.v) : a.t === 'decimal' ? numValue(decToBson(a.v)) : a.v);
+const typedDec = (a) => (a.t === 'decimal' ? a.v : a.t === 'double' ? decFromDouble15(a.v) : { n: BigInt(a.v), e: 0 });
+
+/* SafeNum::addInternal: the sum, or null when it is not representable. */
+function safeAdd(a, b) {
+    if (a.t === 'int' && b.t === 'int') {
+        const s = a.v + b.v;
+        return isInt32(s) ? { t: 'int', v: s } : { t: 'long', v: BigInt(s) };
+    }
+    if ((a.t === 'int' || a.t === 'long') && (b.t === 'int' || b.t === 'long')) {
+        const s = BigInt(a.v) + BigInt(b.v);
+        return s < INT64_MIN_BIG || s > INT64_MAX_BIG ? null : { t: 'long', v: s };
+    }
+    if (a.t === 'decimal' || b.t === 'decimal') return { t: 'decimal', v: decAdd(typedDec(a), typedDec(b)) };
+    return { t: 'double', v: typedDouble(a) + typedDouble(b) };
+}
+
+/* SafeNum::isIdentical: same type and same value (decimals by value). */
+function safeIdentical(a, b) {
+    if (a.t !== b.t) return false;
+    return a.t === 'decimal' ? decEqual(a.v, b.v) : a.v === b.v;
+}
+
+/* The stored form of a typed number: [value, type for the document's
+ * types map (undefined when the value carries its own)]. */
+function typedStore(a) {
+    switch (a.t) {
+    case 'long': {
+        const n = Number(a.v);
+        return Number.isSafeInteger(n) ? [n, 'long'] : [Long.fromBigInt(a.v), undefined];
+    }
+    case 'decimal': return [decToBson(a.v), undefined];
+    default: return [a.v, a.t];
+    }
+}
+
+/* SafeNum::debugString, as mongod prints the current value in errors. */
+function safeDebug(a) {
+    switch (a.t) {
+    case 'int': return `(NumberInt)${a.v}`;
+    case 'long': return `(NumberLong)${a.v}`;
+    case 'double': return `(NumberDouble)${a.v}`;
+    default: return `(NumberDecimal)${decToBson(a.v).toString()}`;
+    }
+}
 
 /* ---- maxTimeMS: a deadline checked while documents are processed ---- */
 
@@ -946,6 +1119,59 @@ function typeName(v) {
     return TYPE_NAMES[bsonRank(v)] || 'object';
 }
 
+/* ---- values in error messages, as mongod's BSONElement::toString ---- */
+
+/* printf("%.16g") then ".0" unless the text has '.', 'E' or 'N'
+ * (StringBuilder::appendDoubleNice): 1 -> "1.0", 1e16 -> "1e+16.0". */
+function doubleNice(x) {
+    let s;
+    if (Number.isNaN(x)) s = 'nan';
+    else if (!Number.isFinite(x)) s = x > 0 ? 'inf' : '-inf';
+    else if (x === 0) s = Object.is(x, -0) ? '-0' : '0';
+    else {
+        const m = /^(-?)(\d)\.(\d+)e([+-]\d+)$/.exec(x.toExponential(15));
+        const exp = Number(m[4]);
+        const digits = m[2] + m[3];
+        if (exp < -4 || exp >= 16) {
+            const frac = m[3].replace(/0+$/, '');
+            s = `${m[1]}${m[2]}${frac ? '.' + frac : ''}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+        } else {
+            const int = exp >= 0 ? digits.slice(0, exp + 1) : '0';
+            const frac = (exp >= 0 ? digits.slice(exp + 1) : '0'.repeat(-exp - 1) + digits).replace(/0+$/, '');
+            s = `${m[1]}${int}${frac ? '.' + frac : ''}`;
+        }
+    }
+    return /[.EN]/.test(s) ? s : s + '.0';
+}
+
+/* A value as mongod prints it; t: the BSON type of a JS number. */
+function bsonString(v, t) {
+    if (v === undefined) return 'undefined';
+    if (v === null) return 'null';
+    switch (typeof v) {
+    case 'number': return (NUMERIC.has(t) ? t : valueType(v)) === 'double' ? doubleNice(v) : String(v);
+    case 'boolean': return String(v);
+    case 'string': return v.length > 159 ? `"${v.slice(0, 150)}..."` : `"${v}"`;
+    default: break;
+    }
+    if (v instanceof Date) return `new Date(${v.getTime()})`;
+    if (Array.isArray(v)) return v.length ? `[ ${v.map((e) => bsonString(e)).join(', ')} ]` : '[]';
+    if (isPlainObject(v)) {
+        const ks = definedKeys(v);
+        return ks.length ? `{ ${ks.map((k) => `${k}: ${bsonString(v[k])}`).join(', ')} }` : '{}';
+    }
+    switch (v._bsontype) {
+    case 'ObjectId': case 'ObjectID': return `ObjectId('${v.toHexString()}')`;
+    case 'Long': return v.toString();
+    case 'Int32': return String(v.value);
+    case 'Double': return doubleNice(v.value);
+    case 'Decimal128': return `NumberDecimal("${v.toString()}")`;
+    case 'MinKey': return 'MinKey';
+    case 'MaxKey': return 'MaxKey';
+    default: return String(v);
+    }
+}
+
 /* A number of any type as a JS number, or undefined if not numeric.
  * (int64 outside +-2^53 and decimals are approximated: see the header.) */
 function numValue(v) {
@@ -1030,7 +1256,104 @@ const MONGO_EXPRESSION_OPS = Object.assign({
     $cmp: exprCompare('$cmp', (c) => c),
 }, ARITH_OPS);
 
-const MONGO_ACCUMULATOR_OPS = { $min: accMinMax(1), $max: accMinMax(-1) };
+/* $sum as mongod's AccumulatorSum adds (accumulator_sum.cpp): numbers of
+ * every type, other values ignored; when a Decimal128 was among them the
+ * total is a Decimal128: Decimal128() + the other numbers' total
+ * (Decimal128(double, kRoundTo34Digits)) + the decimals' total.  Without a
+ * decimal, mingo's double sum, typed by the rules of "typed pipeline
+ * stages" (int64 beyond +-2^53 is approximated: see the header). */
+function accSum(coll, expr, options) {
+    let vals;
+    if (expr === null) {
+        vals = coll.length === 1 && Array.isArray(coll[0]) ? coll[0] : coll;
+    } else if (typeof expr === 'number') {
+        return coll.length * expr;
+    } else {
+        vals = accumulatorOps.$push(coll, expr, options);
+    }
+    let res = 0;
+    let dec = null;
+    for (const v of vals) {
+        if (typeof v === 'number') {
+            if (!Number.isNaN(v)) res += v;
+            continue;
+        }
+        if (v === null || typeof v !== 'object') continue;
+        if (v._bsontype === 'Decimal128') dec = decAdd(dec || { n: 0n, e: 0 }, decParts(v));
+        else if (v._bsontype === 'Long') res += v.toNumber();
+    }
+    if (!dec) return res;
+    let total = { n: 0n, e: 0 };
+    if (res !== 0) total = decAdd(total, decFromDouble34(res));
+    return decToBson(decAdd(total, dec));
+}
+
+const MONGO_ACCUMULATOR_OPS = { $min: accMinMax(1), $max: accMinMax(-1), $sum: accSum };
+
+/* ---- $type and $isNumber ---- */
+
+/* BSON type names and numbers, as $type takes and answers them. */
+const TYPE_CODES = {
+    1: 'double', 2: 'string', 3: 'object', 4: 'array', 5: 'binData', 6: 'undefined', 7: 'objectId', 8: 'bool',
+    9: 'date', 10: 'null', 11: 'regex', 12: 'dbPointer', 13: 'javascript', 14: 'symbol', 15: 'javascriptWithScope',
+    16: 'int', 17: 'timestamp', 18: 'long', 19: 'decimal', '-1': 'minKey', 127: 'maxKey',
+};
+const TYPE_ALIASES = new Set(Object.values(TYPE_CODES));
+
+/* The BSON type name of a value; a JS number's from the document's types
+ * (path: where it was read) or the expression's, else by value. */
+function bsonTypeName(v, t) {
+    if (typeof v === 'number' && NUMERIC.has(t)) return t;
+    return typeName(v);
+}
+
+/* {$type: <expression>}: MongoDB's names ("decimal" where mingo says
+ * "decimal128"; int / long / double of the value's own type). */
+function exprTypeOp(obj, expr, options) {
+    const args = Array.isArray(expr) ? expr : [expr];
+    if (args.length !== 1) {
+        throw new CmdError(16020, 'Location16020', `Expression $type takes exactly 1 arguments. ${args.length} were passed in.`);
+    }
+    const v = evalExpr(obj, args[0], options);
+    return bsonTypeName(v, typeof v === 'number' ? exprType(args, 0, obj, options, currentTctx) : undefined);
+}
+
+function exprIsNumber(obj, expr, options) {
+    const args = Array.isArray(expr) ? expr : [expr];
+    const v = evalExpr(obj, args[0], options);
+    return typeof v === 'number' || (v !== null && typeof v === 'object' &&
+        ['Long', 'Int32', 'Double', 'Decimal128'].includes(v._bsontype));
+}
+
+/* {field: {$type: T}} (T an alias, "number", a type code, or an array of
+ * them): the value, or an element of an array value, has type T; "array"
+ * matches arrays.  Numbers are typed by the document's types. */
+function queryType(selector, spec) {
+    const wanted = new Set();
+    for (const t of Array.isArray(spec) ? spec : [spec]) {
+        if (typeof t === 'number') {
+            if (!TYPE_CODES[t]) throw badValue(`Invalid numerical type code: ${t}`);
+            wanted.add(TYPE_CODES[t]);
+        } else if (t === 'number' || TYPE_ALIASES.has(t)) {
+            wanted.add(t);
+        } else {
+            throw badValue(`Unknown type name alias: ${t}`);
+        }
+    }
+    const number = wanted.has('number');
+    const test = (e, types, path) => {
+        const n = bsonTypeName(e, types && types[path]);
+        return wanted.has(n) || (number && (n === 'int' || n === 'long' || n === 'double' || n === 'decimal'));
+    };
+    return (doc) => {
+        tick();
+        const v = fieldValue(doc, selector);
+        if (v === undefined) return false;
+        const types = doc !== null && typeof doc === 'object' ? doc[TYPES] : undefined;
+        if (Array.isArray(v)) return wanted.has('array') || v.some((e) => test(e, types, selector + '.$'));
+        return test(v, types, selector);
+    };
+}
 
 /* ---- sort ---- */
 
@@ -1274,6 +1597,8 @@ const TYPED_CONTEXT = Context.init({
     expression: Object.assign({}, expressionOps, MONGO_EXPRESSION_OPS, {
         $round: roundLike('round', '$round'),
         $trunc: roundLike('trunc', '$trunc'),
+        $type: exprTypeOp,
+        $isNumber: exprIsNumber,
     }),
     pipeline: Object.assign({}, pipelineOps, {
         $group: typedGroup(getTctx),
@@ -1283,7 +1608,7 @@ const TYPED_CONTEXT = Context.init({
         $sort: sortStage,
     }),
     projection: projectionOps,
-    query: Object.assign({}, queryOps, MONGO_QUERY_OPS),
+    query: Object.assign({}, queryOps, MONGO_QUERY_OPS, { $type: queryType }),
     window: windowOps,
 });
 
@@ -1304,8 +1629,9 @@ const SUPPORTED_STAGES = new Set(Object.keys(pipelineOps).filter((s) => s !== '$
  * in a MongoDB index.  Encodings are prefix-free (strings are escaped and
  * terminated), so "equality on a prefix, then an interval on the next
  * field" is one contiguous range of keys.  Values with no encoding here
- * (arrays, i.e. multikey documents, embedded documents, Decimal128, binData,
- * strings with code points above U+D7FF...) put their document in the
+ * (arrays, i.e. multikey documents, embedded documents, Decimal128 values
+ * that are neither a double's nor an int64's, binData, strings with code
+ * points above U+D7FF...) put their document in the
  * index's "other" set, which every scan of that index also returns: the
  * index stays exact for what it returns, because every candidate is then
  * tested against the whole filter.
@@ -1343,12 +1669,24 @@ function encNumber(x) {
     return NUM_CH + '\u0002' + encDouble(x) + NUM_ZERO_REM;
 }
 
-function encLong(l) {
-    const s = l.toString();
-    const big = BigInt(s);
+function encBig(big) {
     const approx = Number(big);
     const rem = big - BigInt(approx);       /* |rem| <= 1024 for an int64 */
     return NUM_CH + '\u0002' + encDouble(approx) + String.fromCharCode(0x8000 + Number(rem));
+}
+
+const encLong = (l) => encBig(BigInt(l.toString()));
+
+/* A Decimal128 whose value is a double's or an int64's is encoded as that
+ * number, so Decimal128("8.00") meets 8 (MongoDB's KeyString encodes every
+ * number by value); other decimals have no encoding here. */
+function encDecimal(v) {
+    const x = exactNum(v);
+    if (x.nan) return encNumber(NaN);
+    if (x.inf) return encNumber(x.inf * Infinity);
+    if (x.d === 1n && x.n >= INT64_MIN_BIG && x.n <= INT64_MAX_BIG) return encBig(x.n);
+    const f = Number(v.toString());
+    return cmpNum(v, f) === 0 ? encNumber(f) : undefined;
 }
 
 /* The key encoding of one value, or undefined when it has none here. */
@@ -1367,6 +1705,7 @@ function encValue(v) {
     case 'ObjectId': case 'ObjectID': return OID_CH + v.toHexString();
     case 'Long': return encLong(v);
     case 'Int32': case 'Double': return encNumber(v.value);
+    case 'Decimal128': return encDecimal(v);
     case 'MinKey': return MINKEY_CH;
     case 'MaxKey': return MAXKEY_CH;
     default: return undefined;
@@ -1572,12 +1911,35 @@ class Collection {
         this.docs = [];
         this.ids = new Map();
         this.schema = new Map();
+        this.typeSets = new Map();      /* interned per-document types (see internTypes) */
         this.ridSeq = 0;
         this.indexes = [];
         this.ix = new Map();            /* name -> Index */
         this.addIndex({ v: 2, key: { _id: 1 }, name: '_id_' });
     }
     get ns() { return `${this.db.name}.${this.name}`; }
+
+    /* The shared, frozen per-document types object for a Map path -> type
+     * (section "per-document numeric types"); the collection schema
+     * records the types too (for documents that lose their map, such as
+     * those a find projection computes). */
+    internTypes(m) {
+        let key = '';
+        for (const [p, t] of m) key += p + '\u0000' + t + '\u0001';
+        let o = this.typeSets.get(key);
+        if (!o) {
+            o = {};
+            for (const [p, t] of m) {
+                const tt = t === 'mixed' ? 'value' : t;
+                o[p] = tt;
+                noteType(this.schema, p, tt === 'value' ? 'mixed' : tt);
+            }
+            o[DERIVED] = true;
+            Object.freeze(o);
+            this.typeSets.set(key, o);
+        }
+        return o;
+    }
 
     /* Build an index over the documents; a unique index that the documents
      * already violate is not added: the DuplicateKey error is returned. */
@@ -1639,6 +2001,7 @@ class Collection {
     modify(doc, fn) {
         const needRestore = [...this.ix.values()].some((ix) => ix.unique && ix.name !== '_id_');
         const saved = Object.assign({}, doc);
+        const savedTypes = doc[TYPES];
         const snapshot = needRestore ? BSON.deserialize(serialize({ d: doc }), { promoteValues: true }).d : null;
         const oldId = doc._id;
         this.unindexDoc(doc);
@@ -1654,6 +2017,7 @@ class Collection {
         } catch (e) {
             for (const k of Object.keys(doc)) delete doc[k];
             Object.assign(doc, snapshot || saved);
+            doc[TYPES] = savedTypes;
             this.indexDoc(doc);
             throw e;
         }
@@ -1663,27 +2027,61 @@ class Collection {
     /* An operator update of many documents at once (mingo compiles the
      * update once): the number of documents it changed.  Updates that may
      * touch _id, collections with unique secondary indexes and replacement
-     * documents go one document at a time through modify(). */
+     * documents go one document at a time through modify().  As in mongod,
+     * the documents are written one after the other: when one fails (an
+     * $inc past int64), those before it stay written and the error is
+     * thrown with e.nModified, the number of them that changed. */
     modifyMany(docs, u, arrayFilters) {
         const roots = updateRoots(u);
         const uniq = [...this.ix.values()].some((ix) => ix.unique && ix.name !== '_id_');
         if (!roots || roots.has('_id') || uniq || docs.length < 2) {
             let n = 0;
-            for (const d of docs) if (this.modify(d, (x) => applyUpdate(this, x, u, arrayFilters, false))) n++;
+            for (const d of docs) {
+                try {
+                    if (this.modify(d, (x) => applyUpdate(this, x, u, arrayFilters, false))) n++;
+                } catch (e) {
+                    e.nModified = n;
+                    throw e;
+                }
+            }
             return n;
         }
-        const mod = Object.assign({}, u);
-        delete mod.$setOnInsert;
-        if (!Object.keys(mod).length) return 0;
-        const before = docs.map((d) => rootsSignature(d, roots));
-        for (const d of docs) this.unindexDoc(d);
+        const plan = updatePlan(u);
+        let failed = null;
+        let live = docs;
+        const incs = [];
+        if (plan.inc) {
+            for (let i = 0; i < docs.length; i++) {
+                try {
+                    incs.push(computeInc(docs[i], plan.inc));
+                } catch (e) {
+                    failed = e;
+                    live = docs.slice(0, i);
+                    break;
+                }
+            }
+        }
+        const mod = plan.rest;
+        const before = live.map((d) => rootsSignature(d, roots));
+        const beforeTypes = live.map((d) => d[TYPES]);
+        const mms = live.map((d) => minMaxBefore(d, u));
+        for (const d of live) this.unindexDoc(d);
         try {
-            mingoUpdater.updateMany(docs, {}, mod, { arrayFilters, cloneMode: 'none' });
+            if (Object.keys(mod).length && live.length) mingoUpdater.updateMany(live, {}, mod, { arrayFilters, cloneMode: 'none' });
+            live.forEach((d, i) => {
+                const written = updateWritten(u, d, beforeTypes[i], false, !!plan.inc, mms[i]);
+                if (plan.inc) written.push(...applyInc(d, incs[i]));
+                retypeDoc(this, d, written);
+            });
         } finally {
-            for (const d of docs) this.indexDoc(d);
+            for (const d of live) this.indexDoc(d);
         }
         let n = 0;
-        docs.forEach((d, i) => { if (rootsSignature(d, roots) !== before[i]) n++; });
+        live.forEach((d, i) => { if (d[TYPES] !== beforeTypes[i] || rootsSignature(d, roots) !== before[i]) n++; });
+        if (failed) {
+            failed.nModified = n;
+            throw failed;
+        }
         return n;
     }
 }
@@ -2282,19 +2680,85 @@ function helloReply(conn, cmd, name) {
     return r;
 }
 
-/* Upsert seed: the equality parts of a query. */
-function seedFromQuery(q) {
-    const seed = {};
-    if (!isPlainObject(q)) return seed;
-    for (const k of Object.keys(q)) {
-        if (k[0] === '$') continue;
-        const v = q[k];
-        if (isPlainObject(v) && Object.keys(v).some((x) => x[0] === '$')) {
-            if (Object.prototype.hasOwnProperty.call(v, '$eq')) mingoUtil.setValue(seed, k, v.$eq);
-            continue;
-        }
-        mingoUtil.setValue(seed, k, v);
+/* ---- per-document numeric types ---- */
+
+/*
+ * Every stored document carries its own numeric types: doc[TYPES] maps
+ * each path holding a JS number (an array's elements under "path.$") to
+ * 'int', 'long' or 'double', or to 'value' where the elements of one array
+ * differ (then typed by value); values that carry their own type (int64
+ * beyond +-2^53, Decimal128) need no entry.  The map is complete, so it is
+ * marked DERIVED (the collection schema does not apply to the document),
+ * and frozen: documents with the same map share one object
+ * (Collection.internTypes).  A collection holding 8 as int32, int64 and
+ * double thus returns each document's 8 with its own type, and $type and
+ * a $group _id see it.  Updates rewrite the entries of the paths they
+ * write (retypeDoc).
+ */
+
+/* Types of container[key] (a command-body value: numbers typed by plainCmd
+ * under LIT, else by value) into the Map into, under path. */
+function litTypes(container, key, path, into) {
+    const v = container[key];
+    if (typeof v === 'number') {
+        noteType(into, path, (container[LIT] && container[LIT][key]) || valueType(v));
+        return;
     }
+    if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) litTypes(v, i, path + '.$', into);
+        return;
+    }
+    if (isPlainObject(v)) for (const k of Object.keys(v)) litTypes(v, k, path + '.' + k, into);
+}
+
+function valueTypes(container, key, path) {
+    const m = new Map();
+    litTypes(container, key, path, m);
+    return m;
+}
+
+/* Set the types of a document built from command-body values. */
+function typeDoc(coll, doc, from) {
+    const m = new Map();
+    for (const k of Object.keys(doc)) litTypes(from && hasOwn(from, k) ? from : doc, k, k, m);
+    doc[TYPES] = coll.internTypes(m);
+}
+
+/* After an update wrote some paths: written is a list of [path, Map of
+ * the types under it, or null when they are not known (typed by value)]. */
+function retypeDoc(coll, doc, written) {
+    if (!written.length) return;
+    const old = doc[TYPES];
+    const m = new Map();
+    if (old) {
+        for (const p of Object.keys(old)) {
+            if (!written.some(([w]) => p === w || p.startsWith(w + '.'))) m.set(p, old[p]);
+        }
+    }
+    for (const [, sub] of written) if (sub) for (const [p, t] of sub) m.set(p, t);
+    doc[TYPES] = coll.internTypes(m);
+}
+
+/* Upsert seed: the equality parts of a query, with their types. */
+function seedFromQuery(coll, q) {
+    const seed = {};
+    const m = new Map();
+    if (isPlainObject(q)) {
+        for (const k of Object.keys(q)) {
+            if (k[0] === '$') continue;
+            const v = q[k];
+            if (isPlainObject(v) && Object.keys(v).some((x) => x[0] === '$')) {
+                if (hasOwn(v, '$eq')) {
+                    mingoUtil.setValue(seed, k, v.$eq);
+                    litTypes(v, '$eq', k, m);
+                }
+                continue;
+            }
+            mingoUtil.setValue(seed, k, v);
+            litTypes(q, k, k, m);
+        }
+    }
+    seed[TYPES] = coll.internTypes(m);
     return seed;
 }
 
@@ -2302,27 +2766,238 @@ function isUpdateOperatorDoc(u) {
     return isPlainObject(u) && Object.keys(u).length > 0 && Object.keys(u)[0][0] === '$';
 }
 
+/* ---- $inc ---- */
+
+/*
+ * $inc as mongod 4.4 to 7.0 runs it (src/mongo/db/update/arithmetic_node.cpp,
+ * util/safe_num.cpp; jstests/core/inc-SERVER-7446.js):
+ *   - an operand that is not a number fails the statement before anything
+ *     is read: TypeMismatch (14) "Cannot increment with non-numeric
+ *     argument: {a: "x"}";
+ *   - a missing field is created with the operand, type included;
+ *   - a field that is not a number fails: TypeMismatch (14) "Cannot apply
+ *     $inc to a value of non-numeric type. {_id: 1} has the field 'a' of
+ *     non-numeric type string";
+ *   - otherwise the sum is SafeNum's (typed numbers above): int32 past
+ *     2^31 becomes int64; an int64 result past 2^63 is not stored but
+ *     fails: BadValue (2) "Failed to apply $inc operations to current
+ *     value ((NumberLong)9223372036854775807) for document {_id: 1}" (the
+ *     value before the $inc, mongod's SafeNum::debugString, and the _id as
+ *     BSONElement::toString prints it);
+ *   - a sum identical to the value (same type, same value) is a no-op.
+ * The update command reports these errors as the statement's write error;
+ * a multi-document update that fails on one document keeps the documents
+ * updated before it (each is its own write) and counts none of them in
+ * n / nModified, as mongod does.  findAndModify answers the command error
+ * "Plan executor error during findAndModify :: caused by :: ...".
+ * Paths through array elements (a.0.b, a.$, a.$[x]) are left to mingo.
+ */
+const SIMPLE_PATH = (p) => p.split('.').every((c) => c.length > 0 && c[0] !== '$' && !/^\d+$/.test(c));
+
+/* The operands of u.$inc, checked as mongod parses them: [{path, operand}],
+ * or null when u has no $inc.  ops.simple: every path is left to us. */
+function incOperands(u) {
+    const spec = u.$inc;
+    if (spec === undefined) return null;
+    if (!isPlainObject(spec)) {
+        throw new CmdError(9, 'FailedToParse', `Modifiers operate on fields but we found type ${typeName(spec)} ` +
+            `instead. For example: {$mod: {<field>: ...}} not {$inc: ${bsonString(spec)}}`);
+    }
+    const ops = [];
+    for (const path of Object.keys(spec)) {
+        const v = spec[path];
+        const operand = typedNum(v, spec[LIT] && spec[LIT][path]);
+        if (!operand) {
+            throw new CmdError(14, 'TypeMismatch', `Cannot increment with non-numeric argument: {${path}: ${bsonString(v)}}`);
+        }
+        ops.push({ path, operand });
+    }
+    ops.simple = ops.every((o) => SIMPLE_PATH(o.path));
+    return ops;
+}
+
+/* mongod refuses an update whose operators write overlapping paths. */
+function checkIncConflicts(u, ops) {
+    let incSeen = false;
+    for (const op of Object.keys(u)) {
+        if (op === '$inc') { incSeen = true; continue; }
+        if (!isPlainObject(u[op])) continue;
+        for (const k of Object.keys(u[op])) {
+            const targets = op === '$rename' && typeof u[op][k] === 'string' ? [k, u[op][k]] : [k];
+            for (const t of targets) {
+                for (const { path: p } of ops) {
+                    if (t === p || t.startsWith(p + '.') || p.startsWith(t + '.')) {
+                        const at = t.length < p.length ? t : p;
+                        throw new CmdError(40, 'ConflictingUpdateOperators',
+                            `Updating the path '${incSeen ? t : p}' would create a conflict at '${at}'`);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* An operator update, parsed: {inc: $inc operands we apply (or null),
+ * rest: what mingo applies}.  Throws mongod's parse errors. */
+function updatePlan(u) {
+    const ops = incOperands(u);
+    const rest = Object.assign({}, u);
+    delete rest.$setOnInsert;
+    if (ops && ops.simple) {
+        checkIncConflicts(u, ops);
+        delete rest.$inc;
+        return { inc: ops, rest };
+    }
+    return { inc: null, rest };
+}
+
+const idString = (doc) => (doc._id === undefined ? 'no id'
+    : `_id: ${bsonString(doc._id, doc[TYPES] && doc[TYPES]._id)}`);
+
+/* What $inc makes of doc: [{path, r: typed result}] (no-ops left out);
+ * doc is not changed.  Throws the errors listed above. */
+function computeInc(doc, ops) {
+    const types = doc[TYPES];
+    const out = [];
+    for (const { path, operand } of ops) {
+        const parts = path.split('.');
+        let cur = doc;
+        for (let i = 0; i < parts.length - 1 && cur !== undefined; i++) {
+            const next = hasOwn(cur, parts[i]) ? cur[parts[i]] : undefined;
+            if (next !== undefined && !isPlainObject(next)) {
+                const at = parts.slice(0, i + 1).join('.');
+                throw new CmdError(28, 'PathNotViable', `Cannot create field '${parts[i + 1]}' in element ` +
+                    `{${parts[i]}: ${bsonString(next, types && types[at])}}`);
+            }
+            cur = next;
+        }
+        const last = parts[parts.length - 1];
+        const old = cur !== undefined && hasOwn(cur, last) ? cur[last] : undefined;
+        if (old === undefined) {
+            out.push({ path, r: operand });
+            continue;
+        }
+        const a = typedNum(old, types && types[path]);
+        if (!a) {
+            throw new CmdError(14, 'TypeMismatch', `Cannot apply $inc to a value of non-numeric type. {${idString(doc)}} ` +
+                `has the field '${last}' of non-numeric type ${typeName(old)}`);
+        }
+        const r = safeAdd(operand, a);
+        if (r && safeIdentical(r, a)) continue;
+        if (!r) {
+            throw new CmdError(2, 'BadValue', `Failed to apply $inc operations to current value (${safeDebug(a)}) ` +
+                `for document {${idString(doc)}}`);
+        }
+        out.push({ path, r });
+    }
+    return out;
+}
+
+/* Store computeInc's results; their types, as retypeDoc takes them. */
+function applyInc(doc, results) {
+    const written = [];
+    for (const { path, r } of results) {
+        const [v, t] = typedStore(r);
+        const parts = path.split('.');
+        let cur = doc;
+        for (let i = 0; i < parts.length - 1; i++) {
+            if (!hasOwn(cur, parts[i]) || cur[parts[i]] === undefined) cur[parts[i]] = {};
+            cur = cur[parts[i]];
+        }
+        cur[parts[parts.length - 1]] = v;
+        written.push([path, new Map(t ? [[path, t]] : [])]);
+    }
+    return written;
+}
+
+/* The old values of the paths $min and $max may write. */
+function minMaxBefore(doc, u) {
+    const m = new Map();
+    for (const op of ['$min', '$max']) {
+        if (!isPlainObject(u[op])) continue;
+        for (const p of Object.keys(u[op])) if (SIMPLE_PATH(p)) m.set(p, mingoUtil.resolve(doc, p));
+    }
+    return m;
+}
+
+/* The paths an operator update wrote (see retypeDoc), $inc's excepted. */
+function updateWritten(u, doc, oldTypes, isUpsert, incApplied, mmBefore) {
+    const w = [];
+    for (const op of Object.keys(u)) {
+        const spec = u[op];
+        if (!isPlainObject(spec) || (op === '$inc' && incApplied)) continue;
+        for (const p of Object.keys(spec)) {
+            if (!SIMPLE_PATH(p)) {
+                w.push([p.split('.')[0], null]);
+                continue;
+            }
+            switch (op) {
+            case '$set':
+                w.push([p, valueTypes(spec, p, p)]);
+                break;
+            case '$setOnInsert':
+                if (isUpsert) w.push([p, valueTypes(spec, p, p)]);
+                break;
+            case '$min': case '$max': {
+                const before = mmBefore.get(p);
+                const after = mingoUtil.resolve(doc, p);
+                if (before === undefined ? after !== undefined : bsonCompare(before, after) !== 0) w.push([p, valueTypes(spec, p, p)]);
+                break;
+            }
+            case '$rename': {
+                const to = spec[p];
+                w.push([p, null]);
+                if (typeof to !== 'string') break;
+                const moved = new Map();
+                if (oldTypes) {
+                    for (const q of Object.keys(oldTypes)) {
+                        if (q === p || q.startsWith(p + '.')) moved.set(to + q.slice(p.length), oldTypes[q]);
+                    }
+                }
+                w.push([to, moved]);
+                break;
+            }
+            default:
+                w.push([p, null]);
+                break;
+            }
+        }
+    }
+    return w;
+}
+
 function applyUpdate(coll, doc, u, arrayFilters, isUpsert) {
     if (Array.isArray(u)) throw new CmdError(2, 'BadValue', 'pipeline-style updates are not supported by the test server');
     if (isUpdateOperatorDoc(u)) {
+        const plan = updatePlan(u);
         const before = JSON.stringify(BSON.EJSON.serialize(doc));
-        const setOnInsert = u.$setOnInsert;
-        const mod = Object.assign({}, u);
-        delete mod.$setOnInsert;
-        if (Object.keys(mod).length) mingoUpdater.update(doc, mod, arrayFilters, undefined, { cloneMode: 'none' });
-        if (isUpsert && isPlainObject(setOnInsert)) {
-            for (const k of Object.keys(setOnInsert)) mingoUtil.setValue(doc, k, setOnInsert[k]);
+        const beforeTypes = doc[TYPES];
+        const inc = plan.inc ? computeInc(doc, plan.inc) : null;
+        const mm = minMaxBefore(doc, u);
+        if (Object.keys(plan.rest).length) mingoUpdater.update(doc, plan.rest, arrayFilters, undefined, { cloneMode: 'none' });
+        if (isUpsert && isPlainObject(u.$setOnInsert)) {
+            for (const k of Object.keys(u.$setOnInsert)) mingoUtil.setValue(doc, k, u.$setOnInsert[k]);
         }
-        return JSON.stringify(BSON.EJSON.serialize(doc)) !== before;
+        const written = updateWritten(u, doc, beforeTypes, isUpsert, !!plan.inc, mm);
+        if (inc) written.push(...applyInc(doc, inc));
+        retypeDoc(coll, doc, written);
+        return doc[TYPES] !== beforeTypes || JSON.stringify(BSON.EJSON.serialize(doc)) !== before;
     }
     if (!isPlainObject(u)) throw badValue('Update document must be an object');
     const id = doc._id;
+    const idType = doc[TYPES] && doc[TYPES]._id;
     const before = JSON.stringify(BSON.EJSON.serialize(doc));
+    const beforeTypes = doc[TYPES];
     for (const k of Object.keys(doc)) delete doc[k];
     if (id !== undefined) doc._id = id;
     for (const k of Object.keys(u)) if (k !== '_id') doc[k] = u[k];
     if (doc._id === undefined && u._id !== undefined) doc._id = u._id;
-    return JSON.stringify(BSON.EJSON.serialize(doc)) !== before;
+    const m = new Map();
+    for (const k of Object.keys(doc)) {
+        if (k === '_id' && id !== undefined) { if (idType) m.set('_id', idType); } else litTypes(u, k, k, m);
+    }
+    doc[TYPES] = coll.internTypes(m);
+    return doc[TYPES] !== beforeTypes || JSON.stringify(BSON.EJSON.serialize(doc)) !== before;
 }
 
 /* The insert half of an upsert: the query's equality fields, then the
@@ -2330,12 +3005,22 @@ function applyUpdate(coll, doc, u, arrayFilters, isUpsert) {
  * _id (or unique key) makes it fail with E11000, as in mongod: an update
  * guarded by {_id: p, last: {$lt: n}} never inserts a second p. */
 function upsertDoc(coll, query, update, arrayFilters) {
-    const doc = seedFromQuery(query);
-    if (isUpdateOperatorDoc(update)) applyUpdate(coll, doc, update, arrayFilters, true);
-    else Object.assign(doc, update);
+    const doc = seedFromQuery(coll, query);
+    if (isUpdateOperatorDoc(update)) {
+        applyUpdate(coll, doc, update, arrayFilters, true);
+    } else {
+        const seedTypes = doc[TYPES];
+        Object.assign(doc, update);
+        const m = new Map(Object.entries(seedTypes));
+        for (const k of Object.keys(update)) {
+            for (const p of [...m.keys()]) if (p === k || p.startsWith(k + '.')) m.delete(p);
+            litTypes(update, k, k, m);
+        }
+        doc[TYPES] = coll.internTypes(m);
+    }
     const full = { _id: doc._id !== undefined ? doc._id : new ObjectId() };
     Object.assign(full, doc);
-    noteDocTypes(coll, full);
+    full[TYPES] = doc[TYPES];
     const err = coll.insertOne(full);
     if (err) {
         throw Object.assign(new CmdError(err.code, 'DuplicateKey', err.errmsg), { keyPattern: err.keyPattern, keyValue: err.keyValue });
@@ -2343,27 +3028,16 @@ function upsertDoc(coll, query, update, arrayFilters) {
     return full;
 }
 
-/* Record the numeric types of every field of a document that arrived in a
- * command body (literal types recorded by plainCmd) or was modified by an
- * update (then by value). */
-function noteDocTypes(coll, doc) {
-    const walk = (c, k, path) => {
-        const v = c[k];
-        if (typeof v === 'number') {
-            noteType(coll.schema, path, (c[LIT] && c[LIT][k]) || valueType(v));
-            return;
-        }
-        if (Array.isArray(v)) { for (let i = 0; i < v.length; i++) walk(v, i, path + '.$'); return; }
-        if (isPlainObject(v)) for (const kk of Object.keys(v)) walk(v, kk, path ? path + '.' + kk : kk);
-    };
-    for (const k of Object.keys(doc)) walk(doc, k, k);
-}
+/* A stored document's _id as a value to send, with its type. */
+const typedId = (doc) => wrapValue(doc._id, '_id', doc[TYPES], null);
 
 function prepareDoc(raw, coll) {
     const d = BSON.deserialize(raw, DESER_RAW);
+    const m = new Map();
     const out = {};     /* like mongod, _id always comes first */
-    out._id = d._id === undefined ? new ObjectId() : plainValue(d._id, coll.schema, '_id');
-    for (const k of Object.keys(d)) if (k !== '_id') out[k] = plainValue(d[k], coll.schema, k);
+    out._id = d._id === undefined ? new ObjectId() : plainValue(d._id, m, '_id');
+    for (const k of Object.keys(d)) if (k !== '_id') out[k] = plainValue(d[k], m, k);
+    out[TYPES] = coll.internTypes(m);
     return out;
 }
 
@@ -2854,8 +3528,7 @@ const commands = {
                 if (!isPlainObject(src)) throw typeMismatch('documents must be objects');
                 doc = { _id: src._id === undefined ? new ObjectId() : src._id };
                 Object.assign(doc, src);
-                if (src[LIT]) Object.defineProperty(doc, LIT, { value: src[LIT], enumerable: false });
-                noteDocTypes(coll, doc);
+                typeDoc(coll, doc, src);
             }
             const err = coll.insertOne(doc);
             if (!err) totals.inserted++;
@@ -2960,18 +3633,24 @@ const commands = {
         for (let i = 0; i < list.length; i++) {
             const s = raw ? plainCmd(BSON.deserialize(list[i], DESER_RAW)) : list[i];
             try {
+                if (isUpdateOperatorDoc(s.u)) updatePlan(s.u);      /* parse errors before anything is read */
                 const matched = runFind(coll, s.q || {}, undefined, undefined, 0, s.multi ? 0 : 1, s.hint);
                 if (matched.length) {
+                    let m;
+                    try {
+                        m = coll.modifyMany(matched, s.u, s.arrayFilters);
+                    } catch (e) {
+                        totals.updated += e.nModified || 0;
+                        throw e;
+                    }
                     n += matched.length;
-                    const m = coll.modifyMany(matched, s.u, s.arrayFilters);
                     nModified += m;
                     totals.updated += m;
-                    for (const d of matched) noteDocTypes(coll, d);
                 } else if (s.upsert) {
                     const full = upsertDoc(coll, s.q, s.u, s.arrayFilters);
                     n++;
                     totals.inserted++;
-                    upserted.push({ index: i, _id: full._id });
+                    upserted.push({ index: i, _id: typedId(full) });
                 }
             } catch (e) {
                 const ce = mingoError(e);
@@ -2999,6 +3678,7 @@ const commands = {
         }
         const d = matched[0];
         const schema = coll.schema;
+        if (!cmd.remove && isUpdateOperatorDoc(cmd.update)) updatePlan(cmd.update);    /* parse errors: as they are */
         if (cmd.remove) {
             if (d) {
                 coll.removeDocs(new Set([d]));
@@ -3006,17 +3686,27 @@ const commands = {
             }
             return { lastErrorObject: { n: d ? 1 : 0 }, value: d ? wrapDoc(d, schema) : null, ok: 1 };
         }
+        /* errors while the update runs, as mongod 4.4-7.0 words them
+         * (find_and_modify.cpp: exception.addContext(...)) */
+        const executing = (fn) => {
+            try {
+                return fn();
+            } catch (e) {
+                const ce = mingoError(e);
+                throw Object.assign(new CmdError(ce.code, ce.codeName, `Plan executor error during findAndModify :: caused by :: ${ce.message}`),
+                    ce.keyPattern ? { keyPattern: ce.keyPattern, keyValue: ce.keyValue } : {});
+            }
+        };
         if (d) {
-            const before = BSON.deserialize(serialize(wrapDoc(d, schema)));
+            const before = BSON.deserialize(serialize(wrapDoc(d, schema)), DESER_RAW);
             const updatedExisting = true;
-            if (coll.modify(d, (x) => applyUpdate(coll, x, cmd.update, cmd.arrayFilters, false))) totals.updated++;
-            noteDocTypes(coll, d);
+            if (executing(() => coll.modify(d, (x) => applyUpdate(coll, x, cmd.update, cmd.arrayFilters, false)))) totals.updated++;
             return { lastErrorObject: { n: 1, updatedExisting }, value: cmd.new ? wrapDoc(d, schema) : before, ok: 1 };
         }
         if (cmd.upsert) {
-            const full = upsertDoc(coll, cmd.query, cmd.update, cmd.arrayFilters);
+            const full = executing(() => upsertDoc(coll, cmd.query, cmd.update, cmd.arrayFilters));
             totals.inserted++;
-            return { lastErrorObject: { n: 1, updatedExisting: false, upserted: full._id }, value: cmd.new ? wrapDoc(full, schema) : null, ok: 1 };
+            return { lastErrorObject: { n: 1, updatedExisting: false, upserted: typedId(full) }, value: cmd.new ? wrapDoc(full, schema) : null, ok: 1 };
         }
         return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
     },
