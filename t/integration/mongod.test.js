@@ -12,7 +12,8 @@
  * Decimal128) equal by value in queries, indexes, $group (whose _id is the
  * first value seen) and $sort, each returned with its own type, $type's
  * names; $inc as mongod does it (int32 widening to int64, an int64
- * overflow failing with BadValue); MongoDB's null handling and error codes in
+ * overflow failing with BadValue); writeConcern and readConcern as a
+ * standalone takes them; MongoDB's null handling and error codes in
  * $subtract/$divide/$multiply; maxTimeMS interrupting a running
  * aggregation (code 50); errors injected with the failCommand fail point
  * (configureFailPoint, a test command: against a real server started
@@ -1345,6 +1346,43 @@ test('$inc as mongod does it: int32 past 2^31 becomes int64; an int64 past 2^63 
         /* this server reads them in insertion order */
         assert.deepEqual(after.map((d) => num(d.a)), [2, 3, Number(MAX.toString()), 4, 5]);
     }
+});
+
+test('writeConcern {w: "majority", wtimeout, j: true} and readConcern {level: "majority" | "local" | ' +
+    '"available"} are accepted by every command reporterd sends (a standalone mongod takes them); w: 2 ' +
+    'fails with BadValue (2) "cannot use \'w\' > 1 when a host is not replicated" and writes nothing', async () => {
+    const wc = { w: 'majority', wtimeout: 5000, j: true };
+    const ok = async (cmd) => {
+        const r = await db.command(cmd);
+        assert.equal(r.ok, 1, JSON.stringify(r));
+        assert.equal(r.writeConcernError, undefined);
+        assert.equal(r.writeErrors, undefined);
+        return r;
+    };
+    await ok({ insert: 'concern', documents: [{ _id: 1, phone: new Int32(8) }, { _id: 2, phone: Long.fromNumber(8) }], writeConcern: wc });
+    await ok({ createIndexes: 'concern', indexes: [{ key: { phone: 1 }, name: 'phone_1' }], writeConcern: wc });
+    await ok({ update: 'concern', updates: [{ q: { _id: 1 }, u: { $inc: { n: new Int32(1) } } }], writeConcern: wc });
+    await ok({ findAndModify: 'concern', query: { _id: 2 }, update: { $set: { n: new Int32(2) } }, writeConcern: wc });
+    await ok({ delete: 'concern', deletes: [{ q: { _id: 99 }, limit: 0 }], writeConcern: wc });
+    for (const level of ['majority', 'local', 'available']) {
+        const rc = { level };
+        const f = await ok({ find: 'concern', filter: { phone: 8 }, readConcern: rc });
+        assert.equal(f.cursor.firstBatch.length, 2, level);
+        const a = await ok({ aggregate: 'concern', pipeline: [{ $match: { phone: 8 } }], cursor: {}, readConcern: rc });
+        assert.equal(a.cursor.firstBatch.length, 2, level);
+        assert.equal((await ok({ count: 'concern', query: { phone: 8 }, readConcern: rc })).n, 2, level);
+    }
+    const hello = await db.admin().command({ hello: 1 });
+    if (hello.setName === undefined && hello.msg !== 'isdbgrid') {
+        await assert.rejects(db.command({ insert: 'concern', documents: [{ _id: 3 }], writeConcern: { w: 2 } }), (e) => {
+            assert.equal(e.code, 2);
+            assert.equal(e.codeName, 'BadValue');
+            assert.equal(e.message, "cannot use 'w' > 1 when a host is not replicated");
+            return true;
+        });
+        assert.equal(await db.collection('concern').countDocuments({ _id: 3 }), 0, 'nothing written');
+    }
+    await ok({ drop: 'concern', writeConcern: wc });
 });
 
 test('field names chosen at run time (rb_<hex>): {phone: P, rb_x: {$not: {$lte: L}}} and {rb_x: null} with ' +

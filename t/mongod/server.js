@@ -44,7 +44,10 @@
  * findAndModify (basic), for documents kept up to date by upserts, with
  * mongod's own $inc (section "$inc": an int64 past 2^63 fails the write
  * with BadValue, an int32 past 2^31 becomes an int64); count, explain and
- * serverStatus (index use, documents examined).
+ * serverStatus (index use, documents examined).  Every command takes
+ * writeConcern and readConcern as a standalone mongod does (w: 1 or
+ * "majority", j, wtimeout; levels "local", "majority", "available"), and
+ * refuses w > 1 as it does (section "writeConcern and readConcern").
  * collMod, only to change a TTL index's expireAfterSeconds (the journal).
  * Anything else gets {ok: 0, code: 59, codeName: "CommandNotFound"} like
  * MongoDB.
@@ -145,9 +148,13 @@
  *
  * Known deviations from MongoDB (deliberate or "good enough for tests"):
  *   - no auth, TLS, compression, sessions (lsid is accepted and ignored),
- *     transactions, retryable-write bookkeeping, write concern, read
- *     concern, collations, capped collections, views, change streams,
- *     $out/$merge, text/geo/hashed indexes, partial and sparse indexes;
+ *     transactions, retryable-write bookkeeping, collations, capped
+ *     collections, views, change streams, $out/$merge, text/geo/hashed
+ *     indexes, partial and sparse indexes;
+ *   - writeConcern and readConcern are accepted on every command (mongod
+ *     refuses some on some commands) and every read concern level is
+ *     taken as "local", which on a standalone is what each of the three
+ *     levels reporterd may send returns; only w > 1 and tag sets fail;
  *   - the planner scores indexes by the fields they bound instead of
  *     racing candidate plans; explain has no rejectedPlans and only
  *     top-level counters are exact (keysExamined does not count the one
@@ -3796,6 +3803,26 @@ const commands = {
     },
 };
 
+/* ---- writeConcern and readConcern ---- */
+
+/* As a standalone mongod takes them: every write here is applied, durable
+ * as far as this server goes, and "majority-committed" (there is nobody
+ * else) when it returns, so w: 1, w: "majority", j and wtimeout change
+ * nothing, and neither do the read concern levels "local", "majority" and
+ * "available" (on a standalone they read the same data).  What a
+ * standalone refuses (src/mongo/db/write_concern.cpp, validateWriteConcern,
+ * 4.4 to 7.0) is refused before the command runs, with nothing applied:
+ * w > 1, BadValue (2) "cannot use 'w' > 1 when a host is not replicated",
+ * and a tag set name, BadValue "cannot use non-majority 'w' mode <name>
+ * when a host is not a member of a replica set". */
+function checkWriteConcern(wc) {
+    if (!isPlainObject(wc)) return;
+    if (typeof wc.w === 'number' && wc.w > 1) throw badValue("cannot use 'w' > 1 when a host is not replicated");
+    if (typeof wc.w === 'string' && wc.w !== 'majority') {
+        throw badValue(`cannot use non-majority 'w' mode ${wc.w} when a host is not a member of a replica set`);
+    }
+}
+
 /* Returned by runCommand when the connection must be closed unanswered. */
 const CLOSE_CONNECTION = Symbol('closeConnection');
 
@@ -3820,6 +3847,7 @@ async function runCommand(conn, dbName, cmd, seqs) {
         }
         if (await failCommand(conn, dbName, name, cmd, ctx) === CLOSE_CONNECTION) return CLOSE_CONNECTION;
         if (mt > 0 && failPointFires('maxTimeAlwaysTimeOut')) throw maxTimeExpired();
+        checkWriteConcern(cmd.writeConcern);
         return await fn(cmd, ctx);
     } catch (e) {
         const ce = e instanceof CmdError ? e : mingoError(e);
