@@ -58,6 +58,7 @@ class Calls {
             report: { mode: 'rollup' },
             rollup: { batch: 40, interval: '50ms', lease: '2s' },
             mongodb: { collection: this.name },
+            pid: `${ctx.dir}/${this.name}.pid`,      /* a test that fails leaves no lock behind */
         }, extra), fileName ? { fileName } : {});
     }
 }
@@ -99,6 +100,15 @@ async function check(calls, phones, label) {
     h.assertReport(m.body.data, h.expectedReport(calls.records, phones, PRICE), label);
 }
 
+/* Start a daemon that is stopped when the test ends, passed or not: a
+ * failed test must leave no daemon answering the next test's tasks. */
+async function start(t, cfg) {
+    const d = h.startDaemon(cfg);
+    t.after(async () => { if (d.running()) await d.shutdown('SIGTERM'); });
+    await d.waitReady(2, 30000);
+    return d;
+}
+
 async function metric(url, name) {
     return (await h.readMetrics(url)).get(name);
 }
@@ -125,13 +135,12 @@ function history(rnd, phones, per) {
 
 const PHONES = [1001, 1002, 1003, 1004, 79160000007, 79160000014];
 
-test(`the rollup collection dropped alone: every phone's history is still counted (seed ${SEED})`, async () => {
+test(`the rollup collection dropped alone: every phone's history is still counted (seed ${SEED})`, async (t) => {
     const calls = new Calls('droprollup');
     const rnd = h.prng(SEED);
     await calls.insert(history(rnd, PHONES, 25));
     const cfg = calls.config();
-    const d = h.startDaemon(cfg);
-    await d.waitReady(2, 30000);
+    const d = await start(t, cfg);
     await waitFolded(cfg);
     await check(calls, PHONES, 'folded');
     await calls.db.collection(`${calls.name}_rollup`).drop();
@@ -144,15 +153,14 @@ test(`the rollup collection dropped alone: every phone's history is still counte
     await d.shutdown('SIGQUIT');
 });
 
-test('the batches collection dropped while the folder is in the middle of a backlog', async () => {
+test('the batches collection dropped while the folder is in the middle of a backlog', async (t) => {
     const calls = new Calls('dropbatches');
     const rnd = h.prng(SEED + 1);
     await calls.insert(history(rnd, PHONES, 400));
     const port = await h.freePort();
     const url = `http://127.0.0.1:${port}`;
     const cfg = calls.config({ status: { listen: `127.0.0.1:${port}` } });
-    const d = h.startDaemon(cfg);
-    await d.waitReady(2, 30000);
+    const d = await start(t, cfg);
     const batches = calls.db.collection(`${calls.name}_rollup_batches`);
     for (let round = 0; round < 3; round++) {
         const at = (await metric(url, 'reporterd_rollup_batches_total')) || 0;
@@ -167,7 +175,7 @@ test('the batches collection dropped while the folder is in the middle of a back
     await d.shutdown('SIGQUIT');
 });
 
-test('a reload to another rollup.collection in the middle of a backlog, and back', async () => {
+test('a reload to another rollup.collection in the middle of a backlog, and back', async (t) => {
     const calls = new Calls('reload');
     const rnd = h.prng(SEED + 2);
     await calls.insert(history(rnd, PHONES, 400));
@@ -176,8 +184,7 @@ test('a reload to another rollup.collection in the middle of a backlog, and back
     const extra = (rollup) => ({ status: { listen: `127.0.0.1:${port}` },
         rollup: { batch: 10, collection: `${calls.name}_${rollup}` } });
     const cfg = calls.config(extra('a'));
-    const d = h.startDaemon(cfg);
-    await d.waitReady(2, 30000);
+    const d = await start(t, cfg);
     let generation = 1;
     for (const next of ['b', 'a', 'b']) {
         const at = (await metric(url, 'reporterd_rollup_batches_total')) || 0;
@@ -196,7 +203,7 @@ test('a reload to another rollup.collection in the middle of a backlog, and back
     await d.shutdown('SIGQUIT');
 });
 
-test('phones stored as int32, int64, double and Decimal128 are one phone; "8", 8.5, [8, 9] are none', async () => {
+test('phones stored as int32, int64, double and Decimal128 are one phone; "8", 8.5, [8, 9] are none', async (t) => {
     const { Int32, Long, Double, Decimal128 } = h.lazyRequire('mongodb');
     const calls = new Calls('numeric');
     const rnd = h.prng(SEED + 3);
@@ -217,14 +224,12 @@ test('phones stored as int32, int64, double and Decimal128 are one phone; "8", 8
     await calls.insert(docs);
     const ps = [8, 9, 79160000007];
     const live = calls.config({ report: { mode: 'live' } }, 'live.yaml');
-    const dl = h.startDaemon(live);
-    await dl.waitReady(2, 30000);
+    const dl = await start(t, live);
     await check(calls, ps, 'live mode');
     await dl.shutdown('SIGQUIT');
 
     const cfg = calls.config();
-    const d = h.startDaemon(cfg);
-    await d.waitReady(2, 30000);
+    const d = await start(t, cfg);
     await check(calls, ps, 'rollup mode, while folding');
     await waitFolded(cfg);
     await check(calls, ps, 'rollup mode, folded');
@@ -236,13 +241,12 @@ test('phones stored as int32, int64, double and Decimal128 are one phone; "8", 8
     await d.shutdown('SIGQUIT');
 });
 
-test('records that arrive with an rb field (0, -1, 1, "x", another epoch\'s mark) are counted and folded', async () => {
+test('records that arrive with an rb field (0, -1, 1, "x", another epoch\'s mark) are counted and folded', async (t) => {
     const { Long } = h.lazyRequire('mongodb');
     const calls = new Calls('foreign');
     const rnd = h.prng(SEED + 4);
     const cfg = calls.config();
-    const d = h.startDaemon(cfg);
-    await d.waitReady(2, 30000);
+    const d = await start(t, cfg);
     await calls.insert(history(rnd, PHONES, 10));
     await waitFolded(cfg);
     const marks = [0, -1, 1, 2, 'x', Long.fromNumber(5), null];
@@ -256,7 +260,7 @@ test('records that arrive with an rb field (0, -1, 1, "x", another epoch\'s mark
     await d.shutdown('SIGQUIT');
 });
 
-test('a phone whose sums overflow 64 bits answers Error in both modes; folding goes on', async () => {
+test('a phone whose sums overflow 64 bits answers Error in both modes; folding goes on', async (t) => {
     const { Long } = h.lazyRequire('mongodb');
     const calls = new Calls('overflow');
     const rnd = h.prng(SEED + 5);
@@ -267,8 +271,7 @@ test('a phone whose sums overflow 64 bits answers Error in both modes; folding g
     await calls.insert(big.concat(normal));
     for (const mode of ['live', 'rollup']) {
         const cfg = calls.config({ report: { mode }, rollup: { batch: 500 } }, `${mode}.yaml`);
-        const d = h.startDaemon(cfg);
-        await d.waitReady(2, 30000);
+        const d = await start(t, cfg);
         if (mode === 'rollup') await waitFolded(cfg);
         const m = await ask([77, 78]);
         assert.equal(m.body.status, 'Error', `${mode}: the overflowing phone: ${m.raw.slice(0, 400)}`);
