@@ -25,6 +25,12 @@
  *   accepts connections (--port 0 picks an ephemeral port).  Logs go to
  *   stderr.  Exits on SIGTERM / SIGINT.
  *
+ *   Replica-set mode, for tests of read preferences, lag, write concern
+ *   and step-downs: --replset NAME [--members N] [--lag-ms MS], one port
+ *   per member, one data set per member; see t/mongod/replset.js, which
+ *   documents it.  What follows describes the standalone, and each member
+ *   but for what that file says (roles, write and read concerns).
+ *
  * Wire protocol: OP_MSG (2013) with kind-0 bodies and kind-1 document
  * sequences, checksumPresent (the CRC is skipped, not verified) and
  * moreToCome (no reply is sent); legacy OP_QUERY (2004) for commands on
@@ -212,6 +218,8 @@ function parseArgs(argv) {
         else if (a === '--host' || a === '--bind_ip') o.host = argv[++i];
         else if (a.startsWith('--host=')) o.host = a.slice(7);
         else if (a === '--verbose' || a === '-v') o.verbose = true;
+        /* replica-set mode: the options are t/mongod/replset.js's */
+        else if (a === '--replset' || a === '--members' || a === '--lag-ms') (o.replset = o.replset || []).push(a, argv[++i]);
         else if (a === '--help' || a === '-h') {
             process.stdout.write('usage: node server.js --port PORT [--host 127.0.0.1] [--verbose]\n' +
                 'TEST-ONLY MongoDB wire-protocol server (see the header of this file).\n');
@@ -3847,6 +3855,8 @@ async function runCommand(conn, dbName, cmd, seqs) {
         }
         if (await failCommand(conn, dbName, name, cmd, ctx) === CLOSE_CONNECTION) return CLOSE_CONNECTION;
         if (mt > 0 && failPointFires('maxTimeAlwaysTimeOut')) throw maxTimeExpired();
+        /* replica-set mode (t/mongod/replset.js): roles, replication, write concern */
+        if (replHooks.command) return await replHooks.command(fn, name, cmd, ctx);
         checkWriteConcern(cmd.writeConcern);
         return await fn(cmd, ctx);
     } catch (e) {
@@ -3951,6 +3961,8 @@ async function handleOpMsg(conn, f, requestID) {
     }
     if (reply === CLOSE_CONNECTION) { conn.sock.destroy(); return; }
     if (moreToCome) return;
+    /* replica-set mode (t/mongod/replset.js): an awaitable hello streams its answers */
+    if (replHooks.exhaust && replHooks.exhaust(conn, requestID, reply)) return;
     sendMsg(conn, requestID, replyBuffer(reply));
 }
 
@@ -3980,6 +3992,7 @@ async function handleOpQuery(conn, f, requestID) {
 async function handleFrame(conn, f) {
     const requestID = f.readInt32LE(4);
     const opCode = f.readInt32LE(12);
+    if (replHooks.frame) replHooks.frame(conn, opCode, f);     /* replica-set mode: the message's flags */
     if (opCode === OP_MSG) return handleOpMsg(conn, f, requestID);
     if (opCode === OP_QUERY) return handleOpQuery(conn, f, requestID);
     if (opCode === OP_COMPRESSED) throw new Error('OP_COMPRESSED received but compression was not negotiated');
@@ -4035,6 +4048,7 @@ function onConnection(sock) {
 let server = null;
 
 function start(opts) {
+    if (opts.replset) return require('./replset.js').start(opts);      /* replica-set mode */
     server = net.createServer(onConnection);
     server.on('error', (e) => {
         log(`listen error: ${e.message}`);
@@ -4056,6 +4070,24 @@ function start(opts) {
     process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/* ------------------------------------------------------------------ */
+/* replica-set mode: hooks for t/mongod/replset.js                    */
+/* ------------------------------------------------------------------ */
+
+/* replset.js loads one instance of this file per member and sets these
+ * hooks on each; unset, the server is the standalone described above.
+ *   command(fn, name, cmd, ctx)  runs a command (fn) in the member's role
+ *   frame(conn, opCode, frame)   sees each message before it is handled
+ *   exhaust(conn, requestID, reply)  true when it answered the request */
+const replHooks = { command: null, frame: null, exhaust: null };
+
+const replsetInternals = () => ({
+    OPTS, log, commands, onConnection, Collection, getColl, getDb, cursors, prepareDoc, wrapDoc, serialize,
+    idKey, CmdError, codeName, FAIL_POINTS, failPointFires, maxTimeExpired, header, replyBuffer, RawReply,
+    CLOSE_CONNECTION, OP_MSG, OP_QUERY, setListenPort: (p) => { listenPort = p; },
+});
+
 if (require.main === module) start(OPTS);
 
 module.exports = { start, commands };
+module.exports.replset = { hooks: replHooks, internals: replsetInternals };
