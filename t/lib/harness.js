@@ -10,6 +10,7 @@
  *   NODE_PATH            where node_modules is      (default: t/node_modules via require)
  *   REPORTERD_TEST_MONGODB_URI  use this real MongoDB instead of starting the
  *                        stand-in; every test must pass unchanged against it
+ *                        (tests that need a replica set skip unless it names one)
  *   REPORTERD_TEST_AMQP_URL     broker (default amqp://guest:guest@127.0.0.1:5672)
  *   REPORTERD_TEST_LOG_DIR      also write every daemon's log to a file there
  *   REPORTERD_SANITIZERS the build's sanitizer flags: daemons get
@@ -495,8 +496,11 @@ async function mongoClient(uri) {
  * Returns {uri, port, external, log(), stop(), restart()}; restart() keeps
  * the port but, for the test server, NOT the data (it is in memory).
  * opts.script and opts.args run another launcher of the server (the fault
- * suite's preloading one) instead of t/mongod/server.js itself. */
+ * suite's preloading one) instead of t/mongod/server.js itself.
+ * opts.replset = {members: 2, lagMs: 0, name: 'rs0'}: a replica set
+ * instead (see startReplset). */
 async function startMongo(opts = {}) {
+    if (opts.replset) return startReplset(opts);
     if (env.mongoUri) {
         return {
             uri: env.mongoUri,
@@ -549,6 +553,136 @@ async function startMongo(opts = {}) {
     };
     onCleanup(stop);
     return handle;
+}
+
+/*
+ * A replica set: the test server's replica-set mode (t/mongod/replset.js:
+ * --replset NAME --members N --lag-ms MS), or REPORTERD_TEST_MONGODB_URI if
+ * it names one.  Returns the handle of startMongo with:
+ *   uri          mongodb://HOST:P1,HOST:P2/?replicaSet=NAME
+ *   replset      {name, hosts} (hosts as hello gives them), or null when
+ *                REPORTERD_TEST_MONGODB_URI is not a replica set; then
+ *   notReplset   says why, for the test to skip with
+ *   canSetLag    true for the test server only: a real secondary cannot be
+ *                made to lag on demand
+ *   setLag(ms, {host})   every member's lag (or one member's), test server only
+ *   stepDown({stepDownSecs = 60, secondaryCatchUpPeriodSecs = 10, force})
+ *                steps the primary down and waits for a new one: the test
+ *                server's replSetTestStepDown, or on a real set
+ *                replSetStepDown on the primary; returns {stepped, primary}
+ *   primary()    the primary's host, from hello
+ *   directUri(host)  a URI that talks to that member only
+ *   syncAll(db)  a write with w = every member, into db.replset_sync: once it
+ *                is acknowledged every member applied every earlier write
+ */
+async function startReplset(opts) {
+    const directUri = (host) => `mongodb://${host}/?directConnection=true`;
+    const admin = async (host, cmd) => (await mongoClient(directUri(host))).db('admin').command(cmd);
+    let handle;
+    if (env.mongoUri) {
+        const uri = env.mongoUri;
+        const hello = await (await mongoClient(uri)).db('admin').command({ hello: 1 });
+        handle = {
+            uri, external: true, log: () => '', stop: async () => {},
+            restart: async () => { throw new Error('restart() is not possible with REPORTERD_TEST_MONGODB_URI'); },
+            replset: hello.setName ? { name: hello.setName, hosts: hello.hosts } : null,
+            notReplset: hello.setName ? null
+                : 'REPORTERD_TEST_MONGODB_URI does not name a replica set (its hello has no setName)',
+            canSetLag: false,
+            async setLag() {
+                throw new Error('a real replica set cannot be made to lag on demand (tests needing it check canSetLag)');
+            },
+            async stepDown(o = {}) {
+                const old = await handle.primary();
+                await admin(old, {
+                    replSetStepDown: o.stepDownSecs === undefined ? 60 : o.stepDownSecs,
+                    secondaryCatchUpPeriodSecs: o.secondaryCatchUpPeriodSecs === undefined ? 10 : o.secondaryCatchUpPeriodSecs,
+                    force: !!o.force,
+                });
+                const primary = await waitFor(async () => {
+                    const x = await admin(old, { hello: 1 });
+                    return x.primary && x.primary !== old ? x.primary : null;
+                }, 60000, `a new primary after replSetStepDown on ${old}`, 200);
+                return { stepped: old, primary };
+            },
+        };
+    } else {
+        const r = opts.replset;
+        const name = r.name || 'rs0';
+        let proc = null;
+        let out = '';
+        let stdout = '';
+        proc = spawn(process.execPath, [opts.script || env.mongod, ...(opts.args || []), '--replset', name,
+            '--members', String(r.members || 2), '--lag-ms', String(r.lagMs || 0), '--port', '0', '--host', '127.0.0.1'],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: Object.assign({}, process.env, opts.env || {}) });
+        const rec = { pid: proc.pid, group: false };
+        children.add(rec);
+        proc.on('exit', () => children.delete(rec));
+        proc.stdout.on('data', (d) => { stdout += d; });
+        proc.stderr.on('data', (d) => { out += d; });
+        const m = await waitFor(() => {
+            if (proc.exitCode !== null) throw new Error(`test mongod exited with ${proc.exitCode}: ${out.slice(-2000)}`);
+            return /^listening replset (\S+) (\S+)$/m.exec(stdout);
+        }, opts.startTimeoutMs || 15000,
+        () => `the test mongod to print "listening replset" (stderr: ${out.slice(-500)})`, 20);
+        const hosts = m[2].split(',');
+        const stop = async () => {
+            if (proc.exitCode !== null || proc.signalCode) return;
+            const exited = new Promise((res) => proc.once('exit', res));
+            proc.kill('SIGTERM');
+            const t = setTimeout(() => { try { proc.kill('SIGKILL'); } catch (_) { /* gone */ } }, 5000);
+            await exited;
+            clearTimeout(t);
+        };
+        onCleanup(stop);
+        handle = {
+            uri: `mongodb://${hosts.join(',')}/?replicaSet=${m[1]}`,
+            external: false,
+            get pid() { return proc.pid; },
+            log: () => out,
+            stop,
+            restart: async () => { throw new Error('restart() is not supported for a replica set'); },
+            replset: { name: m[1], hosts },
+            notReplset: null,
+            canSetLag: true,
+            async setLag(ms, o = {}) {
+                const cmd = { replSetTestSetLag: ms };
+                if (o.host) cmd.host = o.host;
+                await admin(hosts[0], cmd);
+            },
+            async stepDown(o = {}) {
+                const res = await admin(hosts[0], {
+                    replSetTestStepDown: 1,
+                    stepDownSecs: o.stepDownSecs === undefined ? 60 : o.stepDownSecs,
+                    secondaryCatchUpPeriodSecs: o.secondaryCatchUpPeriodSecs === undefined ? 10 : o.secondaryCatchUpPeriodSecs,
+                    force: !!o.force,
+                });
+                if (!res.primary) throw new Error(`replSetTestStepDown left no primary: ${JSON.stringify(res)}`);
+                return { stepped: res.stepped, primary: res.primary };
+            },
+        };
+    }
+    handle.directUri = directUri;
+    handle.primary = async () => {
+        const x = await (await mongoClient(handle.uri)).db('admin').command({ hello: 1 });
+        if (!x.primary) throw new Error(`no primary: ${JSON.stringify(x)}`);
+        return x.primary;
+    };
+    handle.syncAll = async (database) => {
+        const c = await mongoClient(handle.uri);
+        await c.db(database).collection('replset_sync').insertOne({ at: new Date() },
+            { writeConcern: { w: handle.replset.hosts.length, wtimeout: 60000 } });
+    };
+    return handle;
+}
+
+/* uri with query options added (an object: name -> value). */
+function uriWith(uri, options) {
+    const q = Object.entries(options).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+    if (!q) return uri;
+    if (uri.includes('?')) return `${uri}${uri.endsWith('?') || uri.endsWith('&') ? '' : '&'}${q}`;
+    const slash = uri.indexOf('/', uri.indexOf('//') + 2);
+    return slash < 0 ? `${uri}/?${q}` : `${uri}?${q}`;
 }
 
 /* Insert records ({phone, start_date, end_date}) with the official driver
@@ -1277,6 +1411,7 @@ module.exports = {
     cleanup,
     ensureBroker,
     startMongo,
+    uriWith,
     mongoClient,
     loadRecords,
     dropDatabase,
