@@ -144,8 +144,9 @@
  * (local.oplog.rs), no $clusterTime / operationTime / causal consistency,
  * no readConcern afterClusterTime, no writeConcern provenance other than
  * clientSupplied; an oplog entry is a whole command, so a secondary never
- * shows half of an insertMany batch; reads are not blocked during a
- * step-down's catch-up (mongod 4.4 holds them too); 4.4 named the codes
+ * shows half of an insertMany batch; during a step-down's catch-up a
+ * read runs or fails (13435) at once, never waits (mongod's lock on the
+ * replication state is not modelled); 4.4 named the codes
  * 10107 / 13435 NotMaster / NotMasterNoSlaveOk, this server uses the later
  * names NotWritablePrimary / NotPrimaryNoSecondaryOk (drivers go by code).
  */
