@@ -155,7 +155,7 @@ static int
 status(struct rd_rollup *r)
 {
     int64_t unfolded, behind;
-    char    err[1024], epoch[32];
+    char    err[1024], epoch[32] = "", names[1024];
     int     klass, rc;
 
     if (rd_rollup_lag(r, &unfolded, &behind, &klass, err, sizeof(err)) != RD_OK) {
@@ -165,6 +165,9 @@ status(struct rd_rollup *r)
     printf("unfolded records: %" PRId64 "\nbehind: %" PRId64 " s\n", unfolded, behind);
     if (rd_rollup_current_epoch(r, epoch, sizeof(epoch), err, sizeof(err)) == RD_OK)
         printf("epoch: %s\n", epoch[0] ? epoch : "none yet (no folder has run)");
+    if (epoch[0] && rd_rollup_other_indexes(r, names, sizeof(names)) > 0)
+        printf("indexes of other epochs (drop them once no folder of another "
+               "configuration uses them): %s\n", names);
     /* Asking for a lease of 1 ms tells who holds one, taking only a
      * free one, and gives it straight back. */
     rc = rd_rollup_lease(r, 1, &klass, err, sizeof(err));

@@ -2,7 +2,7 @@
  * folder.c -- the rollup folder process (report.mode: rollup), forked and
  * supervised by the master like nginx's cache manager: it holds the
  * folders' lease and folds batches of records into the rollups
- * (rollup.c) back to back while there are any, then every
+ * (rollup_fold.c) back to back while there are any, then every
  * rollup.interval; it publishes its lag on /metrics.
  *
  *   QUIT, channel EOF, master death:  finish the current step, give the
@@ -220,6 +220,10 @@ rd_folder_main(const struct rd_conf *conf, int chan)
             rd_info("folder: folded batch %lld%s", (long long) step.batch,
                     step.resumed ? ", which a folder had left open" : "");
         }
+        if (step.new_epoch)
+            rd_warn("folder: a new epoch %s (the batches collection was dropped, replaced or "
+                    "restored from an older backup, or rollup.collection is new): every record "
+                    "is folded again", step.epoch);
         if (rc == RD_OK && step.overflowed > 0)
             rd_warn("folder: batch %lld: the sums of %lld phone(s) overflow 64-bit integers; "
                     "reports on them answer Error", (long long) step.batch,

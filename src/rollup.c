@@ -28,8 +28,10 @@ rd_rollup_new(struct rd_store *st, const struct rd_conf *conf, const char *owner
     struct rd_rollup       *r = calloc(1, sizeof(*r));
     mongoc_client_t        *c = rd_store_client(st);
     mongoc_read_prefs_t    *primary;
+    mongoc_read_concern_t  *local;
     mongoc_write_concern_t *majority;
     char                    name[512];
+    int                     i;
 
     if (r == NULL)
         return NULL;
@@ -43,15 +45,22 @@ rd_rollup_new(struct rd_store *st, const struct rd_conf *conf, const char *owner
                                               conf->rollup.collection);
     r->batches = mongoc_client_get_collection(c, conf->mongodb.database, name);
     primary = mongoc_read_prefs_new(MONGOC_READ_PRIMARY);
+    local = mongoc_read_concern_new();
+    mongoc_read_concern_set_level(local, MONGOC_READ_CONCERN_LEVEL_LOCAL);
     majority = mongoc_write_concern_new();
     mongoc_write_concern_set_w(majority, MONGOC_WRITE_CONCERN_W_MAJORITY);
-    mongoc_collection_set_read_prefs(r->records, primary);
-    mongoc_collection_set_read_prefs(r->rollups, primary);
-    mongoc_collection_set_read_prefs(r->batches, primary);
-    mongoc_collection_set_write_concern(r->records, majority);
-    mongoc_collection_set_write_concern(r->rollups, majority);
-    mongoc_collection_set_write_concern(r->batches, majority);
+    /* A majority that cannot be reached (a secondary down in a
+     * primary-secondary-arbiter set) is an error to retry, not a hang. */
+    mongoc_write_concern_set_wtimeout_int64(majority, RD_ROLLUP_WTIMEOUT_MS);
+    for (i = 0; i < 3; i++) {
+        mongoc_collection_t *coll = i == 0 ? r->records : i == 1 ? r->rollups : r->batches;
+
+        mongoc_collection_set_read_prefs(coll, primary);
+        mongoc_collection_set_read_concern(coll, local);
+        mongoc_collection_set_write_concern(coll, majority);
+    }
     mongoc_read_prefs_destroy(primary);
+    mongoc_read_concern_destroy(local);
     mongoc_write_concern_destroy(majority);
     return r;
 }
@@ -234,6 +243,23 @@ rd_rollup_epoch(struct rd_rollup *r, int create, int *klass, char *err, size_t e
 }
 
 int
+rd_rollup_new_epoch(struct rd_rollup *r, int *klass, char *err, size_t errlen)
+{
+    bson_t      *sel = BCON_NEW("_id", BCON_UTF8(RD_ROLLUP_EPOCH_ID), "e", BCON_UTF8(r->epoch));
+    bson_error_t e;
+    bool         ok;
+
+    /* Only the epoch we know: a folder that replaced it first wins. */
+    ok = mongoc_collection_delete_one(r->batches, sel, NULL, NULL, &e);
+    bson_destroy(sel);
+    if (!ok)
+        return rd_rollup_fail(&e, "ending the epoch", klass, err, errlen);
+    r->epoch[0] = '\0';
+    r->indexed = 0;
+    return rd_rollup_epoch(r, 1, klass, err, errlen);
+}
+
+int
 rd_rollup_current_epoch(struct rd_rollup *r, char *epoch, size_t len, char *err, size_t errlen)
 {
     char buf[RD_ROLLUP_EPOCH_LEN + 1];
@@ -249,32 +275,36 @@ rd_rollup_current_epoch(struct rd_rollup *r, char *epoch, size_t len, char *err,
 /* indexes                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Ours, by name: reporterd_claim_<E>, reporterd_tail_<E>; the others of
- * that family (other epochs, and the unnamed-epoch ones of before) go. */
-static void
-drop_other_epochs(struct rd_rollup *r)
+int
+rd_rollup_other_indexes(struct rd_rollup *r, char *buf, size_t len)
 {
     mongoc_cursor_t *cur;
     const bson_t    *d;
     bson_iter_t      it;
     const char      *name;
-    char             claim[64], tail[64], names[16][128];
-    int              n = 0, i;
+    char             claim[64], tail[64];
+    size_t           at = 0;
+    int              n = 0;
 
+    buf[0] = '\0';
     snprintf(claim, sizeof(claim), "reporterd_claim_%s", r->epoch);
     snprintf(tail, sizeof(tail), "reporterd_tail_%s", r->epoch);
     cur = mongoc_collection_find_indexes_with_opts(r->records, NULL);
-    while (n < 16 && mongoc_cursor_next(cur, &d)) {
+    while (mongoc_cursor_next(cur, &d)) {
         if (!bson_iter_init_find(&it, d, "name") || !BSON_ITER_HOLDS_UTF8(&it))
             continue;
         name = bson_iter_utf8(&it, NULL);
-        if ((strncmp(name, "reporterd_claim", 15) == 0 || strncmp(name, "reporterd_tail", 14) == 0)
-            && strcmp(name, claim) != 0 && strcmp(name, tail) != 0)
-            snprintf(names[n++], sizeof(names[0]), "%s", name);
+        if ((strncmp(name, "reporterd_claim", 15) != 0 && strncmp(name, "reporterd_tail", 14) != 0)
+            || strcmp(name, claim) == 0 || strcmp(name, tail) == 0)
+            continue;
+        n++;
+        if (at < len)
+            at += (size_t) snprintf(buf + at, len - at, "%s%s", at ? ", " : "", name);
     }
+    if (mongoc_cursor_error(cur, NULL))
+        n = -1;
     mongoc_cursor_destroy(cur);
-    for (i = 0; i < n; i++)
-        mongoc_collection_drop_index_with_opts(r->records, names[i], NULL, NULL);
+    return n;
 }
 
 int
@@ -301,7 +331,6 @@ rd_rollup_indexes(struct rd_rollup *r, int *klass, char *err, size_t errlen)
     /* The same keys under other names serve as well (hints name keys). */
     if (!ok && e.code != INDEX_OPTIONS_CONFLICT)
         return rd_rollup_fail(&e, "createIndexes", klass, err, errlen);
-    drop_other_epochs(r);
     r->indexed = 1;
     return RD_OK;
 }

@@ -73,6 +73,11 @@ struct rd_rollup_step {
                                    rollups are marked so, reports on them
                                    answer Error */
     int      resumed;           /* it was an open batch left by a folder */
+    int      new_epoch;         /* the epoch changed during the step (one was
+                                   made, or marks no batch accounts for were
+                                   found: the batches collection restored from
+                                   an older backup) */
+    char     epoch[RD_ROLLUP_EPOCH_LEN + 1];    /* the epoch it folded in */
 };
 
 /*
@@ -85,8 +90,7 @@ void rd_rollup_free(struct rd_rollup *r);
 
 /* Find the epoch, or make one, and create the indexes rollup mode needs
  * on the records collection, if missing: {rb_E: 1, _id: 1} (the claim)
- * and {phone: 1, rb_E: 1} (the tail).  A new epoch drops the indexes of
- * the marks of other epochs. */
+ * and {phone: 1, rb_E: 1} (the tail). */
 int  rd_rollup_indexes(struct rd_rollup *r, int *klass, char *err, size_t errlen);
 
 /*
@@ -115,8 +119,8 @@ int  rd_rollup_lag(struct rd_rollup *r, int64_t *unfolded, int64_t *behind_s,
 /*
  * A report in rollup mode: add to stats[] (as rd_report_init() left it,
  * n distinct phones) the rollups of those phones, then their tail.  The
- * same figures live mode computes over the records committed at some
- * moment between the call and its return.
+ * same figures live mode computes over some set of records between those
+ * committed before the call and those committed before its return.
  */
 int  rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n,
                       int max_time_ms, int *klass, char *err, size_t errlen);
@@ -132,6 +136,12 @@ int  rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n
 int  rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones,
                        void (*skip)(int64_t phone, const char *why),
                        char *err, size_t errlen);
+
+/* The names of reporterd's indexes of other epochs into buf (", "
+ * between them), for --status: they are left for the operator to drop,
+ * since a folder of another configuration may still use them.  Their
+ * number, -1 on error. */
+int  rd_rollup_other_indexes(struct rd_rollup *r, char *buf, size_t len);
 
 /* The current epoch ("" when no folder made one yet) for --status; RD_OK
  * or RD_ERROR. */

@@ -1,7 +1,8 @@
 /*
  * rollup_fold.c -- one fold step of the folder's batch state machine:
- * claim a batch, mark its records, apply it to the phones' rollups, adopt
- * marks no batch accounts for; and the folder's lag.  rollup.h states the
+ * claim a batch, mark its records, apply it to the phones' rollups, and
+ * start a new epoch when marks no batch accounts for appear; and the
+ * folder's lag.  rollup.h states the
  * protocol, the README proves it.
  */
 #include <stdio.h>
@@ -209,11 +210,14 @@ apply_overflow(struct rd_rollup *r, int64_t n, int64_t phone, int *klass, char *
     return ok ? RD_OK : rd_rollup_fail(&e, "apply", klass, err, errlen);
 }
 
-/* The guarded $inc: {_id, e, last < n, and f <= INT64_MAX - delta for
- * each sum f this batch adds to}, so that no sum can overflow on the
+/* The guarded $inc: {_id, e, prev <= last < n, and f <= INT64_MAX - delta
+ * for each sum f this batch adds to}: it adds batch n only to a rollup
+ * that covers every earlier batch of the phone (prev, its highest mark
+ * below n: a rollup restored from an older backup, or written late by a
+ * stalled recomputation, is behind), and no sum can overflow on the
  * server: a rollup it would overflow simply does not match. */
 static void
-apply_update(const struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s,
+apply_update(const struct rd_rollup *r, int64_t n, int64_t prev, const struct rd_phone_sums *s,
              bson_t *sel, bson_t *update)
 {
     bson_t child;
@@ -222,6 +226,7 @@ apply_update(const struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s
     BSON_APPEND_INT64(sel, "_id", s->phone);
     BSON_APPEND_UTF8(sel, "e", r->epoch);
     BSON_APPEND_DOCUMENT_BEGIN(sel, "last", &child);
+    BSON_APPEND_INT64(&child, "$gte", prev);
     BSON_APPEND_INT64(&child, "$lt", n);
     bson_append_document_end(sel, &child);
     for (i = 0; i < RD_REPORT_NSUMS; i++) {
@@ -272,11 +277,42 @@ would_overflow(const bson_t *doc, const struct rd_phone_sums *s)
 
 enum { APPLIED, APPLIED_BEFORE, OVERFLOWED };
 
+/* The phone's highest mark below n (0: none), one key of {phone, rb_E}:
+ * every batch below n is done, so it is final. */
+static int
+prev_mark(struct rd_rollup *r, int64_t phone, int64_t n, int64_t *prev, int *klass, char *err,
+          size_t errlen)
+{
+    bson_t           filter = BSON_INITIALIZER, lt, *opts;
+    mongoc_cursor_t *cur;
+    const bson_t    *d;
+    bson_error_t     e;
+    int              rc = RD_OK;
+
+    BSON_APPEND_INT64(&filter, "phone", phone);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, r->field, &lt);
+    BSON_APPEND_INT64(&lt, "$lt", n);
+    bson_append_document_end(&filter, &lt);
+    opts = BCON_NEW("sort", "{", r->field, BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                    "projection", "{", "_id", BCON_INT32(0), r->field, BCON_INT32(1), "}",
+                    "hint", "{", "phone", BCON_INT32(1), r->field, BCON_INT32(1), "}");
+    cur = mongoc_collection_find_with_opts(r->records, &filter, opts, NULL);
+    *prev = 0;
+    if (mongoc_cursor_next(cur, &d))
+        *prev = rd_rollup_int64(d, r->field, 0);
+    else if (mongoc_cursor_error(cur, &e))
+        rc = rd_rollup_fail(&e, "apply", klass, err, errlen);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    return rc;
+}
+
 /*
  * Add one phone's share of batch n to its rollup.  When the guarded
- * update matches nothing, the rollup says why: missing or of another
- * epoch (recomputed from all the phone's marks up to n), applied before
- * (last >= n), or full (a sum would overflow: marked so).
+ * update matches nothing, the rollup says why: missing, of another epoch,
+ * or behind (last < prev): recomputed from all the phone's marks up to n;
+ * applied before (last >= n); or full (a sum would overflow: marked so).
  */
 static int
 apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *how,
@@ -287,13 +323,16 @@ apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *
     const bson_t    *d;
     bson_error_t     e;
     bson_iter_t      it;
+    int64_t          prev, last;
     int              tries, rc;
     bool             ok;
 
+    if (prev_mark(r, s->phone, n, &prev, klass, err, errlen) != RD_OK)
+        return RD_ERROR;
     for (tries = 0; tries < APPLY_TRIES; tries++) {
         bson_init(&sel);
         bson_init(&update);
-        apply_update(r, n, s, &sel, &update);
+        apply_update(r, n, prev, s, &sel, &update);
         ok = mongoc_collection_update_one(r->rollups, &sel, &update, NULL, &reply, &e);
         bson_destroy(&sel);
         bson_destroy(&update);
@@ -316,16 +355,18 @@ apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *
             }
             d = NULL;
         }
+        last = d != NULL ? rd_rollup_int64(d, "last", 0) : 0;
         if (d == NULL || !bson_iter_init_find(&it, d, "e") || !BSON_ITER_HOLDS_UTF8(&it)
-            || strcmp(bson_iter_utf8(&it, NULL), r->epoch) != 0) {
-            /* None of this epoch (never folded, lost, another epoch's):
-             * every mark of this phone up to n is final, batch n's too. */
+            || strcmp(bson_iter_utf8(&it, NULL), r->epoch) != 0 || last < prev) {
+            /* None of this epoch (never folded, lost, another epoch's),
+             * or one that is behind: every mark of this phone up to n is
+             * final, batch n's too. */
             mongoc_cursor_destroy(cur);
             rc = rd_rollup_recompute(r, s->phone, n, klass, err, errlen);
             *how = APPLIED;
             return rc;
         }
-        if (rd_rollup_int64(d, "last", 0) >= n) {
+        if (last >= n) {
             mongoc_cursor_destroy(cur);
             *how = APPLIED_BEFORE;
             return RD_OK;
@@ -343,104 +384,121 @@ apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *
     return RD_ERROR;
 }
 
-struct apply_ctx {
-    struct rd_rollup      *r;
-    int64_t                n;
+/* Batch n's rows, one per phone value the $group met: kept, merged per
+ * phone (MongoDB groups numerically equal phones together; a row per
+ * numeric type would be merged here all the same), then applied. */
+struct rows_ctx {
+    struct rd_phone_sums  *v;
+    size_t                 n, cap;
+    int64_t               *over;        /* phones whose sums came back past 64 bits */
+    size_t                 nover, capover;
     struct rd_rollup_step *step;
-    int                   *klass;
 };
 
 static int
-apply_row(const bson_t *row, void *arg, char *err, size_t errlen)
+push64(int64_t **v, size_t *n, size_t *cap, int64_t x)
 {
-    struct apply_ctx    *a = arg;
-    struct rd_phone_sums s;
+    int64_t *nv;
+
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        nv = realloc(*v, *cap * sizeof(**v));
+        if (nv == NULL)
+            return -1;
+        *v = nv;
+    }
+    (*v)[(*n)++] = x;
+    return 0;
+}
+
+static int
+batch_row(const bson_t *row, void *arg, char *err, size_t errlen)
+{
+    struct rows_ctx     *c = arg;
+    struct rd_phone_sums s, *nv;
     int64_t              phone;
-    int                  rc, how;
+    int                  rc;
 
     memset(&s, 0, sizeof(s));
     rc = rd_report_parse_sums(row, &s, err, errlen);
     if (rc == RD_DECLINED) {
         /* Records whose phone is not an integer: no report asks for them. */
-        a->step->bad_phone += rd_rollup_int64(row, "cnt", 0) + rd_rollup_int64(row, "invalid", 0);
+        c->step->bad_phone += rd_rollup_int64(row, "cnt", 0) + rd_rollup_int64(row, "invalid", 0);
         return 0;
     }
     if (rc != RD_OK) {
-        /* A sum beyond 64 bits within the batch ($sum turned it into a
-         * double): recomputing meets it too and marks the phone. */
+        /* A sum past 64 bits within the batch ($sum made it a double). */
         if (rd_report_parse_phone(row, &phone, err, errlen) != RD_OK)
             return -1;
-        a->step->overflowed++;
-        return rd_rollup_recompute(a->r, phone, a->n, a->klass, err, errlen) == RD_OK ? 0 : -1;
-    }
-    if (apply_phone(a->r, a->n, &s, &how, a->klass, err, errlen) != RD_OK)
-        return -1;
-    if (how == OVERFLOWED)
-        a->step->overflowed++;
-    a->step->invalid += s.invalid;
-    if (how != APPLIED_BEFORE && a->step->phones++ == 0)
-        rd_rollup_point(a->r, "apply");
-    return 0;
-}
-
-struct phones_ctx {
-    int64_t *v;
-    size_t   n, cap;
-    int64_t  bad;               /* records whose phone is not an integer */
-};
-
-static int
-phone_row(const bson_t *row, void *arg, char *err, size_t errlen)
-{
-    struct phones_ctx *c = arg;
-    int64_t           *nv, phone;
-
-    if (rd_report_parse_phone(row, &phone, err, errlen) != RD_OK) {
-        c->bad += rd_rollup_int64(row, "n", 0);
+        if (push64(&c->over, &c->nover, &c->capover, phone) != 0)
+            goto oom;
         return 0;
     }
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 256;
         nv = realloc(c->v, c->cap * sizeof(*nv));
-        if (nv == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
+        if (nv == NULL)
+            goto oom;
         c->v = nv;
     }
-    c->v[c->n++] = phone;
+    c->v[c->n++] = s;
     return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
 }
 
-/* An adopted range (from..n]: each phone with records marked in it is
- * recomputed from all its records marked up to n (adopt()). */
 static int
-finish_adopted(struct rd_rollup *r, int64_t n, int64_t from, struct rd_rollup_step *step,
-               int *klass, char *err, size_t errlen)
+by_phone(const void *a, const void *b)
 {
-    struct phones_ctx c;
-    bson_t           *p;
-    size_t            k;
-    int               rc;
+    int64_t x = ((const struct rd_phone_sums *) a)->phone;
+    int64_t y = ((const struct rd_phone_sums *) b)->phone;
 
-    memset(&c, 0, sizeof(c));
-    step->resumed = 1;
-    p = BCON_NEW("0", "{", "$match", "{", r->field, "{", "$gte", BCON_INT64(from),
-                                                        "$lte", BCON_INT64(n), "}", "}", "}",
-                 "1", "{", "$group", "{", "_id", BCON_UTF8("$phone"),
-                                          "n", "{", "$sum", BCON_INT32(1), "}", "}", "}");
-    rc = rd_rollup_aggregate(r, p, RD_ROLLUP_FOLD_MAX_MS, phone_row, &c, klass, err, errlen);
-    bson_destroy(p);
-    for (k = 0; rc == RD_OK && k < c.n; k++) {
-        rc = rd_rollup_recompute(r, c.v[k], n, klass, err, errlen);
-        step->phones++;
+    return x < y ? -1 : x > y;
+}
+
+/* Apply the batch's rows: merged per phone, each added to its rollup, or
+ * recomputed when its sums pass 64 bits (which marks it overflowed). */
+static int
+apply_rows(struct rd_rollup *r, int64_t n, struct rows_ctx *c, int *klass, char *err,
+           size_t errlen)
+{
+    size_t i, j, k;
+    int    how = APPLIED;
+
+    qsort(c->v, c->n, sizeof(*c->v), by_phone);
+    for (i = 0, k = 0; i < c->n; i = j) {
+        struct rd_phone_sums s = c->v[i];
+        int                  over = 0;
+
+        for (j = i + 1; j < c->n && c->v[j].phone == s.phone; j++)
+            if (rd_report_sums_add(&s, &c->v[j], err, errlen) != RD_OK)
+                over = 1;
+        if (over) {
+            if (push64(&c->over, &c->nover, &c->capover, s.phone) != 0) {
+                snprintf(err, errlen, "out of memory");
+                return RD_ERROR;
+            }
+            continue;
+        }
+        c->v[k++] = s;
     }
-    free(c.v);
-    step->bad_phone = c.bad;
-    if (rc != RD_OK)
-        return RD_ERROR;
-    rc = advance(r, n, "applying", "done", step, klass, err, errlen);
-    return rc == RD_DECLINED ? RD_OK : rc;
+    c->n = k;
+    for (i = 0; i < c->n; i++) {
+        if (apply_phone(r, n, &c->v[i], &how, klass, err, errlen) != RD_OK)
+            return RD_ERROR;
+        if (how == OVERFLOWED)
+            c->step->overflowed++;
+        c->step->invalid += c->v[i].invalid;
+        if (how != APPLIED_BEFORE && c->step->phones++ == 0)
+            rd_rollup_point(r, "apply");
+    }
+    for (i = 0; i < c->nover; i++) {
+        if (rd_rollup_recompute(r, c->over[i], n, klass, err, errlen) != RD_OK)
+            return RD_ERROR;
+        c->step->overflowed++;
+    }
+    return RD_OK;
 }
 
 /* Drop done batch documents but the last BATCHES_KEPT: finding the open
@@ -465,18 +523,16 @@ static int
 finish(struct rd_rollup *r, const bson_t *batch, struct rd_rollup_step *step,
        int *klass, char *err, size_t errlen)
 {
-    struct apply_ctx a;
+    struct rows_ctx  c;
     bson_t           p = BSON_INITIALIZER, stage, m;
     uint32_t         i = 0;
     int64_t          n = rd_rollup_int64(batch, "_id", 0);
-    int              rc, k2;
+    int              rc;
     const char      *state = "claimed";
     bson_iter_t      it;
 
     step->batch = n;
     step->records = rd_rollup_int64(batch, "records", 0);
-    if (bson_iter_init_find(&it, batch, "from") && BSON_ITER_HOLDS_INT64(&it))
-        return finish_adopted(r, n, bson_iter_int64(&it), step, klass, err, errlen);
     if (bson_iter_init_find(&it, batch, "state") && BSON_ITER_HOLDS_UTF8(&it))
         state = bson_iter_utf8(&it, NULL);
     if (strcmp(state, "claimed") == 0) {
@@ -495,18 +551,16 @@ finish(struct rd_rollup *r, const bson_t *batch, struct rd_rollup_step *step,
     bson_append_document_end(&p, &stage);
     i = 1;
     rd_report_append_group(&p, &i);
-    a.r = r;
-    a.n = n;
-    a.step = step;
-    a.klass = &k2;
-    k2 = RD_STORE_PERMANENT;
-    rc = rd_rollup_aggregate(r, &p, RD_ROLLUP_FOLD_MAX_MS, apply_row, &a, klass, err, errlen);
+    memset(&c, 0, sizeof(c));
+    c.step = step;
+    rc = rd_rollup_aggregate(r, &p, RD_ROLLUP_FOLD_MAX_MS, batch_row, &c, klass, err, errlen);
     bson_destroy(&p);
-    if (rc != RD_OK) {
-        if (k2 != RD_STORE_PERMANENT)
-            *klass = k2;
+    if (rc == RD_OK)
+        rc = apply_rows(r, n, &c, klass, err, errlen);
+    free(c.v);
+    free(c.over);
+    if (rc != RD_OK)
         return RD_ERROR;
-    }
     rc = advance(r, n, "applying", "done", step, klass, err, errlen);
     if (rc == RD_OK)
         prune(r, n);
@@ -514,49 +568,33 @@ finish(struct rd_rollup *r, const bson_t *batch, struct rd_rollup_step *step,
 }
 
 /*
- * Records marked, in this epoch, with batch numbers above every batch
- * document (the batches collection restored from an older backup): they
- * belong to no batch that will ever be applied, and a new batch reusing
- * one of their numbers would leave them in neither the rollups nor the
- * tail once a phone's last passed it.  Adopt them: one batch, numbered
- * the highest mark m, covering every mark above h, born applying.  RD_OK:
- * adopted (or someone else did); RD_AGAIN: none.
+ * Whether records carry marks of this epoch above every batch document:
+ * the batches collection was restored from an older backup (its epoch
+ * document with it) while batches were folded.  A folder may still be
+ * marking one of those batches; numbers would be reused.  Nothing of this
+ * epoch can be trusted to go on: the caller starts a new one.  RD_OK:
+ * there are; RD_AGAIN: none.
  */
 static int
-adopt(struct rd_rollup *r, int64_t h, int *klass, char *err, size_t errlen)
+marks_above(struct rd_rollup *r, int64_t h, int *klass, char *err, size_t errlen)
 {
-    bson_t          *filter, *opts, doc = BSON_INITIALIZER;
+    bson_t          *filter, *opts;
     mongoc_cursor_t *cur;
     const bson_t    *d;
     bson_error_t     e;
-    int64_t          m = 0;
-    int              rc = RD_OK;
+    int              rc = RD_AGAIN;
 
     filter = BCON_NEW(r->field, "{", "$gt", BCON_INT64(h), "}");
-    opts = BCON_NEW("sort", "{", r->field, BCON_INT32(-1), "}", "limit", BCON_INT64(1),
-                    "projection", "{", r->field, BCON_INT32(1), "}");
+    opts = BCON_NEW("limit", BCON_INT64(1), "projection", "{", r->field, BCON_INT32(1), "}",
+                    "hint", "{", r->field, BCON_INT32(1), "_id", BCON_INT32(1), "}");
     cur = mongoc_collection_find_with_opts(r->records, filter, opts, NULL);
     if (mongoc_cursor_next(cur, &d))
-        m = rd_rollup_int64(d, r->field, 0);
+        rc = RD_OK;
     else if (mongoc_cursor_error(cur, &e))
-        rc = rd_rollup_fail(&e, "looking for unknown batch marks", klass, err, errlen);
+        rc = rd_rollup_fail(&e, "looking for marks of unknown batches", klass, err, errlen);
     mongoc_cursor_destroy(cur);
     bson_destroy(filter);
     bson_destroy(opts);
-    if (rc != RD_OK)
-        return rc;
-    if (m <= h)
-        return RD_AGAIN;
-    BSON_APPEND_INT64(&doc, "_id", m);
-    BSON_APPEND_UTF8(&doc, "e", r->epoch);
-    BSON_APPEND_UTF8(&doc, "state", "applying");
-    BSON_APPEND_INT64(&doc, "from", h + 1);
-    BSON_APPEND_UTF8(&doc, "by", r->owner);
-    BSON_APPEND_DATE_TIME(&doc, "claimed_at", rd_wall_ms());
-    if (!mongoc_collection_insert_one(r->batches, &doc, NULL, NULL, &e)
-        && e.code != RD_ROLLUP_DUPLICATE_KEY)
-        rc = rd_rollup_fail(&e, "adopting unknown batch marks", klass, err, errlen);
-    bson_destroy(&doc);
     return rc;
 }
 
@@ -577,11 +615,16 @@ rd_rollup_fold(struct rd_rollup *r, struct rd_rollup_step *step, int *klass,
     bson_t  batch;
     int64_t n, count;
     int     rc, tries;
+    char    was[RD_ROLLUP_EPOCH_LEN + 1];
 
     memset(step, 0, sizeof(*step));
     for (tries = 0; tries < 8; tries++) {
+        snprintf(was, sizeof(was), "%s", r->epoch);
         if (current(r, klass, err, errlen) != RD_OK)
             return RD_ERROR;
+        if (was[0] != '\0' && strcmp(was, r->epoch) != 0)
+            step->new_epoch = 1;
+        snprintf(step->epoch, sizeof(step->epoch), "%s", r->epoch);
         bson_init(&batch);
         rc = oldest_open(r, &batch, klass, err, errlen);
         if (rc == RD_OK) {
@@ -597,11 +640,15 @@ rd_rollup_fold(struct rd_rollup *r, struct rd_rollup_step *step, int *klass,
             return rc;
         if (highest(r, &n, klass, err, errlen) != RD_OK)
             return RD_ERROR;
-        rc = adopt(r, n, klass, err, errlen);
+        rc = marks_above(r, n, klass, err, errlen);
         if (rc == RD_ERROR)
             return rc;
-        if (rc == RD_OK)
-            continue;           /* the next round finishes it */
+        if (rc == RD_OK) {
+            if (rd_rollup_new_epoch(r, klass, err, errlen) != RD_OK)
+                return RD_ERROR;
+            step->new_epoch = 1;
+            continue;
+        }
         rc = claim(r, n + 1, &count, klass, err, errlen);
         if (rc == RD_AGAIN || rc == RD_ERROR)
             return rc;
@@ -668,15 +715,20 @@ rd_rollup_lag(struct rd_rollup *r, int64_t *unfolded, int64_t *behind_s, int *kl
     if (rc == RD_OK)
         BCON_APPEND(fopts, "hint", "{", r->field, BCON_INT32(1), "_id", BCON_INT32(1), "}");
     cur = mongoc_collection_find_with_opts(r->records, &filter, fopts, NULL);
-    if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, "_id")
-        && BSON_ITER_HOLDS_OID(&it)) {
-        int64_t t = (int64_t) bson_oid_get_time_t(bson_iter_oid(&it));
-        int64_t now = rd_wall_ms() / 1000;
+    if (mongoc_cursor_next(cur, &d)) {
+        if (bson_iter_init_find(&it, d, "_id") && BSON_ITER_HOLDS_OID(&it)) {
+            int64_t t = (int64_t) bson_oid_get_time_t(bson_iter_oid(&it));
+            int64_t now = rd_wall_ms() / 1000;
 
-        *behind_s = now > t ? now - t : 0;
+            *behind_s = now > t ? now - t : 0;
+        }
+        rc = RD_OK;
+    } else {
+        rc = mongoc_cursor_error(cur, &e) ? rd_rollup_fail(&e, "finding the oldest unfolded record",
+                                                          klass, err, errlen) : RD_OK;
     }
     mongoc_cursor_destroy(cur);
     bson_destroy(fopts);
     bson_destroy(&filter);
-    return RD_OK;
+    return rc;
 }

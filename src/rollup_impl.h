@@ -4,14 +4,16 @@
  * helpers every step uses.  rollup.h states the protocol; the README's
  * "Rollup mode" proves it.
  *
- *   rollup.c          the handle, the epoch, the indexes, the lease
- *   rollup_fold.c     one fold step: claim, mark, apply, adopt; the lag
+ *   rollup.c          the handle, the epoch, the indexes, the lease, reset
+ *   rollup_fold.c     one fold step: claim, mark, apply; a new epoch when
+ *                     marks no batch accounts for appear; the lag
  *   rollup_phone.c    one phone's rollup recomputed from its marks
  *   rollup_read.c     a report: rollups plus the exact tail
- *   rollup_admin.c    reporterctl's rebuild, reset and phone list
+ *   rollup_admin.c    reporterctl's rebuild and phone list
  *
- * Every handle reads from the primary and writes with w: majority,
- * whatever mongodb.uri says (README: "Read and write concerns").
+ * Every handle reads from the primary with the local read concern and
+ * writes with w: majority, whatever mongodb.uri says (README: "Read and
+ * write concerns").
  */
 #ifndef RD_ROLLUP_IMPL_H
 #define RD_ROLLUP_IMPL_H
@@ -23,6 +25,7 @@
 #define RD_ROLLUP_DUPLICATE_KEY  11000
 #define RD_ROLLUP_FOLD_MAX_MS    600000     /* one batch's $group: the folder's own limit */
 #define RD_ROLLUP_EPOCH_ID       "epoch"    /* _id of the epoch document in the batches */
+#define RD_ROLLUP_WTIMEOUT_MS    30000      /* w: majority's wait, then an error to retry */
 
 struct rd_rollup {
     struct rd_store      *store;
@@ -57,6 +60,9 @@ int     rd_rollup_aggregate(struct rd_rollup *r, const bson_t *pipeline, int max
  * indexes.  RD_OK; RD_AGAIN: none yet (create == 0); RD_ERROR.
  */
 int     rd_rollup_epoch(struct rd_rollup *r, int create, int *klass, char *err, size_t errlen);
+/* End the epoch r knows (if it is still the current one) and take the
+ * next: made by this folder, or by the one that replaced it first. */
+int     rd_rollup_new_epoch(struct rd_rollup *r, int *klass, char *err, size_t errlen);
 
 /*
  * Phone's rollup recomputed from its records marked in this epoch up to

@@ -3,7 +3,7 @@
  * in the current epoch, swapped in by compare-and-swap on what was there.
  * Used where adding a batch to a rollup is not possible: the rollup is
  * missing (never made, or its collection was dropped), belongs to another
- * epoch, or an adopted range must be counted; and by --rebuild.
+ * epoch, or is behind the phone's marks; and by --rebuild.
  *
  * Why the result is exact: when it is asked to cover batch `upto`, every
  * batch up to upto is wholly marked (batches finish in order, and upto is

@@ -153,6 +153,42 @@ test(`the rollup collection dropped alone: every phone's history is still counte
     await d.shutdown('SIGQUIT');
 });
 
+test('the rollup collection, then the batches collection, restored from older backups', async (t) => {
+    const calls = new Calls('restore');
+    const rnd = h.prng(SEED + 7);
+    await calls.insert(history(rnd, PHONES, 20));
+    const cfg = calls.config();
+    const d = await start(t, cfg);
+    await waitFolded(cfg);
+    const rollups = calls.db.collection(`${calls.name}_rollup`);
+    const batches = calls.db.collection(`${calls.name}_rollup_batches`);
+    const restore = async (coll, docs) => {
+        await coll.deleteMany({});
+        if (docs.length) await coll.insertMany(docs);
+    };
+    const oldRollups = await rollups.find({}).toArray();
+    const oldBatches = await batches.find({ _id: { $ne: 'lease' } }).toArray();
+    /* more batches of every phone after the backup */
+    for (let i = 0; i < 3; i++) {
+        await calls.insert(history(rnd, PHONES, 4));
+        await waitFolded(cfg);
+    }
+    await restore(rollups, oldRollups);
+    await check(calls, PHONES, 'the rollups restored: at once');
+    await calls.insert(history(rnd, PHONES, 3));
+    await waitFolded(cfg);
+    await check(calls, PHONES, 'the rollups restored: the next batch folded onto them');
+    await verify(cfg, 'the rollups restored');
+    await restore(batches, oldBatches);
+    await check(calls, PHONES, 'the batches restored: at once');
+    await calls.insert(history(rnd, PHONES, 3));
+    await d.waitForLog(/folder: a new epoch/, 30000);
+    await waitFolded(cfg);
+    await check(calls, PHONES, 'the batches restored: folded in a new epoch');
+    await verify(cfg, 'the batches restored');
+    await d.shutdown('SIGQUIT');
+});
+
 test('the batches collection dropped while the folder is in the middle of a backlog', async (t) => {
     const calls = new Calls('dropbatches');
     const rnd = h.prng(SEED + 1);
