@@ -120,6 +120,25 @@ rd_rollup_append_sums(bson_t *doc, const struct rd_phone_sums *s)
 }
 
 int
+rd_rollup_find_one(mongoc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                   bson_t *out, const char *what, int *klass, char *err, size_t errlen)
+{
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t    *d;
+    bson_error_t     e;
+    int              rc = RD_AGAIN;
+
+    if (mongoc_cursor_next(cur, &d)) {
+        bson_copy_to(d, out);
+        rc = RD_OK;
+    } else if (mongoc_cursor_error(cur, &e)) {
+        rc = rd_rollup_fail(&e, what, klass, err, errlen);
+    }
+    mongoc_cursor_destroy(cur);
+    return rc;
+}
+
+int
 rd_rollup_aggregate(struct rd_rollup *r, const bson_t *pipeline, int max_time_ms,
                     rd_store_row_cb cb, void *arg, int *klass, char *err, size_t errlen)
 {
@@ -157,38 +176,29 @@ set_epoch(struct rd_rollup *r, const char *e)
 static int
 read_epoch(struct rd_rollup *r, char *buf, int *klass, char *err, size_t errlen)
 {
-    bson_t          *filter;
-    mongoc_cursor_t *cur;
-    const bson_t    *d;
-    bson_error_t     e;
-    bson_iter_t      it;
-    uint32_t         len;
-    const char      *s;
-    int              rc = RD_AGAIN;
+    bson_t     *filter = BCON_NEW("_id", BCON_UTF8(RD_ROLLUP_EPOCH_ID)), d;
+    bson_iter_t it;
+    uint32_t    len = 0;
+    const char *s = NULL;
+    int         rc;
 
-    filter = BCON_NEW("_id", BCON_UTF8(RD_ROLLUP_EPOCH_ID));
-    cur = mongoc_collection_find_with_opts(r->batches, filter, NULL, NULL);
-    if (mongoc_cursor_next(cur, &d)) {
-        s = NULL;
-        len = 0;
-        if (bson_iter_init_find(&it, d, "e") && BSON_ITER_HOLDS_UTF8(&it))
-            s = bson_iter_utf8(&it, &len);
-        if (s != NULL && valid_epoch(s, len)) {
-            memcpy(buf, s, len + 1);
-            rc = RD_OK;
-        } else {
-            *klass = RD_STORE_PERMANENT;
-            snprintf(err, errlen, "%s: the document {_id: \"%s\"} has no epoch e of %d "
-                     "hex digits (written by hand?): delete it to start a new epoch",
-                     mongoc_collection_get_name(r->batches), RD_ROLLUP_EPOCH_ID,
-                     RD_ROLLUP_EPOCH_LEN);
-            rc = RD_ERROR;
-        }
-    } else if (mongoc_cursor_error(cur, &e)) {
-        rc = rd_rollup_fail(&e, "reading the epoch", klass, err, errlen);
-    }
-    mongoc_cursor_destroy(cur);
+    rc = rd_rollup_find_one(r->batches, filter, NULL, &d, "reading the epoch", klass, err, errlen);
     bson_destroy(filter);
+    if (rc != RD_OK)
+        return rc;
+    if (bson_iter_init_find(&it, &d, "e") && BSON_ITER_HOLDS_UTF8(&it))
+        s = bson_iter_utf8(&it, &len);
+    if (s != NULL && valid_epoch(s, len)) {
+        memcpy(buf, s, len + 1);
+    } else {
+        *klass = RD_STORE_PERMANENT;
+        snprintf(err, errlen, "%s: the document {_id: \"%s\"} has no epoch e of %d "
+                 "hex digits (written by hand?): delete it to start a new epoch",
+                 mongoc_collection_get_name(r->batches), RD_ROLLUP_EPOCH_ID,
+                 RD_ROLLUP_EPOCH_LEN);
+        rc = RD_ERROR;
+    }
+    bson_destroy(&d);
     return rc;
 }
 
@@ -343,16 +353,20 @@ rd_rollup_indexes(struct rd_rollup *r, int *klass, char *err, size_t errlen)
 static void
 lease_holder(struct rd_rollup *r, char *err, size_t errlen)
 {
-    bson_t          *query = BCON_NEW("_id", BCON_UTF8("lease"));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(r->batches, query, NULL, NULL);
-    const bson_t    *doc;
-    bson_iter_t      it;
+    bson_t     *query = BCON_NEW("_id", BCON_UTF8("lease")), d;
+    bson_iter_t it;
+    int         klass;
 
     snprintf(err, errlen, "the lease is held by another folder");
-    if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, "owner")
-        && BSON_ITER_HOLDS_UTF8(&it))
-        snprintf(err, errlen, "the lease is held by %s", bson_iter_utf8(&it, NULL));
-    mongoc_cursor_destroy(cur);
+    if (rd_rollup_find_one(r->batches, query, NULL, &d, "lease", &klass, err, errlen) == RD_OK) {
+        if (bson_iter_init_find(&it, &d, "owner") && BSON_ITER_HOLDS_UTF8(&it))
+            snprintf(err, errlen, "the lease is held by %s", bson_iter_utf8(&it, NULL));
+        else
+            snprintf(err, errlen, "the lease is held by another folder");
+        bson_destroy(&d);
+    } else {
+        snprintf(err, errlen, "the lease is held by another folder");
+    }
     bson_destroy(query);
 }
 

@@ -21,23 +21,13 @@
 static int
 oldest_open(struct rd_rollup *r, bson_t *doc, int *klass, char *err, size_t errlen)
 {
-    bson_t          *filter, *opts;
-    mongoc_cursor_t *cur;
-    const bson_t    *d;
-    bson_error_t     e;
-    int              rc = RD_AGAIN;
+    bson_t *filter, *opts;
+    int     rc;
 
     filter = BCON_NEW("_id", "{", "$gte", BCON_INT64(0), "}", "e", BCON_UTF8(r->epoch),
                       "state", "{", "$in", "[", BCON_UTF8("claimed"), BCON_UTF8("applying"), "]", "}");
     opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(1));
-    cur = mongoc_collection_find_with_opts(r->batches, filter, opts, NULL);
-    if (mongoc_cursor_next(cur, &d)) {
-        bson_copy_to(d, doc);
-        rc = RD_OK;
-    } else if (mongoc_cursor_error(cur, &e)) {
-        rc = rd_rollup_fail(&e, "finding open batches", klass, err, errlen);
-    }
-    mongoc_cursor_destroy(cur);
+    rc = rd_rollup_find_one(r->batches, filter, opts, doc, "finding open batches", klass, err, errlen);
     bson_destroy(filter);
     bson_destroy(opts);
     return rc;
@@ -48,25 +38,21 @@ oldest_open(struct rd_rollup *r, bson_t *doc, int *klass, char *err, size_t errl
 static int
 highest(struct rd_rollup *r, int64_t *n, int *klass, char *err, size_t errlen)
 {
-    bson_t          *filter, *opts;
-    mongoc_cursor_t *cur;
-    const bson_t    *d;
-    bson_error_t     e;
-    int              rc = RD_OK;
+    bson_t *filter, *opts, d;
+    int     rc;
 
     filter = BCON_NEW("_id", "{", "$gte", BCON_INT64(0), "}");
     opts = BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
                     "projection", "{", "_id", BCON_INT32(1), "}");
-    cur = mongoc_collection_find_with_opts(r->batches, filter, opts, NULL);
-    *n = 0;
-    if (mongoc_cursor_next(cur, &d))
-        *n = rd_rollup_int64(d, "_id", 0);
-    else if (mongoc_cursor_error(cur, &e))
-        rc = rd_rollup_fail(&e, "finding the last batch", klass, err, errlen);
-    mongoc_cursor_destroy(cur);
+    rc = rd_rollup_find_one(r->batches, filter, opts, &d, "finding the last batch", klass, err, errlen);
     bson_destroy(filter);
     bson_destroy(opts);
-    return rc;
+    *n = 0;
+    if (rc == RD_OK) {
+        *n = rd_rollup_int64(&d, "_id", 0);
+        bson_destroy(&d);
+    }
+    return rc == RD_ERROR ? RD_ERROR : RD_OK;
 }
 
 /* Claim batch n: up to rollup.batch records unmarked in this epoch, in
@@ -283,11 +269,8 @@ static int
 prev_mark(struct rd_rollup *r, int64_t phone, int64_t n, int64_t *prev, int *klass, char *err,
           size_t errlen)
 {
-    bson_t           filter = BSON_INITIALIZER, lt, *opts;
-    mongoc_cursor_t *cur;
-    const bson_t    *d;
-    bson_error_t     e;
-    int              rc = RD_OK;
+    bson_t filter = BSON_INITIALIZER, lt, *opts, d;
+    int    rc;
 
     BSON_APPEND_INT64(&filter, "phone", phone);
     BSON_APPEND_DOCUMENT_BEGIN(&filter, r->field, &lt);
@@ -296,16 +279,15 @@ prev_mark(struct rd_rollup *r, int64_t phone, int64_t n, int64_t *prev, int *kla
     opts = BCON_NEW("sort", "{", r->field, BCON_INT32(-1), "}", "limit", BCON_INT64(1),
                     "projection", "{", "_id", BCON_INT32(0), r->field, BCON_INT32(1), "}",
                     "hint", "{", "phone", BCON_INT32(1), r->field, BCON_INT32(1), "}");
-    cur = mongoc_collection_find_with_opts(r->records, &filter, opts, NULL);
-    *prev = 0;
-    if (mongoc_cursor_next(cur, &d))
-        *prev = rd_rollup_int64(d, r->field, 0);
-    else if (mongoc_cursor_error(cur, &e))
-        rc = rd_rollup_fail(&e, "apply", klass, err, errlen);
-    mongoc_cursor_destroy(cur);
+    rc = rd_rollup_find_one(r->records, &filter, opts, &d, "apply", klass, err, errlen);
     bson_destroy(&filter);
     bson_destroy(opts);
-    return rc;
+    *prev = 0;
+    if (rc == RD_OK) {
+        *prev = rd_rollup_int64(&d, r->field, 0);
+        bson_destroy(&d);
+    }
+    return rc == RD_ERROR ? RD_ERROR : RD_OK;
 }
 
 /*
@@ -578,21 +560,16 @@ finish(struct rd_rollup *r, const bson_t *batch, struct rd_rollup_step *step,
 static int
 marks_above(struct rd_rollup *r, int64_t h, int *klass, char *err, size_t errlen)
 {
-    bson_t          *filter, *opts;
-    mongoc_cursor_t *cur;
-    const bson_t    *d;
-    bson_error_t     e;
-    int              rc = RD_AGAIN;
+    bson_t *filter, *opts, d;
+    int     rc;
 
     filter = BCON_NEW(r->field, "{", "$gt", BCON_INT64(h), "}");
     opts = BCON_NEW("limit", BCON_INT64(1), "projection", "{", r->field, BCON_INT32(1), "}",
                     "hint", "{", r->field, BCON_INT32(1), "_id", BCON_INT32(1), "}");
-    cur = mongoc_collection_find_with_opts(r->records, filter, opts, NULL);
-    if (mongoc_cursor_next(cur, &d))
-        rc = RD_OK;
-    else if (mongoc_cursor_error(cur, &e))
-        rc = rd_rollup_fail(&e, "looking for marks of unknown batches", klass, err, errlen);
-    mongoc_cursor_destroy(cur);
+    rc = rd_rollup_find_one(r->records, filter, opts, &d, "looking for marks of unknown batches",
+                            klass, err, errlen);
+    if (rc == RD_OK)
+        bson_destroy(&d);
     bson_destroy(filter);
     bson_destroy(opts);
     return rc;

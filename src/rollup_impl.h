@@ -49,6 +49,11 @@ int64_t rd_rollup_int64(const bson_t *doc, const char *key, int64_t def);
 void    rd_rollup_append_sums(bson_t *doc, const struct rd_phone_sums *s);
 /* The test hook, if set. */
 void    rd_rollup_point(const struct rd_rollup *r, const char *step);
+/* The first document coll finds for filter and opts (NULL: none), copied
+ * into *out (initialised here only on RD_OK: destroy it then).  RD_OK,
+ * RD_AGAIN (none) or RD_ERROR with "<what>: <driver error>". */
+int     rd_rollup_find_one(mongoc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                           bson_t *out, const char *what, int *klass, char *err, size_t errlen);
 /* An aggregation over the records, on the primary. */
 int     rd_rollup_aggregate(struct rd_rollup *r, const bson_t *pipeline, int max_time_ms,
                             rd_store_row_cb cb, void *arg, int *klass, char *err,

@@ -128,6 +128,7 @@ async function randomSteps(ctx, opts) {
     await d.waitReady(2, 30000);
     let generation = 1;
     const counts = { write: 0, kill: 0, dropRollups: 0, dropBatches: 0, reload: 0, stepDown: 0 };
+    let lastStepDown = 0;
 
     const folderPid = () => {
         const all = [...d.log.matchAll(/spawned rollup folder (\d+)/g)];
@@ -152,7 +153,11 @@ async function randomSteps(ctx, opts) {
             await db.collection(`${ctx.names.collection}_${rollupName}_batches`).drop(wc).catch(() => {});
         }],
         ['stepDown', opts.replset ? 3 : 0, async () => {
+            /* the member that stepped down is not electable for stepDownSecs */
+            if (Date.now() - lastStepDown < 2500) return false;
             await ctx.mongo.stepDown({ stepDownSecs: 1, secondaryCatchUpPeriodSecs: 10 });
+            lastStepDown = Date.now();
+            return true;
         }],
         ['reload', 2, async () => {
             rollupName = rollupName === 'r1' ? 'r2' : 'r1';
