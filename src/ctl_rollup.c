@@ -88,7 +88,8 @@ verify(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
     size_t               at, k, i, bad = 0;
     int                  tries, diff;
 
-    qsort(phones, n, sizeof(*phones), cmp64);
+    if (n > 1)
+        qsort(phones, n, sizeof(*phones), cmp64);
     for (at = 0, k = 0; at < n; at++)           /* distinct */
         if (k == 0 || phones[k - 1] != phones[at])
             phones[k++] = phones[at];

@@ -448,7 +448,8 @@ apply_rows(struct rd_rollup *r, int64_t n, struct rows_ctx *c, int *klass, char 
     size_t i, j, k;
     int    how = APPLIED;
 
-    qsort(c->v, c->n, sizeof(*c->v), by_phone);
+    if (c->n > 1)               /* a batch of no phone at all has no rows */
+        qsort(c->v, c->n, sizeof(*c->v), by_phone);
     for (i = 0, k = 0; i < c->n; i = j) {
         struct rd_phone_sums s = c->v[i];
         int                  over = 0;
