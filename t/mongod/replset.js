@@ -153,6 +153,7 @@
 'use strict';
 
 const net = require('node:net');
+const path = require('node:path');
 const { Long, ObjectId, Timestamp } = require('bson');
 
 const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'createIndexes', 'drop', 'dropDatabase',
@@ -202,15 +203,17 @@ function parseOptions(opts) {
     return o;
 }
 
-/* A fresh instance of server.js: its own databases, cursors, fail points. */
+/* A fresh instance of server.js and the modules it loads from this
+ * directory: its own databases, cursors, fail points, Collection class. */
 function loadMember() {
-    const key = require.resolve('./server.js');
-    const saved = require.cache[key];
-    delete require.cache[key];
+    const own = (k) => path.dirname(k) === __dirname && k !== __filename;
+    const saved = new Map(Object.entries(require.cache).filter(([k]) => own(k)));
+    for (const k of saved.keys()) delete require.cache[k];
     try {
-        return require(key);
+        return require('./server.js');
     } finally {
-        if (saved) require.cache[key] = saved; else delete require.cache[key];
+        for (const k of Object.keys(require.cache)) if (own(k)) delete require.cache[k];
+        for (const [k, m] of saved) require.cache[k] = m;
     }
 }
 
@@ -252,7 +255,7 @@ class Member {
 }
 
 /* Record, on the member running a write command, what it does to its
- * collections: the methods of server.js's Collection every write goes
+ * collections: the methods of storage.js's Collection every write goes
  * through.  Secondaries apply with the same methods, unrecorded. */
 function recordWrites(m) {
     const C = m.lib.Collection.prototype;
@@ -367,7 +370,7 @@ class ReplSet {
         return entry.seq;
     }
 
-    /* Apply one entry to a member's data, with server.js's own methods. */
+    /* Apply one entry to a member's data, with the server's own methods. */
     apply(m, entry) {
         const lib = m.lib;
         let dead = null;
