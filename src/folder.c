@@ -220,6 +220,8 @@ rd_folder_main(const struct rd_conf *conf, int chan)
             rd_info("folder: folded batch %lld%s", (long long) step.batch,
                     step.resumed ? ", which a folder had left open" : "");
         }
+        if (step.new_epoch && rd_metrics != NULL)
+            rd_metrics_add(&rd_metrics->folder.new_epochs, 1);
         if (step.new_epoch)
             rd_warn("folder: a new epoch %s (the batches collection was dropped, replaced or "
                     "restored from an older backup, or rollup.collection is new): every record "
@@ -238,6 +240,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
                 rd_metrics_add(&rd_metrics->folder.batches, 1);
                 rd_metrics_add(&rd_metrics->folder.records, (uint64_t) step.records);
                 rd_metrics_add(&rd_metrics->folder.bad_phone, (uint64_t) step.bad_phone);
+                rd_metrics_add(&rd_metrics->folder.overflowed, (uint64_t) step.overflowed);
             }
         }
         /* Counting the unfolded records reads their index keys: while a

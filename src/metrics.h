@@ -45,6 +45,8 @@ struct rd_metrics_folder {
     uint64_t batches;           /* batches folded */
     uint64_t records;           /* records folded */
     uint64_t bad_phone;         /* folded records whose phone is not an integer */
+    uint64_t new_epochs;        /* epochs it saw begin: batches lost or restored */
+    uint64_t overflowed;        /* batches that met a phone past 64 bits */
 };
 
 struct rd_metrics {

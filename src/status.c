@@ -128,6 +128,13 @@ folder_metrics(struct buf *b, const struct rd_metrics_folder *f)
         "an integer (no report can ask for them).\n"
         "# TYPE reporterd_rollup_bad_phone_records_total counter\n"
         "reporterd_rollup_bad_phone_records_total %llu\n", (unsigned long long) load(&f->bad_phone));
+    put(b, "# HELP reporterd_rollup_new_epochs_total Epochs this host's folder saw begin (the "
+        "batches collection dropped, replaced or restored from an older backup): every record "
+        "is folded again.\n# TYPE reporterd_rollup_new_epochs_total counter\n"
+        "reporterd_rollup_new_epochs_total %llu\n", (unsigned long long) load(&f->new_epochs));
+    put(b, "# HELP reporterd_rollup_overflowed_phones_total Batches that met a phone whose sums "
+        "pass 64 bits (reports on it answer Error).\n# TYPE reporterd_rollup_overflowed_phones_total counter\n"
+        "reporterd_rollup_overflowed_phones_total %llu\n", (unsigned long long) load(&f->overflowed));
 }
 
 static char *

@@ -157,7 +157,9 @@ test('the rollup collection, then the batches collection, restored from older ba
     const calls = new Calls('restore');
     const rnd = h.prng(SEED + 7);
     await calls.insert(history(rnd, PHONES, 20));
-    const cfg = calls.config();
+    const port = await h.freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const cfg = calls.config({ status: { listen: `127.0.0.1:${port}` } });
     const d = await start(t, cfg);
     await waitFolded(cfg);
     const rollups = calls.db.collection(`${calls.name}_rollup`);
@@ -183,6 +185,7 @@ test('the rollup collection, then the batches collection, restored from older ba
     await check(calls, PHONES, 'the batches restored: at once');
     await calls.insert(history(rnd, PHONES, 3));
     await d.waitForLog(/folder: a new epoch/, 30000);
+    assert.equal(await metric(url, 'reporterd_rollup_new_epochs_total'), 1, 'the new epoch is counted on /metrics');
     await waitFolded(cfg);
     await check(calls, PHONES, 'the batches restored: folded in a new epoch');
     await verify(cfg, 'the batches restored');
@@ -305,13 +308,20 @@ test('a phone whose sums overflow 64 bits answers Error in both modes; folding g
     for (let i = 0; i < 2100; i++) big.push({ phone: 77, start_date: Long.fromNumber(0), end_date: Long.fromNumber(BIG) });
     const normal = history(rnd, [78, 79], 30);
     await calls.insert(big.concat(normal));
+    const port = await h.freePort();
+    const url = `http://127.0.0.1:${port}`;
     for (const mode of ['live', 'rollup']) {
-        const cfg = calls.config({ report: { mode }, rollup: { batch: 500 } }, `${mode}.yaml`);
+        const cfg = calls.config({ report: { mode }, rollup: { batch: 500 }, status: { listen: `127.0.0.1:${port}` } },
+            `${mode}.yaml`);
         const d = await start(t, cfg);
         if (mode === 'rollup') await waitFolded(cfg);
         const m = await ask([77, 78]);
         assert.equal(m.body.status, 'Error', `${mode}: the overflowing phone: ${m.raw.slice(0, 400)}`);
         assert.match(m.body.error, /overflow/, `${mode}: the error says the sums overflow: ${m.body.error}`);
+        if (mode === 'rollup') {
+            assert.ok((await metric(url, 'reporterd_rollup_overflowed_phones_total')) >= 1,
+                'the overflowed phone is counted on /metrics');
+        }
         await check(calls, [78, 79], `${mode}: the other phones`);
         if (mode === 'rollup') {
             await calls.insert(history(rnd, [78, 79], 5));
