@@ -25,9 +25,9 @@
  *   Member 0 starts as the primary (term 1); the others are secondaries
  *   that apply the primary's writes MS milliseconds after they were made.
  *
- * Each member is a fresh instance of server.js (its own databases,
+ * Each member is a fresh instance of member.js (its own databases,
  * cursors, fail points and counters), wired through the hooks at the end
- * of server.js.  A member behaves as a mongod 4.4 member would:
+ * of member.js.  A member behaves as a mongod 4.4 member would:
  *
  *   hello / isMaster: setName, setVersion (1: there is no reconfig), hosts
  *     (every member, "HOST:PORT"), me, primary (while one is writable),
@@ -203,14 +203,14 @@ function parseOptions(opts) {
     return o;
 }
 
-/* A fresh instance of server.js and the modules it loads from this
+/* A fresh instance of member.js and the modules it loads from this
  * directory: its own databases, cursors, fail points, Collection class. */
 function loadMember() {
     const own = (k) => path.dirname(k) === __dirname && k !== __filename;
     const saved = new Map(Object.entries(require.cache).filter(([k]) => own(k)));
     for (const k of saved.keys()) delete require.cache[k];
     try {
-        return require('./server.js');
+        return require('./member.js');
     } finally {
         for (const k of Object.keys(require.cache)) if (own(k)) delete require.cache[k];
         for (const [k, m] of saved) require.cache[k] = m;

@@ -9,21 +9,13 @@
  *     node t/mongod/server.js --port 0 [--host 127.0.0.1] [--verbose]
  *     node t/mongod/server.js --replset NAME [--members N] [--lag-ms MS]
  *
- * This file is the entry point: the command line, listen, and the hooks
- * replica-set mode (replset.js) uses; it exports start() and commands.
- * The rest is in values.js, compare.js, query.js, update.js, storage.js,
- * read.js, commands.js and wire.js.
+ * This file is the command line: one server (member.js), or a replica set
+ * of them (replset.js).  It exports start() and commands for the fault
+ * suite's preloader.
  */
 'use strict';
 
-const net = require('node:net');
-const { OPTS, log, OP_QUERY, OP_MSG, CmdError, wrapDoc, serialize, codeName } = require('./values.js');
-const { maxTimeExpired } = require('./query.js');
-const { prepareDoc } = require('./update.js');
-const { idKey, Collection, getDb, getColl } = require('./storage.js');
-const { cursors, RawReply, setListenPort } = require('./read.js');
-const { FAIL_POINTS, failPointFires, commands, CLOSE_CONNECTION, replyBuffer, replHooks } = require('./commands.js');
-const { header, sockets, onConnection } = require('./wire.js');
+const member = require('./member.js');
 
 /* ------------------------------------------------------------------ */
 /* options                                                            */
@@ -56,39 +48,11 @@ function parseArgs(argv) {
     return o;
 }
 
-let server = null;
-
 function start(opts) {
     if (opts.replset) return require('./replset.js').start(opts);      /* replica-set mode */
-    server = net.createServer(onConnection);
-    server.on('error', (e) => {
-        log(`listen error: ${e.message}`);
-        process.exit(1);
-    });
-    server.listen({ host: opts.host, port: opts.port }, () => {
-        const a = server.address();
-        setListenPort(a.port);
-        process.stdout.write(`listening ${a.address}:${a.port}\n`);
-        log(`TEST-ONLY MongoDB wire-protocol server listening on ${a.address}:${a.port}`);
-    });
-    const stop = (sig) => {
-        log(`${sig}: exiting`);
-        server.close();
-        for (const s of sockets) s.destroy();
-        process.exit(0);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    return member.start(opts);
 }
 
-/* What replset.js reaches into, on each member's own instance of these modules. */
-const replsetInternals = () => ({
-    OPTS, log, commands, onConnection, Collection, getColl, getDb, cursors, prepareDoc, wrapDoc, serialize,
-    idKey, CmdError, codeName, FAIL_POINTS, failPointFires, maxTimeExpired, header, replyBuffer, RawReply,
-    CLOSE_CONNECTION, OP_MSG, OP_QUERY, setListenPort,
-});
+if (require.main === module) start(Object.assign(member.OPTS, parseArgs(process.argv.slice(2))));
 
-if (require.main === module) start(Object.assign(OPTS, parseArgs(process.argv.slice(2))));
-
-module.exports = { start, commands };
-module.exports.replset = { hooks: replHooks, internals: replsetInternals };
+module.exports = { start, commands: member.commands };
