@@ -1,8 +1,9 @@
 /*
  * fuzz_row.c -- libFuzzer target for the reading of aggregation rows
  * (rd_report_add_row): any BSON document either folds into the entry of
- * the phone it names, with exactly the row's integer sums, or is refused
- * with one line; no other entry ever changes, and a result built from what
+ * the phone it names, with exactly the row's integer sums, or is left out
+ * when its _id is no phone, or is refused with one line; no other entry
+ * ever changes, and a result built from what
  * was accepted is strict JSON: Complete, or an Error when a figure reaches
  * RD_REPORT_MAX_FIGURE.  Inputs that are not valid BSON are skipped:
  * libbson checks that before a row reaches us.
@@ -31,15 +32,71 @@ static const char *const sum_keys[] = {
     "cnt", "cnt_10", "cnt_10_30", "cnt_30", "sum_ms", "sum_ms_over_15", "invalid"
 };
 
+/* A Decimal128's text as the int64 it equals: digits with the point
+ * removed, shifted by the exponent; 0 when it is no integer in range. */
+static int
+decimal_phone(const bson_decimal128_t *d, int64_t *phone)
+{
+    char              text[BSON_DECIMAL128_STRING], digits[96];
+    char             *p = text, *e;
+    size_t            nd = 0, i;
+    long              exp = 0, frac = 0, shift;
+    int               neg, point = 0;
+    unsigned __int128 v = 0, lim = (unsigned __int128) 1 << 63;
+
+    bson_decimal128_to_string(d, text);
+    neg = *p == '-';
+    if (*p == '-' || *p == '+')
+        p++;
+    for (; (*p >= '0' && *p <= '9') || *p == '.'; p++) {
+        if (*p == '.') {
+            point = 1;
+            continue;
+        }
+        if (nd == sizeof(digits))
+            return 0;
+        digits[nd++] = *p;
+        frac += point;
+    }
+    if (*p == 'E') {
+        exp = strtol(p + 1, &e, 10);
+        p = e;
+    }
+    if (*p != '\0' || nd == 0)
+        return 0;                       /* NaN, Infinity */
+    shift = exp - frac;
+    for (i = 0; i < nd; i++) {
+        if ((long) i >= (long) nd + shift) {
+            if (digits[i] != '0')
+                return 0;
+        } else if ((v = v * 10 + (unsigned) (digits[i] - '0')) > lim) {
+            return 0;
+        }
+    }
+    for (; v != 0 && shift > 0; shift--)
+        if ((v *= 10) > lim)
+            return 0;
+    if (v == lim && !neg)
+        return 0;
+    *phone = neg ? (int64_t) (0 - (uint64_t) v) : (int64_t) v;
+    return 1;
+}
+
 /* The phone a row names, read independently of report.c: the int64 value
- * of a numeric _id that is a whole number in range.  0 when there is none. */
+ * of a numeric _id that is a whole number in range (MongoDB's equality:
+ * int32, int64, double, Decimal128).  0 when there is none. */
 static int
 row_phone(const bson_t *row, int64_t *phone)
 {
-    bson_iter_t it;
-    double      v;
+    bson_iter_t       it;
+    bson_decimal128_t dec;
+    double            v;
 
-    if (!bson_iter_init_find(&it, row, "_id") || !BSON_ITER_HOLDS_NUMBER(&it))
+    if (!bson_iter_init_find(&it, row, "_id"))
+        return 0;
+    if (BSON_ITER_HOLDS_DECIMAL128(&it))
+        return bson_iter_decimal128(&it, &dec) && decimal_phone(&dec, phone);
+    if (!BSON_ITER_HOLDS_NUMBER(&it))
         return 0;
     if (BSON_ITER_HOLDS_DOUBLE(&it)) {
         v = bson_iter_double(&it);
@@ -152,6 +209,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
+    /* accepted with no phone named: left out, nothing changed (checked
+     * above: hit is NPHONES) */
+    if (!named)
+        return 0;
     /* accepted: a phone of the task, and exactly the row's sums */
     if (hit == NPHONES || stats[hit].phone != phone)
         abort();
