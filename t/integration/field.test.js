@@ -153,6 +153,26 @@ test(`the rollup collection dropped alone: every phone's history is still counte
     await d.shutdown('SIGQUIT');
 });
 
+/* Restore a collection as mongorestore --drop does: emptied, then every
+ * document of the backup inserted, one that a running daemon wrote again
+ * in between reported as a duplicate key and skipped. */
+async function restore(coll, docs) {
+    await coll.deleteMany({});
+    return restoreInto(coll, docs);
+}
+
+async function restoreInto(coll, docs) {
+    if (!docs.length) return 0;
+    try {
+        await coll.insertMany(docs, { ordered: false });
+        return 0;
+    } catch (e) {
+        const errs = e.writeErrors ? [].concat(e.writeErrors) : [];
+        if (!errs.length || errs.some((w) => (w.code ?? w.err?.code) !== 11000)) throw e;
+        return errs.length;
+    }
+}
+
 test('the rollup collection, then the batches collection, restored from older backups', async (t) => {
     const calls = new Calls('restore');
     const rnd = h.prng(SEED + 7);
@@ -160,14 +180,10 @@ test('the rollup collection, then the batches collection, restored from older ba
     const port = await h.freePort();
     const url = `http://127.0.0.1:${port}`;
     const cfg = calls.config({ status: { listen: `127.0.0.1:${port}` } });
-    const d = await start(t, cfg);
+    let d = await start(t, cfg);
     await waitFolded(cfg);
     const rollups = calls.db.collection(`${calls.name}_rollup`);
     const batches = calls.db.collection(`${calls.name}_rollup_batches`);
-    const restore = async (coll, docs) => {
-        await coll.deleteMany({});
-        if (docs.length) await coll.insertMany(docs);
-    };
     const oldRollups = await rollups.find({}).toArray();
     const oldBatches = await batches.find({ _id: { $ne: 'lease' } }).toArray();
     /* more batches of every phone after the backup */
@@ -181,7 +197,12 @@ test('the rollup collection, then the batches collection, restored from older ba
     await waitFolded(cfg);
     await check(calls, PHONES, 'the rollups restored: the next batch folded onto them');
     await verify(cfg, 'the rollups restored');
+
+    /* The batches restored while the service is stopped: the folder that
+     * starts finds marks above every batch the backup knows. */
+    await d.shutdown('SIGQUIT');
     await restore(batches, oldBatches);
+    d = await start(t, cfg);
     await check(calls, PHONES, 'the batches restored: at once');
     await calls.insert(history(rnd, PHONES, 3));
     await d.waitForLog(/folder: a new epoch/, 30000);
@@ -189,6 +210,24 @@ test('the rollup collection, then the batches collection, restored from older ba
     await waitFolded(cfg);
     await check(calls, PHONES, 'the batches restored: folded in a new epoch');
     await verify(cfg, 'the batches restored');
+
+    /* Restored again while the service runs: the folder finds the
+     * collection empty, makes an epoch and claims a batch before the
+     * backup's documents arrive; those it wrote are skipped as duplicates. */
+    await batches.deleteMany({});
+    await h.waitFor(async () => {
+        const epoch = await batches.findOne({ _id: 'epoch' });
+        return epoch && (await batches.countDocuments({ _id: { $gte: 1 }, e: epoch.e })) > 0;
+    }, 30000, 'the folder to make an epoch and claim a batch of it in the emptied batches collection', 10);
+    const skipped = await restoreInto(batches, oldBatches);
+    assert.ok(skipped >= 1, `the epoch document is a duplicate (${skipped} skipped)`);
+    await calls.insert(history(rnd, PHONES, 3));
+    await check(calls, PHONES, 'the batches restored while running: at once');
+    await d.waitForLogCount(/folder: a new epoch/, 2, 30000);
+    await waitFolded(cfg);
+    await check(calls, PHONES, 'the batches restored while running: folded');
+    assert.equal(await metric(url, 'reporterd_rollup_new_epochs_total'), 2, 'both new epochs are counted on /metrics');
+    await verify(cfg, 'the batches restored while running');
     await d.shutdown('SIGQUIT');
 });
 
