@@ -107,20 +107,41 @@ publish_one(struct bench *bn, struct rd_broker *b, const struct rd_conf *conf, u
     return rc;
 }
 
+/* The task a result answers: its correlation_id property, else (a
+ * service that only copies it into the body, as the old Python one does)
+ * the body's "correlation_id"; -1 for none of this run's. */
+static int64_t
+result_index(const struct bench *bn, const struct rd_delivery *d, struct json_object *o)
+{
+    struct json_object *v;
+    const char         *id = d->correlation_id;
+    char               *end;
+    int64_t             cid;
+
+    if (id[0] == '\0' && o != NULL && json_object_object_get_ex(o, "correlation_id", &v)
+        && (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_string)))
+        id = json_object_get_string(v);
+    cid = strtoll(id, &end, 10);
+    if (end == id || *end != '\0' || cid - bn->base < 0 || cid - bn->base >= bn->sent)
+        return -1;
+    return cid - bn->base;
+}
+
 static void
 take_result(struct bench *bn, const struct rd_delivery *d)
 {
     struct json_object *o, *v;
-    char               *end;
-    int64_t             cid = strtoll(d->correlation_id, &end, 10), i = cid - bn->base;
+    int64_t             i;
 
-    if (end == d->correlation_id || i < 0 || i >= bn->sent || bn->latency[i] >= 0) {
+    o = json_tokener_parse(d->body);
+    i = result_index(bn, d, o);
+    if (i < 0 || bn->latency[i] >= 0) {
         bn->stray++;
+        json_object_put(o);
         return;
     }
     bn->latency[i] = rd_now_sec() - bn->sent_at[i];
     bn->received++;
-    o = json_tokener_parse(d->body);
     if (o != NULL && json_object_object_get_ex(o, "status", &v)
         && strcmp(json_object_get_string(v), "Complete") != 0)
         bn->errors++;

@@ -30,57 +30,6 @@
 
 #define MS_BOUND  INT64_C(4503599627370496)     /* 2^52 */
 
-/* {$switch: 1 for a number, 2 for a date, 0 for anything else} of field. */
-static void
-append_kind(bson_t *doc, const char *key, const char *field)
-{
-    bson_t *k = BCON_NEW(
-        "$switch", "{",
-            "branches", "[",
-                "{", "case", "{", "$in", "[", "{", "$type", BCON_UTF8(field), "}",
-                    "[", BCON_UTF8("int"), BCON_UTF8("long"), BCON_UTF8("double"), "]", "]", "}",
-                    "then", BCON_INT32(1), "}",
-                "{", "case", "{", "$eq", "[", "{", "$type", BCON_UTF8(field), "}",
-                    BCON_UTF8("date"), "]", "}",
-                    "then", BCON_INT32(2), "}",
-            "]",
-            "default", BCON_INT32(0),
-        "}");
-
-    BSON_APPEND_DOCUMENT(doc, key, k);
-    bson_destroy(k);
-}
-
-/* {$cond: [{$eq: ["$<kind>", 2]}, {$toLong: "$<v>"}, "$<v>"]}: a date as its ms. */
-static void
-append_ms(bson_t *doc, const char *key, const char *kind, const char *v)
-{
-    bson_t *m = BCON_NEW(
-        "$cond", "[",
-            "{", "$eq", "[", BCON_UTF8(kind), BCON_INT32(2), "]", "}",
-            "{", "$toLong", BCON_UTF8(v), "}",
-            BCON_UTF8(v),
-        "]");
-
-    BSON_APPEND_DOCUMENT(doc, key, m);
-    bson_destroy(m);
-}
-
-/* {$and: [-2^52 <= v <= 2^52, v == trunc(v)]}, v known to be a number. */
-static void
-append_whole(bson_t *arr, const char *key, const char *v)
-{
-    bson_t *w = BCON_NEW(
-        "$and", "[",
-            "{", "$gte", "[", BCON_UTF8(v), BCON_INT64(-MS_BOUND), "]", "}",
-            "{", "$lte", "[", BCON_UTF8(v), BCON_INT64(MS_BOUND), "]", "}",
-            "{", "$eq", "[", BCON_UTF8(v), "{", "$trunc", "[", BCON_UTF8(v), "]", "}", "]", "}",
-        "]");
-
-    BSON_APPEND_DOCUMENT(arr, key, w);
-    bson_destroy(w);
-}
-
 static void
 append_stage(bson_t *p, uint32_t *i, bson_t *stage)
 {
@@ -92,132 +41,145 @@ append_stage(bson_t *p, uint32_t *i, bson_t *stage)
     bson_destroy(stage);
 }
 
-/* {$sum: {$cond: [{$and: ["$valid", cond]}, then, 0]}}, cond NULL for none. */
+/* {$sum: {$cmp: ["$ms", v]}}: per record 1 above v, -1 below (and for
+ * null); v halfway between two integers, never 0. */
 static void
-append_count(bson_t *g, const char *key, bson_t *cond, const char *then)
+append_cmp(bson_t *g, const char *key, double v)
 {
-    bson_t  c = BSON_INITIALIZER, *s;
+    bson_t *s = BCON_NEW("$sum", "{", "$cmp", "[", BCON_UTF8("$ms"), BCON_DOUBLE(v), "]", "}");
 
-    BSON_APPEND_UTF8(&c, "0", "$valid");
-    if (cond != NULL) {
-        BSON_APPEND_DOCUMENT(&c, "1", cond);
-        bson_destroy(cond);
-    }
-    if (then != NULL)
-        s = BCON_NEW("$sum", "{", "$cond", "[", "{", "$and", BCON_ARRAY(&c), "}",
-                     BCON_UTF8(then), BCON_INT32(0), "]", "}");
-    else
-        s = BCON_NEW("$sum", "{", "$cond", "[", "{", "$and", BCON_ARRAY(&c), "}",
-                     BCON_INT32(1), BCON_INT32(0), "]", "}");
     BSON_APPEND_DOCUMENT(g, key, s);
     bson_destroy(s);
-    bson_destroy(&c);
 }
 
-static bson_t *
-cmp_ms(const char *op, int64_t v)
+/* {$toLong: {$divide: [{<op>: [a, b]}, 2]}}: half of an even count, exact. */
+static void
+append_half(bson_t *doc, const char *key, const char *op, const char *a, const char *b)
 {
-    return BCON_NEW(op, "[", BCON_UTF8("$ms"), BCON_INT64(v), "]");
+    bson_t *h = BCON_NEW("$toLong", "{", "$divide", "[", "{", op, "[", BCON_UTF8(a), BCON_UTF8(b), "]", "}",
+                         BCON_INT32(2), "]", "}");
+
+    BSON_APPEND_DOCUMENT(doc, key, h);
+    bson_destroy(h);
 }
 
 /*
- * The stages, as the MongoDB documentation would write them:
+ * The stages, as the MongoDB documentation would write them (S and E
+ * standing for "$start_date" and "$end_date", B for 2^52):
  *
- *   { $project: { _id: 0, phone: 1, s: "$start_date", e: "$end_date",
- *                 ks: <1 number, 2 date, 0 other>, ke: <same> } },
- *   { $project: { phone: 1, ok: { $and: [ ks > 0, ks == ke ] },
- *                 s: <ms of s when a date>, e: <ms of e when a date> } },
- *   { $project: { phone: 1, s: 1, e: 1,
- *                 valid: { $cond: [ "$ok", { $and: [ s, e whole, within 2^52; e >= s ] }, false ] } } },
- *   { $project: { phone: 1, valid: 1,
- *                 ms: { $cond: [ "$valid", { $toLong: { $subtract: [ "$e", "$s" ] } }, null ] } } },
- *   { $group:   { _id: "$phone", cnt: { $sum: { $cond: [ { $and: [ "$valid" ] }, 1, 0 ] } },
- *                 cnt_10: ..., sum_ms: ..., min_ms: { $min: "$ms" }, ..., invalid: ... } }
+ *   { $project: { _id: 0, phone: 1, ms: { $let: {
+ *       vars: { d: { $cond: [
+ *           { $and: [ { $gte: [S, -B] }, { $lte: [E, B] }, { $gte: [E, S] } ] },
+ *           { $subtract: [E, S] },
+ *           { $cond: [ { $and: [ { $eq: [{ $type: S }, "date"] }, { $eq: [{ $type: E }, "date"] },
+ *                                { $gte: [S, Date(-B)] }, { $lte: [E, Date(B)] }, { $gte: [E, S] } ] },
+ *                      { $subtract: [E, S] }, null ] } ] } },
+ *       in: { $cond: [ { $in: [ { $type: "$$d" }, ["int", "long", "null"] ] }, "$$d",
+ *             { $cond: [ { $and: [ { $eq: [{ $type: "$$d" }, "double"] },
+ *                                  { $eq: [S, { $trunc: [S] }] }, { $eq: [E, { $trunc: [E] }] } ] },
+ *                        { $toLong: "$$d" }, null ] } ] } } } } },
+ *   { $group: { _id: "$phone", n: { $sum: 1 },
+ *               c0:  { $sum: { $cmp: ["$ms", -0.5] } },
+ *               c10: { $sum: { $cmp: ["$ms", 9999.5] } },
+ *               c30: { $sum: { $cmp: ["$ms", 29999.5] } },
+ *               sum_ms: { $sum: "$ms" }, min_ms: { $min: "$ms" }, max_ms: { $max: "$ms" },
+ *               sum_ms_over_15: { $sum: { $cond: [ { $gt: ["$ms", 15000] }, "$ms", 0 ] } } } },
+ *   { $project: { cnt: (c0 + n) / 2, cnt_10: (c0 - c10) / 2, cnt_10_30: (c10 - c30) / 2,
+ *                 cnt_30: (c30 + n) / 2, invalid: (n - c0) / 2,
+ *                 sum_ms: 1, sum_ms_over_15: 1, min_ms: 1, max_ms: 1 } }
  *
- * $cond evaluates one branch only, so $trunc and $toLong never see
- * anything but a number or a date; $min and $max ignore the nulls of
- * invalid records, and every count is guarded by "$valid" (in MongoDB
- * null < 10000 is true).
+ * One expression per record gives ms, or null for an invalid record.
+ * MongoDB orders values of different types by type (null < numbers <
+ * strings, objects, ... < dates), so S >= -B, E <= B and E >= S hold only
+ * when both are numbers (int, long, double or decimal) in [-B, B] with
+ * E >= S.  The type of E - S then says the rest: int or long when both
+ * are, and those are whole; double when one is, and only then are both
+ * asked to be whole ($trunc, which fails on anything but a number, sees
+ * numbers only); decimal when one is, which is not valid.  Dates get the
+ * same tests in their own branch; their difference is a long.
+ *
+ * The group reads ms alone.  $sum, $min and $max pass over null.  A count
+ * is a $cmp against a threshold halfway between two integers: per record
+ * +1 above, -1 below, and null (an invalid record) compares below every
+ * number, so c = above - (n - above) and every figure is half of an even
+ * integer, taken on the few rows per phone.  $divide makes a double of
+ * it, exact below 2^53, turned back into a long.
  */
 void
 rd_report_append_group(bson_t *p, uint32_t *i)
 {
-    bson_t *st, inner, checks = BSON_INITIALIZER, g = BSON_INITIALIZER;
+    bson_t     *st, *dates, *d, *in, g = BSON_INITIALIZER, pr = BSON_INITIALIZER;
+    const char *s = "$start_date", *e = "$end_date";
 
-    st = bson_new();
-    bson_append_document_begin(st, "$project", -1, &inner);
-    BSON_APPEND_INT32(&inner, "_id", 0);
-    BSON_APPEND_INT32(&inner, "phone", 1);
-    BSON_APPEND_UTF8(&inner, "s", "$start_date");
-    BSON_APPEND_UTF8(&inner, "e", "$end_date");
-    append_kind(&inner, "ks", "$start_date");
-    append_kind(&inner, "ke", "$end_date");
-    bson_append_document_end(st, &inner);
-    append_stage(p, i, st);
-
-    st = bson_new();
-    bson_append_document_begin(st, "$project", -1, &inner);
-    BSON_APPEND_INT32(&inner, "phone", 1);
-    {
-        bson_t *ok = BCON_NEW("$and", "[",
-                              "{", "$gt", "[", BCON_UTF8("$ks"), BCON_INT32(0), "]", "}",
-                              "{", "$eq", "[", BCON_UTF8("$ks"), BCON_UTF8("$ke"), "]", "}",
-                              "]");
-        BSON_APPEND_DOCUMENT(&inner, "ok", ok);
-        bson_destroy(ok);
-    }
-    append_ms(&inner, "s", "$ks", "$s");
-    append_ms(&inner, "e", "$ke", "$e");
-    bson_append_document_end(st, &inner);
-    append_stage(p, i, st);
-
-    append_whole(&checks, "0", "$s");
-    append_whole(&checks, "1", "$e");
-    {
-        bson_t *ge = BCON_NEW("$gte", "[", BCON_UTF8("$e"), BCON_UTF8("$s"), "]");
-        BSON_APPEND_DOCUMENT(&checks, "2", ge);
-        bson_destroy(ge);
-    }
-    st = BCON_NEW("$project", "{", "phone", BCON_INT32(1), "s", BCON_INT32(1), "e", BCON_INT32(1),
-                  "valid", "{", "$cond", "[", BCON_UTF8("$ok"), "{", "$and", BCON_ARRAY(&checks), "}",
-                  BCON_BOOL(false), "]", "}", "}");
-    bson_destroy(&checks);
-    append_stage(p, i, st);
-
-    st = BCON_NEW("$project", "{", "phone", BCON_INT32(1), "valid", BCON_INT32(1),
-                  "ms", "{", "$cond", "[", BCON_UTF8("$valid"),
-                      "{", "$toLong", "{", "$subtract", "[", BCON_UTF8("$e"), BCON_UTF8("$s"), "]", "}", "}",
-                      BCON_NULL, "]", "}", "}");
+    dates = BCON_NEW("$cond", "[",
+        "{", "$and", "[",
+            "{", "$eq", "[", "{", "$type", BCON_UTF8(s), "}", BCON_UTF8("date"), "]", "}",
+            "{", "$eq", "[", "{", "$type", BCON_UTF8(e), "}", BCON_UTF8("date"), "]", "}",
+            "{", "$gte", "[", BCON_UTF8(s), BCON_DATE_TIME(-MS_BOUND), "]", "}",
+            "{", "$lte", "[", BCON_UTF8(e), BCON_DATE_TIME(MS_BOUND), "]", "}",
+            "{", "$gte", "[", BCON_UTF8(e), BCON_UTF8(s), "]", "}",
+        "]", "}",
+        "{", "$subtract", "[", BCON_UTF8(e), BCON_UTF8(s), "]", "}",
+        BCON_NULL, "]");
+    d = BCON_NEW("$cond", "[",
+        "{", "$and", "[",
+            "{", "$gte", "[", BCON_UTF8(s), BCON_INT64(-MS_BOUND), "]", "}",
+            "{", "$lte", "[", BCON_UTF8(e), BCON_INT64(MS_BOUND), "]", "}",
+            "{", "$gte", "[", BCON_UTF8(e), BCON_UTF8(s), "]", "}",
+        "]", "}",
+        "{", "$subtract", "[", BCON_UTF8(e), BCON_UTF8(s), "]", "}",
+        BCON_DOCUMENT(dates), "]");
+    bson_destroy(dates);
+    in = BCON_NEW("$cond", "[",
+        "{", "$in", "[", "{", "$type", BCON_UTF8("$$d"), "}",
+            "[", BCON_UTF8("int"), BCON_UTF8("long"), BCON_UTF8("null"), "]", "]", "}",
+        BCON_UTF8("$$d"),
+        "{", "$cond", "[",
+            "{", "$and", "[",
+                "{", "$eq", "[", "{", "$type", BCON_UTF8("$$d"), "}", BCON_UTF8("double"), "]", "}",
+                "{", "$eq", "[", BCON_UTF8(s), "{", "$trunc", "[", BCON_UTF8(s), "]", "}", "]", "}",
+                "{", "$eq", "[", BCON_UTF8(e), "{", "$trunc", "[", BCON_UTF8(e), "]", "}", "]", "}",
+            "]", "}",
+            "{", "$toLong", BCON_UTF8("$$d"), "}",
+            BCON_NULL, "]", "}",
+        "]");
+    st = BCON_NEW("$project", "{", "_id", BCON_INT32(0), "phone", BCON_INT32(1),
+                  "ms", "{", "$let", "{", "vars", "{", "d", BCON_DOCUMENT(d), "}",
+                                          "in", BCON_DOCUMENT(in), "}", "}", "}");
+    bson_destroy(d);
+    bson_destroy(in);
     append_stage(p, i, st);
 
     BSON_APPEND_UTF8(&g, "_id", "$phone");
-    append_count(&g, "cnt", NULL, NULL);
-    append_count(&g, "cnt_10", cmp_ms("$lt", 10000), NULL);
-    {
-        bson_t *lo = cmp_ms("$gte", 10000), *hi = cmp_ms("$lt", 30000);
-        bson_t *both = BCON_NEW("$and", "[", BCON_DOCUMENT(lo), BCON_DOCUMENT(hi), "]");
-
-        bson_destroy(lo);
-        bson_destroy(hi);
-        append_count(&g, "cnt_10_30", both, NULL);
-    }
-    append_count(&g, "cnt_30", cmp_ms("$gte", 30000), NULL);
-    append_count(&g, "sum_ms", NULL, "$ms");
-    append_count(&g, "sum_ms_over_15", cmp_ms("$gt", 15000), "$ms");
-    {
-        bson_t *mn = BCON_NEW("$min", BCON_UTF8("$ms")), *mx = BCON_NEW("$max", BCON_UTF8("$ms"));
-        bson_t *inv = BCON_NEW("$sum", "{", "$cond", "[", BCON_UTF8("$valid"),
-                               BCON_INT32(0), BCON_INT32(1), "]", "}");
-
-        BSON_APPEND_DOCUMENT(&g, "min_ms", mn);
-        BSON_APPEND_DOCUMENT(&g, "max_ms", mx);
-        BSON_APPEND_DOCUMENT(&g, "invalid", inv);
-        bson_destroy(mn);
-        bson_destroy(mx);
-        bson_destroy(inv);
-    }
+    st = BCON_NEW("n", "{", "$sum", BCON_INT32(1), "}");
+    bson_concat(&g, st);
+    bson_destroy(st);
+    append_cmp(&g, "c0", -0.5);
+    append_cmp(&g, "c10", 9999.5);
+    append_cmp(&g, "c30", 29999.5);
+    st = BCON_NEW("sum_ms", "{", "$sum", BCON_UTF8("$ms"), "}",
+                  "min_ms", "{", "$min", BCON_UTF8("$ms"), "}",
+                  "max_ms", "{", "$max", BCON_UTF8("$ms"), "}",
+                  "sum_ms_over_15", "{", "$sum", "{", "$cond", "[",
+                      "{", "$gt", "[", BCON_UTF8("$ms"), BCON_INT64(15000), "]", "}",
+                      BCON_UTF8("$ms"), BCON_INT32(0), "]", "}", "}");
+    bson_concat(&g, st);
+    bson_destroy(st);
     st = BCON_NEW("$group", BCON_DOCUMENT(&g));
     bson_destroy(&g);
+    append_stage(p, i, st);
+
+    append_half(&pr, "cnt", "$add", "$c0", "$n");
+    append_half(&pr, "cnt_10", "$subtract", "$c0", "$c10");
+    append_half(&pr, "cnt_10_30", "$subtract", "$c10", "$c30");
+    append_half(&pr, "cnt_30", "$add", "$c30", "$n");
+    append_half(&pr, "invalid", "$subtract", "$n", "$c0");
+    st = BCON_NEW("sum_ms", BCON_INT32(1), "sum_ms_over_15", BCON_INT32(1),
+                  "min_ms", BCON_INT32(1), "max_ms", BCON_INT32(1));
+    bson_concat(&pr, st);
+    bson_destroy(st);
+    st = BCON_NEW("$project", BCON_DOCUMENT(&pr));
+    bson_destroy(&pr);
     append_stage(p, i, st);
 }
 

@@ -319,6 +319,60 @@ test('phones stored as int32, int64, double and Decimal128 are one phone; "8", 8
     await d.shutdown('SIGQUIT');
 });
 
+/*
+ * Every pairing of start_date and end_date over values of every BSON type
+ * a writer may leave there: numbers of each type at the 2^52 bounds and
+ * past them, int32 extremes whose difference needs 64 bits, fractional,
+ * NaN and infinite doubles, Decimal128 (not valid, even when integral),
+ * dates at and past 2^52 ms, and strings, null, booleans, arrays, objects,
+ * ObjectIds and a missing field.  The pipeline decides validity by
+ * MongoDB's cross-type ordering; the oracle by the written rule.
+ */
+test('start_date and end_date of every type, paired every way: both modes equal the oracle', async (t) => {
+    const { Int32, Long, Double, Decimal128, ObjectId } = h.lazyRequire('mongodb');
+    const B = 2 ** 52;
+    const values = [
+        new Int32(0), new Int32(12000), new Int32(-5000), new Int32(2147483647), new Int32(-2147483648),
+        Long.fromNumber(9000), Long.fromNumber(1e12), Long.fromNumber(B), Long.fromNumber(-B),
+        Long.fromNumber(B - 20000), Long.fromString('4503599627370497'), Long.fromString('-4503599627370497'),
+        new Double(1000), new Double(1000.5), new Double(-0), new Double(NaN), new Double(Infinity),
+        new Double(-Infinity), new Double(B), new Double(-B + 3000), new Double(1e12 + 30000), new Double(-B - 2),
+        Decimal128.fromString('1000'), Decimal128.fromString('40000'), Decimal128.fromString('1000.5'),
+        new Date(BASE), new Date(BASE + 12000), new Date(BASE + 40000), new Date(-B), new Date(-B + 16000),
+        new Date(B), new Date(B - 35000), new Date(B + 1),
+        '1000', null, true, [1000], { a: 1000 }, new ObjectId('64a000000000000000000000'), undefined,
+    ];
+    /* roughly, to leave out valid pairs whose figures pass what the
+     * oracle's JSON comparison carries exactly (2^46 cents) */
+    const approx = (v) => (v instanceof Date ? v.getTime() : Number(v && v.valueOf ? v.valueOf() : v));
+    const docs = [];
+    let k = 0;
+    for (const s of values) {
+        for (const e of values) {
+            const r = { phone: 3000 + (k % 97) };
+            if (s !== undefined) r.start_date = s;
+            if (e !== undefined) r.end_date = e;
+            if (h.expectedInvalid([r], [r.phone]) === 0 && approx(e) - approx(s) > 2e12) continue;
+            k++;
+            docs.push(r);
+        }
+    }
+    const calls = new Calls('types');
+    await calls.insert(docs);
+    const ps = Array.from({ length: 97 }, (_, i) => 3000 + i);
+    const valid = docs.filter((r) => h.expectedInvalid([r], [r.phone]) === 0).length;
+    assert.ok(valid > 50 && valid < docs.length - 1000, `the oracle finds some valid pairs and many invalid (${valid} of ${docs.length})`);
+    const dl = await start(t, calls.config({ report: { mode: 'live' } }, 'live.yaml'));
+    for (let i = 0; i < ps.length; i += 25) await check(calls, ps.slice(i, i + 25), `live mode, phones ${i}..`);
+    await dl.shutdown('SIGQUIT');
+    const cfg = calls.config();
+    const d = await start(t, cfg);
+    await waitFolded(cfg);
+    for (let i = 0; i < ps.length; i += 25) await check(calls, ps.slice(i, i + 25), `rollup mode, phones ${i}..`);
+    await verify(cfg, 'every type');
+    await d.shutdown('SIGQUIT');
+});
+
 test('records that arrive with an rb field (0, -1, 1, "x", another epoch\'s mark) are counted and folded', async (t) => {
     const { Long } = h.lazyRequire('mongodb');
     const calls = new Calls('foreign');

@@ -558,3 +558,36 @@ test('$inc as mongod does it: int32 past 2^31 becomes int64; an int64 past 2^63 
         assert.deepEqual(after.map((d) => num(d.a)), [2, 3, Number(MAX.toString()), 4, 5]);
     }
 });
+
+test('Decimal128 and the types of expression results as mongod gives them: $subtract and $add with a decimal ' +
+    'give a decimal; $trunc and $round take decimals; $let keeps the type of a bound number ($type "$$d" of a ' +
+    'double of integral value is "double"); $toLong converts doubles past 2^53; $and and $cond stop at the ' +
+    'first false test', async () => {
+    const c = db.collection('num_expr');
+    await c.insertMany([
+        { _id: 1, s: D('1000'), e: new Int32(12000) },
+        { _id: 2, s: new Double(1000.5), e: new Double(1000.5) },
+        { _id: 3, s: Long.fromString('-4503599627370496'), e: new Double(4503599627370496) },
+        { _id: 4, s: D('1000.5'), e: new Int32(5), o: { a: 1 } },
+    ]);
+    const out = await c.aggregate([{ $sort: { _id: 1 } }, { $project: {
+        sub: { $type: { $subtract: ['$e', '$s'] } },
+        add: { $type: { $add: ['$s', new Int32(1)] } },
+        tr: { $trunc: ['$s'] },
+        rd: { $round: ['$s'] },
+        d: { $let: { vars: { d: { $subtract: ['$e', '$s'] } }, in: { $type: '$$d' } } },
+        l: { $cond: [{ $eq: [{ $type: '$e' }, 'double'] }, { $toLong: { $subtract: ['$e', '$s'] } }, null] },
+        and: { $and: [{ $eq: [{ $type: '$o' }, 'object'] }, false, { $trunc: ['$o'] }] },
+    } }], RAW).toArray();
+    assert.deepEqual(out.slice(0, 3).map((r) => [r.sub, r.add]), [['decimal', 'decimal'], ['double', 'double'], ['double', 'long']]);
+    assert.equal(bt(out[0].tr), 'decimal');
+    assert.equal(out[0].tr.toString(), '1000');
+    assert.equal(bt(out[3].tr), 'decimal', '$trunc of a Decimal128 is a Decimal128');
+    assert.equal(Number(out[3].tr.toString()), 1000, 'truncated toward zero');
+    assert.equal(Number(out[3].rd.toString()), 1000, '$round of 1000.5 is 1000: half to even');
+    assert.deepEqual(out.map((r) => r.d), ['decimal', 'double', 'double', 'decimal'], '$$d keeps its type');
+    assert.equal(bt(out[2].l), 'long');
+    assert.equal(out[2].l.toString(), '9007199254740992', '$toLong of 2^53 as a double');
+    assert.deepEqual(out.map((r) => r.and), [false, false, false, false], '$and never asks $trunc of an object');
+    assert.equal(out[3].l, null);
+});

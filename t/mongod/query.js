@@ -7,7 +7,8 @@
  */
 'use strict';
 
-const { ObjectId } = require('bson');
+const BSON = require('bson');
+const { ObjectId } = BSON;
 const { Context, evalExpr } = require('mingo/core');
 const { Lazy } = require('mingo/lazy');
 const mingoUtil = require('mingo/util');
@@ -57,6 +58,9 @@ const DOUBLE_OPS = new Set(['$divide', '$avg', '$sqrt', '$exp', '$ln', '$log', '
     '$atan2', '$degreesToRadians', '$radiansToDegrees']);
 const SAME_AS_ARG_OPS = new Set(['$abs', '$ceil', '$floor', '$trunc', '$round']);
 
+/* The BSON types of the numbers $let bound, beside its variables. */
+const VAR_TYPES = Symbol('variable types');
+
 /* BSON type of container[key] evaluated against doc, or undefined when the
  * rules do not say (the value then decides). */
 function exprType(container, key, doc, opts, tctx) {
@@ -67,7 +71,8 @@ function exprType(container, key, doc, opts, tctx) {
             const dot = e.indexOf('.');
             const v = dot < 0 ? e : e.slice(0, dot);
             if ((v === '$$ROOT' || v === '$$CURRENT') && dot > 0) return fieldType(doc, e.slice(dot + 1), tctx);
-            return undefined;
+            const vars = opts && opts.local && opts.local.variables;
+            return dot < 0 && vars && vars[VAR_TYPES] ? vars[VAR_TYPES][e.slice(2)] : undefined;
         }
         if (e[0] === '$') return fieldType(doc, e.slice(1), tctx);
         return 'string';
@@ -389,10 +394,26 @@ function bsonString(v, t) {
     default: return String(v);
     }
 }
+/* Decimal128 arithmetic as mongod does it: when an operand of $add or
+ * $subtract is a decimal, every number is taken as a decimal (integers
+ * exactly, doubles as Decimal128(double, kRoundTo34Digits)) and so is the
+ * result. */
+const isDec = (v) => v !== null && typeof v === 'object' && v._bsontype === 'Decimal128';
+function asDec(v) {
+    if (isDec(v)) return decParts(v);
+    if (v !== null && typeof v === 'object' && v._bsontype === 'Long') return { n: BigInt(v.toString()), e: 0 };
+    const x = numValue(v);
+    return Number.isInteger(x) ? { n: BigInt(x), e: 0 } : decFromDouble34(x);
+}
+const decNeg = (p) => (p.nan ? p : p.inf ? { inf: -p.inf } : { n: -p.n, e: p.e });
+
 const ARITH_OPS = {
     $add: (obj, expr, options) => {
         tick();
         const args = evalExpr(obj, Array.isArray(expr) ? expr : [expr], options);
+        if (args.some(isDec) && args.every((v) => numValue(v) !== undefined)) {
+            return decToBson(args.reduce((t, v) => decAdd(t, asDec(v)), { n: 0n, e: 0 }));
+        }
         let sum = 0;
         let date = false;
         for (const v of args) {
@@ -413,7 +434,9 @@ const ARITH_OPS = {
         const [a, b] = twoArgs(obj, expr, options, '$subtract');
         const x = numValue(a);
         const y = numValue(b);
-        if (x !== undefined && y !== undefined) return x - y;
+        if (x !== undefined && y !== undefined) {
+            return isDec(a) || isDec(b) ? decToBson(decAdd(asDec(a), decNeg(asDec(b)))) : x - y;
+        }
         if (nullish(a) || nullish(b)) return null;
         if (a instanceof Date) {
             if (b instanceof Date) return a.getTime() - b.getTime();
@@ -518,6 +541,51 @@ function exprTypeOp(obj, expr, options) {
     }
     const v = evalExpr(obj, args[0], options);
     return bsonTypeName(v, typeof v === 'number' ? exprType(args, 0, obj, options, currentTctx) : undefined);
+}
+
+/* {$toLong: x} as mongod converts (mingo stops at 2^53): a double or
+ * decimal truncated when within [-2^63, 2^63), true 1, false 0, a date
+ * its ms, null null; anything else a ConversionFailure. */
+function exprToLong(obj, expr, options) {
+    const v = evalExpr(obj, Array.isArray(expr) ? expr[0] : expr, options);
+    if (v === null || v === undefined) return null;
+    if (v === true || v === false) return v ? 1 : 0;
+    if (v instanceof Date) return v.getTime();
+    const fail = (why) => new CmdError(241, 'ConversionFailure', `${why} in $convert with no onError value`);
+    if (typeof v === 'string') {
+        if (!/^-?\d+$/.test(v)) throw fail(`Failed to parse number '${v}'`);
+        return Number(v);
+    }
+    if (v !== null && typeof v === 'object' && v._bsontype === 'Long') return v;
+    let x;
+    if (isDec(v)) {
+        const p = decParts(v);
+        if (p.nan || p.inf) throw fail('Attempt to convert NaN or infinite value to integer');
+        const t = p.e >= 0 ? p.n * 10n ** BigInt(p.e) : p.n / 10n ** BigInt(-p.e);
+        if (t < -(2n ** 63n) || t >= 2n ** 63n) throw fail('Conversion would overflow target type');
+        return t >= -(2n ** 53n) && t <= 2n ** 53n ? Number(t) : BSON.Long.fromString(t.toString());
+    }
+    x = numValue(v);
+    if (x === undefined) throw fail(`Unsupported conversion from ${typeName(v)} to long`);
+    if (!Number.isFinite(x)) throw fail('Attempt to convert NaN or infinite value to integer');
+    if (x < -(2 ** 63) || x >= 2 ** 63) throw fail('Conversion would overflow target type');
+    return Math.trunc(x);
+}
+
+/* {$let: {vars, in}} as mingo's, keeping the type of each number bound
+ * (a double of integral value stays a double for $type "$$v"). */
+function typedLet(obj, expr, options) {
+    const outer = options.local && options.local.variables;
+    const variables = {};
+    const types = Object.assign({}, outer && outer[VAR_TYPES]);
+    for (const key of Object.keys(expr.vars)) {
+        const v = evalExpr(obj, expr.vars[key], options);
+        variables[key] = v;
+        types[key] = typeof v === 'number' ? exprType(expr.vars, key, obj, options, currentTctx) : undefined;
+    }
+    variables[VAR_TYPES] = types;
+    /* options is mingo's ComputeOptions (not exported): a copy, scoped */
+    return evalExpr(obj, expr.in, options.constructor.init(options).update({ variables }));
 }
 
 function exprIsNumber(obj, expr, options) {
@@ -775,16 +843,34 @@ function decimalRound(x, place, mode) {
     return neg ? -v : v;
 }
 
+/* $trunc / $round of a Decimal128 to `place` digits, as a Decimal128
+ * (MongoDB rounds a decimal half to even). */
+function decimalRoundDec(x, place, mode) {
+    const p = decParts(x);
+    if (p.nan || p.inf || p.e >= -place) return x;
+    const div = 10n ** BigInt(-place - p.e);
+    const neg = p.n < 0n;
+    const a = neg ? -p.n : p.n;
+    let q = a / div;
+    const r = a % div;
+    if (mode === 'round' && (r * 2n > div || (r * 2n === div && (q & 1n) === 1n))) q += 1n;
+    return decToBson({ n: neg ? -q : q, e: -place });
+}
+
 function roundLike(mode, name) {
     return (obj, expr, options) => {
         const args = evalExpr(obj, Array.isArray(expr) ? expr : [expr], options);
         const n = args[0];
         const place = args.length > 1 && args[1] !== undefined ? args[1] : 0;
         if (n === null || n === undefined) return null;
-        if (typeof n !== 'number') throw new CmdError(51081, 'Location51081', `${name} only supports numeric types, not ${typeof n}`);
+        const dec = n !== null && typeof n === 'object' && n._bsontype === 'Decimal128';
+        if (typeof n !== 'number' && !dec) {
+            throw new CmdError(51081, 'Location51081', `${name} only supports numeric types, not ${typeName(n)}`);
+        }
         if (typeof place !== 'number' || !Number.isInteger(place) || place < -20 || place >= 100) {
             throw new CmdError(51083, 'Location51083', `cannot apply ${name} with precision value ${place} value must be in [-20, 100)`);
         }
+        if (dec) return decimalRoundDec(n, place, mode);
         if (Number.isInteger(n) && place >= 0) return n;
         return decimalRound(n, place, mode);
     };
@@ -802,6 +888,8 @@ const TYPED_CONTEXT = Context.init({
         $trunc: roundLike('trunc', '$trunc'),
         $type: exprTypeOp,
         $isNumber: exprIsNumber,
+        $let: typedLet,
+        $toLong: exprToLong,
     }),
     pipeline: Object.assign({}, pipelineOps, {
         $group: typedGroup(getTctx),
