@@ -52,17 +52,6 @@ append_cmp(bson_t *g, const char *key, double v)
     bson_destroy(s);
 }
 
-/* {$toLong: {$divide: [{<op>: [a, b]}, 2]}}: half of an even count, exact. */
-static void
-append_half(bson_t *doc, const char *key, const char *op, const char *a, const char *b)
-{
-    bson_t *h = BCON_NEW("$toLong", "{", "$divide", "[", "{", op, "[", BCON_UTF8(a), BCON_UTF8(b), "]", "}",
-                         BCON_INT32(2), "]", "}");
-
-    BSON_APPEND_DOCUMENT(doc, key, h);
-    bson_destroy(h);
-}
-
 /*
  * The stages, as the MongoDB documentation would write them (S and E
  * standing for "$start_date" and "$end_date", B for 2^52):
@@ -83,10 +72,7 @@ append_half(bson_t *doc, const char *key, const char *op, const char *a, const c
  *               c10: { $sum: { $cmp: ["$ms", 9999.5] } },
  *               c30: { $sum: { $cmp: ["$ms", 29999.5] } },
  *               sum_ms: { $sum: "$ms" }, min_ms: { $min: "$ms" }, max_ms: { $max: "$ms" },
- *               sum_ms_over_15: { $sum: { $cond: [ { $gt: ["$ms", 15000] }, "$ms", 0 ] } } } },
- *   { $project: { cnt: (c0 + n) / 2, cnt_10: (c0 - c10) / 2, cnt_10_30: (c10 - c30) / 2,
- *                 cnt_30: (c30 + n) / 2, invalid: (n - c0) / 2,
- *                 sum_ms: 1, sum_ms_over_15: 1, min_ms: 1, max_ms: 1 } }
+ *               sum_ms_over_15: { $sum: { $cond: [ { $gt: ["$ms", 15000] }, "$ms", 0 ] } } } }
  *
  * One expression per record gives ms, or null for an invalid record.
  * MongoDB orders values of different types by type (null < numbers <
@@ -101,14 +87,14 @@ append_half(bson_t *doc, const char *key, const char *op, const char *a, const c
  * The group reads ms alone.  $sum, $min and $max pass over null.  A count
  * is a $cmp against a threshold halfway between two integers: per record
  * +1 above, -1 below, and null (an invalid record) compares below every
- * number, so c = above - (n - above) and every figure is half of an even
- * integer, taken on the few rows per phone.  $divide makes a double of
- * it, exact below 2^53, turned back into a long.
+ * number, so c = above - (n - above).  rd_report_parse_row takes the
+ * counts back in integers: valid records (c0 + n) / 2, the buckets the
+ * halves of the differences, invalid (n - c0) / 2.
  */
 void
 rd_report_append_group(bson_t *p, uint32_t *i)
 {
-    bson_t     *st, *dates, *d, *in, g = BSON_INITIALIZER, pr = BSON_INITIALIZER;
+    bson_t     *st, *dates, *d, *in, g = BSON_INITIALIZER;
     const char *s = "$start_date", *e = "$end_date";
 
     dates = BCON_NEW("$cond", "[",
@@ -167,19 +153,6 @@ rd_report_append_group(bson_t *p, uint32_t *i)
     bson_destroy(st);
     st = BCON_NEW("$group", BCON_DOCUMENT(&g));
     bson_destroy(&g);
-    append_stage(p, i, st);
-
-    append_half(&pr, "cnt", "$add", "$c0", "$n");
-    append_half(&pr, "cnt_10", "$subtract", "$c0", "$c10");
-    append_half(&pr, "cnt_10_30", "$subtract", "$c10", "$c30");
-    append_half(&pr, "cnt_30", "$add", "$c30", "$n");
-    append_half(&pr, "invalid", "$subtract", "$n", "$c0");
-    st = BCON_NEW("sum_ms", BCON_INT32(1), "sum_ms_over_15", BCON_INT32(1),
-                  "min_ms", BCON_INT32(1), "max_ms", BCON_INT32(1));
-    bson_concat(&pr, st);
-    bson_destroy(st);
-    st = BCON_NEW("$project", BCON_DOCUMENT(&pr));
-    bson_destroy(&pr);
     append_stage(p, i, st);
 }
 
@@ -380,6 +353,74 @@ const struct rd_report_field rd_report_sums[RD_REPORT_NSUMS] = {
     { "invalid", offsetof(struct rd_phone_sums, invalid) }
 };
 
+/* The extremes into r, whose counts are read, then r into *s; else the
+ * message prefixed with the phone. */
+static int
+finish_sums(const bson_t *doc, struct rd_phone_sums *r, struct rd_phone_sums *s, int rc,
+            char *err, size_t errlen)
+{
+    /* With no valid record $min and $max are null. */
+    if (rc == RD_OK
+        && (parse_int(doc, "min_ms", r->cnt == 0, &r->min_ms, err, errlen) != RD_OK
+            || parse_int(doc, "max_ms", r->cnt == 0, &r->max_ms, err, errlen) != RD_OK))
+        rc = RD_ERROR;
+    if (rc == RD_OK) {
+        if (r->cnt == 0)
+            r->min_ms = r->max_ms = 0;
+        *s = *r;
+        return RD_OK;
+    }
+    /* Prefix the phone: the caller's message names it. */
+    {
+        char tmp[256];
+
+        snprintf(tmp, sizeof(tmp), "%s", err);
+        snprintf(err, errlen, "phone %" PRId64 ": %s", r->phone, tmp);
+    }
+    return RD_ERROR;
+}
+
+int
+rd_report_parse_row(const bson_t *row, struct rd_phone_sums *s, char *err, size_t errlen)
+{
+    struct rd_phone_sums r;
+    int64_t              n, c0, c10, c30;
+    int                  rc;
+
+    memset(&r, 0, sizeof(r));
+    rc = rd_report_parse_phone(row, &r.phone, err, errlen);
+    if (rc != RD_OK)
+        return rc;
+    if (parse_int(row, "n", 0, &n, err, errlen) != RD_OK
+        || parse_int(row, "c0", 0, &c0, err, errlen) != RD_OK
+        || parse_int(row, "c10", 0, &c10, err, errlen) != RD_OK
+        || parse_int(row, "c30", 0, &c30, err, errlen) != RD_OK
+        || parse_int(row, "sum_ms", 0, &r.sum_ms, err, errlen) != RD_OK
+        || parse_int(row, "sum_ms_over_15", 0, &r.sum_ms_over_15, err, errlen) != RD_OK)
+        return finish_sums(row, &r, s, RD_ERROR, err, errlen);
+    /* n records, c = above - (n - above) with 0 <= above <= n for each
+     * threshold, above the higher ones fewer: n >= c0 >= c10 >= c30 >= -n,
+     * all of n's parity.  Every difference is then in [0, 2n] and even,
+     * exact in uint64_t, and its half fits an int64. */
+    if (n < 0 || c0 > n || c10 > c0 || c30 > c10 || c30 < -n
+        || ((uint64_t) n - (uint64_t) c0) % 2 != 0 || ((uint64_t) c0 - (uint64_t) c10) % 2 != 0
+        || ((uint64_t) c10 - (uint64_t) c30) % 2 != 0) {
+        snprintf(err, errlen, "row has counts n %" PRId64 ", c0 %" PRId64 ", c10 %" PRId64
+                 ", c30 %" PRId64 " that no set of records gives", n, c0, c10, c30);
+        return finish_sums(row, &r, s, RD_ERROR, err, errlen);
+    }
+    if (r.sum_ms < 0 || r.sum_ms_over_15 < 0) {
+        snprintf(err, errlen, "row has a sum below 0");
+        return finish_sums(row, &r, s, RD_ERROR, err, errlen);
+    }
+    r.invalid = (int64_t) (((uint64_t) n - (uint64_t) c0) / 2);
+    r.cnt = n - r.invalid;
+    r.cnt_10 = (int64_t) (((uint64_t) c0 - (uint64_t) c10) / 2);
+    r.cnt_10_30 = (int64_t) (((uint64_t) c10 - (uint64_t) c30) / 2);
+    r.cnt_30 = r.cnt - r.cnt_10 - r.cnt_10_30;
+    return finish_sums(row, &r, s, RD_OK, err, errlen);
+}
+
 int
 rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size_t errlen)
 {
@@ -395,31 +436,14 @@ rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size
     for (i = 0; i < RD_REPORT_NSUMS; i++) {
         f = (int64_t *) ((char *) &r + rd_report_sums[i].off);
         if (parse_int(doc, rd_report_sums[i].key, 0, f, err, errlen) != RD_OK)
-            goto failed;
+            return finish_sums(doc, &r, s, RD_ERROR, err, errlen);
         if (*f < 0) {
             snprintf(err, errlen, "row has %s %" PRId64 ", below 0", rd_report_sums[i].key,
                      *f);
-            goto failed;
+            return finish_sums(doc, &r, s, RD_ERROR, err, errlen);
         }
     }
-    /* With no valid record $min and $max are null. */
-    if (parse_int(doc, "min_ms", r.cnt == 0, &r.min_ms, err, errlen) != RD_OK
-        || parse_int(doc, "max_ms", r.cnt == 0, &r.max_ms, err, errlen) != RD_OK)
-        goto failed;
-    if (r.cnt == 0)
-        r.min_ms = r.max_ms = 0;
-    *s = r;
-    return RD_OK;
-
-failed:
-    /* Prefix the phone: the caller's message names it. */
-    {
-        char tmp[256];
-
-        snprintf(tmp, sizeof(tmp), "%s", err);
-        snprintf(err, errlen, "phone %" PRId64 ": %s", r.phone, tmp);
-    }
-    return RD_ERROR;
+    return finish_sums(doc, &r, s, RD_OK, err, errlen);
 }
 
 int
@@ -460,7 +484,7 @@ rd_report_add_row(const bson_t *row, struct rd_phone_sums *stats, size_t n,
     struct rd_phone_sums  r, *s;
     int                   rc;
 
-    rc = rd_report_parse_sums(row, &r, err, errlen);
+    rc = rd_report_parse_row(row, &r, err, errlen);
     if (rc == RD_DECLINED)
         return RD_OK;   /* an array holding a requested phone: not a phone */
     if (rc != RD_OK)

@@ -36,11 +36,16 @@ struct rd_phone_sums {
 #define RD_REPORT_MAX_FIGURE  INT64_C(1000000000000000)
 
 /* Append to pipeline p, from array index *i on (updated), the stages that turn records
- * {phone, start_date, end_date} into one row per phone value: {_id: <phone as stored>, cnt, ..., invalid}. */
+ * {phone, start_date, end_date} into one row per phone value: {_id: <phone as stored>,
+ * n, c0, c10, c30, sum_ms, sum_ms_over_15, min_ms, max_ms}, read by rd_report_parse_row. */
 void    rd_report_append_group(bson_t *p, uint32_t *i);
 /* Live mode: {$match: {phone: {$in: phones}}} then rd_report_append_group. */
 bson_t *rd_report_pipeline(const int64_t *phones, size_t n);
-/* Read a row (or a rollup document: same fields, plus others to ignore) into *s.
+/* Read a row of rd_report_append_group into *s: the counts from n, c0, c10 and c30
+ * (RD_ERROR when no set of records gives them), the sums and extremes as they are;
+ * RD_DECLINED as rd_report_parse_sums. */
+int     rd_report_parse_row(const bson_t *row, struct rd_phone_sums *s, char *err, size_t errlen);
+/* Read a rollup document (its fields cnt, cnt_10, ..., invalid, min_ms, max_ms) into *s.
  * RD_DECLINED (err says why) when _id is not an integral number within int64 (a phone
  * that is not an integer: such records match no requested phone); RD_ERROR on a missing
  * or non-integer field (a sum that came back as a double = overflow in the database). */

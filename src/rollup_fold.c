@@ -402,10 +402,10 @@ batch_row(const bson_t *row, void *arg, char *err, size_t errlen)
     int                  rc;
 
     memset(&s, 0, sizeof(s));
-    rc = rd_report_parse_sums(row, &s, err, errlen);
+    rc = rd_report_parse_row(row, &s, err, errlen);
     if (rc == RD_DECLINED) {
         /* Records whose phone is not an integer: no report asks for them. */
-        c->step->bad_phone += rd_rollup_int64(row, "cnt", 0) + rd_rollup_int64(row, "invalid", 0);
+        c->step->bad_phone += rd_rollup_int64(row, "n", 0);
         return 0;
     }
     if (rc != RD_OK) {

@@ -36,7 +36,7 @@ sums_row(const bson_t *row, void *arg, char *err, size_t errlen)
     int                  rc;
 
     memset(&s, 0, sizeof(s));
-    rc = rd_report_parse_sums(row, &s, err, errlen);
+    rc = rd_report_parse_row(row, &s, err, errlen);
     if (rc == RD_DECLINED)
         return 0;               /* an array of phones: not this phone's record */
     if (rc != RD_OK || rd_report_sums_add(&b->s, &s, err, errlen) != RD_OK)

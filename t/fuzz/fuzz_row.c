@@ -1,7 +1,9 @@
 /*
  * fuzz_row.c -- libFuzzer target for the reading of aggregation rows
  * (rd_report_add_row): any BSON document either folds into the entry of
- * the phone it names, with exactly the row's integer sums, or is left out
+ * the phone it names, with exactly the counts its n, c0, c10 and c30 say
+ * (half of n + c0 valid, and so on: figured here in 128 bits) and its
+ * integer sums, or is left out
  * when its _id is no phone, or is refused with one line; no other entry
  * ever changes, and a result built from what
  * was accepted is strict JSON: Complete, or an Error when a figure reaches
@@ -28,9 +30,6 @@ static int64_t phones[] = {
 };
 #define NPHONES (sizeof(phones) / sizeof(phones[0]))
 
-static const char *const sum_keys[] = {
-    "cnt", "cnt_10", "cnt_10_30", "cnt_30", "sum_ms", "sum_ms_over_15", "invalid"
-};
 
 /* A Decimal128's text as the int64 it equals: digits with the point
  * removed, shifted by the exponent; 0 when it is no integer in range. */
@@ -217,13 +216,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hit == NPHONES || stats[hit].phone != phone)
         abort();
     {
-        const int64_t c[] = { stats[hit].cnt, stats[hit].cnt_10, stats[hit].cnt_10_30,
-                              stats[hit].cnt_30, stats[hit].sum_ms, stats[hit].sum_ms_over_15,
-                              stats[hit].invalid };
+        /* a row is accepted only if some records give it: n records, each
+         * c = above - (n - above) for 0 <= above <= n, fewer above the
+         * higher thresholds; then each count is a half, exactly */
+        __int128 n = row_int(&row, "n", 0), c0 = row_int(&row, "c0", 0);
+        __int128 c10 = row_int(&row, "c10", 0), c30 = row_int(&row, "c30", 0);
+        __int128 want[5];
+        const int64_t got[] = { stats[hit].cnt, stats[hit].cnt_10, stats[hit].cnt_10_30,
+                                stats[hit].cnt_30, stats[hit].invalid };
 
-        for (k = 0; k < sizeof(sum_keys) / sizeof(sum_keys[0]); k++)
-            if (c[k] != row_int(&row, sum_keys[k], 0) || c[k] < 0)
+        if (!(n >= 0 && n >= c0 && c0 >= c10 && c10 >= c30 && c30 >= -n)
+            || (n + c0) % 2 != 0 || (n + c10) % 2 != 0 || (n + c30) % 2 != 0)
+            abort();
+        want[0] = (n + c0) / 2;
+        want[1] = (c0 - c10) / 2;
+        want[2] = (c10 - c30) / 2;
+        want[3] = (n + c30) / 2;
+        want[4] = (n - c0) / 2;
+        for (k = 0; k < 5; k++)
+            if ((__int128) got[k] != want[k] || got[k] < 0)
                 abort();
+        if (stats[hit].sum_ms != row_int(&row, "sum_ms", 0) || stats[hit].sum_ms < 0
+            || stats[hit].sum_ms_over_15 != row_int(&row, "sum_ms_over_15", 0)
+            || stats[hit].sum_ms_over_15 < 0)
+            abort();
         if (stats[hit].cnt > 0
             && (stats[hit].min_ms != row_int(&row, "min_ms", 0)
                 || stats[hit].max_ms != row_int(&row, "max_ms", 0)))

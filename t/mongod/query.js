@@ -572,6 +572,22 @@ function exprToLong(obj, expr, options) {
     return Math.trunc(x);
 }
 
+/* container[key] evaluated against doc, and its type when a number: a
+ * $cond's test is evaluated once (exprType alone would evaluate it again
+ * to know the branch, which mongod never does). */
+function evalTyped(container, key, doc, options) {
+    const e = container[key];
+    if (isPlainObject(e) && hasOwn(e, '$cond') && Object.keys(e).length === 1) {
+        const a = e.$cond;
+        if (Array.isArray(a) && a.length === 3) {
+            return evalTyped(a, mongoTruthy(evalExpr(doc, a[0], options)) ? 1 : 2, doc, options);
+        }
+        if (isPlainObject(a)) return evalTyped(a, mongoTruthy(evalExpr(doc, a.if, options)) ? 'then' : 'else', doc, options);
+    }
+    const v = evalExpr(doc, e, options);
+    return [v, typeof v === 'number' ? exprType(container, key, doc, options, currentTctx) : undefined];
+}
+
 /* {$let: {vars, in}} as mingo's, keeping the type of each number bound
  * (a double of integral value stays a double for $type "$$v"). */
 function typedLet(obj, expr, options) {
@@ -579,9 +595,7 @@ function typedLet(obj, expr, options) {
     const variables = {};
     const types = Object.assign({}, outer && outer[VAR_TYPES]);
     for (const key of Object.keys(expr.vars)) {
-        const v = evalExpr(obj, expr.vars[key], options);
-        variables[key] = v;
-        types[key] = typeof v === 'number' ? exprType(expr.vars, key, obj, options, currentTctx) : undefined;
+        [variables[key], types[key]] = evalTyped(expr.vars, key, obj, options);
     }
     variables[VAR_TYPES] = types;
     /* options is mingo's ComputeOptions (not exported): a copy, scoped */

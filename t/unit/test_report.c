@@ -48,15 +48,26 @@ now(void)
 }
 
 /* A row of one phone with cnt records, all of ms, plus `invalid` left out. */
+/* The row the pipeline's $group gives for cnt records of ms each and
+ * `invalid` others: n, and per threshold above - (n - above). */
 static bson_t *
-sums_row(int64_t phone, int64_t cnt, int64_t ms, int64_t invalid)
+group_row(int64_t phone, int64_t cnt, int64_t ms, int64_t invalid)
 {
-    return BCON_NEW("_id", BCON_INT64(phone), "cnt", BCON_INT64(cnt),
-                    "cnt_10", BCON_INT64(ms < 10000 ? cnt : 0),
-                    "cnt_10_30", BCON_INT64(ms >= 10000 && ms < 30000 ? cnt : 0),
-                    "cnt_30", BCON_INT64(ms >= 30000 ? cnt : 0),
-                    "sum_ms", BCON_INT64(cnt * ms), "sum_ms_over_15", BCON_INT64(ms > 15000 ? cnt * ms : 0),
-                    "min_ms", BCON_INT64(ms), "max_ms", BCON_INT64(ms), "invalid", BCON_INT64(invalid));
+    int64_t n = cnt + invalid;
+
+    bson_t *row = BCON_NEW("_id", BCON_INT64(phone), "n", BCON_INT64(n), "c0", BCON_INT64(2 * cnt - n),
+                           "c10", BCON_INT64(2 * (ms >= 10000 ? cnt : 0) - n),
+                           "c30", BCON_INT64(2 * (ms >= 30000 ? cnt : 0) - n),
+                           "sum_ms", BCON_INT64(cnt * ms), "sum_ms_over_15", BCON_INT64(ms > 15000 ? cnt * ms : 0));
+
+    if (cnt > 0) {
+        BSON_APPEND_INT64(row, "min_ms", ms);
+        BSON_APPEND_INT64(row, "max_ms", ms);
+    } else {
+        BSON_APPEND_NULL(row, "min_ms");
+        BSON_APPEND_NULL(row, "max_ms");
+    }
+    return row;
 }
 
 /* Make t a task for the one phone *phone with id 1, stats s ready. */
@@ -136,40 +147,38 @@ main(void)
     pj = bson_as_relaxed_extended_json(p, NULL);
     ok(strstr(pj, "{ \"0\" : { \"$match\" : { \"phone\" : { \"$in\" : [ 7, 8, 9 ] } } }") == pj,
        "first stage matches the phones with $in");
-    like(pj, "\"$toLong\" : { \"$subtract\" : [ \"$end_date\", \"$start_date\" ] }", "ms = end - start as a long");
-    like(pj, "{ \"$gte\" : [ \"$start_date\", -4503599627370496 ] }, { \"$lte\" : [ \"$end_date\", 4503599627370496 ] }, "
-             "{ \"$gte\" : [ \"$end_date\", \"$start_date\" ] }, { \"$eq\" : [ \"$start_date\", { \"$trunc\" : [ \"$start_date\" ] } ] }",
-         "numbers: bounds and order before $trunc (by type order they hold for numbers only)");
-    like(pj, "{ \"$eq\" : [ \"$end_date\", { \"$trunc\" : [ \"$end_date\" ] } ] }", "integral");
-    like(pj, "{ \"$ne\" : [ { \"$type\" : \"$start_date\" }, \"decimal\" ] }, { \"$ne\" : [ { \"$type\" : \"$end_date\" }, \"decimal\" ] }",
-         "decimals are not valid");
-    like(pj, "{ \"$eq\" : [ { \"$type\" : \"$start_date\" }, \"date\" ] }, { \"$eq\" : [ { \"$type\" : \"$end_date\" }, \"date\" ] }",
-         "or both dates");
-    like(pj, "{ \"$gte\" : [ \"$start_date\", { \"$date\" : { \"$numberLong\" : \"-4503599627370496\" } } ] }, "
-             "{ \"$lte\" : [ \"$end_date\", { \"$date\" : \"144683-05-23T16:29:30.496Z\" } ] }", "dates within 2^52 ms");
-    ok(strstr(pj, "$let") == NULL && strstr(pj, "$switch") == NULL, "one $cond per record, no variables");
-    like(pj, "\"cnt\" : { \"$sum\" : { \"$cond\" : [ { \"$gte\" : [ \"$ms\", 0 ] }, 1, 0 ] } }",
-         "valid records counted by ms >= 0 (null < 0 in MongoDB)");
-    like(pj, "\"ge10\" : { \"$sum\" : { \"$cond\" : [ { \"$gte\" : [ \"$ms\", 10000 ] }, 1, 0 ] } }", "ms >= 10000 counted");
-    like(pj, "\"ge30\" : { \"$sum\" : { \"$cond\" : [ { \"$gte\" : [ \"$ms\", 30000 ] }, 1, 0 ] } }", "ms >= 30000 counted");
-    like(pj, "\"cnt_10\" : { \"$subtract\" : [ \"$cnt\", \"$ge10\" ] }, \"cnt_10_30\" : { \"$subtract\" : [ \"$ge10\", \"$ge30\" ] }, "
-             "\"cnt_30\" : \"$ge30\"", "the buckets by difference, after the group");
-    like(pj, "\"sum_ms_over_15\" : { \"$sum\" : { \"$cond\" : [ { \"$gt\" : [ \"$ms\", 15000 ] }, \"$ms\", 0 ] } }",
-         "sum over strictly > 15 s");
+    like(pj, "\"vars\" : { \"d\" : { \"$cond\" : [ { \"$and\" : [ { \"$gte\" : [ \"$start_date\", -4503599627370496 ] }, "
+             "{ \"$lte\" : [ \"$end_date\", 4503599627370496 ] }, { \"$gte\" : [ \"$end_date\", \"$start_date\" ] } ] }, "
+             "{ \"$subtract\" : [ \"$end_date\", \"$start_date\" ] }",
+         "numbers: within 2^52 and in order (by MongoDB's type order these hold for numbers only), d = end - start");
+    like(pj, "{ \"$eq\" : [ { \"$type\" : \"$start_date\" }, \"date\" ] }, { \"$eq\" : [ { \"$type\" : \"$end_date\" }, \"date\" ] }, "
+             "{ \"$gte\" : [ \"$start_date\", { \"$date\" : { \"$numberLong\" : \"-4503599627370496\" } } ] }, "
+             "{ \"$lte\" : [ \"$end_date\", { \"$date\" : \"144683-05-23T16:29:30.496Z\" } ] }, "
+             "{ \"$gte\" : [ \"$end_date\", \"$start_date\" ] } ] }",
+         "or both dates, within 2^52 ms and in order");
+    like(pj, "\"in\" : { \"$cond\" : [ { \"$in\" : [ { \"$type\" : \"$$d\" }, [ \"int\", \"long\", \"null\" ] ] }, \"$$d\", ",
+         "int and long differences are whole; null is an invalid record");
+    like(pj, "{ \"$eq\" : [ { \"$type\" : \"$$d\" }, \"double\" ] }, { \"$eq\" : [ \"$start_date\", { \"$trunc\" : [ \"$start_date\" ] } ] }, "
+             "{ \"$eq\" : [ \"$end_date\", { \"$trunc\" : [ \"$end_date\" ] } ] } ] }, { \"$toLong\" : \"$$d\" }, null ]",
+         "a double only when both are whole, as a long; a decimal never");
+    like(pj, "\"n\" : { \"$sum\" : 1 }, \"c0\" : { \"$sum\" : { \"$cmp\" : [ \"$ms\", -0.5 ] } }, "
+             "\"c10\" : { \"$sum\" : { \"$cmp\" : [ \"$ms\", 9999.5 ] } }, \"c30\" : { \"$sum\" : { \"$cmp\" : [ \"$ms\", 29999.5 ] } }",
+         "records, and per threshold above minus below (null below)");
     like(pj, "\"sum_ms\" : { \"$sum\" : \"$ms\" }, \"min_ms\" : { \"$min\" : \"$ms\" }, \"max_ms\" : { \"$max\" : \"$ms\" }",
          "sum and extremes of ms");
-    like(pj, "\"invalid\" : { \"$subtract\" : [ \"$n\", \"$cnt\" ] }", "invalid records: all but the valid");
+    like(pj, "\"sum_ms_over_15\" : { \"$sum\" : { \"$cond\" : [ { \"$gt\" : [ \"$ms\", 15000 ] }, \"$ms\", 0 ] } }",
+         "sum over strictly > 15 s");
     ok(strstr(pj, "$divide") == NULL && strstr(pj, "$multiply") == NULL && strstr(pj, "$avg") == NULL,
        "no division, product or average in the database");
     for (n = 0, bson_iter_init(&it, p); bson_iter_next(&it); n++)
         ;
-    is_int(n, 4, "$match, $project, $group, $project");
+    is_int(n, 3, "$match, $project, $group");
     bson_free(pj);
     bson_destroy(p);
     p = rd_report_pipeline(NULL, 0);
     pj = bson_as_canonical_extended_json(p, NULL);
     ok(strstr(pj, "{ \"0\" : { \"$match\" : { \"phone\" : { \"$in\" : [  ] } } }") == pj, "no phones: an empty $in");
-    ok(strstr(pj, "{ \"$numberDouble\"") == NULL, "no double anywhere in the pipeline");
+    ok(strstr(pj, "{ \"$numberDouble\" : \"-0.5\" }") != NULL, "doubles only as the thresholds between integers");
     bson_free(pj);
     bson_destroy(p);
     {
@@ -177,9 +186,9 @@ main(void)
 
         p = bson_new();
         rd_report_append_group(p, &i);
-        is_int(i, 6, "append_group appends 3 stages from the index given");
-        ok(bson_iter_init_find(&it, p, "5") && bson_iter_init_find(&it, p, "3")
-           && !bson_iter_init_find(&it, p, "0"), "  keyed \"3\" to \"5\"");
+        is_int(i, 5, "append_group appends 2 stages from the index given");
+        ok(bson_iter_init_find(&it, p, "4") && bson_iter_init_find(&it, p, "3")
+           && !bson_iter_init_find(&it, p, "0"), "  keyed \"3\" and \"4\"");
         bson_destroy(p);
     }
 
@@ -320,13 +329,54 @@ main(void)
     t.phones = phones;
     t.nphones = 3;
     rd_report_init(st, &t);
-    row = BCON_NEW("_id", BCON_INT64(8), "cnt", BCON_INT32(3), "cnt_10", BCON_INT32(1),
-                   "cnt_10_30", BCON_INT32(1), "cnt_30", BCON_INT64(1), "sum_ms", BCON_INT64(140000),
+    /* 3 valid records, one per bucket, and 2 invalid: n 5, c0 = 3 - 2,
+     * c10 = 2 - 3, c30 = 1 - 4 */
+    row = BCON_NEW("_id", BCON_INT64(8), "n", BCON_INT32(5), "c0", BCON_INT32(1),
+                   "c10", BCON_INT64(-1), "c30", BCON_INT32(-3), "sum_ms", BCON_INT64(140000),
                    "sum_ms_over_15", BCON_INT64(130000), "min_ms", BCON_INT32(3000),
-                   "max_ms", BCON_INT64(150000), "invalid", BCON_INT32(2));
+                   "max_ms", BCON_INT64(150000));
     is_int(rd_report_add_row(row, st, 3, err, sizeof(err)), RD_OK, "a row is read");
     bson_destroy(row);
-    row = sums_row(99, 1, 1, 0);
+    {
+        struct rd_phone_sums *g = rd_report_find(st, 3, 8);
+
+        ok(g && g->cnt == 3 && g->cnt_10 == 1 && g->cnt_10_30 == 1 && g->cnt_30 == 1 && g->invalid == 2,
+           "  its counts: 3 valid, one per bucket, 2 invalid");
+    }
+    {
+        /* counts no set of records gives: each is refused, naming the phone */
+        static const int64_t bad[][4] = {
+            { 5, 1, 3, -3 },    /* c10 above c0 */
+            { 5, 6, -1, -3 },   /* c0 above n */
+            { 5, 1, -1, -7 },   /* c30 below -n */
+            { 5, 2, -1, -3 },   /* c0 of the other parity */
+            { -1, -1, -1, -1 }, /* n below 0 */
+            { INT64_MAX, INT64_MAX, 2, -INT64_MAX }, /* c10 of the other parity, at the edge */
+        };
+        struct rd_phone_sums x;
+        size_t               k;
+
+        for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+            row = BCON_NEW("_id", BCON_INT64(8), "n", BCON_INT64(bad[k][0]), "c0", BCON_INT64(bad[k][1]),
+                           "c10", BCON_INT64(bad[k][2]), "c30", BCON_INT64(bad[k][3]), "sum_ms", BCON_INT64(0),
+                           "sum_ms_over_15", BCON_INT64(0), "min_ms", BCON_NULL, "max_ms", BCON_NULL);
+            is_int(rd_report_parse_row(row, &x, err, sizeof(err)), RD_ERROR, "impossible counts #%zu refused", k);
+            like(err, "phone 8: row has counts", "  saying so");
+            bson_destroy(row);
+        }
+        row = BCON_NEW("_id", BCON_INT64(8), "n", BCON_INT64(INT64_MAX), "c0", BCON_INT64(-INT64_MAX),
+                       "c10", BCON_INT64(-INT64_MAX), "c30", BCON_INT64(-INT64_MAX), "sum_ms", BCON_INT64(0),
+                       "sum_ms_over_15", BCON_INT64(0), "min_ms", BCON_NULL, "max_ms", BCON_NULL);
+        is_int(rd_report_parse_row(row, &x, err, sizeof(err)), RD_OK, "INT64_MAX invalid records: read exactly");
+        ok(x.invalid == INT64_MAX && x.cnt == 0, "  all invalid, none valid");
+        bson_destroy(row);
+        row = BCON_NEW("_id", BCON_INT64(8), "n", BCON_INT64(2), "c0", BCON_INT64(2), "c10", BCON_DOUBLE(2.0),
+                       "c30", BCON_INT64(0), "sum_ms", BCON_INT64(80000), "sum_ms_over_15", BCON_INT64(80000),
+                       "min_ms", BCON_INT64(40000), "max_ms", BCON_INT64(40000));
+        is_int(rd_report_parse_row(row, &x, err, sizeof(err)), RD_ERROR, "a count as a double is refused");
+        bson_destroy(row);
+    }
+    row = group_row(99, 1, 1, 0);
     is_int(rd_report_add_row(row, st, 3, err, sizeof(err)), RD_ERROR, "a row for another phone is refused");
     like(err, "not asked for", "  says why");
     bson_destroy(row);
@@ -334,17 +384,17 @@ main(void)
         struct rd_phone_sums before[3];
 
         memcpy(before, st, sizeof(before));
-        row = BCON_NEW("_id", BCON_DOUBLE(7.5), "cnt", BCON_INT32(1));
+        row = BCON_NEW("_id", BCON_DOUBLE(7.5), "n", BCON_INT32(1));
         is_int(rd_report_add_row(row, st, 3, err, sizeof(err)), RD_OK,
                "a row whose _id is no phone (7.5) is left out");
         bson_destroy(row);
-        row = BCON_NEW("_id", "[", BCON_INT64(8), BCON_INT64(9), "]", "cnt", BCON_INT32(1));
+        row = BCON_NEW("_id", "[", BCON_INT64(8), BCON_INT64(9), "]", "n", BCON_INT32(1));
         is_int(rd_report_add_row(row, st, 3, err, sizeof(err)), RD_OK,
                "a row of an array of phones ($in matches arrays) is left out");
         bson_destroy(row);
         ok(memcmp(before, st, sizeof(before)) == 0, "  and neither changes any phone's figures");
     }
-    row = BCON_NEW("_id", BCON_INT64(7), "cnt", BCON_UTF8("x"));
+    row = BCON_NEW("_id", BCON_INT64(7), "n", BCON_UTF8("x"));
     is_int(rd_report_add_row(row, st, 3, err, sizeof(err)), RD_ERROR, "a non-numeric field is refused");
     bson_destroy(row);
 
@@ -468,10 +518,10 @@ main(void)
         t.phones = four;
         t.nphones = 4;
         rd_report_init(s4, &t);
-        row = sums_row(42, 1, 4000, 0);
+        row = group_row(42, 1, 4000, 0);
         is_int(rd_report_add_row(row, s4, 4, err, sizeof(err)), 0, "a row for the third phone");
         bson_destroy(row);
-        row = sums_row(-3, 1, 2000, 0);
+        row = group_row(-3, 1, 2000, 0);
         is_int(rd_report_add_row(row, s4, 4, err, sizeof(err)), 0, "a row for the second phone");
         bson_destroy(row);
         json = rd_report_complete_json(&t, s4, 10000, "t", 0.5);
@@ -503,7 +553,7 @@ main(void)
         t0 = now();
         rd_report_init(sn, &t);
         for (i = 0; i < N && bad == 0; i++) {
-            row = sums_row(many[N - 1 - i], 1, (int64_t) (N - 1 - i) * 1000, 0);
+            row = group_row(many[N - 1 - i], 1, (int64_t) (N - 1 - i) * 1000, 0);
             bad += rd_report_add_row(row, sn, N, err, sizeof(err)) != 0;
             bson_destroy(row);
         }
