@@ -17,6 +17,9 @@
  *       (what live mode's first stage, a $match on the phones, must read),
  *       the figure a real mongod reports; a cross-check of the counters.
  *   scale-probe.js delete-queues AMQP_URL QUEUE...
+ *   scale-probe.js metrics URL NAME...
+ *       the values of unlabelled series NAME on reporterd's /metrics at
+ *       URL (http://127.0.0.1:PORT), one line, 0 for a series not there.
  */
 'use strict';
 
@@ -78,6 +81,18 @@ async function main() {
         for (const q of queues)
             await ch.deleteQueue(q);
         await conn.close();
+        break;
+    }
+    case 'metrics': {
+        const [url, ...names] = args;
+        const res = await fetch(`${url}/metrics`);
+        if (!res.ok) throw new Error(`${url}/metrics: HTTP ${res.status}`);
+        const seen = new Map();
+        for (const line of (await res.text()).split('\n')) {
+            const m = /^([a-z_]+) (\S+)$/.exec(line);
+            if (m) seen.set(m[1], Number(m[2]));
+        }
+        console.log(names.map((n) => seen.get(n) || 0).join(' '));
         break;
     }
     default:

@@ -81,18 +81,8 @@ mongod_pid=
 old_pid=
 
 probe() { "$NODE" "$here/scale-probe.js" "$@"; }
-stop_pid() {    # stop_pid PID SIGNAL: signal it and wait (bounded) for it to go
-    local pid=$1 sig=$2 i
-    [ -n "$pid" ] || return 0
-    kill "-$sig" "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 600); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    echo "scale.sh: pid $pid ignored SIG$sig for 60 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 finish() {
     stop_pid "$daemon_pid" QUIT
     stop_pid "$old_pid" TERM
@@ -104,81 +94,16 @@ trap finish EXIT
 trap 'exit 1' HUP INT TERM
 
 if [ -z "$mongo_uri" ]; then
-    "$NODE" "$top/t/mongod/server.js" --port 0 >"$work/mongod.out" 2>"$work/mongod.err" &
-    mongod_pid=$!
-    for _ in $(seq 1 200); do
-        grep -q '^listening ' "$work/mongod.out" 2>/dev/null && break
-        kill -0 "$mongod_pid" 2>/dev/null || { cat "$work/mongod.err" >&2; exit 1; }
-        sleep 0.1
-    done
-    hostport=$(sed -n 's/^listening //p' "$work/mongod.out")
-    [ -n "$hostport" ] || { echo "scale.sh: the test MongoDB server did not start" >&2; exit 1; }
-    mongo_uri="mongodb://$hostport/"
-    server="the test MongoDB server (t/mongod/server.js, one Node.js thread)"
+    start_test_mongod "$top"
 else
     server="MongoDB at ${mongo_uri%%\?*}"
 fi
 
-# amqp://user:pass@host:port/vhost into the configuration's fields
-amqp_rest=${RABBITMQ_URL#amqp://}
-amqp_cred=${amqp_rest%%@*}
-amqp_hostpart=${amqp_rest#*@}
-amqp_hostport=${amqp_hostpart%%/*}
-amqp_vhost=${amqp_hostpart#"$amqp_hostport"}
-amqp_vhost=${amqp_vhost#/}
-amqp_vhost=${amqp_vhost:-/}
-export AMQP_HOST=${amqp_hostport%%:*} AMQP_PORT=${amqp_hostport##*:}
-export AMQP_USER=${amqp_cred%%:*} AMQP_PASSWORD=${amqp_cred#*:} AMQP_VHOST=$amqp_vhost
-[ "$AMQP_PORT" != "$AMQP_HOST" ] || AMQP_PORT=5672
-
-# write_conf FILE MODE: a one-worker configuration for this run
-write_conf() {
-    cat >"$1" <<EOF
-daemon: off
-worker_processes: 1
-pid: $work/reporterd.pid
-error_log: $work/error-$2.log
-log_level: info
-rabbitmq:
-  host: \${AMQP_HOST}
-  port: \${AMQP_PORT}
-  user: \${AMQP_USER}
-  password: \${AMQP_PASSWORD}
-  vhost: "\${AMQP_VHOST}"
-  task_queue: $task_queue
-  result_queue: $result_queue
-  heartbeat: 3600s
-mongodb:
-  uri: $mongo_uri
-  database: $DB
-  collection: $COLLECTION
-  max_time_ms: 1800000
-report:
-  mode: $2
-rollup:
-  batch: $ROLLUP_BATCH
-  interval: 1h
-EOF
-    chmod 600 "$1"
-}
-write_conf "$work/live.yaml" live
-write_conf "$work/rollup.yaml" rollup
+amqp_env "$RABBITMQ_URL"
+write_conf "$work/live.yaml" live 1
+write_conf "$work/rollup.yaml" rollup 1
 "$REPORTERD" -t -c "$work/live.yaml" >/dev/null 2>"$work/conf-check" \
     || { cat "$work/conf-check" >&2; exit 1; }
-
-start_daemon() {    # start_daemon MODE
-    rm -f "$work/error-$1.log"
-    "$REPORTERD" -c "$work/$1.yaml" &
-    daemon_pid=$!
-    for _ in $(seq 1 600); do
-        grep -q 'consuming from' "$work/error-$1.log" 2>/dev/null && return 0
-        kill -0 "$daemon_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "scale.sh: reporterd ($1) did not start consuming:" >&2
-    tail -n 20 "$work/error-$1.log" >&2 || true
-    exit 1
-}
 
 fixed=$(seq -s, 0 $((PER_TASK - 1)))
 
@@ -249,7 +174,7 @@ for size in $sizes; do
         echo "| $(thousands "$records") | $phones | live | not run: over LIVE_MAX_DOCS | $(thousands "$(cat "$work/explain")") (explain) | | | | |" >>"$table"
     else
     echo "== live: $live_n samples" >&2
-    start_daemon live
+    start_daemon "$work/live.yaml" "$work/error-live.log" 1
     live_docs=$(examined "$work/live.yaml" 1)
     live_json=$(measure "$work/live.yaml" "$live_n" "$phones")
     stop_pid "$daemon_pid" QUIT; daemon_pid=
@@ -285,7 +210,7 @@ for size in $sizes; do
     ' "$records" "$phones" "$total" "$t0" "$t1" "$(cat "$work/fold.out")" >>"$folds"
 
     echo "== rollup: $ROLLUP_SAMPLES samples" >&2
-    start_daemon rollup
+    start_daemon "$work/rollup.yaml" "$work/error-rollup.log" 1
     read -r tail_n _ < <(probe tail "$mongo_uri" "$DB" "$COLLECTION" "${COLLECTION}_rollup" "$fixed")
     roll_docs=$(examined "$work/rollup.yaml")
     roll_json=$(measure "$work/rollup.yaml" "$ROLLUP_SAMPLES" "$phones")

@@ -1,0 +1,100 @@
+# contrib/bench/lib.sh -- what the benchmark scripts share, sourced by them:
+# stopping a process by pid, the test MongoDB server, the broker URL as the
+# configuration's variables, a configuration for one run and a reporterd
+# that consumes.  The caller sets `work` (a scratch directory), `task_queue`
+# and `result_queue` first, and REPORTERD, NODE and DB as it likes.
+
+# stop_pid PID SIGNAL: signal it and wait (bounded) for it to go
+stop_pid() {
+    local pid=$1 sig=$2 i
+    [ -n "$pid" ] || return 0
+    kill "-$sig" "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 600); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    echo "$0: pid $pid ignored SIG$sig for 60 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# start_test_mongod TOP: the project's test MongoDB server on a free port;
+# sets mongod_pid, mongo_uri and server (a description for the tables)
+start_test_mongod() {
+    "$NODE" "$1/t/mongod/server.js" --port 0 >"$work/mongod.out" 2>"$work/mongod.err" &
+    mongod_pid=$!
+    for _ in $(seq 1 200); do
+        grep -q '^listening ' "$work/mongod.out" 2>/dev/null && break
+        kill -0 "$mongod_pid" 2>/dev/null || { cat "$work/mongod.err" >&2; exit 1; }
+        sleep 0.1
+    done
+    local hostport
+    hostport=$(sed -n 's/^listening //p' "$work/mongod.out")
+    [ -n "$hostport" ] || { echo "$0: the test MongoDB server did not start" >&2; exit 1; }
+    mongo_uri="mongodb://$hostport/"
+    server="the test MongoDB server (t/mongod/server.js, one Node.js thread)"
+}
+
+# amqp_env URL: amqp://user:pass@host:port/vhost into AMQP_HOST, AMQP_PORT,
+# AMQP_USER, AMQP_PASSWORD and AMQP_VHOST (exported)
+amqp_env() {
+    local rest=${1#amqp://} cred hostpart hostport vhost
+    cred=${rest%%@*}
+    hostpart=${rest#*@}
+    hostport=${hostpart%%/*}
+    vhost=${hostpart#"$hostport"}
+    vhost=${vhost#/}
+    export AMQP_HOST=${hostport%%:*} AMQP_PORT=${hostport##*:}
+    export AMQP_USER=${cred%%:*} AMQP_PASSWORD=${cred#*:} AMQP_VHOST=${vhost:-/}
+    [ "$AMQP_PORT" != "$AMQP_HOST" ] || AMQP_PORT=5672
+}
+
+# write_conf FILE MODE WORKERS [STATUS_LISTEN]: a configuration for one run
+write_conf() {
+    cat >"$1" <<CONF
+daemon: off
+worker_processes: $3
+pid: $work/reporterd.pid
+error_log: $work/error-$2.log
+log_level: info
+rabbitmq:
+  host: \${AMQP_HOST}
+  port: \${AMQP_PORT}
+  user: \${AMQP_USER}
+  password: \${AMQP_PASSWORD}
+  vhost: "\${AMQP_VHOST}"
+  task_queue: $task_queue
+  result_queue: $result_queue
+  heartbeat: 3600s
+mongodb:
+  uri: $mongo_uri
+  database: $DB
+  collection: $COLLECTION
+  max_time_ms: 1800000
+report:
+  mode: $2
+rollup:
+  batch: ${ROLLUP_BATCH:-10000}
+  interval: 1h
+CONF
+    [ -z "${4:-}" ] || printf 'status:\n  listen: %s\n' "$4" >>"$1"
+    chmod 600 "$1"
+}
+
+# start_daemon CONF LOG WORKERS: reporterd on CONF (whose error_log is
+# LOG) until WORKERS workers consume; sets daemon_pid
+start_daemon() {
+    local c
+    rm -f "$2"
+    "$REPORTERD" -c "$1" &
+    daemon_pid=$!
+    for _ in $(seq 1 600); do
+        c=$(grep -c 'consuming from' "$2" 2>/dev/null || true)
+        [ "${c:-0}" -ge "$3" ] && return 0
+        kill -0 "$daemon_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$0: reporterd ($1) did not start consuming:" >&2
+    tail -n 20 "$2" >&2 || true
+    exit 1
+}
