@@ -21,6 +21,9 @@ top=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-$top/build}
 NODE=${NODE:-node}
 export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+REPORTERCTL=$BUILD/src/reporterctl
+DB=journalbench
+COLLECTION=calls
 RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
 ROUNDS=${ROUNDS:-3}
 TASKS=${TASKS:-300}
@@ -39,76 +42,30 @@ done
 
 work=$(mktemp -d /tmp/reporterd-journal.XXXXXX)
 tag=bench-journal-$$
+task_queue=$tag.tasks
+result_queue=$tag.results
 daemon_pid=
 mongod_pid=
-stop_pid() {
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill "-$2" "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 600); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 finish() {
     stop_pid "$daemon_pid" QUIT
-    "$NODE" "$here/scale-probe.js" delete-queues "$RABBITMQ_URL" "$tag.tasks" "$tag.results" \
-        "$tag.tasks.dead" 2>/dev/null || true
+    probe delete-queues "$RABBITMQ_URL" "$task_queue" "$result_queue" "$task_queue.dead" 2>/dev/null || true
     stop_pid "$mongod_pid" TERM
     rm -rf "$work"
 }
 trap finish EXIT
 trap 'exit 1' HUP INT TERM
 
-if [ -z "$mongo_uri" ]; then
-    "$NODE" "$top/t/mongod/server.js" --port 0 >"$work/mongod.out" 2>"$work/mongod.err" &
-    mongod_pid=$!
-    for _ in $(seq 1 200); do
-        grep -q '^listening ' "$work/mongod.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    mongo_uri="mongodb://$(sed -n 's/^listening //p' "$work/mongod.out")/"
-fi
-
-rest=${RABBITMQ_URL#amqp://}
-cred=${rest%%@*}
-hostport=${rest#*@}
-hostport=${hostport%%/*}
-conf() {        # conf FILE on|off
-    cat >"$1" <<EOF
-daemon: off
-worker_processes: 1
-pid: $work/reporterd.pid
-error_log: $work/error.log
-rabbitmq:
-  host: ${hostport%%:*}
-  port: ${hostport##*:}
-  user: ${cred%%:*}
-  password: ${cred#*:}
-  task_queue: $tag.tasks
-  result_queue: $tag.results
-mongodb:
-  uri: "$mongo_uri"
-  database: journalbench
-  collection: calls
-EOF
-    [ "$2" = off ] || printf 'journal:\n  enabled: on\n' >>"$1"
-    chmod 600 "$1"
-}
-conf "$work/off.yaml" off
-conf "$work/on.yaml" on
-"$BUILD/src/reporterctl" -c "$work/off.yaml" seed --phones "$PHONES" --records "$RECORDS" --drop \
-    >/dev/null 2>&1
+use_database
+amqp_env "$RABBITMQ_URL"
+write_conf "$work/off.yaml" live 1
+write_conf "$work/on.yaml" live 1
+printf 'journal:\n  enabled: on\n' >>"$work/on.yaml"
+"$REPORTERCTL" -c "$work/off.yaml" seed --phones "$PHONES" --records "$RECORDS" --drop >/dev/null 2>&1
 
 run() {         # run BUILD MODE: one bench row
-    rm -f "$work/error.log"
-    "$1/src/reporterd" -c "$work/$2.yaml" &
-    daemon_pid=$!
-    for _ in $(seq 1 300); do
-        grep -q 'consuming from' "$work/error.log" 2>/dev/null && break
-        sleep 0.1
-    done
+    REPORTERD=$1/src/reporterd start_daemon "$work/$2.yaml" "$work/error-live.log" 1
     "$1/src/reporterctl" -c "$work/$2.yaml" bench -n "$TASKS" --concurrency 1 \
         --phones-per-task 10 --max-phone "$PHONES" --json
     stop_pid "$daemon_pid" QUIT

@@ -1,8 +1,25 @@
 # contrib/bench/lib.sh -- what the benchmark scripts share, sourced by them:
-# stopping a process by pid, the test MongoDB server, the broker URL as the
-# configuration's variables, a configuration for one run and a reporterd
-# that consumes.  The caller sets `work` (a scratch directory), `task_queue`
-# and `result_queue` first, and REPORTERD, NODE and DB as it likes.
+# their --help, the build they need, the database and broker probe, stopping
+# a process by pid, the test MongoDB server, the broker URL as the
+# configuration's variables, a configuration for one run, a reporterd that
+# consumes, and whether the old service can run.  The caller sets `work` (a
+# scratch directory), `task_queue` and `result_queue` before the functions
+# that use them, and REPORTERD, REPORTERCTL, NODE, DB and COLLECTION.
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# usage: the caller's header comment, from line 2 to `set -euo`
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+
+# need_build: reporterd, reporterctl and the Node packages the probe uses
+need_build() {
+    local b
+    for b in "$REPORTERD" "$REPORTERCTL"; do
+        [ -x "$b" ] || { echo "$0: $b is not built (BUILD=$BUILD)" >&2; exit 1; }
+    done
+    [ -d "$NODE_PATH/mongodb" ] || { echo "$0: no $NODE_PATH/mongodb: make -C $BUILD t/node_modules/.installed" >&2; exit 1; }
+}
+
+probe() { "$NODE" "$bench_dir/scale-probe.js" "$@"; }
 
 # stop_pid PID SIGNAL: signal it and wait (bounded) for it to go
 stop_pid() {
@@ -18,10 +35,15 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# start_test_mongod TOP: the project's test MongoDB server on a free port;
-# sets mongod_pid, mongo_uri and server (a description for the tables)
-start_test_mongod() {
-    "$NODE" "$1/t/mongod/server.js" --port 0 >"$work/mongod.out" 2>"$work/mongod.err" &
+# use_database: MongoDB at mongo_uri, or (none given) the project's test
+# MongoDB server on a free port, which sets mongod_pid and mongo_uri; sets
+# server (a description for the tables)
+use_database() {
+    if [ -n "$mongo_uri" ]; then
+        server="MongoDB at ${mongo_uri%%\?*}"
+        return 0
+    fi
+    "$NODE" "$bench_dir/../../t/mongod/server.js" --port 0 >"$work/mongod.out" 2>"$work/mongod.err" &
     mongod_pid=$!
     for _ in $(seq 1 200); do
         grep -q '^listening ' "$work/mongod.out" 2>/dev/null && break
@@ -97,4 +119,11 @@ start_daemon() {
     echo "$0: reporterd ($1) did not start consuming:" >&2
     tail -n 20 "$2" >&2 || true
     exit 1
+}
+
+# old_service_status: nothing when contrib/bench/python/run.sh can run the
+# old service, else "not available: <why>"
+old_service_status() {
+    local why
+    why=$("$bench_dir/python/run.sh" --check 2>&1) || echo "not available: $why"
 }

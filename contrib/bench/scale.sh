@@ -58,19 +58,19 @@ mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
 sizes="20x100 20x1000 20x10000 20x100000 200x10000"
 out=
 
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
 while [ $# -gt 0 ]; do
     case $1 in
         --mongo) mongo_uri=$2; shift 2 ;;
         --sizes) sizes=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) usage; exit 0 ;;
         *) echo "scale.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for b in "$REPORTERD" "$REPORTERCTL"; do
-    [ -x "$b" ] || { echo "scale.sh: $b is not built (BUILD=$BUILD)" >&2; exit 1; }
-done
-[ -d "$NODE_PATH/mongodb" ] || { echo "scale.sh: no $NODE_PATH/mongodb: make -C $BUILD t/node_modules/.installed" >&2; exit 1; }
+need_build
 
 work=$(mktemp -d /tmp/reporterd-scale.XXXXXX)
 tag=bench-scale-$$
@@ -80,9 +80,6 @@ daemon_pid=
 mongod_pid=
 old_pid=
 
-probe() { "$NODE" "$here/scale-probe.js" "$@"; }
-# shellcheck source=lib.sh
-. "$here/lib.sh"
 finish() {
     stop_pid "$daemon_pid" QUIT
     stop_pid "$old_pid" TERM
@@ -93,11 +90,7 @@ finish() {
 trap finish EXIT
 trap 'exit 1' HUP INT TERM
 
-if [ -z "$mongo_uri" ]; then
-    start_test_mongod "$top"
-else
-    server="MongoDB at ${mongo_uri%%\?*}"
-fi
+use_database
 
 amqp_env "$RABBITMQ_URL"
 write_conf "$work/live.yaml" live 1
@@ -147,12 +140,7 @@ folds=$work/folds.md
 checks=$work/checks
 : >"$table"; : >"$folds"; : >"$checks"
 targets=0
-old_status=
-if ! old_status=$("$here/python/run.sh" --check 2>&1); then
-    old_status="not available: $old_status"
-else
-    old_status=
-fi
+old_status=$(old_service_status)
 
 echo "scale.sh: $server; broker $AMQP_HOST:$AMQP_PORT; queues $task_queue" >&2
 for size in $sizes; do

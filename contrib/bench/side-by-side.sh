@@ -54,6 +54,9 @@ procs="1 2"
 phones=50
 out=
 
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
 while [ $# -gt 0 ]; do
     case $1 in
         --mongo) mongo_uri=$2; shift 2 ;;
@@ -61,14 +64,11 @@ while [ $# -gt 0 ]; do
         --procs) procs=$2; shift 2 ;;
         --phones) phones=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) usage; exit 0 ;;
         *) echo "side-by-side.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for b in "$REPORTERD" "$REPORTERCTL"; do
-    [ -x "$b" ] || { echo "side-by-side.sh: $b is not built (BUILD=$BUILD)" >&2; exit 1; }
-done
-[ -d "$NODE_PATH/mongodb" ] || { echo "side-by-side.sh: no $NODE_PATH/mongodb: make -C $BUILD t/node_modules/.installed" >&2; exit 1; }
+need_build
 
 work=$(mktemp -d /tmp/reporterd-sbs.XXXXXX)
 tag=bench-sbs-$$
@@ -78,9 +78,6 @@ daemon_pid=
 mongod_pid=
 old_pids=
 
-probe() { "$NODE" "$here/scale-probe.js" "$@"; }
-# shellcheck source=lib.sh
-. "$here/lib.sh"
 stop_old() {
     local p
     for p in $old_pids; do stop_pid "$p" TERM; done
@@ -100,20 +97,11 @@ finish() {
 trap finish EXIT
 trap 'exit 1' HUP INT TERM
 
-if [ -z "$mongo_uri" ]; then
-    start_test_mongod "$top"
-else
-    server="MongoDB at ${mongo_uri%%\?*}"
-fi
+use_database
 amqp_env "$RABBITMQ_URL"
 free_port() { "$NODE" -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
 
-old_status=
-if ! old_status=$("$here/python/run.sh" --check 2>&1); then
-    old_status="not available: $old_status"
-else
-    old_status=
-fi
+old_status=$(old_service_status)
 
 # queues RUN: this run's own queue names, into a fresh configuration
 queues() {
@@ -125,6 +113,14 @@ queues() {
 bench() {
     "$REPORTERCTL" -c "$1" bench -n "$2" --concurrency "$3" --phones-per-task "$PER_TASK" \
         --max-phone "$phones" --timeout $(( $2 * 30 + 60 )) --json
+}
+
+# counters MODE: reporterd's task and database time sums and counts on
+# /metrics (port); nothing for the old service
+counters() {
+    [ "$1" = old ] || probe metrics "http://127.0.0.1:$port" reporterd_task_duration_seconds_sum \
+        reporterd_task_duration_seconds_count reporterd_db_query_duration_seconds_sum \
+        reporterd_db_query_duration_seconds_count
 }
 
 rows=$work/rows
@@ -168,13 +164,9 @@ for n in $sizes; do
             fi
             echo "== $run: $tasks tasks" >&2
             bench "$work/$run.yaml" $(( 2 * p )) "$p" >/dev/null
-            m0=
-            [ "$mode" = old ] || m0=$(probe metrics "http://127.0.0.1:$port" reporterd_task_duration_seconds_sum \
-                reporterd_task_duration_seconds_count reporterd_db_query_duration_seconds_sum reporterd_db_query_duration_seconds_count)
+            m0=$(counters "$mode")
             json=$(bench "$work/$run.yaml" "$tasks" "$p")
-            m1=
-            [ "$mode" = old ] || m1=$(probe metrics "http://127.0.0.1:$port" reporterd_task_duration_seconds_sum \
-                reporterd_task_duration_seconds_count reporterd_db_query_duration_seconds_sum reporterd_db_query_duration_seconds_count)
+            m1=$(counters "$mode")
             if [ "$mode" = old ]; then stop_old; else stop_pid "$daemon_pid" QUIT; daemon_pid=; fi
             echo "   $json" >&2
             echo "$n $p $mode $json|$m0|$m1" >>"$rows"
