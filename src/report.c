@@ -353,31 +353,30 @@ const struct rd_report_field rd_report_sums[RD_REPORT_NSUMS] = {
     { "invalid", offsetof(struct rd_phone_sums, invalid) }
 };
 
-/* The extremes into r, whose counts are read, then r into *s; else the
- * message prefixed with the phone. */
+/* RD_ERROR, the message prefixed with the phone: the caller's names it. */
 static int
-finish_sums(const bson_t *doc, struct rd_phone_sums *r, struct rd_phone_sums *s, int rc,
-            char *err, size_t errlen)
+failed(const struct rd_phone_sums *r, char *err, size_t errlen)
+{
+    char tmp[256];
+
+    snprintf(tmp, sizeof(tmp), "%s", err);
+    snprintf(err, errlen, "phone %" PRId64 ": %s", r->phone, tmp);
+    return RD_ERROR;
+}
+
+/* The extremes into r, whose counts are read, then r into *s. */
+static int
+extremes(const bson_t *doc, struct rd_phone_sums *r, struct rd_phone_sums *s,
+         char *err, size_t errlen)
 {
     /* With no valid record $min and $max are null. */
-    if (rc == RD_OK
-        && (parse_int(doc, "min_ms", r->cnt == 0, &r->min_ms, err, errlen) != RD_OK
-            || parse_int(doc, "max_ms", r->cnt == 0, &r->max_ms, err, errlen) != RD_OK))
-        rc = RD_ERROR;
-    if (rc == RD_OK) {
-        if (r->cnt == 0)
-            r->min_ms = r->max_ms = 0;
-        *s = *r;
-        return RD_OK;
-    }
-    /* Prefix the phone: the caller's message names it. */
-    {
-        char tmp[256];
-
-        snprintf(tmp, sizeof(tmp), "%s", err);
-        snprintf(err, errlen, "phone %" PRId64 ": %s", r->phone, tmp);
-    }
-    return RD_ERROR;
+    if (parse_int(doc, "min_ms", r->cnt == 0, &r->min_ms, err, errlen) != RD_OK
+        || parse_int(doc, "max_ms", r->cnt == 0, &r->max_ms, err, errlen) != RD_OK)
+        return failed(r, err, errlen);
+    if (r->cnt == 0)
+        r->min_ms = r->max_ms = 0;
+    *s = *r;
+    return RD_OK;
 }
 
 int
@@ -397,7 +396,7 @@ rd_report_parse_row(const bson_t *row, struct rd_phone_sums *s, char *err, size_
         || parse_int(row, "c30", 0, &c30, err, errlen) != RD_OK
         || parse_int(row, "sum_ms", 0, &r.sum_ms, err, errlen) != RD_OK
         || parse_int(row, "sum_ms_over_15", 0, &r.sum_ms_over_15, err, errlen) != RD_OK)
-        return finish_sums(row, &r, s, RD_ERROR, err, errlen);
+        return failed(&r, err, errlen);
     /* n records, c = above - (n - above) with 0 <= above <= n for each
      * threshold, above the higher ones fewer: n >= c0 >= c10 >= c30 >= -n,
      * all of n's parity.  Every difference is then in [0, 2n] and even,
@@ -407,18 +406,18 @@ rd_report_parse_row(const bson_t *row, struct rd_phone_sums *s, char *err, size_
         || ((uint64_t) c10 - (uint64_t) c30) % 2 != 0) {
         snprintf(err, errlen, "row has counts n %" PRId64 ", c0 %" PRId64 ", c10 %" PRId64
                  ", c30 %" PRId64 " that no set of records gives", n, c0, c10, c30);
-        return finish_sums(row, &r, s, RD_ERROR, err, errlen);
+        return failed(&r, err, errlen);
     }
     if (r.sum_ms < 0 || r.sum_ms_over_15 < 0) {
         snprintf(err, errlen, "row has a sum below 0");
-        return finish_sums(row, &r, s, RD_ERROR, err, errlen);
+        return failed(&r, err, errlen);
     }
     r.invalid = (int64_t) (((uint64_t) n - (uint64_t) c0) / 2);
     r.cnt = n - r.invalid;
     r.cnt_10 = (int64_t) (((uint64_t) c0 - (uint64_t) c10) / 2);
     r.cnt_10_30 = (int64_t) (((uint64_t) c10 - (uint64_t) c30) / 2);
     r.cnt_30 = r.cnt - r.cnt_10 - r.cnt_10_30;
-    return finish_sums(row, &r, s, RD_OK, err, errlen);
+    return extremes(row, &r, s, err, errlen);
 }
 
 int
@@ -436,14 +435,14 @@ rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size
     for (i = 0; i < RD_REPORT_NSUMS; i++) {
         f = (int64_t *) ((char *) &r + rd_report_sums[i].off);
         if (parse_int(doc, rd_report_sums[i].key, 0, f, err, errlen) != RD_OK)
-            return finish_sums(doc, &r, s, RD_ERROR, err, errlen);
+            return failed(&r, err, errlen);
         if (*f < 0) {
             snprintf(err, errlen, "row has %s %" PRId64 ", below 0", rd_report_sums[i].key,
                      *f);
-            return finish_sums(doc, &r, s, RD_ERROR, err, errlen);
+            return failed(&r, err, errlen);
         }
     }
-    return finish_sums(doc, &r, s, RD_OK, err, errlen);
+    return extremes(doc, &r, s, err, errlen);
 }
 
 int

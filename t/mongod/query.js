@@ -556,8 +556,7 @@ function exprToLong(obj, expr, options) {
         if (!/^-?\d+$/.test(v)) throw fail(`Failed to parse number '${v}'`);
         return Number(v);
     }
-    if (v !== null && typeof v === 'object' && v._bsontype === 'Long') return v;
-    let x;
+    if (typeof v === 'object' && v._bsontype === 'Long') return v;
     if (isDec(v)) {
         const p = decParts(v);
         if (p.nan || p.inf) throw fail('Attempt to convert NaN or infinite value to integer');
@@ -565,7 +564,7 @@ function exprToLong(obj, expr, options) {
         if (t < -(2n ** 63n) || t >= 2n ** 63n) throw fail('Conversion would overflow target type');
         return t >= -(2n ** 53n) && t <= 2n ** 53n ? Number(t) : BSON.Long.fromString(t.toString());
     }
-    x = numValue(v);
+    const x = numValue(v);
     if (x === undefined) throw fail(`Unsupported conversion from ${typeName(v)} to long`);
     if (!Number.isFinite(x)) throw fail('Attempt to convert NaN or infinite value to integer');
     if (x < -(2 ** 63) || x >= 2 ** 63) throw fail('Conversion would overflow target type');
@@ -835,25 +834,26 @@ function typedGroup(getTctx) {
  * Decimal128 does), then rounded half to even ($round) or toward zero
  * ($trunc) at the requested place.  (mingo's own $round only rounds up
  * when the next digit is > 5: 53.1851 -> 53.18.) */
+/* a x 10^e (a >= 0, e < -place) to `place` digits after the point: the
+ * coefficient of 10^-place, truncated, or rounded half to even. */
+function roundCoefficient(a, e, place, mode) {
+    const div = 10n ** BigInt(-place - e);
+    let q = a / div;
+    const r = a % div;
+    if (mode === 'round' && (r * 2n > div || (r * 2n === div && (q & 1n) === 1n))) q += 1n;
+    return q;
+}
+
 function decimalRound(x, place, mode) {
     if (typeof x !== 'number' || !Number.isFinite(x)) return x;
     const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(x.toPrecision(15));
     if (!m) return x;
     const neg = m[1] === '-';
     const frac = m[3] || '';
-    let digits = BigInt(m[2] + frac);
+    const digits = BigInt(m[2] + frac);
     const exp = (m[4] ? Number(m[4]) : 0) - frac.length;     /* |x| = digits * 10^exp */
     if (exp >= -place) return Number(x.toPrecision(15));
-    const shift = BigInt(-place - exp);
-    const div = 10n ** shift;
-    let q = digits / div;
-    const r = digits % div;
-    if (mode === 'round') {
-        const half = div / 2n;
-        if (r > half || (r === half && (q & 1n) === 1n)) q += 1n;
-    }
-    digits = q;
-    const v = Number(`${digits}e${-place}`);
+    const v = Number(`${roundCoefficient(digits, exp, place, mode)}e${-place}`);
     return neg ? -v : v;
 }
 
@@ -862,12 +862,8 @@ function decimalRound(x, place, mode) {
 function decimalRoundDec(x, place, mode) {
     const p = decParts(x);
     if (p.nan || p.inf || p.e >= -place) return x;
-    const div = 10n ** BigInt(-place - p.e);
     const neg = p.n < 0n;
-    const a = neg ? -p.n : p.n;
-    let q = a / div;
-    const r = a % div;
-    if (mode === 'round' && (r * 2n > div || (r * 2n === div && (q & 1n) === 1n))) q += 1n;
+    const q = roundCoefficient(neg ? -p.n : p.n, p.e, place, mode);
     return decToBson({ n: neg ? -q : q, e: -place });
 }
 
@@ -877,7 +873,7 @@ function roundLike(mode, name) {
         const n = args[0];
         const place = args.length > 1 && args[1] !== undefined ? args[1] : 0;
         if (n === null || n === undefined) return null;
-        const dec = n !== null && typeof n === 'object' && n._bsontype === 'Decimal128';
+        const dec = isDec(n);
         if (typeof n !== 'number' && !dec) {
             throw new CmdError(51081, 'Location51081', `${name} only supports numeric types, not ${typeName(n)}`);
         }
