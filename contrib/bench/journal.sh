@@ -48,17 +48,7 @@ daemon_pid=
 mongod_pid=
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-finish() {
-    stop_pid "$daemon_pid" QUIT
-    probe delete-queues "$RABBITMQ_URL" "$task_queue" "$result_queue" "$task_queue.dead" 2>/dev/null || true
-    stop_pid "$mongod_pid" TERM
-    rm -rf "$work"
-}
-trap finish EXIT
-trap 'exit 1' HUP INT TERM
-
-use_database
-amqp_env "$RABBITMQ_URL"
+bench_start
 write_conf "$work/off.yaml" live 1
 write_conf "$work/on.yaml" live 1
 printf 'journal:\n  enabled: on\n' >>"$work/on.yaml"

@@ -1,6 +1,6 @@
 # contrib/bench/lib.sh -- what the benchmark scripts share, sourced by them:
-# their --help, the build they need, the database and broker probe, stopping
-# a process by pid, the test MongoDB server, the broker URL as the
+# their --help, the build they need, the database and broker probe, the
+# start and the clean-up of a run, stopping a process by pid, the test MongoDB server, the broker URL as the
 # configuration's variables, a configuration for one run, a reporterd that
 # consumes, and whether the old service can run.  The caller sets `work` (a
 # scratch directory), `task_queue` and `result_queue` before the functions
@@ -20,6 +20,28 @@ need_build() {
 }
 
 probe() { "$NODE" "$bench_dir/scale-probe.js" "$@"; }
+
+# bench_start: from here on, however the script ends, bench_finish cleans
+# up; then the database (use_database) and the broker (amqp_env)
+bench_start() {
+    trap bench_finish EXIT
+    trap 'exit 1' HUP INT TERM
+    use_database
+    amqp_env "$RABBITMQ_URL"
+}
+# bench_finish: reporterd, the old service (the caller's stop_old, when it
+# has one), this run's queues, the test server and the scratch directory
+bench_finish() {
+    stop_pid "${daemon_pid:-}" QUIT
+    if declare -F stop_old >/dev/null; then stop_old; fi
+    drop_queues
+    stop_pid "${mongod_pid:-}" TERM
+    rm -rf "$work"
+}
+drop_queues() {
+    [ -z "${task_queue:-}" ] || probe delete-queues "$RABBITMQ_URL" "$task_queue" "$result_queue" \
+        "$task_queue.dead" 2>/dev/null || true
+}
 
 # stop_pid PID SIGNAL: signal it and wait (bounded) for it to go
 stop_pid() {

@@ -80,19 +80,8 @@ daemon_pid=
 mongod_pid=
 old_pid=
 
-finish() {
-    stop_pid "$daemon_pid" QUIT
-    stop_pid "$old_pid" TERM
-    probe delete-queues "$RABBITMQ_URL" "$task_queue" "$result_queue" "$task_queue.dead" 2>/dev/null || true
-    stop_pid "$mongod_pid" TERM
-    rm -rf "$work"
-}
-trap finish EXIT
-trap 'exit 1' HUP INT TERM
-
-use_database
-
-amqp_env "$RABBITMQ_URL"
+stop_old() { stop_pid "$old_pid" TERM; }
+bench_start
 write_conf "$work/live.yaml" live 1
 write_conf "$work/rollup.yaml" rollup 1
 "$REPORTERD" -t -c "$work/live.yaml" >/dev/null 2>"$work/conf-check" \

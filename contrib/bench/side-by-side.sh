@@ -83,22 +83,7 @@ stop_old() {
     for p in $old_pids; do stop_pid "$p" TERM; done
     old_pids=
 }
-drop_queues() {
-    [ -z "$task_queue" ] || probe delete-queues "$RABBITMQ_URL" "$task_queue" "$result_queue" "$task_queue.dead" \
-        2>/dev/null || true
-}
-finish() {
-    stop_pid "$daemon_pid" QUIT
-    stop_old
-    drop_queues
-    stop_pid "$mongod_pid" TERM
-    rm -rf "$work"
-}
-trap finish EXIT
-trap 'exit 1' HUP INT TERM
-
-use_database
-amqp_env "$RABBITMQ_URL"
+bench_start
 free_port() { "$NODE" -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
 
 old_status=$(old_service_status)
