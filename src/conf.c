@@ -143,6 +143,7 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     RD_INT     ("rollup.batch",               rollup.batch, 1, 100000, "10000", 0),
     RD_DURATION("rollup.interval",            rollup.interval_ms, 10, 3600000, "1s", 0),
     RD_DURATION("rollup.lease",               rollup.lease_ms, 1000, 3600000, "30s", 0),
+    RD_INT     ("rollup.verify_rate",         rollup.verify_rate, 0, 100000000, "10000", 0),
 
     RD_SECTION ("status"),
     RD_STR     ("status.listen",              status.listen, 1, 0, NULL, 0),

@@ -110,6 +110,9 @@ struct rd_conf_rollup {
     int     batch;              /* records per batch, 10000 (1..100000) */
     int     interval_ms;        /* idle folder's pause, 1s */
     int     lease_ms;           /* the folders' lease, 30s */
+    int     verify_rate;        /* records per second the folder recounts to
+                                   follow deletes and corrections, 10000
+                                   (0..10^8; 0: off) */
 };
 
 struct rd_conf_status {

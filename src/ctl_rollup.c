@@ -3,18 +3,26 @@
  *
  *   reporterctl rollup [--status]         unfolded records, lag, lease holder
  *   reporterctl rollup --fold             fold everything unfolded now
- *   reporterctl rollup --verify [PHONE…]  recompute phones live and compare
+ *   reporterctl rollup --verify [--phones LIST | --sample N | PHONE…]
+ *                         [--repair]      compare phones' rollup reports
+ *                                         with live mode's (every phone
+ *                                         that has a rollup, a list, or N
+ *                                         picked at random); --repair
+ *                                         recomputes those that differ
  *   reporterctl rollup --rebuild          recompute every rollup from the
  *                                         records folded so far
  *
- * Exit status: 0 done (verify: every phone equal), 1 an error, 4 verify
- * found a phone whose rollup figures differ from live mode's.
+ * Exit status: 0 done (verify: every phone equal, after --repair if
+ * given), 1 an error, 4 verify found a phone whose rollup figures differ
+ * from live mode's.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -26,15 +34,6 @@
 #define VERIFY_CHUNK   100      /* phones compared per round trip */
 #define VERIFY_TRIES   3        /* a phone being written to may differ once */
 #define EXIT_MISMATCH  4
-
-static int
-sums_equal(const struct rd_phone_sums *a, const struct rd_phone_sums *b)
-{
-    return a->cnt == b->cnt && a->cnt_10 == b->cnt_10 && a->cnt_10_30 == b->cnt_10_30
-           && a->cnt_30 == b->cnt_30 && a->sum_ms == b->sum_ms
-           && a->sum_ms_over_15 == b->sum_ms_over_15 && a->invalid == b->invalid
-           && (a->cnt == 0 || (a->min_ms == b->min_ms && a->max_ms == b->max_ms));
-}
 
 static void
 print_sums(const char *what, const struct rd_phone_sums *s)
@@ -79,13 +78,27 @@ both_ways(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
     return rc;
 }
 
+/* Recompute the rollup of phone (from its marks, as --rebuild does):
+ * 0 done, -1 not. */
+static int
+repair(struct rd_rollup *r, int64_t phone)
+{
+    char err[1024];
+    int  klass;
+
+    if (rd_rollup_repair(r, phone, &klass, err, sizeof(err)) == RD_OK)
+        return 0;
+    fprintf(stderr, "reporterctl: rollup --repair: %s\n", err);
+    return -1;
+}
+
 static int
 verify(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
-       int64_t *phones, size_t n)
+       int64_t *phones, size_t n, int fix)
 {
     struct rd_phone_sums ru[VERIFY_CHUNK], lv[VERIFY_CHUNK];
     char                 err[1024];
-    size_t               at, k, i, bad = 0;
+    size_t               at, k, i, bad = 0, repaired = 0;
     int                  tries, diff;
 
     if (n > 1)
@@ -102,12 +115,22 @@ verify(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
                 return 1;
             }
             for (diff = 0, i = 0; i < k; i++)
-                diff += !sums_equal(&ru[i], &lv[i]);
+                diff += !rd_report_sums_equal(&ru[i], &lv[i]);
             if (diff == 0)
                 break;
+            /* The last try is made after the repair: it says whether it took. */
+            for (i = 0; fix && tries == VERIFY_TRIES - 2 && i < k; i++)
+                if (!rd_report_sums_equal(&ru[i], &lv[i])) {
+                    printf("phone %" PRId64 ": differs: recomputing its rollup\n", ru[i].phone);
+                    print_sums("rollup", &ru[i]);
+                    print_sums("live", &lv[i]);
+                    if (repair(r, ru[i].phone) != 0)
+                        return 1;
+                    repaired++;
+                }
         }
         for (i = 0; i < k; i++) {
-            if (sums_equal(&ru[i], &lv[i]))
+            if (rd_report_sums_equal(&ru[i], &lv[i]))
                 continue;
             bad++;
             printf("phone %" PRId64 ": the rollup and its tail differ from the records "
@@ -116,11 +139,71 @@ verify(struct rd_store *st, struct rd_rollup *r, const struct rd_conf *conf,
             print_sums("live", &lv[i]);
         }
     }
-    printf("verified %zu phones: %zu differ\n", n, bad);
-    if (bad > 0)
-        printf("run `reporterctl rollup --rebuild` to recompute the rollups "
-               "(records are expected to be append-only)\n");
+    if (fix)
+        printf("verified %zu phones: %zu repaired, %zu differ\n", n, repaired, bad);
+    else
+        printf("verified %zu phones: %zu differ\n", n, bad);
+    if (bad > 0 && !fix)
+        printf("run `reporterctl rollup --verify --repair` to recompute them (the folder "
+               "does so by itself within a verification cycle)\n");
     return bad > 0 ? EXIT_MISMATCH : 0;
+}
+
+/* Keep n of the *count phones, picked at random (a partial shuffle). */
+static void
+sample(int64_t *phones, size_t *count, size_t n)
+{
+    size_t   i, j;
+    uint64_t x;
+    int64_t  t;
+
+    for (i = 0; i < n && i < *count; i++) {
+        if (getrandom(&x, sizeof(x), 0) != (ssize_t) sizeof(x))
+            x = (uint64_t) rd_wall_ms() * 6364136223846793005ULL + i;
+        j = i + (size_t) (x % (*count - i));
+        t = phones[i];
+        phones[i] = phones[j];
+        phones[j] = t;
+    }
+    if (n < *count)
+        *count = n;
+}
+
+/* "1,2,3" (or PHONE arguments) into a malloc'ed array; -1 on a bad one. */
+static int
+parse_phones(const char *list, int64_t **phones, size_t *n)
+{
+    const char *p = list;
+    char       *end;
+    int64_t    *v, *nv;
+    size_t      cap = 0;
+
+    for (v = NULL, *n = 0;; p = end + 1) {
+        long long x;
+
+        errno = 0;
+        x = strtoll(p, &end, 10);
+        if (end == p || errno != 0 || (*end != ',' && *end != '\0')) {
+            fprintf(stderr, "reporterctl: rollup --verify: \"%s\" is not a list of phones "
+                    "(integers separated by commas)\n", list);
+            free(v);
+            return -1;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+                fprintf(stderr, "reporterctl: out of memory\n");
+                free(v);
+                return -1;
+            }
+            v = nv;
+        }
+        v[(*n)++] = x;
+        if (*end == '\0')
+            break;
+    }
+    *phones = v;
+    return 0;
 }
 
 static size_t rebuild_skipped;
@@ -181,30 +264,127 @@ status(struct rd_rollup *r)
     return 0;
 }
 
+/* The phones --verify compares: the list or arguments given, or every
+ * phone with a rollup (of those, `pick` at random when pick > 0). */
+static int
+verify_phones(struct rd_rollup *r, const char *list, int argc, char **argv, long pick,
+              int64_t **phones, size_t *n)
+{
+    char   err[1024];
+    size_t k, got;
+    int64_t *one;
+    int    i;
+
+    *phones = NULL;
+    *n = 0;
+    if (list != NULL)
+        return parse_phones(list, phones, n);
+    for (i = 0; i < argc; i++) {
+        if (parse_phones(argv[i], &one, &got) != 0) {
+            free(*phones);
+            return -1;
+        }
+        int64_t *nv = realloc(*phones, (*n + got) * sizeof(**phones));
+
+        if (nv == NULL) {
+            free(one);
+            free(*phones);
+            fprintf(stderr, "reporterctl: out of memory\n");
+            return -1;
+        }
+        *phones = nv;
+        for (k = 0; k < got; k++)
+            (*phones)[(*n)++] = one[k];
+        free(one);
+    }
+    if (argc > 0)
+        return 0;
+    if (rd_rollup_phones(r, phones, n, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: rollup --verify: %s\n", err);
+        return -1;
+    }
+    if (pick > 0)
+        sample(*phones, n, (size_t) pick);
+    return 0;
+}
+
+/* --fold refused while the records have a TTL index (as the folder). */
+static int
+fold_checked(struct rd_rollup *r)
+{
+    char why[512], err[1024];
+    int  klass, rc = rd_rollup_ttl(r, why, sizeof(why), &klass, err, sizeof(err));
+
+    if (rc == RD_DECLINED) {
+        fprintf(stderr, "reporterctl: rollup --fold: refused: %s\n", why);
+        return 1;
+    }
+    if (rc != RD_OK || rd_rollup_indexes(r, &klass, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: rollup --fold: %s\n", err);
+        return 1;
+    }
+    return fold_all(r);
+}
+
 int
 rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "status", no_argument, NULL, 's' }, { "fold", no_argument, NULL, 'f' },
         { "verify", no_argument, NULL, 'v' }, { "rebuild", no_argument, NULL, 'r' },
+        { "phones", required_argument, NULL, 'P' }, { "sample", required_argument, NULL, 'S' },
+        { "repair", no_argument, NULL, 'R' },
         { NULL, 0, NULL, 0 }
     };
     struct rd_store  *st;
     struct rd_rollup *r;
     int64_t          *phones = NULL, written;
     size_t            n = 0;
+    const char       *list = NULL;
     char              err[1024], owner[64], *end;
-    int               opt, what = 's', rc = 0, i, klass;
+    long              pick = 0;
+    int               opt, what = 0, rc = 0, fix = 0;
 
     err[0] = '\0';
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (opt == '?')
+        switch (opt) {
+        case 'P':
+            list = optarg;
+            break;
+        case 'S':
+            errno = 0;
+            pick = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || errno != 0 || pick < 1) {
+                fprintf(stderr, "reporterctl: rollup: --sample \"%s\": a number of phones "
+                        "(1 or more)\n", optarg);
+                return 1;
+            }
+            break;
+        case 'R':
+            fix = 1;
+            break;
+        case '?':
             return 1;
-        what = opt;
+        default:
+            if (what != 0 && what != opt) {
+                fprintf(stderr, "reporterctl: rollup: one of --status, --fold, --verify, "
+                        "--rebuild at a time\n");
+                return 1;
+            }
+            what = opt;
+        }
     }
-    if (optind < argc && what != 'v') {
-        fprintf(stderr, "reporterctl: rollup: phones are for --verify only\n");
+    if (what == 0)
+        what = 's';
+    if ((optind < argc || list != NULL || pick > 0 || fix) && what != 'v') {
+        fprintf(stderr, "reporterctl: rollup: phones, --phones, --sample and --repair are "
+                "for --verify only\n");
+        return 1;
+    }
+    if ((optind < argc) + (list != NULL) + (pick > 0) > 1) {
+        fprintf(stderr, "reporterctl: rollup --verify: phones, --phones and --sample "
+                "exclude each other\n");
         return 1;
     }
     st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
@@ -224,9 +404,7 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
         rc = status(r);
         break;
     case 'f':
-        rc = rd_rollup_indexes(r, &klass, err, sizeof(err)) == RD_OK ? fold_all(r) : 1;
-        if (rc != 0 && err[0] != '\0')
-            fprintf(stderr, "reporterctl: rollup --fold: %s\n", err);
+        rc = fold_checked(r);
         break;
     case 'r':
         rebuild_skipped = 0;
@@ -240,28 +418,9 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
         }
         break;
     case 'v':
-        if (optind < argc) {
-            n = (size_t) (argc - optind);
-            phones = calloc(n, sizeof(*phones));
-            for (i = optind; phones != NULL && i < argc; i++) {
-                phones[i - optind] = strtoll(argv[i], &end, 10);
-                if (*argv[i] == '\0' || *end != '\0') {
-                    fprintf(stderr, "reporterctl: rollup --verify: \"%s\" is not a phone\n",
-                            argv[i]);
-                    rc = 1;
-                    break;
-                }
-            }
-        } else if (rd_rollup_phones(r, &phones, &n, err, sizeof(err)) != RD_OK) {
-            fprintf(stderr, "reporterctl: rollup --verify: %s\n", err);
-            rc = 1;
-        }
-        if (rc == 0 && phones == NULL && n > 0) {
-            fprintf(stderr, "reporterctl: out of memory\n");
-            rc = 1;
-        }
+        rc = verify_phones(r, list, argc - optind, argv + optind, pick, &phones, &n) != 0;
         if (rc == 0)
-            rc = verify(st, r, conf, phones, n);
+            rc = verify(st, r, conf, phones, n, fix);
         free(phones);
         break;
     }

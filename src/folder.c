@@ -3,7 +3,11 @@
  * supervised by the master like nginx's cache manager: it holds the
  * folders' lease and folds batches of records into the rollups
  * (rollup_fold.c) back to back while there are any, then every
- * rollup.interval; it publishes its lag on /metrics.
+ * rollup.interval; between steps it recounts phones at rollup.verify_rate
+ * records per second to follow deletes and corrections (rollup_verify.c);
+ * while the records have a TTL index it folds nothing and keeps no
+ * rollups, so that reports read their records whole; it publishes its lag
+ * and its work on /metrics.
  *
  *   QUIT, channel EOF, master death:  finish the current step, give the
  *                                     lease up, exit 0
@@ -30,6 +34,7 @@
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_CAP_MS  30000
 #define LAG_BUSY_MS     10000       /* how often a busy folder measures its lag */
+#define VERIFY_CREDIT_S 10          /* verification budget saved up at most, seconds */
 
 static volatile sig_atomic_t f_stop, f_terminate, f_reopen;
 
@@ -103,6 +108,91 @@ publish_lag(struct rd_rollup *r)
 }
 
 static void
+set_refused(int refused)
+{
+    if (rd_metrics != NULL)
+        __atomic_store_n(&rd_metrics->folder.refused, refused, __ATOMIC_RELAXED);
+}
+
+/* A TTL index on the records: rollup mode is refused while it exists.
+ * RD_OK: fold; RD_DECLINED: refused (the rollups deleted); RD_ERROR. */
+static int
+check_ttl(struct rd_rollup *r, int *refused, int *klass, char *err, size_t errlen)
+{
+    char    why[512];
+    int64_t removed;
+    int     rc = rd_rollup_ttl(r, why, sizeof(why), klass, err, errlen);
+
+    if (rc == RD_ERROR)
+        return rc;
+    if (rc == RD_OK) {
+        if (*refused)
+            rd_info("folder: the records have no TTL index any more: folding again");
+        *refused = 0;
+        set_refused(0);
+        return RD_OK;
+    }
+    if (rd_rollup_clear(r, &removed, klass, err, errlen) != RD_OK)
+        return RD_ERROR;
+    if (!*refused || removed > 0) {
+        rd_error("folder: rollup mode refused: %s; %lld rollup(s) deleted: every report reads "
+                 "its phones' records whole (exact, at live mode's speed) until the index is "
+                 "dropped", why, (long long) removed);
+    }
+    *refused = 1;
+    set_refused(1);
+    return RD_DECLINED;
+}
+
+static int64_t drift_first, drift_n;
+
+static void
+on_drift(int64_t phone)
+{
+    if (drift_n++ == 0)
+        drift_first = phone;
+}
+
+/* Recount phones for the credit saved up since the last call. */
+static void
+verify(struct rd_rollup *r, const struct rd_conf *conf, int64_t *credit, int64_t *at)
+{
+    struct rd_rollup_verify v;
+    int64_t                 now = rd_now_ms(), rate = conf->rollup.verify_rate;
+    char                    err[512];
+    int                     klass, rc;
+
+    if (rate == 0)
+        return;
+    *credit += rate * (now - *at) / 1000;
+    if (*credit > rate * VERIFY_CREDIT_S)
+        *credit = rate * VERIFY_CREDIT_S;
+    *at = now;
+    if (*credit <= 0)
+        return;
+    drift_n = 0;
+    rc = rd_rollup_verify(r, *credit, &v, on_drift, &klass, err, sizeof(err));
+    *credit -= v.cost;
+    if (rc != RD_OK)
+        rd_warn("folder: verification: %s", err);
+    if (drift_n > 0)
+        rd_info("folder: verification: %lld rollup(s) differed from their records (a record "
+                  "deleted, corrected or replaced after it was folded; the first: phone %lld) "
+                  "and were rewritten", (long long) drift_n, (long long) drift_first);
+    if (v.cycles > 0)
+        rd_debug("folder: verification cycle done in %lld ms", (long long) v.cycle_ms);
+    if (rd_metrics == NULL)
+        return;
+    rd_metrics_add(&rd_metrics->folder.verified_phones, (uint64_t) v.phones);
+    rd_metrics_add(&rd_metrics->folder.verified_records, (uint64_t) v.records);
+    rd_metrics_add(&rd_metrics->folder.drift, (uint64_t) v.drifted);
+    if (v.cycles > 0) {
+        rd_metrics_add(&rd_metrics->folder.verify_cycles, (uint64_t) v.cycles);
+        __atomic_store_n(&rd_metrics->folder.verify_cycle_ms, v.cycle_ms, __ATOMIC_RELAXED);
+    }
+}
+
+static void
 set_lease(int held)
 {
     if (rd_metrics != NULL)
@@ -116,8 +206,9 @@ rd_folder_main(const struct rd_conf *conf, int chan)
     struct rd_rollup     *r = NULL;
     struct rd_rollup_step step;
     char                  err[512], owner[128], host[64];
-    int64_t               backoff = 0, lag_at = 0, now;
+    int64_t               backoff = 0, lag_at = 0, ttl_at = 0, credit = 0, verified_at, now;
     int                   klass, rc, indexed = 0, held = 0, worked = 0, waiting = 0;
+    int                   refused = 0;
 
     f_stop = f_terminate = f_reopen = 0;
     rd_log_set_role("folder");
@@ -142,6 +233,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
         __atomic_store_n(&rd_metrics->folder.pid, getpid(), __ATOMIC_RELAXED);
     rd_info("rollup folder started (%s into %s.%s, batches of %d)", conf->mongodb.collection,
             conf->mongodb.database, conf->rollup.collection, conf->rollup.batch);
+    verified_at = rd_now_ms();
 
     while (!f_stop) {
         check_flags(&chan);
@@ -205,6 +297,20 @@ rd_folder_main(const struct rd_conf *conf, int chan)
         held = 1;
         waiting = 0;
         set_lease(1);
+        if (refused || rd_now_ms() >= ttl_at) {
+            rc = check_ttl(r, &refused, &klass, err, sizeof(err));
+            ttl_at = rd_now_ms() + conf->rollup.interval_ms;
+            if (rc == RD_ERROR) {
+                backoff = rd_backoff_next(backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+                rd_warn("folder: %s; retrying in %lld ms", err, (long long) backoff);
+                continue;
+            }
+            if (rc == RD_DECLINED) {
+                backoff = 0;
+                rd_sleep_ms(conf->rollup.interval_ms, &f_stop);
+                continue;
+            }
+        }
         rc = rd_rollup_fold(r, &step, &klass, err, sizeof(err));
         now = rd_now_ms();
         if (rc == RD_ERROR) {
@@ -250,6 +356,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
             lag_at = now + (rc == RD_AGAIN || conf->rollup.interval_ms > LAG_BUSY_MS
                             ? conf->rollup.interval_ms : LAG_BUSY_MS);
         }
+        verify(r, conf, &credit, &verified_at);
         if (rc == RD_AGAIN)
             rd_sleep_ms(conf->rollup.interval_ms, &f_stop);
     }

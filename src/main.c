@@ -22,8 +22,10 @@
 #include "log.h"
 #include "master.h"
 #include "process.h"
+#include "rollup.h"
 #include "shm.h"
 #include "store.h"
+#include "util.h"
 
 #ifndef RD_DEFAULT_CONF
 #define RD_DEFAULT_CONF "/usr/local/etc/reporterd/reporterd.yaml"
@@ -129,6 +131,24 @@ main(int argc, char **argv)
     if (test) {
         if (rd_conf_notice(conf, err, sizeof(err)))
             fprintf(stderr, "reporterd: notice: %s\n", err);
+        if (conf->report.mode == RD_REPORT_ROLLUP) {
+            mongoc_init();
+            status = rd_rollup_preflight(conf, err, sizeof(err));
+            mongoc_cleanup();
+            if (status == RD_DECLINED) {
+                fprintf(stderr, "reporterd: report.mode: rollup refused: %s\n"
+                        "reporterd: configuration file %s test failed\n", err, conf_path);
+                rd_conf_free(conf);
+                return 1;
+            }
+            if (status == RD_ERROR)
+                fprintf(stderr, "reporterd: notice: report.mode: rollup: could not check the "
+                        "records collection for a TTL index (rollup mode is refused while "
+                        "one exists): %s\n", err);
+            else
+                fprintf(stderr, "reporterd: report.mode: rollup: the records collection has "
+                        "no TTL index\n");
+        }
         if (dump)
             rd_conf_dump(conf, stdout);
         fprintf(stderr, "reporterd: configuration file %s test is successful\n", conf_path);

@@ -47,6 +47,12 @@ struct rd_metrics_folder {
     uint64_t bad_phone;         /* folded records whose phone is not an integer */
     uint64_t new_epochs;        /* epochs it saw begin: batches lost or restored */
     uint64_t overflowed;        /* batches that met a phone past 64 bits */
+    uint64_t verified_phones;   /* phones the verification recounted */
+    uint64_t verified_records;  /* records it read doing so */
+    uint64_t drift;             /* rollups it found wrong and rewrote */
+    uint64_t verify_cycles;     /* cycles over every phone it finished */
+    int64_t  verify_cycle_ms;   /* the length of the last one */
+    int      refused;           /* 1: rollup mode refused (a TTL index) */
 };
 
 struct rd_metrics {

@@ -446,6 +446,18 @@ rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *err, size
 }
 
 int
+rd_report_sums_equal(const struct rd_phone_sums *a, const struct rd_phone_sums *b)
+{
+    size_t i;
+
+    for (i = 0; i < RD_REPORT_NSUMS; i++)
+        if (*(const int64_t *) ((const char *) a + rd_report_sums[i].off)
+            != *(const int64_t *) ((const char *) b + rd_report_sums[i].off))
+            return 0;
+    return a->cnt == 0 || (a->min_ms == b->min_ms && a->max_ms == b->max_ms);
+}
+
+int
 rd_report_sums_add(struct rd_phone_sums *into, const struct rd_phone_sums *from,
                    char *err, size_t errlen)
 {

@@ -54,6 +54,8 @@ int     rd_report_parse_sums(const bson_t *doc, struct rd_phone_sums *s, char *e
  * (int32, int64, double, Decimal128: MongoDB's equality); RD_DECLINED
  * (err says why) for anything else -- a fraction, a string, an array. */
 int     rd_report_parse_phone(const bson_t *doc, int64_t *phone, char *err, size_t errlen);
+/* The same figures: every count and sum, and the extremes when cnt > 0. */
+int     rd_report_sums_equal(const struct rd_phone_sums *a, const struct rd_phone_sums *b);
 /* into += from (counts and sums added, extremes merged; overflow -> RD_ERROR with err). */
 int     rd_report_sums_add(struct rd_phone_sums *into, const struct rd_phone_sums *from,
                            char *err, size_t errlen);

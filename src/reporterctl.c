@@ -6,7 +6,8 @@
  *   reporterctl [-c FILE] results [-n N] [--timeout SEC]
  *   reporterctl [-c FILE] import FILE|- [--format json|ndjson|csv] [--batch N] [--drop]
  *   reporterctl [-c FILE] bench [-n N] [--concurrency C | --rate R] [--phones LIST] [--json]
- *   reporterctl [-c FILE] rollup [--status | --fold | --verify [PHONE...] | --rebuild]
+ *   reporterctl [-c FILE] rollup [--status | --fold | --rebuild |
+ *                                 --verify [--phones LIST | --sample N | PHONE...] [--repair]]
  *   reporterctl [-c FILE] status [--json] ID... | [--since DUR] [--status OUTCOME]
  */
 #include <errno.h>
@@ -56,9 +57,10 @@ usage(FILE *out)
             "           -n N (100)  --concurrency C (4) | --rate R/s  --phones-per-task K (10)\n"
             "           --max-phone P (200) | --phones 1,2,3  --timeout SEC (300)  --json\n"
             "  rollup   rollup mode (report.mode: rollup): --status (default): lag and lease;\n"
-            "           --fold: fold every unfolded record now; --verify [PHONE...]: compare\n"
-            "           the rollups (all, or these phones) with live mode, exit status 4 when\n"
-            "           one differs; --rebuild: recompute every rollup (after deletes or edits)\n"
+            "           --fold: fold every unfolded record now; --verify [--phones LIST |\n"
+            "           --sample N | PHONE...] [--repair]: compare the rollups (all, these\n"
+            "           phones, or N at random) with live mode, exit status 4 when one\n"
+            "           differs, --repair recomputes those; --rebuild: recompute every rollup\n"
             "  status   what the task journal says: by correlation_id or message_id, or a list\n"
             "           ID...  --json  |  --since DUR (1h)  --status complete|error|dead_lettered\n"
             "           exit status 3: some IDs are not in the journal\n");

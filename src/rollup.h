@@ -137,6 +137,11 @@ int  rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones,
                        void (*skip)(int64_t phone, const char *why),
                        char *err, size_t errlen);
 
+/* One phone's rollup recomputed from its records folded so far, as
+ * --rebuild does it (--verify --repair); RD_OK or RD_ERROR. */
+int  rd_rollup_repair(struct rd_rollup *r, int64_t phone, int *klass, char *err,
+                      size_t errlen);
+
 /* The names of reporterd's indexes of other epochs into buf (", "
  * between them), for --status: they are left for the operator to drop,
  * since a folder of another configuration may still use them.  Their
@@ -156,6 +161,45 @@ int  rd_rollup_reset(struct rd_rollup *r, char *err, size_t errlen);
  * *phones is malloc'ed (free it); RD_OK or RD_ERROR. */
 int  rd_rollup_phones(struct rd_rollup *r, int64_t **phones, size_t *n,
                       char *err, size_t errlen);
+
+/* What a verification step did (rollup_verify.c). */
+struct rd_rollup_verify {
+    int64_t  phones;            /* phones recomputed from their records */
+    int64_t  records;           /* records that read */
+    int64_t  cost;              /* what it took of the budget: records, and 1
+                                   for a phone without any */
+    int64_t  drifted;           /* rollups that differed and were rewritten */
+    int64_t  cycles;            /* cycles that ended in this step (0 or 1) */
+    int64_t  cycle_ms;          /* the length of the one that ended */
+};
+
+/*
+ * The background verification: phones of the current epoch's rollups, in
+ * _id order from where the previous step stopped (any folder's), each
+ * recomputed from its records marked up to its last batch and rewritten
+ * when it differs (a record deleted, corrected or replaced after it was
+ * folded), until `budget` records were read or the last phone is done
+ * (a cycle ends; the next step starts over).  drift(phone) is called for
+ * each phone rewritten.  RD_OK, or RD_ERROR with what was done kept.
+ */
+int  rd_rollup_verify(struct rd_rollup *r, int64_t budget, struct rd_rollup_verify *v,
+                      void (*drift)(int64_t phone), int *klass, char *err, size_t errlen);
+
+/* Whether the records collection has a TTL index: RD_OK none, RD_DECLINED
+ * one (why: which, and what to do), RD_ERROR. */
+int  rd_rollup_ttl(struct rd_rollup *r, char *why, size_t len, int *klass, char *err,
+                   size_t errlen);
+
+/* reporterd -t in rollup mode: the TTL check against conf's database.
+ * RD_OK; RD_DECLINED (a TTL index: why says which); RD_ERROR (it could
+ * not be checked: why says why). */
+int  rd_rollup_preflight(const struct rd_conf *conf, char *why, size_t len);
+
+/* Delete every rollup document, so that every report reads its phones
+ * whole from the records (exact, as slow as live mode); *removed: how
+ * many.  While rollup mode is refused. */
+int  rd_rollup_clear(struct rd_rollup *r, int64_t *removed, int *klass, char *err,
+                     size_t errlen);
 
 /* Called with "claim", "mark", "apply" (after the first phone of a batch)
  * and "lease" right after each such write: the folder's test hook, which

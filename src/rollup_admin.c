@@ -1,7 +1,8 @@
 /*
  * rollup_admin.c -- reporterctl's side of rollup mode: --rebuild (every
  * rollup of the current epoch recomputed from its marks, going on past a
- * phone that fails) and the list of phones that have a rollup.
+ * phone that fails), one phone's repair, the list of phones that
+ * have a rollup; and reporterd -t's check that rollup mode can run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones,
     if (rc != RD_OK || rd_rollup_phones(r, &v, &n, err, errlen) != RD_OK)
         return RD_ERROR;
     for (k = 0; k < n; k++) {
-        if (rd_rollup_recompute(r, v[k], -1, &klass, why, sizeof(why)) == RD_OK) {
+        if (rd_rollup_recompute(r, v[k], -1, NULL, &klass, why, sizeof(why)) == RD_OK) {
             (*phones)++;
             continue;
         }
@@ -37,6 +38,38 @@ rd_rollup_rebuild(struct rd_rollup *r, int64_t *phones,
     }
     free(v);
     return skipped == 0 ? RD_OK : RD_ERROR;
+}
+
+int
+rd_rollup_preflight(const struct rd_conf *conf, char *why, size_t len)
+{
+    struct rd_store  *st;
+    struct rd_rollup *r;
+    char              err[512];
+    int               klass, rc;
+
+    st = rd_store_new(&conf->mongodb, "reporterd -t", &klass, err, sizeof(err));
+    if (st == NULL || (r = rd_rollup_new(st, conf, "reporterd -t")) == NULL) {
+        snprintf(why, len, "%s", st == NULL ? err : "out of memory");
+        rd_store_close(st);
+        return RD_ERROR;
+    }
+    rc = rd_rollup_ttl(r, why, len, &klass, err, sizeof(err));
+    if (rc == RD_ERROR)
+        snprintf(why, len, "%s", err);
+    rd_rollup_free(r);
+    rd_store_close(st);
+    return rc;
+}
+
+int
+rd_rollup_repair(struct rd_rollup *r, int64_t phone, int *klass, char *err, size_t errlen)
+{
+    int rc = rd_rollup_epoch(r, 0, klass, err, errlen);
+
+    if (rc == RD_AGAIN)
+        return RD_OK;           /* nothing folded: nothing to repair */
+    return rc == RD_OK ? rd_rollup_recompute(r, phone, -1, NULL, klass, err, errlen) : rc;
 }
 
 int

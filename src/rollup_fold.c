@@ -344,7 +344,7 @@ apply_phone(struct rd_rollup *r, int64_t n, const struct rd_phone_sums *s, int *
              * or one that is behind: every mark of this phone up to n is
              * final, batch n's too. */
             mongoc_cursor_destroy(cur);
-            rc = rd_rollup_recompute(r, s->phone, n, klass, err, errlen);
+            rc = rd_rollup_recompute(r, s->phone, n, NULL, klass, err, errlen);
             *how = APPLIED;
             return rc;
         }
@@ -477,7 +477,7 @@ apply_rows(struct rd_rollup *r, int64_t n, struct rows_ctx *c, int *klass, char 
             rd_rollup_point(r, "apply");
     }
     for (i = 0; i < c->nover; i++) {
-        if (rd_rollup_recompute(r, c->over[i], n, klass, err, errlen) != RD_OK)
+        if (rd_rollup_recompute(r, c->over[i], n, NULL, klass, err, errlen) != RD_OK)
             return RD_ERROR;
         c->step->overflowed++;
     }

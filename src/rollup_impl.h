@@ -10,6 +10,7 @@
  *   rollup_phone.c    one phone's rollup recomputed from its marks
  *   rollup_read.c     a report: rollups plus the exact tail
  *   rollup_admin.c    reporterctl's rebuild and phone list
+ *   rollup_verify.c   the background verification; the TTL index check
  *
  * Every handle reads from the primary with the local read concern and
  * writes with w: majority, whatever mongodb.uri says (README: "Read and
@@ -69,16 +70,25 @@ int     rd_rollup_epoch(struct rd_rollup *r, int create, int *klass, char *err, 
  * next: made by this folder, or by the one that replaced it first. */
 int     rd_rollup_new_epoch(struct rd_rollup *r, int *klass, char *err, size_t errlen);
 
+/* What a recompute found: the phone's records it read (valid and
+ * invalid), and whether it wrote a rollup that differs from the old one. */
+struct rd_rollup_recount {
+    int64_t records;
+    int     changed;
+};
+
 /*
  * Phone's rollup recomputed from its records marked in this epoch up to
  * `upto` and swapped in with a compare-and-swap on what was there (see
  * rollup_phone.c).  upto < 0: up to the rollup's own last (--rebuild;
  * a rollup of another epoch is left alone).  upto >= 0: the rollup must
  * cover batch upto (a missing one, or one of another epoch, is made
- * anew).  A sum beyond 64 bits makes an overflow rollup.  RD_OK or
- * RD_ERROR (err says why, *klass its class).
+ * anew).  A sum beyond 64 bits makes an overflow rollup.  With upto < 0
+ * a rollup equal to what its records give is left as it is.  *out (may
+ * be NULL) says what was read and done.  RD_OK or RD_ERROR (err says why,
+ * *klass its class).
  */
-int     rd_rollup_recompute(struct rd_rollup *r, int64_t phone, int64_t upto, int *klass,
-                            char *err, size_t errlen);
+int     rd_rollup_recompute(struct rd_rollup *r, int64_t phone, int64_t upto,
+                            struct rd_rollup_recount *out, int *klass, char *err, size_t errlen);
 
 #endif

@@ -3,7 +3,9 @@
  * in the current epoch, swapped in by compare-and-swap on what was there.
  * Used where adding a batch to a rollup is not possible: the rollup is
  * missing (never made, or its collection was dropped), belongs to another
- * epoch, or is behind the phone's marks; and by --rebuild.
+ * epoch, or is behind the phone's marks; by --rebuild and by the
+ * verification that follows deletes and corrections (rollup_verify.c),
+ * which write only a rollup that differs from its records.
  *
  * Why the result is exact: when it is asked to cover batch `upto`, every
  * batch up to upto is wholly marked (batches finish in order, and upto is
@@ -44,14 +46,32 @@ sums_row(const bson_t *row, void *arg, char *err, size_t errlen)
     return 0;
 }
 
+/* Whether the rollup document d holds exactly what b computed. */
+static int
+same_as(const bson_t *d, const struct sums_ctx *b)
+{
+    struct rd_phone_sums old;
+    bson_iter_t          it;
+    char                 why[128];
+    int                  overflow;
+
+    overflow = bson_iter_init_find(&it, d, "overflow") && bson_iter_as_bool(&it);
+    if (overflow || b->overflow)
+        return overflow && b->overflow;
+    memset(&old, 0, sizeof(old));
+    return rd_report_parse_sums(d, &old, why, sizeof(why)) == RD_OK
+           && rd_report_sums_equal(&old, &b->s);
+}
+
 /* One try.  RD_AGAIN: the rollup changed under us. */
 static int
-recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, int *klass, char *err,
-               size_t errlen)
+recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, struct rd_rollup_recount *out,
+               int *klass, char *err, size_t errlen)
 {
     struct sums_ctx  b;
     bson_t          *sel, p = BSON_INITIALIZER, stage, m, lte, doc = BSON_INITIALIZER, reply;
     bson_value_t     old_e, old_last;
+    bson_t           old = BSON_INITIALIZER;
     mongoc_cursor_t *cur;
     const bson_t    *d;
     bson_error_t     e;
@@ -74,6 +94,7 @@ recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, int *klass, cha
         ours = old_e.value_type == BSON_TYPE_UTF8
                && strcmp(old_e.value.v_utf8.str, r->epoch) == 0;
         last = ours ? rd_rollup_int64(d, "last", 0) : -1;
+        bson_concat(&old, d);
     }
     ok = !mongoc_cursor_error(cur, &e);
     mongoc_cursor_destroy(cur);
@@ -102,6 +123,10 @@ recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, int *klass, cha
     bson_destroy(&p);
     if (rc != RD_OK)
         goto done;
+    out->records = b.s.cnt + b.s.invalid;
+    if (upto < 0 && same_as(&old, &b))
+        goto done;              /* the rollup is right: nothing to write */
+    out->changed = 1;
 
     BSON_APPEND_INT64(&doc, "_id", phone);
     BSON_APPEND_UTF8(&doc, "e", r->epoch);
@@ -133,6 +158,7 @@ recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, int *klass, cha
         rc = rd_rollup_fail(&e, "writing a rollup", klass, err, errlen);
 
 done:
+    bson_destroy(&old);
     bson_destroy(&doc);
     bson_value_destroy(&old_e);
     bson_value_destroy(&old_last);
@@ -140,15 +166,20 @@ done:
 }
 
 int
-rd_rollup_recompute(struct rd_rollup *r, int64_t phone, int64_t upto, int *klass, char *err,
-                    size_t errlen)
+rd_rollup_recompute(struct rd_rollup *r, int64_t phone, int64_t upto,
+                    struct rd_rollup_recount *out, int *klass, char *err, size_t errlen)
 {
-    char msg[512];
-    int  rc, tries = 0;
+    struct rd_rollup_recount ignored;
+    char                     msg[512];
+    int                      rc, tries = 0;
 
-    while ((rc = recompute_once(r, phone, upto, klass, msg, sizeof(msg))) == RD_AGAIN
-           && ++tries < RECOMPUTE_TRIES)
-        ;
+    if (out == NULL)
+        out = &ignored;
+    do {
+        out->records = 0;
+        out->changed = 0;
+    } while ((rc = recompute_once(r, phone, upto, out, klass, msg, sizeof(msg))) == RD_AGAIN
+             && ++tries < RECOMPUTE_TRIES);
     if (rc == RD_AGAIN) {
         *klass = RD_STORE_TRANSIENT;
         snprintf(err, errlen, "phone %lld: its rollup kept changing", (long long) phone);

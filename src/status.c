@@ -135,6 +135,30 @@ folder_metrics(struct buf *b, const struct rd_metrics_folder *f)
     put(b, "# HELP reporterd_rollup_overflowed_phones_total Batches that met a phone whose sums "
         "pass 64 bits (reports on it answer Error).\n# TYPE reporterd_rollup_overflowed_phones_total counter\n"
         "reporterd_rollup_overflowed_phones_total %llu\n", (unsigned long long) load(&f->overflowed));
+    put(b, "# HELP reporterd_rollup_verified_phones_total Phones the folder's verification "
+        "recounted from their records.\n# TYPE reporterd_rollup_verified_phones_total counter\n"
+        "reporterd_rollup_verified_phones_total %llu\n",
+        (unsigned long long) load(&f->verified_phones));
+    put(b, "# HELP reporterd_rollup_verified_records_total Records the folder's verification "
+        "read.\n# TYPE reporterd_rollup_verified_records_total counter\n"
+        "reporterd_rollup_verified_records_total %llu\n",
+        (unsigned long long) load(&f->verified_records));
+    put(b, "# HELP reporterd_rollup_drift_total Rollups the verification found different from "
+        "their records (a record deleted, corrected or replaced after it was folded) and "
+        "rewrote.\n# TYPE reporterd_rollup_drift_total counter\nreporterd_rollup_drift_total %llu\n",
+        (unsigned long long) load(&f->drift));
+    put(b, "# HELP reporterd_rollup_verify_cycles_total Verification cycles over every phone "
+        "finished.\n# TYPE reporterd_rollup_verify_cycles_total counter\n"
+        "reporterd_rollup_verify_cycles_total %llu\n", (unsigned long long) load(&f->verify_cycles));
+    put(b, "# HELP reporterd_rollup_verify_cycle_seconds How long the last verification cycle "
+        "took: the delay after which a delete or a correction is in every report.\n"
+        "# TYPE reporterd_rollup_verify_cycle_seconds gauge\n"
+        "reporterd_rollup_verify_cycle_seconds %.3f\n",
+        (double) __atomic_load_n(&f->verify_cycle_ms, __ATOMIC_RELAXED) / 1000.0);
+    put(b, "# HELP reporterd_rollup_refused Rollup mode is refused (a TTL index on the records): "
+        "nothing is folded and reports read their records whole.\n"
+        "# TYPE reporterd_rollup_refused gauge\nreporterd_rollup_refused %d\n",
+        __atomic_load_n(&f->refused, __ATOMIC_RELAXED));
 }
 
 static char *

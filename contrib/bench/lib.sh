@@ -94,6 +94,7 @@ amqp_env() {
 }
 
 # write_conf FILE MODE WORKERS [STATUS_LISTEN]: a configuration for one run
+# (ROLLUP_BATCH, ROLLUP_INTERVAL and VERIFY_RATE set rollup's keys)
 write_conf() {
     cat >"$1" <<CONF
 daemon: off
@@ -119,8 +120,9 @@ report:
   mode: $2
 rollup:
   batch: ${ROLLUP_BATCH:-10000}
-  interval: 1h
+  interval: ${ROLLUP_INTERVAL:-1h}
 CONF
+    [ -z "${VERIFY_RATE:-}" ] || printf '  verify_rate: %s\n' "$VERIFY_RATE" >>"$1"
     [ -z "${4:-}" ] || printf 'status:\n  listen: %s\n' "$4" >>"$1"
     chmod 600 "$1"
 }

@@ -52,7 +52,7 @@ test('-t accepts a complete configuration', async () => {
     assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
 });
 
-test('-t stays offline: it contacts neither the broker nor the database (ExecStartPre, ExecReload)', async () => {
+test('-t stays offline in live mode: it contacts neither the broker nor the database (ExecStartPre, ExecReload)', async () => {
     const net = require('node:net');
     const seen = [];
     const servers = [];
@@ -103,7 +103,7 @@ for (const mode of ['secondary', 'secondaryPreferred', 'primaryPreferred', 'near
                 assert.ok(m, `${report} mode with ${uri}: the notice (${r.stderr})`);
                 assert.equal(m[1], mode, 'the uri\'s readPreference named as written');
             } else {
-                assert.doesNotMatch(r.stderr, /notice/, `${report} mode with ${uri}: no notice`);
+                assert.doesNotMatch(r.stderr, /notice: mongodb\.uri/, `${report} mode with ${uri}: no notice`);
             }
         }
     });

@@ -19,6 +19,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const M = require('../lib/mongod-selftest.js');
+const h = require('../lib/harness.js');
 const { docsExamined, D, num } = M;
 
 const { MongoClient, Long, Double, Int32, MaxKey, ObjectId } = require('mongodb');
@@ -251,6 +252,45 @@ test('field names chosen at run time (rb_<hex>): {phone: P, rb_x: {$not: {$lte: 
         hint: `claim_${f}` }, verbosity: 'executionStats' });
     assert.ok(docsExamined(ex) <= 26, `claim examined ${docsExamined(ex)}`);
     assert.equal(await c.countDocuments({ [f]: null }, { hint: { [f]: 1, _id: 1 } }), unmarked.length);
+});
+
+test('dropIndexes by name, by key pattern and "*"; IndexNotFound (27) for a missing one; the _id index stays ' +
+    '(rollup mode\'s TTL check follows an index dropped)', async () => {
+    const c = db.collection('dropix');
+    await c.insertOne({ _id: 1, a: 1, b: 2, c: 3 });
+    await c.createIndex({ a: 1 }, { name: 'ix_a' });
+    await c.createIndex({ b: 1 });
+    await c.createIndex({ c: 1 }, { expireAfterSeconds: 3600 });
+    const names = async () => (await c.listIndexes().toArray()).map((i) => i.name).sort();
+    assert.deepEqual(await names(), ['_id_', 'b_1', 'c_1', 'ix_a']);
+    await c.dropIndex('ix_a');
+    assert.deepEqual(await names(), ['_id_', 'b_1', 'c_1']);
+    await db.command({ dropIndexes: 'dropix', index: { b: 1 } });
+    assert.deepEqual(await names(), ['_id_', 'c_1']);
+    await assert.rejects(c.dropIndex('nope'), (e) => e.code === 27);
+    await c.dropIndexes();
+    assert.deepEqual(await names(), ['_id_']);
+    assert.equal(await c.countDocuments({ a: 1 }), 1, 'the documents stay');
+});
+
+test('TTL monitor: documents whose indexed date is older than expireAfterSeconds are deleted, newer ones and ' +
+    'values that are not dates never (rollup mode refuses to fold a collection with a TTL index)', async () => {
+    /* the test server's monitor runs every second here; a real mongod's every 60 s */
+    const m = await h.startMongo({ args: ['--setParameter', 'ttlMonitorSleepSecs=1'] });
+    const cl = await h.mongoClient(m.uri);
+    const c = cl.db(names.database).collection('ttl');
+    const now = Date.now();
+    await c.insertMany([
+        { _id: 1, t: new Date(now - 7200 * 1000) },
+        { _id: 2, t: new Date(now - 60 * 1000) },
+        { _id: 3, t: now - 7200 * 1000 },
+        { _id: 4, t: 'yesterday' },
+        { _id: 5 },
+        { _id: 6, t: new Date(now - 9000 * 1000) },
+    ]);
+    await c.createIndex({ t: 1 }, { expireAfterSeconds: 3600 });
+    await h.waitFor(async () => (await c.countDocuments({})) === 4, 150000, 'the TTL monitor to delete _id 1 and 6');
+    assert.deepEqual((await c.find({}).sort({ _id: 1 }).toArray()).map((d) => d._id), [2, 3, 4, 5]);
 });
 
 test('scale: 2,000,000 documents (REPORTERD_TEST_SCALE=1)', { skip: process.env.REPORTERD_TEST_SCALE ? false : 'a 2,000,000-document load takes minutes: set REPORTERD_TEST_SCALE=1' }, async () => {

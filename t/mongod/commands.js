@@ -459,6 +459,34 @@ const commands = {
         return r;
     },
 
+    /* dropIndexes: by name, by key pattern, a list of names, or "*" (every
+     * index but _id's), as mongod 4.4; the _id index cannot be dropped. */
+    dropIndexes: (cmd, ctx) => {
+        const name = collName(cmd, 'dropIndexes');
+        const coll = getColl(ctx.db, name, false);
+        if (!coll) throw new CmdError(26, 'NamespaceNotFound', `ns not found ${ctx.db}.${name}`);
+        const want = cmd.index;
+        const before = coll.indexes.length;
+        let victims;
+        if (want === '*') {
+            victims = coll.indexes.filter((i) => i.name !== '_id_');
+        } else {
+            const names = Array.isArray(want) ? want : [want];
+            victims = names.map((w) => {
+                const ix = coll.indexes.find((i) => (typeof w === 'string' ? i.name === w
+                    : isPlainObject(w) && mingoUtil.isEqual(i.key, w)));
+                if (!ix) {
+                    throw new CmdError(27, 'IndexNotFound', typeof w === 'string' ? `index not found with name [${w}]`
+                        : `can't find index with key: ${BSON.EJSON.stringify(w)}`);
+                }
+                if (ix.name === '_id_') throw new CmdError(72, 'InvalidOptions', 'cannot drop _id index');
+                return ix;
+            });
+        }
+        for (const ix of victims) coll.dropIndex(ix.name);
+        return { nIndexesWas: before, ok: 1 };
+    },
+
     /* collMod, only to change a TTL index's expireAfterSeconds (by index
      * name or keyPattern), as the journal does when its retention changes. */
     collMod: (cmd, ctx) => {

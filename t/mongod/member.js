@@ -15,7 +15,8 @@ const { maxTimeExpired } = require('./query.js');
 const { prepareDoc } = require('./update.js');
 const { idKey, Collection, getDb, getColl } = require('./storage.js');
 const { cursors, RawReply, setListenPort } = require('./read.js');
-const { FAIL_POINTS, failPointFires, commands, CLOSE_CONNECTION, replyBuffer, replHooks } = require('./commands.js');
+const { FAIL_POINTS, failPointFires, commands, CLOSE_CONNECTION, runCommand, replyBuffer, replHooks } = require('./commands.js');
+const { startTtlMonitor } = require('./ttl.js');
 const { header, sockets, onConnection } = require('./wire.js');
 
 let server = null;
@@ -32,6 +33,7 @@ function start(opts) {
         process.stdout.write(`listening ${a.address}:${a.port}\n`);
         log(`TEST-ONLY MongoDB wire-protocol server listening on ${a.address}:${a.port}`);
     });
+    startTtlMonitor(OPTS.ttlMonitorSleepSecs, runCommand);
     const stop = (sig) => {
         log(`${sig}: exiting`);
         server.close();
@@ -47,6 +49,7 @@ const replsetInternals = () => ({
     OPTS, log, commands, onConnection, Collection, getColl, getDb, cursors, prepareDoc, wrapDoc, serialize,
     idKey, CmdError, codeName, FAIL_POINTS, failPointFires, maxTimeExpired, header, replyBuffer, RawReply,
     CLOSE_CONNECTION, OP_MSG, OP_QUERY, setListenPort,
+    startTtlMonitor: (secs) => startTtlMonitor(secs, runCommand),
 });
 
 module.exports = { start, commands, OPTS };

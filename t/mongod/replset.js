@@ -156,10 +156,10 @@ const net = require('node:net');
 const path = require('node:path');
 const { Long, ObjectId, Timestamp } = require('bson');
 
-const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'createIndexes', 'drop', 'dropDatabase',
-    'collMod']);
+const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'createIndexes', 'dropIndexes', 'drop',
+    'dropDatabase', 'collMod']);
 const READS = new Set(['find', 'aggregate', 'count', 'explain', 'listIndexes']);
-const DDL = new Set(['createIndexes', 'drop', 'dropDatabase', 'collMod']);
+const DDL = new Set(['createIndexes', 'dropIndexes', 'drop', 'dropDatabase', 'collMod']);
 const RETRYABLE_WRITES = new Set(['insert', 'update', 'delete', 'findAndModify']);
 const HELLO = new Set(['hello', 'isMaster', 'ismaster']);
 /* mongod's RetriableError, NotPrimaryError and ShutdownError codes */
@@ -928,6 +928,7 @@ async function start(opts) {
         servers.push(srv);
     }
     rs.members[0].state = 'PRIMARY';
+    for (const m of rs.members) m.lib.startTtlMonitor(opts.ttlMonitorSleepSecs);
     const hosts = rs.members.map((m) => m.host);
     process.stdout.write(`listening replset ${rs.name} ${hosts.join(',')}\n`);
     rs.log(`TEST-ONLY MongoDB wire-protocol server: replica set ${rs.name} on ${hosts.join(', ')} ` +

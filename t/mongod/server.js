@@ -22,7 +22,7 @@ const member = require('./member.js');
 /* ------------------------------------------------------------------ */
 
 function parseArgs(argv) {
-    const o = { host: '127.0.0.1', port: 0, verbose: !!process.env.MONGOD_TEST_VERBOSE };
+    const o = { host: '127.0.0.1', port: 0, verbose: !!process.env.MONGOD_TEST_VERBOSE, ttlMonitorSleepSecs: 60 };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (a === '--port') o.port = Number(argv[++i]);
@@ -30,10 +30,20 @@ function parseArgs(argv) {
         else if (a === '--host' || a === '--bind_ip') o.host = argv[++i];
         else if (a.startsWith('--host=')) o.host = a.slice(7);
         else if (a === '--verbose' || a === '-v') o.verbose = true;
+        /* mongod's --setParameter NAME=VALUE; only the TTL monitor's period */
+        else if (a === '--setParameter') {
+            const m = /^ttlMonitorSleepSecs=(\d+)$/.exec(argv[++i] || '');
+            if (!m) {
+                process.stderr.write(`mongod-test: --setParameter: only ttlMonitorSleepSecs=N (seconds; 0: off) is known\n`);
+                process.exit(2);
+            }
+            o.ttlMonitorSleepSecs = Number(m[1]);
+        }
         /* replica-set mode: the options are t/mongod/replset.js's */
         else if (a === '--replset' || a === '--members' || a === '--lag-ms') (o.replset = o.replset || []).push(a, argv[++i]);
         else if (a === '--help' || a === '-h') {
             process.stdout.write('usage: node server.js --port PORT [--host 127.0.0.1] [--verbose]\n' +
+                '       [--setParameter ttlMonitorSleepSecs=N] [--replset NAME [--members N] [--lag-ms MS]]\n' +
                 'TEST-ONLY MongoDB wire-protocol server (see t/mongod/README.md).\n');
             process.exit(0);
         } else {

@@ -357,6 +357,10 @@ class Collection {
         this.ix.set(ix.name, ix);
         return null;
     }
+    dropIndex(name) {
+        this.indexes = this.indexes.filter((i) => i.name !== name);
+        this.ix.delete(name);
+    }
     /* A unique-index violation doc would cause (other than by itself). */
     uniqueViolation(doc, memo) {
         for (const ix of this.ix.values()) {

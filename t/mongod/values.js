@@ -12,7 +12,7 @@ const { Long, Double, Int32 } = BSON;
 
 /* The command line's options: server.js fills them in when it runs as a
  * program; a module user (replset.js, mongod-preload.js) gets these. */
-const OPTS = { host: '127.0.0.1', port: 0, verbose: false };
+const OPTS = { host: '127.0.0.1', port: 0, verbose: false, ttlMonitorSleepSecs: 60 };
 
 function log(msg) {
     process.stderr.write(`mongod-test[${process.pid}] ${new Date().toISOString()} ${msg}\n`);

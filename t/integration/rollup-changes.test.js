@@ -1,0 +1,278 @@
+/*
+ * rollup-changes.test.js -- rollup mode after records that were already
+ * folded change (docs/design.md, "Rollup mode after a record changes"):
+ *
+ *   1. deletes, corrections of end_date, a record moved to another phone, a
+ *      replaced record and a re-import (delete + insert), each made while the
+ *      daemon runs: once the folder's background verification has run one
+ *      whole cycle after the last change (reporterd_rollup_verify_cycles_total
+ *      moved by 2), every report equals the brute-force oracle over what the
+ *      database holds; the delay is measured and printed;
+ *   2. reporterctl rollup --verify --phones / --sample / --repair on rollups
+ *      corrupted on purpose (the folder's verification off), and the argument
+ *      errors;
+ *   3. a TTL index on the records: -t fails naming it, --fold is refused, the
+ *      folder refuses to fold and deletes the rollups, and while MongoDB's TTL
+ *      monitor expires records every report equals the oracle over what is
+ *      left; with the index dropped, folding starts again.
+ *
+ * The test server runs its TTL monitor every second here (mongod's
+ * --setParameter ttlMonitorSleepSecs=1).  Runs unchanged against a real
+ * MongoDB (REPORTERD_TEST_MONGODB_URI); there the TTL monitor runs every 60 s
+ * unless the server was started with that parameter, and test 3 waits for it.
+ */
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const h = require('../lib/harness.js');
+
+const SEED = Number(process.env.REPORTERD_TEST_SEED || (Date.now() % 1000000007));
+const PRICE = 10;
+const DAY = 86400 * 1000;
+
+let ctx;
+let client;
+let seq = 1;
+let collector;
+
+function record(rnd, phone, start) {
+    const { ObjectId } = h.lazyRequire('mongodb');
+    const st = start !== undefined ? start : Date.UTC(2023, 4, 9) + Math.floor(rnd() * 30 * DAY);
+    const ms = rnd() < 0.2 ? Math.floor(rnd() * 120000) : 1000 * Math.floor(rnd() * 121);
+    const end = st instanceof Date ? new Date(st.getTime() + ms) : st + ms;
+    return { _id: new ObjectId(), phone, start_date: st, end_date: end };
+}
+
+/* One collection of records and the model of what it holds. */
+class Calls {
+    constructor(name) {
+        this.name = `${ctx.names.collection}_${name}`;
+        this.db = client.db(ctx.names.database);
+        this.coll = this.db.collection(this.name);
+        this.records = [];
+    }
+    async insert(docs) {
+        if (docs.length) await this.coll.insertMany(docs.map((d) => Object.assign({}, d)), { ordered: true });
+        this.records.push(...docs);
+    }
+    async remove(docs) {
+        const ids = new Set(docs.map((d) => String(d._id)));
+        const r = await this.coll.deleteMany({ _id: { $in: docs.map((d) => d._id) } });
+        assert.equal(r.deletedCount, docs.length, 'every record meant to be deleted was');
+        this.records = this.records.filter((d) => !ids.has(String(d._id)));
+    }
+    /* $set fields on docs, in the database and in the model */
+    async set(docs, fields) {
+        const r = await this.coll.updateMany({ _id: { $in: docs.map((d) => d._id) } }, { $set: fields });
+        assert.equal(r.modifiedCount, docs.length, 'every record meant to be corrected was');
+        for (const d of docs) Object.assign(d, fields);
+    }
+    config(extra = {}) {
+        return ctx.writeConfig(h.deepMerge({
+            worker_processes: 2,
+            report: { mode: 'rollup' },
+            mongodb: { collection: this.name },
+            rollup: { batch: 40, interval: '50ms', lease: '2s' },
+        }, extra));
+    }
+    of(phone) { return this.records.filter((r) => r.phone === phone); }
+}
+
+async function ctl(cfg, args) {
+    return h.run(h.env.reporterctl, ['-c', cfg, 'rollup', ...args], { timeoutMs: 120000 });
+}
+
+async function waitFolded(cfg, timeoutMs = 60000) {
+    await h.waitFor(async () => {
+        const r = await ctl(cfg, ['--status']);
+        assert.equal(r.code, 0, `rollup --status: ${r.stderr}`);
+        return /unfolded records: 0\n/.test(r.stdout);
+    }, timeoutMs, 'every record folded', 100);
+}
+
+/* One task; its result must equal the oracle over calls.records. */
+async function check(calls, ps, label) {
+    const id = `c${seq++}`;
+    if (!collector) collector = await ctx.results();
+    await ctx.publishTask(JSON.stringify({ correlation_id: id, phones: ps }));
+    const m = await h.waitFor(() => collector.messages.find((x) => x.body && x.body.correlation_id === id),
+        30000, `the result of ${label} (${id})`, 10);
+    assert.equal(m.body.status, 'Complete', `${label}: ${m.raw.slice(0, 300)}`);
+    h.assertReport(m.body.data, h.expectedReport(calls.records, ps, PRICE), label);
+}
+
+async function metric(port, name) {
+    const m = await h.readMetrics(`http://127.0.0.1:${port}`);
+    assert.ok(m.has(name), `/metrics has ${name}`);
+    return m.get(name);
+}
+
+before(async () => {
+    ctx = await h.setup({ prefix: 'rdchg', mongo: { args: ['--setParameter', 'ttlMonitorSleepSecs=1'] } });
+    client = await h.mongoClient(ctx.mongo.uri);
+});
+
+after(async () => {
+    await h.cleanup();
+});
+
+test(`deletes, corrections, a moved record, a replace and a re-import are in every report one verification cycle later (seed ${SEED})`, async () => {
+    const calls = new Calls('changes');
+    const rnd = h.prng(SEED);
+    const phones = [];
+    for (let i = 0; i < 10; i++) phones.push(i < 5 ? 2000 + i : 79170000000 + i * 11);
+    const docs = [];
+    for (const p of phones) for (let k = 30 + Math.floor(rnd() * 90); k > 0; k--) docs.push(record(rnd, p));
+    await calls.insert(docs);
+    const port = await h.freePort();
+    const cfg = calls.config({ rollup: { verify_rate: 20000 }, status: { listen: `127.0.0.1:${port}` } });
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await waitFolded(cfg);
+    await check(calls, phones, 'folded, before any change');
+
+    /* every change below is to records already folded */
+    const t0 = Date.now();
+    for (const p of phones.slice(0, 3)) await calls.remove(calls.of(p).slice(0, 10));
+    for (const p of phones.slice(3, 5)) {
+        for (const r of calls.of(p).slice(0, 10)) {
+            await calls.set([r], { end_date: r.end_date + 20000 + Math.floor(rnd() * 20000) });
+        }
+    }
+    await calls.set(calls.of(phones[5]).slice(0, 5), { phone: phones[6] });
+    const old = calls.of(phones[7])[0];
+    const replacement = record(rnd, phones[7]);
+    replacement._id = old._id;
+    const rep = await calls.coll.replaceOne({ _id: old._id }, replacement);
+    assert.equal(rep.modifiedCount, 1, 'the record replaced');
+    calls.records[calls.records.indexOf(old)] = replacement;
+    const again = calls.of(phones[8]).map((r) => Object.assign(record(rnd, r.phone), {
+        start_date: r.start_date, end_date: r.end_date }));
+    await calls.remove(calls.of(phones[8]));
+    await calls.insert(again.concat([record(rnd, phones[8]), record(rnd, phones[8])]));
+    const changed = Date.now();
+
+    /* one whole cycle started after the last change: two ends */
+    const c0 = await metric(port, 'reporterd_rollup_verify_cycles_total');
+    await h.waitFor(async () => (await metric(port, 'reporterd_rollup_verify_cycles_total')) >= c0 + 2,
+        60000, 'two verification cycles after the changes', 50);
+    const followed = Date.now();
+    await waitFolded(cfg);
+    await check(calls, phones, 'one verification cycle after the changes');
+    for (const p of phones) await check(calls, [p], `phone ${p} alone`);
+    const drift = await metric(port, 'reporterd_rollup_drift_total');
+    assert.ok(drift >= 9, `the verification rewrote the rollup of every changed phone (9), not ${drift}`);
+    const cycle = await metric(port, 'reporterd_rollup_verify_cycle_seconds');
+    const v = await ctl(cfg, ['--verify']);
+    assert.equal(v.code, 0, `--verify after the cycle: ${v.stdout}${v.stderr}`);
+    console.log(`# ${calls.records.length} records, verify_rate 20000/s: changes made in ${changed - t0} ms; ` +
+        `every report exact ${followed - changed} ms after the last one (two cycle ends); last cycle ` +
+        `${cycle} s; ${drift} rollups rewritten`);
+    await d.shutdown('SIGQUIT');
+});
+
+test('reporterctl rollup --verify --phones / --sample / --repair, and its argument errors', async () => {
+    const calls = new Calls('repair');
+    const rnd = h.prng(SEED + 1);
+    const phones = [3001, 3002, 3003, 3004, 3005, 3006];
+    const docs = [];
+    for (const p of phones) for (let k = 0; k < 25; k++) docs.push(record(rnd, p));
+    await calls.insert(docs);
+    const cfg = calls.config({ rollup: { verify_rate: 0 } });
+    const fold = await ctl(cfg, ['--fold']);
+    assert.equal(fold.code, 0, `--fold: ${fold.stdout}${fold.stderr}`);
+    const { Long } = h.lazyRequire('mongodb');
+    const rollups = calls.db.collection(`${calls.name}_rollup`);
+    const bad = [3002, 3005];
+    for (const p of bad) {
+        const u = await rollups.updateOne({ _id: Long.fromNumber(p) }, { $inc: { cnt: Long.fromNumber(2), cnt_10: Long.fromNumber(2) } });
+        assert.equal(u.modifiedCount, 1, `the rollup of ${p} corrupted`);
+    }
+    const one = await ctl(cfg, ['--verify', '--phones', `${bad[0]},3001`]);
+    assert.equal(one.code, 4, `--phones: ${one.stdout}${one.stderr}`);
+    assert.match(one.stdout, /verified 2 phones: 1 differ/);
+    assert.match(one.stdout, new RegExp(`phone ${bad[0]}: the rollup and its tail differ`));
+    const all = await ctl(cfg, ['--verify', '--sample', '100']);
+    assert.equal(all.code, 4, `--sample: ${all.stdout}${all.stderr}`);
+    assert.match(all.stdout, /verified 6 phones: 2 differ/);
+    const some = await ctl(cfg, ['--verify', '--sample', '3']);
+    assert.match(some.stdout, /verified 3 phones: [0-2] differ/, `--sample 3: ${some.stdout}${some.stderr}`);
+    const fix = await ctl(cfg, ['--verify', '--repair']);
+    assert.equal(fix.code, 0, `--repair: ${fix.stdout}${fix.stderr}`);
+    assert.match(fix.stdout, /verified 6 phones: 2 repaired, 0 differ/);
+    const v = await ctl(cfg, ['--verify']);
+    assert.equal(v.code, 0, `--verify after --repair: ${v.stdout}${v.stderr}`);
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await check(calls, phones, 'after --repair');
+    await d.shutdown('SIGQUIT');
+
+    for (const [args, msg] of [
+        [['--verify', '--sample', 'abc'], /--sample "abc": a number of phones/],
+        [['--verify', '--sample', '0'], /--sample "0": a number of phones/],
+        [['--verify', '--phones', '1,x'], /"1,x" is not a list of phones/],
+        [['--verify', '--phones', '1', '--sample', '2'], /exclude each other/],
+        [['--fold', '--verify'], /one of --status, --fold, --verify, --rebuild at a time/],
+        [['--fold', '--repair'], /for --verify only/],
+    ]) {
+        const r = await ctl(cfg, args);
+        assert.equal(r.code, 1, `${args.join(' ')}: exit 1 (${r.stdout}${r.stderr})`);
+        assert.match(r.stderr, msg, `${args.join(' ')}: ${r.stderr}`);
+    }
+});
+
+test('a TTL index refuses rollup mode: -t and --fold say why, the rollups go, every report stays exact while records expire', async () => {
+    const calls = new Calls('ttl');
+    const rnd = h.prng(SEED + 2);
+    const phones = [4001, 4002, 4003, 4004];
+    const now = Date.now();
+    const docs = [];
+    for (const p of phones) {
+        for (let k = 0; k < 20; k++) docs.push(record(rnd, p, new Date(now - 2 * DAY - Math.floor(rnd() * DAY))));
+        for (let k = 0; k < 15; k++) docs.push(record(rnd, p, new Date(now - Math.floor(rnd() * 600000))));
+    }
+    await calls.insert(docs);
+    const port = await h.freePort();
+    const cfg = calls.config({ rollup: { verify_rate: 0 }, status: { listen: `127.0.0.1:${port}` } });
+    const t1 = await h.run(h.env.reporterd, ['-t', '-c', cfg]);
+    assert.equal(t1.code, 0, `-t without a TTL index: ${t1.stderr}`);
+    assert.match(t1.stderr, /the records collection has no TTL index/);
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await waitFolded(cfg);
+    await check(calls, phones, 'folded, no TTL index yet');
+    assert.equal(await metric(port, 'reporterd_rollup_refused'), 0);
+
+    await calls.coll.createIndex({ start_date: 1 }, { expireAfterSeconds: 86400, name: 'calls_ttl' });
+    await h.waitFor(async () => (await metric(port, 'reporterd_rollup_refused')) === 1, 20000,
+        'the folder to refuse rollup mode', 50);
+    await h.waitFor(async () => (await calls.db.collection(`${calls.name}_rollup`).countDocuments({})) === 0,
+        20000, 'the folder to delete the rollups', 50);
+    const t2 = await h.run(h.env.reporterd, ['-t', '-c', cfg]);
+    assert.equal(t2.code, 1, `-t with a TTL index fails: ${t2.stderr}`);
+    assert.match(t2.stderr, /report\.mode: rollup refused: the records collection \S+ has a TTL index on start_date \(expireAfterSeconds 86400\)/);
+    const f = await ctl(cfg, ['--fold']);
+    assert.equal(f.code, 1, `--fold with a TTL index: ${f.stdout}${f.stderr}`);
+    assert.match(f.stderr, /--fold: refused: .*TTL index/);
+    assert.match(d.log, /rollup mode refused: .*TTL index on start_date/);
+
+    /* MongoDB's TTL monitor deletes the old records */
+    const left = calls.records.filter((r) => r.start_date.getTime() > now - DAY);
+    await h.waitFor(async () => (await calls.coll.countDocuments({})) === left.length, 150000,
+        `the TTL monitor to delete the ${calls.records.length - left.length} expired records`, 200);
+    calls.records = left;
+    await check(calls, phones, 'after the TTL monitor deleted records');
+    await calls.insert([record(rnd, phones[0], new Date()), record(rnd, phones[1], new Date())]);
+    await check(calls, phones, 'a record inserted while refused');
+
+    await calls.coll.dropIndex('calls_ttl');
+    await h.waitFor(async () => (await metric(port, 'reporterd_rollup_refused')) === 0, 20000,
+        'the folder to fold again once the index is gone', 50);
+    await calls.insert([record(rnd, phones[2], new Date())]);
+    await waitFolded(cfg);
+    assert.ok(await calls.db.collection(`${calls.name}_rollup`).countDocuments({}) > 0,
+        'rollups again once the TTL index is gone');
+    await check(calls, phones, 'folding again');
+    await d.shutdown('SIGQUIT');
+});
