@@ -4,7 +4,9 @@
  * folders' lease and folds batches of records into the rollups
  * (rollup_fold.c) back to back while there are any, then every
  * rollup.interval; between steps it recounts phones at rollup.verify_rate
- * records per second to follow deletes and corrections (rollup_verify.c);
+ * records per second to follow deletes and corrections (rollup_verify.c),
+ * and on a replica set it follows the records' change stream, reading it
+ * while idle (rollup_follow.c);
  * while the records have a TTL index it folds nothing and keeps no
  * rollups, so that reports read their records whole; it publishes its lag
  * and its work on /metrics.
@@ -35,6 +37,8 @@
 #define BACKOFF_CAP_MS  30000
 #define LAG_BUSY_MS     10000       /* how often a busy folder measures its lag */
 #define VERIFY_CREDIT_S 10          /* verification budget saved up at most, seconds */
+#define FOLLOW_WAIT_MS  200         /* a change stream's getMore waits this long at most */
+#define FOLLOW_BUSY_MS  5000        /* a busy folder reads the stream this often */
 
 static volatile sig_atomic_t f_stop, f_terminate, f_reopen;
 
@@ -153,6 +157,66 @@ on_drift(int64_t phone)
         drift_first = phone;
 }
 
+static int follow_declined;
+
+/* Read the records' change stream (rollup_follow.c): what came, or
+ * (nothing came) after waiting up to the stream's wait. */
+static void
+follow(struct rd_rollup *r, const struct rd_conf *conf)
+{
+    int                       wait_ms = conf->rollup.interval_ms < FOLLOW_WAIT_MS
+                                        ? conf->rollup.interval_ms : FOLLOW_WAIT_MS;
+    struct rd_rollup_followed f;
+    char                      why[512], err[512];
+    int                       klass, rc;
+
+    rc = rd_rollup_follow(r, wait_ms, &f, why, sizeof(why), &klass, err, sizeof(err));
+    if (rc == RD_DECLINED) {
+        if (!follow_declined)
+            rd_info("folder: not following the change stream (%s): the verification alone "
+                    "follows deletes and corrections", why);
+        follow_declined = 1;
+    } else if (rc == RD_ERROR) {
+        rd_warn("folder: change stream: %s", err);
+    }
+    if (rd_metrics != NULL)
+        __atomic_store_n(&rd_metrics->folder.following, rc == RD_OK, __ATOMIC_RELAXED);
+    if (rc != RD_OK)
+        return;
+    follow_declined = 0;
+    if (f.lost)
+        rd_warn("folder: %s; what changed meanwhile is left to the verification", why);
+    if (f.opened)
+        rd_info("folder: following the change stream of the records (%s)",
+                f.resumed ? "from its saved token" : "from now");
+    if (f.corrected > 0)
+        rd_info("folder: change stream: %lld rollup(s) recomputed after a delete or a "
+                "correction of a folded record", (long long) f.corrected);
+    if (rd_metrics == NULL)
+        return;
+    rd_metrics_add(&rd_metrics->folder.change_events, (uint64_t) f.events);
+    rd_metrics_add(&rd_metrics->folder.change_corrected, (uint64_t) f.corrected);
+    rd_metrics_add(&rd_metrics->folder.change_unknown, (uint64_t) f.unknown);
+    rd_metrics_add(&rd_metrics->folder.change_lost, (uint64_t) f.lost);
+    if (f.events > 0)
+        __atomic_store_n(&rd_metrics->folder.change_lag_ms, f.lag_ms, __ATOMIC_RELAXED);
+}
+
+/* An idle folder's pause: spent reading the change stream when there is
+ * one, so that a change is applied as it comes. */
+static void
+idle(struct rd_rollup *r, const struct rd_conf *conf)
+{
+    int64_t until = rd_now_ms() + conf->rollup.interval_ms, left;
+
+    while (!f_stop && (left = until - rd_now_ms()) > 0) {
+        follow(r, conf);
+        if (follow_declined || rd_metrics == NULL
+            || !__atomic_load_n(&rd_metrics->folder.following, __ATOMIC_RELAXED))
+            rd_sleep_ms(left, &f_stop);
+    }
+}
+
 /* Recount phones for the credit saved up since the last call. */
 static void
 verify(struct rd_rollup *r, const struct rd_conf *conf, int64_t *credit, int64_t *at)
@@ -207,6 +271,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
     struct rd_rollup_step step;
     char                  err[512], owner[128], host[64];
     int64_t               backoff = 0, lag_at = 0, ttl_at = 0, credit = 0, verified_at, now;
+    int64_t               followed_at = 0;
     int                   klass, rc, indexed = 0, held = 0, worked = 0, waiting = 0;
     int                   refused = 0;
 
@@ -357,8 +422,13 @@ rd_folder_main(const struct rd_conf *conf, int chan)
                             ? conf->rollup.interval_ms : LAG_BUSY_MS);
         }
         verify(r, conf, &credit, &verified_at);
-        if (rc == RD_AGAIN)
-            rd_sleep_ms(conf->rollup.interval_ms, &f_stop);
+        if (rc == RD_AGAIN) {
+            idle(r, conf);
+            followed_at = rd_now_ms();
+        } else if (rd_now_ms() - followed_at >= FOLLOW_BUSY_MS) {
+            follow(r, conf);
+            followed_at = rd_now_ms();
+        }
     }
     if (r != NULL && held && !f_terminate)
         rd_rollup_release(r);

@@ -53,6 +53,12 @@ struct rd_metrics_folder {
     uint64_t verify_cycles;     /* cycles over every phone it finished */
     int64_t  verify_cycle_ms;   /* the length of the last one */
     int      refused;           /* 1: rollup mode refused (a TTL index) */
+    int      following;         /* 1: the records' change stream is open */
+    uint64_t change_events;     /* deletes, updates, replaces it read */
+    uint64_t change_corrected;  /* rollups they made differ, rewritten */
+    uint64_t change_unknown;    /* events without a pre-image */
+    uint64_t change_lost;       /* saved tokens that could not be resumed from */
+    int64_t  change_lag_ms;     /* now - the wallTime of the last event read */
 };
 
 struct rd_metrics {

@@ -70,6 +70,7 @@ rd_rollup_free(struct rd_rollup *r)
 {
     if (r == NULL)
         return;
+    rd_rollup_follow_stop(r);
     mongoc_collection_destroy(r->records);
     mongoc_collection_destroy(r->rollups);
     mongoc_collection_destroy(r->batches);

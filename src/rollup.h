@@ -185,6 +185,32 @@ struct rd_rollup_verify {
 int  rd_rollup_verify(struct rd_rollup *r, int64_t budget, struct rd_rollup_verify *v,
                       void (*drift)(int64_t phone), int *klass, char *err, size_t errlen);
 
+/* What following the change stream did (rollup_follow.c). */
+struct rd_rollup_followed {
+    int64_t  events;            /* deletes, updates and replaces read */
+    int64_t  corrected;         /* rollups they made differ, rewritten */
+    int64_t  unknown;           /* events without a pre-image: left to the
+                                   verification */
+    int64_t  lag_ms;            /* now - the last event's wallTime */
+    int      opened;            /* the stream was (re)opened */
+    int      resumed;           /* from the saved token */
+    int      lost;              /* the saved token could not be resumed from */
+};
+
+/*
+ * Follow the records' change stream for up to wait_ms when nothing comes
+ * (replica sets; pre-images turned on here): each delete, update or
+ * replace of a record folded in this epoch makes its phones' rollups be
+ * recomputed.  RD_OK; RD_AGAIN: no epoch yet; RD_DECLINED: the server has
+ * no change streams or pre-images (why says which; tried again a minute
+ * later); RD_ERROR (the stream reopens at the next call from its saved
+ * token).
+ */
+int  rd_rollup_follow(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f,
+                      char *why, size_t len, int *klass, char *err, size_t errlen);
+/* Close the change stream, if open. */
+void rd_rollup_follow_stop(struct rd_rollup *r);
+
 /* Whether the records collection has a TTL index: RD_OK none, RD_DECLINED
  * one (why: which, and what to do), RD_ERROR. */
 int  rd_rollup_ttl(struct rd_rollup *r, char *why, size_t len, int *klass, char *err,

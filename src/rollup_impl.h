@@ -11,6 +11,7 @@
  *   rollup_read.c     a report: rollups plus the exact tail
  *   rollup_admin.c    reporterctl's rebuild and phone list
  *   rollup_verify.c   the background verification; the TTL index check
+ *   rollup_follow.c   the records' change stream
  *
  * Every handle reads from the primary with the local read concern and
  * writes with w: majority, whatever mongodb.uri says (README: "Read and
@@ -39,6 +40,10 @@ struct rd_rollup {
     char                  field[sizeof(RD_ROLLUP_FIELD) + RD_ROLLUP_EPOCH_LEN + 1];
     int                   indexed;          /* the indexes of this epoch exist */
     int                   stale;            /* a rollup of another epoch was seen */
+    mongoc_change_stream_t *stream;         /* the records' change stream, NULL: closed */
+    char                  stream_epoch[RD_ROLLUP_EPOCH_LEN + 1];   /* whose marks it filters */
+    int64_t               stream_retry_at;  /* refused: not before then */
+    int64_t               token_saved_at;
 };
 
 /* err = "<what>: <driver error>", *klass its class; RD_ERROR. */

@@ -155,6 +155,30 @@ folder_metrics(struct buf *b, const struct rd_metrics_folder *f)
         "# TYPE reporterd_rollup_verify_cycle_seconds gauge\n"
         "reporterd_rollup_verify_cycle_seconds %.3f\n",
         (double) __atomic_load_n(&f->verify_cycle_ms, __ATOMIC_RELAXED) / 1000.0);
+    put(b, "# HELP reporterd_rollup_change_stream_open The folder follows the records' change "
+        "stream (a replica set with pre-images).\n# TYPE reporterd_rollup_change_stream_open gauge\n"
+        "reporterd_rollup_change_stream_open %d\n", __atomic_load_n(&f->following, __ATOMIC_RELAXED));
+    put(b, "# HELP reporterd_rollup_change_events_total Deletes, updates and replaces of records "
+        "the folder read from the change stream.\n# TYPE reporterd_rollup_change_events_total counter\n"
+        "reporterd_rollup_change_events_total %llu\n", (unsigned long long) load(&f->change_events));
+    put(b, "# HELP reporterd_rollup_change_corrections_total Rollups the change stream's events "
+        "made differ from their records, rewritten.\n"
+        "# TYPE reporterd_rollup_change_corrections_total counter\n"
+        "reporterd_rollup_change_corrections_total %llu\n",
+        (unsigned long long) load(&f->change_corrected));
+    put(b, "# HELP reporterd_rollup_change_events_without_preimage_total Change events whose record "
+        "before the change was not available (left to the verification).\n"
+        "# TYPE reporterd_rollup_change_events_without_preimage_total counter\n"
+        "reporterd_rollup_change_events_without_preimage_total %llu\n",
+        (unsigned long long) load(&f->change_unknown));
+    put(b, "# HELP reporterd_rollup_change_stream_lost_total Saved resume tokens the server could not "
+        "resume from (what changed meanwhile is left to the verification).\n"
+        "# TYPE reporterd_rollup_change_stream_lost_total counter\n"
+        "reporterd_rollup_change_stream_lost_total %llu\n", (unsigned long long) load(&f->change_lost));
+    put(b, "# HELP reporterd_rollup_change_lag_seconds Age of the last change event when the folder "
+        "read it.\n# TYPE reporterd_rollup_change_lag_seconds gauge\n"
+        "reporterd_rollup_change_lag_seconds %.3f\n",
+        (double) __atomic_load_n(&f->change_lag_ms, __ATOMIC_RELAXED) / 1000.0);
     put(b, "# HELP reporterd_rollup_refused Rollup mode is refused (a TTL index on the records): "
         "nothing is folded and reports read their records whole.\n"
         "# TYPE reporterd_rollup_refused gauge\nreporterd_rollup_refused %d\n",

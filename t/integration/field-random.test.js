@@ -5,9 +5,14 @@
  * numeric type, things that are no phone, records arriving with `rb`
  * fields of their own), the folder killed with SIGKILL, the rollup and
  * the batches collections dropped, reloads that move rollup.collection
- * back and forth, and -- on a replica set read with
+ * back and forth, records deleted, corrected, moved to another phone or
+ * replaced after they were folded, and -- on a replica set read with
  * readPreference=secondaryPreferred, its secondary lagging -- primary
  * step-downs.  The folder runs all the while, so every report races it.
+ * After a change to folded records, and after a reload (which may bring
+ * back a rollup collection no folder followed while records changed), the
+ * reports wait for the documented delay: two ends of the folder's
+ * verification cycle (docs/design.md).
  * At the end everything is folded and --verify finds nothing.
  *
  * REPORTERD_FIELD_REPORTS (default 2000) reports on a standalone server,
@@ -91,6 +96,7 @@ async function randomSteps(ctx, opts) {
             oracle.push(Object.assign({}, doc, phone === undefined ? {} : { phone }));
         }
         await coll.insertMany(docs, Object.assign({ ordered: true }, wc));
+        docs.forEach((d, i) => { oracle[i]._id = d._id; });
         records.push(...oracle);
     }
 
@@ -121,13 +127,60 @@ async function randomSteps(ctx, opts) {
         pid: `${ctx.dir}/random.pid`,
         mongodb: opts.replset ? { uri: h.uriWith(ctx.mongo.uri, { readPreference: 'secondaryPreferred' }) } : {},
     });
+    /* The documented delay after a change to folded records: one whole
+     * verification cycle after it, i.e. two cycle ends. */
+    async function followed() {
+        const name = 'reporterd_rollup_verify_cycles_total';
+        const c0 = (await h.readMetrics(`http://127.0.0.1:${port}`)).get(name);
+        await h.waitFor(async () => (await h.readMetrics(`http://127.0.0.1:${port}`)).get(name) >= c0 + 2,
+            60000, 'two ends of the verification cycle', 20);
+    }
+    /* 1-3 folded or unfolded records of a requested phone: deleted,
+     * corrected (end_date), moved to another phone, or replaced */
+    async function change() {
+        const mine = records.filter((r) => r.phone !== undefined && PHONES.includes(Number(r.phone.toString())));
+        if (mine.length < 10) return false;
+        const victims = [];
+        for (let k = 1 + Math.floor(rnd() * 3); k > 0; k--) {
+            const v = pick(mine);
+            if (!victims.includes(v)) victims.push(v);
+        }
+        const ids = victims.map((v) => v._id);
+        const kind = pick(['delete', 'update', 'move', 'replace']);
+        if (kind === 'delete') {
+            const r = await coll.deleteMany({ _id: { $in: ids } }, wc);
+            assert.equal(r.deletedCount, victims.length);
+            for (const v of victims) records.splice(records.indexOf(v), 1);
+        } else if (kind === 'update') {
+            for (const v of victims) {
+                const end = v.start_date + (rnd() < 0.2 ? Math.floor(rnd() * 120000) : 1000 * Math.floor(rnd() * 121));
+                await coll.updateOne({ _id: v._id }, { $set: { end_date: end } }, wc);
+                v.end_date = end;
+            }
+        } else if (kind === 'move') {
+            const phone = stored(pick(PHONES));
+            await coll.updateMany({ _id: { $in: ids } }, { $set: { phone } }, wc);
+            for (const v of victims) v.phone = phone;
+        } else {
+            for (const v of victims) {
+                const st = BASE + Math.floor(rnd() * 30 * 86400 * 1000);
+                const doc = { phone: stored(pick(PHONES)), start_date: st, end_date: st + 1000 * Math.floor(rnd() * 121) };
+                await coll.replaceOne({ _id: v._id }, doc, wc);
+                records[records.indexOf(v)] = Object.assign({ _id: v._id }, doc);
+            }
+        }
+        counts[kind]++;
+        await followed();
+        return true;
+    }
     let rollupName = 'r1';
     const cfg = cfgFor(rollupName);
     await write(200);
     const d = h.startDaemon(cfg);
     await d.waitReady(2, 30000);
     let generation = 1;
-    const counts = { write: 0, kill: 0, dropRollups: 0, dropBatches: 0, reload: 0, stepDown: 0 };
+    const counts = { write: 0, kill: 0, dropRollups: 0, dropBatches: 0, reload: 0, stepDown: 0, change: 0,
+        delete: 0, update: 0, move: 0, replace: 0 };
     let lastStepDown = 0;
 
     const folderPid = () => {
@@ -141,6 +194,7 @@ async function randomSteps(ctx, opts) {
 
     const actions = [
         ['write', 30, async () => { await write(1 + Math.floor(rnd() * 8)); }],
+        ['change', 4, change],
         ['kill', 6, async () => {
             if (!killable()) return false;
             process.kill(folderPid(), 'SIGKILL');
@@ -165,6 +219,7 @@ async function randomSteps(ctx, opts) {
             d.signal('SIGHUP');
             generation++;
             await d.waitForLog(new RegExp(`generation ${generation}: all 2 workers consuming`), 30000);
+            await followed();
         }],
     ];
     const weight = actions.reduce((a, x) => a + x[1], 0);

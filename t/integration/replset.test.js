@@ -647,6 +647,63 @@ test('rollup mode, readPreference=secondaryPreferred, a lagging secondary, write
 const WRITTEN = ['lag', 'wc', 'direct', 'stepdown', 'held', 'wc189', 'majority', 'calls', 'calls_roll',
     'calls_roll_rollup', 'calls_roll_rollup_batches', 'replset_sync'];
 
+test('change streams (MongoDB 6.0): update, replace and delete events with pre-images (collMod ' +
+    'changeStreamPreAndPostImages), updateDescription, $match after $changeStream, resumeAfter a token; ' +
+    'a standalone server refuses $changeStream with 40573 (rollup mode follows the records so)', async (t) => {
+    if (unusable(t)) return;
+    const { Long } = h.lazyRequire('mongodb');
+    const c = db.collection('cs');
+    await c.insertMany([{ _id: 1, phone: Long.fromNumber(7), a: 1 }, { _id: 2, phone: 8, a: 2 }, { _id: 3, a: 3 }]);
+    try {
+        await db.command({ collMod: 'cs', changeStreamPreAndPostImages: { enabled: true } });
+    } catch (e) {
+        t.skip(`the server has no change stream pre-images (MongoDB 6.0+): ${e.message}`);
+        return;
+    }
+    const pipeline = [{ $match: { operationType: { $in: ['update', 'replace', 'delete'] } } }];
+    const opts = { fullDocument: 'updateLookup', fullDocumentBeforeChange: 'whenAvailable' };
+    const cs = c.watch(pipeline, opts);
+    const first = cs.tryNext();                         /* opens the stream: events from now on */
+    assert.equal(await first, null, 'nothing before the writes');
+    await c.updateOne({ _id: 1 }, { $set: { a: 10 } });
+    await c.insertOne({ _id: 4 });
+    await c.replaceOne({ _id: 2 }, { phone: 9, a: 3 });
+    await c.deleteOne({ _id: 3 });
+    const got = [];
+    await h.waitFor(async () => {
+        const e = await cs.tryNext();
+        if (e) got.push(e);
+        return got.length === 3;
+    }, 20000, 'three change events', 10);
+    assert.deepEqual(got.map((e) => e.operationType), ['update', 'replace', 'delete'], 'the insert filtered out');
+    assert.deepEqual(got.map((e) => e.documentKey._id), [1, 2, 3]);
+    assert.deepEqual(got[0].updateDescription.updatedFields, { a: 10 });
+    assert.deepEqual(got[0].fullDocumentBeforeChange, { _id: 1, phone: 7, a: 1 });
+    assert.deepEqual(got[1].fullDocumentBeforeChange, { _id: 2, phone: 8, a: 2 });
+    assert.deepEqual(got[1].fullDocument, { _id: 2, phone: 9, a: 3 });
+    assert.deepEqual(got[2].fullDocumentBeforeChange, { _id: 3, a: 3 });
+    assert.equal(got[2].fullDocument, undefined, 'a delete has no fullDocument');
+    for (const e of got) assert.deepEqual(e.ns, { db: ctx.names.database, coll: 'cs' });
+    await cs.close();
+
+    /* resume after the first event: the other two again */
+    const again = c.watch(pipeline, Object.assign({ resumeAfter: got[0]._id }, opts));
+    const seen = [];
+    await h.waitFor(async () => {
+        const e = await again.tryNext();
+        if (e) seen.push(e);
+        return seen.length === 2;
+    }, 20000, 'two events after the resume token', 10);
+    assert.deepEqual(seen.map((e) => e.operationType), ['replace', 'delete']);
+    await again.close();
+
+    if (!mongo.external) {
+        const solo = await h.startMongo();
+        const sc = await h.mongoClient(solo.uri);
+        await assert.rejects(sc.db('x').collection('y').watch().tryNext(), (e) => e.code === 40573);
+    }
+});
+
 test('once caught up, every member holds exactly the primary\'s documents (BSON types included)', async (t) => {
     if (unusable(t)) return;
     if (mongo.canSetLag) await mongo.setLag(0);

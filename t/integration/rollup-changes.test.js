@@ -14,7 +14,13 @@
  *   3. a TTL index on the records: -t fails naming it, --fold is refused, the
  *      folder refuses to fold and deletes the rollups, and while MongoDB's TTL
  *      monitor expires records every report equals the oracle over what is
- *      left; with the index dropped, folding starts again.
+ *      left; with the index dropped, folding starts again;
+ *   4. on a replica set (the test server's replica-set mode, or
+ *      REPORTERD_TEST_MONGODB_URI naming one of MongoDB 6.0+), with the
+ *      verification off: the folder follows the change stream with
+ *      pre-images, and the same changes as in 1 are in every report as soon
+ *      as the folder has read their events (the lag is measured and printed);
+ *      a folder restarted in the middle resumes from its saved token.
  *
  * The test server runs its TTL monitor every second here (mongod's
  * --setParameter ttlMonitorSleepSecs=1).  Runs unchanged against a real
@@ -102,6 +108,45 @@ async function check(calls, ps, label) {
     h.assertReport(m.body.data, h.expectedReport(calls.records, ps, PRICE), label);
 }
 
+/* The changes of test 1 to calls (folded), each mirrored in calls.records;
+ * returns how many change events they make (one per document). */
+async function changeEverything(calls, phones, rnd) {
+    let events = 0;
+    for (const p of phones.slice(0, 3)) {
+        const gone = calls.of(p).slice(0, 10);
+        await calls.remove(gone);
+        events += gone.length;
+    }
+    for (const p of phones.slice(3, 5)) {
+        for (const r of calls.of(p).slice(0, 10)) {
+            await calls.set([r], { end_date: r.end_date + 20000 + Math.floor(rnd() * 20000) });
+            events++;
+        }
+    }
+    const moved = calls.of(phones[5]).slice(0, 5);
+    await calls.set(moved, { phone: phones[6] });
+    events += moved.length;
+    const old = calls.of(phones[7])[0];
+    const replacement = record(rnd, phones[7]);
+    replacement._id = old._id;
+    const rep = await calls.coll.replaceOne({ _id: old._id }, replacement);
+    assert.equal(rep.modifiedCount, 1, 'the record replaced');
+    calls.records[calls.records.indexOf(old)] = replacement;
+    events++;
+    const before = calls.of(phones[8]);
+    const again = before.map((r) => Object.assign(record(rnd, r.phone), { start_date: r.start_date, end_date: r.end_date }));
+    await calls.remove(before);
+    events += before.length;
+    await calls.insert(again.concat([record(rnd, phones[8]), record(rnd, phones[8])]));
+    return events;
+}
+
+function history(rnd, phones) {
+    const docs = [];
+    for (const p of phones) for (let k = 30 + Math.floor(rnd() * 90); k > 0; k--) docs.push(record(rnd, p));
+    return docs;
+}
+
 async function metric(port, name) {
     const m = await h.readMetrics(`http://127.0.0.1:${port}`);
     assert.ok(m.has(name), `/metrics has ${name}`);
@@ -122,9 +167,7 @@ test(`deletes, corrections, a moved record, a replace and a re-import are in eve
     const rnd = h.prng(SEED);
     const phones = [];
     for (let i = 0; i < 10; i++) phones.push(i < 5 ? 2000 + i : 79170000000 + i * 11);
-    const docs = [];
-    for (const p of phones) for (let k = 30 + Math.floor(rnd() * 90); k > 0; k--) docs.push(record(rnd, p));
-    await calls.insert(docs);
+    await calls.insert(history(rnd, phones));
     const port = await h.freePort();
     const cfg = calls.config({ rollup: { verify_rate: 20000 }, status: { listen: `127.0.0.1:${port}` } });
     const d = h.startDaemon(cfg);
@@ -134,23 +177,7 @@ test(`deletes, corrections, a moved record, a replace and a re-import are in eve
 
     /* every change below is to records already folded */
     const t0 = Date.now();
-    for (const p of phones.slice(0, 3)) await calls.remove(calls.of(p).slice(0, 10));
-    for (const p of phones.slice(3, 5)) {
-        for (const r of calls.of(p).slice(0, 10)) {
-            await calls.set([r], { end_date: r.end_date + 20000 + Math.floor(rnd() * 20000) });
-        }
-    }
-    await calls.set(calls.of(phones[5]).slice(0, 5), { phone: phones[6] });
-    const old = calls.of(phones[7])[0];
-    const replacement = record(rnd, phones[7]);
-    replacement._id = old._id;
-    const rep = await calls.coll.replaceOne({ _id: old._id }, replacement);
-    assert.equal(rep.modifiedCount, 1, 'the record replaced');
-    calls.records[calls.records.indexOf(old)] = replacement;
-    const again = calls.of(phones[8]).map((r) => Object.assign(record(rnd, r.phone), {
-        start_date: r.start_date, end_date: r.end_date }));
-    await calls.remove(calls.of(phones[8]));
-    await calls.insert(again.concat([record(rnd, phones[8]), record(rnd, phones[8])]));
+    await changeEverything(calls, phones, rnd);
     const changed = Date.now();
 
     /* one whole cycle started after the last change: two ends */
@@ -163,6 +190,7 @@ test(`deletes, corrections, a moved record, a replace and a re-import are in eve
     for (const p of phones) await check(calls, [p], `phone ${p} alone`);
     const drift = await metric(port, 'reporterd_rollup_drift_total');
     assert.ok(drift >= 9, `the verification rewrote the rollup of every changed phone (9), not ${drift}`);
+    assert.equal(await metric(port, 'reporterd_rollup_change_stream_open'), 0, 'no change stream on a standalone server');
     const cycle = await metric(port, 'reporterd_rollup_verify_cycle_seconds');
     const v = await ctl(cfg, ['--verify']);
     assert.equal(v.code, 0, `--verify after the cycle: ${v.stdout}${v.stderr}`);
@@ -274,5 +302,61 @@ test('a TTL index refuses rollup mode: -t and --fold say why, the rollups go, ev
     assert.ok(await calls.db.collection(`${calls.name}_rollup`).countDocuments({}) > 0,
         'rollups again once the TTL index is gone');
     await check(calls, phones, 'folding again');
+    await d.shutdown('SIGQUIT');
+});
+
+test('a replica set: the folder follows the change stream with pre-images, and every change is in every report once its event is read (verification off)', async (t) => {
+    const rs = await h.startMongo({ replset: { members: 2, lagMs: 0, name: 'rdchg' } });
+    if (!rs.replset) {
+        t.skip(rs.notReplset);
+        return;
+    }
+    const rsClient = await h.mongoClient(rs.uri);
+    const calls = new Calls('stream');
+    calls.db = rsClient.db(ctx.names.database);
+    calls.coll = calls.db.collection(calls.name);
+    const rnd = h.prng(SEED + 3);
+    const phones = [];
+    for (let i = 0; i < 10; i++) phones.push(5000 + i);
+    await calls.insert(history(rnd, phones));
+    const port = await h.freePort();
+    const cfg = calls.config({ mongodb: { uri: rs.uri }, rollup: { verify_rate: 0 },
+        status: { listen: `127.0.0.1:${port}` } });
+    let d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await waitFolded(cfg);
+    await h.waitFor(async () => (await metric(port, 'reporterd_rollup_change_stream_open')) === 1, 20000,
+        'the folder to open the change stream', 50);
+    await check(calls, phones, 'folded, before any change');
+
+    const t0 = Date.now();
+    const events = await changeEverything(calls, phones, rnd);
+    const changed = Date.now();
+    await h.waitFor(async () => (await metric(port, 'reporterd_rollup_change_events_total')) >= events, 30000,
+        `the folder to read the ${events} change events`, 20);
+    const followed = Date.now();
+    await waitFolded(cfg);
+    await check(calls, phones, 'the change events read');
+    for (const p of phones) await check(calls, [p], `phone ${p} alone`);
+    assert.equal(await metric(port, 'reporterd_rollup_change_events_total'), events, 'one event per document changed');
+    assert.equal(await metric(port, 'reporterd_rollup_change_events_without_preimage_total'), 0);
+    const corrected = await metric(port, 'reporterd_rollup_change_corrections_total');
+    assert.ok(corrected >= 9, `every changed phone's rollup recomputed (9), not ${corrected}`);
+    assert.equal(await metric(port, 'reporterd_rollup_drift_total'), 0, 'the verification is off');
+    console.log(`# change stream: ${events} changes made in ${changed - t0} ms; every event read ` +
+        `${followed - changed} ms after the last one; last lag ` +
+        `${await metric(port, 'reporterd_rollup_change_lag_seconds')} s; ${corrected} rollups recomputed`);
+
+    /* a folder stopped, changes made meanwhile, a folder started: it resumes
+     * from the token it saved and applies them */
+    await d.shutdown('SIGQUIT');
+    const more = calls.of(phones[9]).slice(0, 4);
+    await calls.remove(more);
+    d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await h.waitFor(async () => (await metric(port, 'reporterd_rollup_change_events_total')) >= more.length, 30000,
+        'the restarted folder to read the events made while no folder ran', 20);
+    await d.waitForLog(/following the change stream of the records \(from its saved token\)/);
+    await check(calls, phones, 'changes made while no folder ran');
     await d.shutdown('SIGQUIT');
 });

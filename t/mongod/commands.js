@@ -302,6 +302,11 @@ const commands = {
             checkPipeline(cmd.pipeline);
             return aggregateExplain(cmd, ctx, 'queryPlanner');
         }
+        if (Array.isArray(cmd.pipeline) && cmd.pipeline[0] && typeof cmd.pipeline[0] === 'object'
+            && Object.prototype.hasOwnProperty.call(cmd.pipeline[0], '$changeStream')) {
+            /* replica-set mode answers it before it gets here (changestream.js) */
+            throw new CmdError(40573, 'Location40573', 'The $changeStream stage is only supported on replica sets');
+        }
         if (typeof cmd.aggregate === 'string' && !Array.isArray(cmd.pipeline)) checkPipeline(cmd.pipeline);
         if (typeof cmd.aggregate === 'string' && !isPlainObject(cmd.cursor)) {
             throw new CmdError(9, 'FailedToParse', "The 'cursor' option is required, except for aggregate with the explain argument");
@@ -493,8 +498,16 @@ const commands = {
         const name = collName(cmd, 'collMod');
         const coll = getColl(ctx.db, name, false);
         if (!coll) throw new CmdError(26, 'NamespaceNotFound', `ns does not exist: ${ctx.db}.${name}`);
+        if (isPlainObject(cmd.changeStreamPreAndPostImages)) {
+            /* MongoDB 6.0: pre- and post-images for change streams (changestream.js) */
+            if (typeof cmd.changeStreamPreAndPostImages.enabled !== 'boolean') {
+                throw new CmdError(40414, 'Location40414', "BSON field 'changeStreamPreAndPostImages.enabled' is missing but a required field");
+            }
+            coll.preAndPostImages = cmd.changeStreamPreAndPostImages.enabled;
+            return { ok: 1 };
+        }
         const spec = cmd.index;
-        if (!isPlainObject(spec)) throw new CmdError(72, 'InvalidOptions', "this test server's collMod only changes an index: 'index' is required");
+        if (!isPlainObject(spec)) throw new CmdError(72, 'InvalidOptions', "this test server's collMod only changes an index or changeStreamPreAndPostImages: 'index' is required");
         const ix = coll.indexes.find((i) => (typeof spec.name === 'string' ? i.name === spec.name
             : isPlainObject(spec.keyPattern) && mingoUtil.isEqual(i.key, spec.keyPattern)));
         if (!ix) throw new CmdError(27, 'IndexNotFound', `cannot find index ${BSON.EJSON.stringify(spec)} for ns ${ctx.db}.${name}`);

@@ -69,15 +69,16 @@ function continueCursor(key, cur, batchSize) {
 
 /* A reply document whose cursor batch is made of pre-serialized documents. */
 class RawReply {
-    constructor(ns, id, batchName, batch, extra) {
+    constructor(ns, id, batchName, batch, extra, cursorExtra) {
         this.ns = ns;
         this.id = id;
         this.batchName = batchName;
         this.batch = batch;
         this.extra = extra || {};
+        this.cursorExtra = cursorExtra || {};      /* more fields of the cursor document */
     }
     toBuffer() {
-        /* build { cursor: { <batchName>: [...], id, ns }, ok: 1, ...extra } by hand */
+        /* build { cursor: { <batchName>: [...], id, ns, ...cursorExtra }, ok: 1, ...extra } by hand */
         const parts = [];
         let arrLen = 5;
         for (let i = 0; i < this.batch.length; i++) {
@@ -88,7 +89,7 @@ class RawReply {
         const arrHead = Buffer.alloc(4);
         arrHead.writeInt32LE(arrLen);
         const arr = Buffer.concat([arrHead, ...parts, Buffer.from([0])], arrLen);
-        const tail = serialize({ id: this.id, ns: this.ns });      /* {id, ns} as a document */
+        const tail = serialize(Object.assign({ id: this.id, ns: this.ns }, this.cursorExtra));   /* {id, ns, ...} */
         const name = Buffer.from(this.batchName + '\u0000', 'utf8');
         /* cursor doc = int32 len + (0x04 name arr) + tail elements + 0 */
         const curLen = 4 + 1 + name.length + arr.length + (tail.length - 5) + 1;

@@ -155,6 +155,8 @@
 const net = require('node:net');
 const path = require('node:path');
 const { Long, ObjectId, Timestamp } = require('bson');
+const BSONlib = require('bson');
+const { ChangeStreams } = require('./changestream.js');
 
 const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'createIndexes', 'dropIndexes', 'drop',
     'dropDatabase', 'collMod']);
@@ -254,34 +256,59 @@ class Member {
     }
 }
 
+/* "replace" when every statement of an update (or a findAndModify) is a
+ * replacement document, else "update": the operationType of its change
+ * events (changestream.js). */
+function updateKind(name, cmd, ctx) {
+    const isReplacement = (u) => u && typeof u === 'object' && !Array.isArray(u) && !(u instanceof Buffer)
+        && Object.keys(u).length > 0 && Object.keys(u).every((k) => !k.startsWith('$'));
+    if (name === 'findAndModify') return isReplacement(cmd.update) ? 'replace' : 'update';
+    if (name !== 'update') return 'update';
+    let list = Array.isArray(cmd.updates) ? cmd.updates : [];
+    if (ctx.seqs && Array.isArray(ctx.seqs.updates)) list = list.concat(ctx.seqs.updates);
+    const plain = list.map((s) => (s instanceof Buffer || s instanceof Uint8Array ? BSONlib.deserialize(s) : s));
+    return plain.length && plain.every((s) => isReplacement(s.u)) ? 'replace' : 'update';
+}
+
 /* Record, on the member running a write command, what it does to its
  * collections: the methods of storage.js's Collection every write goes
  * through.  Secondaries apply with the same methods, unrecorded. */
 function recordWrites(m) {
     const C = m.lib.Collection.prototype;
     const { insertOne, removeDocs, modify, modifyMany } = C;
+    /* the document before the write, for change streams' update
+     * descriptions and pre-images (changestream.js) */
+    const image = (coll, d) => m.lib.serialize(m.lib.wrapDoc(d, coll.schema));
+    const images = (coll) => !!coll.preAndPostImages;
     C.insertOne = function recordedInsertOne(doc) {
         const err = insertOne.call(this, doc);
         if (!err && m.pending) m.pending.push({ op: 'i', coll: this, doc });
         return err;
     };
     C.removeDocs = function recordedRemoveDocs(dead) {
-        if (m.pending) for (const d of dead) m.pending.push({ op: 'd', coll: this, id: d._id });
+        if (m.pending) {
+            for (const d of dead) m.pending.push({ op: 'd', coll: this, id: d._id, pre: image(this, d), images: images(this) });
+        }
         return removeDocs.call(this, dead);
     };
     C.modify = function recordedModify(doc, fn) {
+        const pre = m.pending && !m.inMany ? image(this, doc) : null;
         const r = modify.call(this, doc, fn);
-        if (m.pending && !m.inMany) m.pending.push({ op: 'u', coll: this, doc });
+        if (m.pending && !m.inMany) m.pending.push({ op: 'u', coll: this, doc, pre, images: images(this), kind: m.updateKind });
         return r;
     };
     C.modifyMany = function recordedModifyMany(docs, u, arrayFilters) {
         const outer = m.inMany;
+        const pres = m.pending && !outer ? docs.map((d) => image(this, d)) : null;
         m.inMany = true;
         try {
             return modifyMany.call(this, docs, u, arrayFilters);
         } finally {
             m.inMany = outer;
-            if (m.pending && !outer) for (const d of docs) m.pending.push({ op: 'u', coll: this, doc: d });
+            if (m.pending && !outer) {
+                docs.forEach((d, i) => m.pending.push({ op: 'u', coll: this, doc: d, pre: pres[i], images: images(this),
+                    kind: m.updateKind }));
+            }
         }
     };
 }
@@ -303,6 +330,7 @@ class ReplSet {
         this.txns = new Map();          /* lsid -> {number, seq, reply} */
         this.waiters = new Set();       /* write concern and catch-up waits */
         this.electionTimer = null;
+        this.streams = new ChangeStreams(this);
         this.members = [];
         for (let i = 0; i < o.members; i++) this.members.push(new Member(i, o.lagMs));
         this.majority = Math.floor(o.members / 2) + 1;
@@ -355,13 +383,14 @@ class ReplSet {
             ops: ops.map((o) => {
                 if (o.op === 'i' || o.op === 'u') {
                     return { op: o.op, db: o.coll.db.name, coll: o.coll.name, id: o.doc._id,
-                        raw: m.lib.serialize(m.lib.wrapDoc(o.doc, o.coll.schema)) };
+                        raw: m.lib.serialize(m.lib.wrapDoc(o.doc, o.coll.schema)), pre: o.pre, images: o.images, kind: o.kind };
                 }
-                if (o.op === 'd') return { op: 'd', db: o.coll.db.name, coll: o.coll.name, id: o.id };
+                if (o.op === 'd') return { op: 'd', db: o.coll.db.name, coll: o.coll.name, id: o.id, pre: o.pre, images: o.images };
                 return o;
             }),
         };
         this.oplog.push(entry);
+        this.streams.record(entry, entry.ops);
         this.lastEntry = entry;
         m.applied = entry.seq;
         m.lastWrite = entry;
@@ -554,6 +583,12 @@ class ReplSet {
 
     async command(m, fn, name, cmd, ctx) {
         if (HELLO.has(name)) return this.hello(m, fn, name, cmd, ctx);
+        if (name === 'getMore' && this.streams.owns(cmd.getMore)) return this.streams.getMore(m, cmd, ctx);
+        if (name === 'killCursors') this.streams.kill(cmd.cursors);
+        if (name === 'aggregate' && ChangeStreams.is(cmd)) {
+            if (!m.writable && !secondaryOk(ctx.conn, cmd)) return this.stateError(m, ctx.conn, cmd, name, 13435);
+            return this.streams.open(m, cmd, ctx);
+        }
         const write = WRITES.has(name);
         const read = READS.has(name);
         if (!write && !read) return fn(cmd, ctx);
@@ -596,6 +631,7 @@ class ReplSet {
         }
         const db = lib.getDb(ctx.db, false);
         const before = new Set(db ? db.collections.keys() : []);
+        m.updateKind = updateKind(name, cmd, ctx);
         m.pending = [];
         let reply;
         let ops;

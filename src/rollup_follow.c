@@ -1,0 +1,308 @@
+/*
+ * rollup_follow.c -- the folder follows the records' change stream: each
+ * delete, update or replace of a record folded in this epoch makes the
+ * rollups of its phones (before and after the change) be recomputed from
+ * their marks at once, instead of when the background verification gets
+ * there.  Needs a replica set and, for the phone of a deleted record, the
+ * pre-images of MongoDB 6.0 (collMod changeStreamPreAndPostImages, which
+ * the folder turns on); where either is missing the verification alone
+ * follows changes (rollup_verify.c).
+ *
+ * The resume token is saved in the batches collection ({_id: "stream", e,
+ * token}) after the events it covers were applied: a folder that crashes
+ * replays them, and a recompute is idempotent.  A token the server cannot
+ * resume from any more (the oplog rolled past it) is dropped and the
+ * stream restarts from now: what changed meanwhile is left to the
+ * verification, and counted.  docs/design.md states the guarantee.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rollup_impl.h"
+#include "util.h"
+
+#define STREAM_ID          "stream"     /* _id of the token document in the batches */
+#define EVENTS_PER_CALL    1000
+#define SAVE_EVERY_MS      10000        /* the token saved this often without events */
+#define RETRY_MS           60000        /* a stream the server refused, tried again */
+#define NOT_A_REPLICA_SET  40573
+#define HISTORY_LOST       286
+#define PREIMAGE_MISSING   280
+#define INVALID_TOKEN      260
+#define UNKNOWN_FIELD      40415
+
+void
+rd_rollup_follow_stop(struct rd_rollup *r)
+{
+    mongoc_change_stream_destroy(r->stream);
+    r->stream = NULL;
+}
+
+/* The saved token of this epoch into *token (RD_OK), RD_AGAIN none. */
+static int
+saved_token(struct rd_rollup *r, bson_t *token, int *klass, char *err, size_t errlen)
+{
+    bson_t     *filter = BCON_NEW("_id", BCON_UTF8(STREAM_ID), "e", BCON_UTF8(r->epoch)), d;
+    bson_iter_t it;
+    int         rc;
+
+    rc = rd_rollup_find_one(r->batches, filter, NULL, &d, "reading the change stream's token",
+                            klass, err, errlen);
+    bson_destroy(filter);
+    if (rc != RD_OK)
+        return rc;
+    rc = RD_AGAIN;
+    if (bson_iter_init_find(&it, &d, "token") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        const uint8_t *data;
+        uint32_t       len;
+        bson_t         t;
+
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&t, data, len)) {
+            bson_copy_to(&t, token);
+            rc = RD_OK;
+        }
+    }
+    bson_destroy(&d);
+    return rc;
+}
+
+static int
+save_token(struct rd_rollup *r, int *klass, char *err, size_t errlen)
+{
+    const bson_t *token = mongoc_change_stream_get_resume_token(r->stream);
+    bson_t       *sel, doc = BSON_INITIALIZER, *opts;
+    bson_error_t  e;
+    bool          ok;
+
+    if (token == NULL)
+        return RD_OK;
+    sel = BCON_NEW("_id", BCON_UTF8(STREAM_ID));
+    BSON_APPEND_UTF8(&doc, "_id", STREAM_ID);
+    BSON_APPEND_UTF8(&doc, "e", r->epoch);
+    BSON_APPEND_DOCUMENT(&doc, "token", token);
+    BSON_APPEND_DATE_TIME(&doc, "at", rd_wall_ms());
+    opts = BCON_NEW("upsert", BCON_BOOL(true));
+    ok = mongoc_collection_replace_one(r->batches, sel, &doc, opts, NULL, &e);
+    bson_destroy(opts);
+    bson_destroy(&doc);
+    bson_destroy(sel);
+    if (!ok)
+        return rd_rollup_fail(&e, "saving the change stream's token", klass, err, errlen);
+    r->token_saved_at = rd_now_ms();
+    return RD_OK;
+}
+
+/* Pre-images on the records collection (MongoDB 6.0).  RD_DECLINED: the
+ * server has none (why). */
+static int
+pre_images(struct rd_rollup *r, char *why, size_t len, int *klass, char *err, size_t errlen)
+{
+    bson_t      *cmd;
+    bson_error_t e;
+    bool         ok;
+
+    cmd = BCON_NEW("collMod", BCON_UTF8(mongoc_collection_get_name(r->records)),
+                   "changeStreamPreAndPostImages", "{", "enabled", BCON_BOOL(true), "}");
+    ok = mongoc_collection_write_command_with_opts(r->records, cmd, NULL, NULL, &e);
+    bson_destroy(cmd);
+    if (ok)
+        return RD_OK;
+    if (e.code == UNKNOWN_FIELD || e.code == 72 || strstr(e.message, "unknown field") != NULL) {
+        snprintf(why, len, "the server has no change stream pre-images (MongoDB 6.0): %s",
+                 e.message);
+        return RD_DECLINED;
+    }
+    return rd_rollup_fail(&e, "turning change stream pre-images on", klass, err, errlen);
+}
+
+/* Open the stream: from the saved token, else from now.  RD_OK, RD_DECLINED
+ * (why), RD_ERROR. */
+static int
+open_stream(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f, char *why,
+            size_t len, int *klass, char *err, size_t errlen)
+{
+    bson_t        pipeline = BSON_INITIALIZER, arr, stage, m, or, br, in, ex, *opts;
+    bson_t        token = BSON_INITIALIZER;
+    const bson_t *reply;
+    bson_error_t  e;
+    char          path[128];
+    int           rc, resumed;
+
+    rc = pre_images(r, why, len, klass, err, errlen);
+    if (rc != RD_OK)
+        return rc;
+    rc = saved_token(r, &token, klass, err, errlen);
+    if (rc == RD_ERROR) {
+        bson_destroy(&token);
+        return rc;
+    }
+    resumed = rc == RD_OK;
+    /* deletes, replaces, and updates other than a folder's marks */
+    snprintf(path, sizeof(path), "updateDescription.updatedFields.%s", r->field);
+    BSON_APPEND_ARRAY_BEGIN(&pipeline, "pipeline", &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$match", &m);
+    BSON_APPEND_ARRAY_BEGIN(&m, "$or", &or);
+    BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &br);
+    BSON_APPEND_DOCUMENT_BEGIN(&br, "operationType", &in);
+    BCON_APPEND(&in, "$in", "[", BCON_UTF8("delete"), BCON_UTF8("replace"), "]");
+    bson_append_document_end(&br, &in);
+    bson_append_document_end(&or, &br);
+    BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &br);
+    BSON_APPEND_UTF8(&br, "operationType", "update");
+    BSON_APPEND_DOCUMENT_BEGIN(&br, path, &ex);
+    BSON_APPEND_BOOL(&ex, "$exists", false);
+    bson_append_document_end(&br, &ex);
+    bson_append_document_end(&or, &br);
+    bson_append_array_end(&m, &or);
+    bson_append_document_end(&stage, &m);
+    bson_append_document_end(&arr, &stage);
+    bson_append_array_end(&pipeline, &arr);
+    opts = BCON_NEW("fullDocument", BCON_UTF8("updateLookup"),
+                    "fullDocumentBeforeChange", BCON_UTF8("whenAvailable"),
+                    "maxAwaitTimeMS", BCON_INT64(wait_ms > 0 ? wait_ms : 1));
+    if (resumed)
+        BSON_APPEND_DOCUMENT(opts, "resumeAfter", &token);
+    r->stream = mongoc_collection_watch(r->records, &pipeline, opts);
+    if (mongoc_change_stream_error_document(r->stream, &e, &reply)) {
+        rd_rollup_follow_stop(r);
+        if (resumed && (e.code == HISTORY_LOST || e.code == INVALID_TOKEN)) {
+            bson_t *sel = BCON_NEW("_id", BCON_UTF8(STREAM_ID));
+
+            /* from now on; what changed meanwhile is the verification's */
+            mongoc_collection_delete_one(r->batches, sel, NULL, NULL, NULL);
+            bson_destroy(sel);
+            f->lost = 1;
+            snprintf(why, len, "the change stream cannot resume from its saved token (%s)",
+                     e.message);
+            rc = RD_AGAIN;
+        } else if (e.code == NOT_A_REPLICA_SET
+                   || strstr(e.message, "only supported on replica sets") != NULL) {
+            snprintf(why, len, "change streams need a replica set: %s", e.message);
+            rc = RD_DECLINED;
+        } else {
+            rc = rd_rollup_fail(&e, "opening the change stream", klass, err, errlen);
+        }
+    } else {
+        snprintf(r->stream_epoch, sizeof(r->stream_epoch), "%s", r->epoch);
+        r->token_saved_at = rd_now_ms();
+        f->opened = 1;
+        f->resumed = resumed;
+        rc = RD_OK;
+    }
+    bson_destroy(opts);
+    bson_destroy(&pipeline);
+    bson_destroy(&token);
+    return rc;
+}
+
+/* doc's phone, if doc is a record marked in this epoch. */
+static int
+folded_phone(const struct rd_rollup *r, const bson_t *doc, int64_t *phone)
+{
+    bson_iter_t it;
+    bson_t      id = BSON_INITIALIZER;
+    char        why[128];
+    int         rc;
+
+    if (!bson_iter_init_find(&it, doc, r->field) || !BSON_ITER_HOLDS_NUMBER(&it)
+        || !bson_iter_init_find(&it, doc, "phone"))
+        return 0;
+    bson_append_value(&id, "_id", 3, bson_iter_value(&it));
+    rc = rd_report_parse_phone(&id, phone, why, sizeof(why));
+    bson_destroy(&id);
+    return rc == RD_OK;
+}
+
+/* The document under key (a sub-document), if any. */
+static int
+sub_document(const bson_t *ev, const char *key, bson_t *out)
+{
+    bson_iter_t    it;
+    const uint8_t *data;
+    uint32_t       len;
+
+    if (!bson_iter_init_find(&it, ev, key) || !BSON_ITER_HOLDS_DOCUMENT(&it))
+        return 0;
+    bson_iter_document(&it, &len, &data);
+    return bson_init_static(out, data, len);
+}
+
+/* One event: recompute the phones of the record before and after it. */
+static int
+apply_event(struct rd_rollup *r, const bson_t *ev, struct rd_rollup_followed *f, int *klass,
+            char *err, size_t errlen)
+{
+    struct rd_rollup_recount c;
+    bson_t                   pre, post;
+    bson_iter_t              it;
+    int64_t                  phones[2];
+    int                      n = 0, i;
+
+    f->events++;
+    if (bson_iter_init_find(&it, ev, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it))
+        f->lag_ms = rd_wall_ms() - bson_iter_date_time(&it);
+    if (sub_document(ev, "fullDocumentBeforeChange", &pre)) {
+        if (folded_phone(r, &pre, &phones[n]))
+            n++;
+    } else {
+        f->unknown++;           /* no pre-image: the verification will find it */
+    }
+    if (sub_document(ev, "fullDocument", &post) && folded_phone(r, &post, &phones[n])
+        && (n == 0 || phones[0] != phones[n]))
+        n++;
+    for (i = 0; i < n; i++) {
+        if (rd_rollup_recompute(r, phones[i], -1, &c, klass, err, errlen) != RD_OK)
+            return RD_ERROR;
+        f->corrected += c.changed;
+    }
+    return RD_OK;
+}
+
+int
+rd_rollup_follow(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f, char *why,
+                 size_t len, int *klass, char *err, size_t errlen)
+{
+    const bson_t *ev;
+    bson_error_t  e;
+    const bson_t *reply;
+    int           rc, n = 0;
+
+    memset(f, 0, sizeof(*f));
+    why[0] = '\0';
+    if (r->epoch[0] == '\0')
+        return RD_AGAIN;                /* nothing folded yet */
+    if (r->stream != NULL && strcmp(r->stream_epoch, r->epoch) != 0)
+        rd_rollup_follow_stop(r);       /* a new epoch: its own marks, its own token */
+    if (r->stream == NULL) {
+        char again[512];
+
+        if (rd_now_ms() < r->stream_retry_at)
+            return RD_DECLINED;
+        rc = open_stream(r, wait_ms, f, why, len, klass, err, errlen);
+        if (rc == RD_AGAIN)     /* the token was lost (why says so): from now */
+            rc = open_stream(r, wait_ms, f, again, sizeof(again), klass, err, errlen);
+        if (rc == RD_DECLINED)
+            r->stream_retry_at = rd_now_ms() + RETRY_MS;
+        if (rc != RD_OK)
+            return rc;
+    }
+    while (n < EVENTS_PER_CALL && mongoc_change_stream_next(r->stream, &ev)) {
+        n++;
+        if (apply_event(r, ev, f, klass, err, errlen) != RD_OK) {
+            /* reopened from the saved token, the event comes again */
+            rd_rollup_follow_stop(r);
+            return RD_ERROR;
+        }
+    }
+    if (mongoc_change_stream_error_document(r->stream, &e, &reply)) {
+        rd_rollup_follow_stop(r);
+        if (e.code == PREIMAGE_MISSING)
+            r->stream_retry_at = 0;
+        return rd_rollup_fail(&e, "following the change stream", klass, err, errlen);
+    }
+    if (n > 0 || rd_now_ms() - r->token_saved_at >= SAVE_EVERY_MS)
+        return save_token(r, klass, err, errlen);
+    return RD_OK;
+}
