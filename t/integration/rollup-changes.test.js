@@ -14,7 +14,8 @@
  *   3. a TTL index on the records: -t fails naming it, --fold is refused, the
  *      folder refuses to fold and deletes the rollups, and while MongoDB's TTL
  *      monitor expires records every report equals the oracle over what is
- *      left; with the index dropped, folding starts again;
+ *      left; with the index dropped, folding starts again (on a standalone
+ *      server and on a replica set);
  *   4. on a replica set (the test server's replica-set mode, or
  *      REPORTERD_TEST_MONGODB_URI naming one of MongoDB 6.0+), with the
  *      verification off: the folder follows the change stream with
@@ -250,8 +251,11 @@ test('reporterctl rollup --verify --phones / --sample / --repair, and its argume
     }
 });
 
-test('a TTL index refuses rollup mode: -t and --fold say why, the rollups go, every report stays exact while records expire', async () => {
-    const calls = new Calls('ttl');
+/* Test 3 on the server at uri (db: its client's database). */
+async function ttlCase(uri, db, name) {
+    const calls = new Calls(name);
+    calls.db = db;
+    calls.coll = db.collection(calls.name);
     const rnd = h.prng(SEED + 2);
     const phones = [4001, 4002, 4003, 4004];
     const now = Date.now();
@@ -262,7 +266,7 @@ test('a TTL index refuses rollup mode: -t and --fold say why, the rollups go, ev
     }
     await calls.insert(docs);
     const port = await h.freePort();
-    const cfg = calls.config({ rollup: { verify_rate: 0 }, status: { listen: `127.0.0.1:${port}` } });
+    const cfg = calls.config({ mongodb: { uri }, rollup: { verify_rate: 0 }, status: { listen: `127.0.0.1:${port}` } });
     const t1 = await h.run(h.env.reporterd, ['-t', '-c', cfg]);
     assert.equal(t1.code, 0, `-t without a TTL index: ${t1.stderr}`);
     assert.match(t1.stderr, /the records collection has no TTL index/);
@@ -303,6 +307,20 @@ test('a TTL index refuses rollup mode: -t and --fold say why, the rollups go, ev
         'rollups again once the TTL index is gone');
     await check(calls, phones, 'folding again');
     await d.shutdown('SIGQUIT');
+}
+
+test('a TTL index refuses rollup mode: -t and --fold say why, the rollups go, every report stays exact while records expire', async () => {
+    await ttlCase(ctx.mongo.uri, client.db(ctx.names.database), 'ttl');
+});
+
+test('the same on a replica set', async (t) => {
+    const rs = await h.startMongo({ replset: { members: 2, lagMs: 0, name: 'rdttl' },
+        args: ['--setParameter', 'ttlMonitorSleepSecs=1'] });
+    if (!rs.replset) {
+        t.skip(rs.notReplset);
+        return;
+    }
+    await ttlCase(rs.uri, (await h.mongoClient(rs.uri)).db(ctx.names.database), 'ttlrs');
 });
 
 test('a replica set: the folder follows the change stream with pre-images, and every change is in every report once its event is read (verification off)', async (t) => {
