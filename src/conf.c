@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf_impl.h"
+#include "cpus.h"
 
 #ifndef RD_DEFAULT_PID
 #define RD_DEFAULT_PID  "/usr/local/var/run/reporterd.pid"
@@ -29,7 +30,8 @@ static const char *const rd_conf_report_modes[] = { "live", "rollup", NULL };
 /* error_log values that name no file. */
 static const char *const rd_conf_log_targets[] = { "stderr", NULL };
 
-/* worker_processes: "auto" is the number of CPUs online. */
+/* worker_processes: "auto" is the number of CPUs this process may use:
+ * online, in its affinity mask, within its cgroup's quota (cpus.h). */
 static const char *const rd_conf_auto[] = { "auto", NULL };
 
 static int
@@ -38,7 +40,7 @@ rd_conf_cpus(const struct rd_conf_opt *opt, int i)
     long  n;
 
     (void) i;
-    n = sysconf(_SC_NPROCESSORS_ONLN);
+    n = rd_cpus_usable("/sys/fs/cgroup", "/proc/self/cgroup");
     return (int) (n < opt->min ? opt->min : n > opt->max ? opt->max : n);
 }
 

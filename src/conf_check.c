@@ -515,7 +515,7 @@ rd_conf_parse_listen(const char *listen, struct sockaddr_storage *ss,
 
     memset(ss, 0, sizeof(*ss));
     colon = strrchr(listen, ':');
-    if (colon == NULL || colon == listen) {
+    if (colon == NULL) {
         snprintf(err, errlen, "\"%s\": expected HOST:PORT", listen);
         return -1;
     }
@@ -534,6 +534,12 @@ rd_conf_parse_listen(const char *listen, struct sockaddr_storage *ss,
     }
     memcpy(host, listen, n);
     host[n] = '\0';
+    /* ":PORT" is every IPv4 address, "localhost:PORT" the loopback one:
+     * no name is ever looked up */
+    if (n == 0)
+        snprintf(host, sizeof(host), "*");
+    else if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
     if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
         host[n - 1] = '\0';
         in6->sin6_family = AF_INET6;

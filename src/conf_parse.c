@@ -198,6 +198,14 @@ rd_conf_decimal(const struct rd_conf_opt *opt, const char *s, int64_t *out,
 }
 
 
+/* Other words for an enum's value, as people write them. */
+static const struct {
+    const char *const *names;   /* the enum's word list */
+    const char        *alias, *word;
+} rd_conf_aliases[] = {
+    { rd_log_levels, "warning", "warn" },
+};
+
 /* Convert s to the option's type and store it; on error fill msg. */
 static int
 rd_conf_set(struct rd_conf *conf, const struct rd_conf_opt *opt,
@@ -225,6 +233,10 @@ rd_conf_set(struct rd_conf *conf, const struct rd_conf_opt *opt,
 
     case RD_CONF_ENUM:
         i = rd_conf_index(opt->names, s);
+        for (n = 0; i == -1 && n < sizeof(rd_conf_aliases) / sizeof(rd_conf_aliases[0]); n++)
+            if (rd_conf_aliases[n].names == opt->names
+                && strcmp(rd_conf_aliases[n].alias, s) == 0)
+                i = rd_conf_index(opt->names, rd_conf_aliases[n].word);
         if (i == -1) {
             snprintf(msg, len, "\"%s\" is not one of", s);
             rd_conf_list(msg, len, " ", opt->names);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "conf_fixture.h"
+#include "cpus.h"
 
 #ifndef RD_DEFAULT_PID
 #define RD_DEFAULT_PID  "/usr/local/var/run/reporterd.pid"
@@ -267,11 +268,11 @@ test_types(void)
     fails("daemon: 1\n", "1:9: daemon: \"1\" is not a boolean", "bool 1");
 
     c = load("worker_processes: auto\n");
-    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    ncpu = rd_cpus_usable("/sys/fs/cgroup", "/proc/self/cgroup");
     ok(c != NULL, "worker_processes: auto");
     if (c != NULL) {
         is_int(c->worker_processes, ncpu < 1 ? 1 : ncpu > 1024 ? 1024 : ncpu,
-               "auto is the number of CPUs");
+               "auto is the number of CPUs this process may use");
         is_int(c->worker_processes_auto, 1, "worker_processes_auto set");
         rd_conf_free(c);
     }
@@ -306,6 +307,26 @@ test_types(void)
     rd_conf_free(c);
     fails("log_level: verbose\n", "1:12: log_level: \"verbose\" is not one of "
           "debug info warn error", "bad log_level");
+    c = load("log_level: warning\n");
+    ok(c != NULL && c->log_level == RD_LOG_WARN, "log_level: warning is warn");
+    rd_conf_free(c);
+    fails("log_level: Warning\n", "1:12: log_level: \"Warning\" is not one of",
+          "aliases are lower case, as the words");
+    fails("rabbitmq:\n  queue_type: warning\n", "2:15: rabbitmq.queue_type: "
+          "\"warning\" is not one of", "an alias belongs to its own key");
+    c = load("status:\n  listen: localhost:9187\n");
+    ok(c != NULL, "status.listen: localhost:PORT");
+    rd_conf_free(c);
+    c = load("status:\n  listen: \":9187\"\n");
+    ok(c != NULL, "status.listen: :PORT");
+    rd_conf_free(c);
+    fails("status:\n  listen: localhost\n", "2:3: status.listen: \"localhost\": expected HOST:PORT",
+          "status.listen without a port");
+    fails("status:\n  listen: \":0\"\n", "2:3: status.listen: \":0\": port must be 1..65535",
+          "status.listen :0");
+    fails("status:\n  listen: example.com:9187\n",
+          "2:3: status.listen: \"example.com:9187\": \"example.com\" is not an IP address",
+          "status.listen: no name is looked up but localhost");
     fails("rabbitmq:\n  queue_type: stream\n", "2:15: rabbitmq.queue_type: "
           "\"stream\" is not one of classic quorum", "bad queue_type");
 
@@ -582,6 +603,63 @@ test_env(void)
 }
 
 
+/* cpus.h: the quota of cpu.max, and a made-up cgroup tree */
+static void
+put_file(const char *file, const char *text)
+{
+    FILE *f = fopen(file, "w");
+
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void
+test_cpus(void)
+{
+    char root[] = "/tmp/test-cpus.XXXXXX", p[512], self[512];
+    long base;
+
+    is_int((int) rd_cpus_quota("max 100000\n"), 0, "cpu.max: max is no quota");
+    is_int((int) rd_cpus_quota("150000 100000\n"), 2, "cpu.max: 1.5 CPUs round up to 2");
+    is_int((int) rd_cpus_quota("100000 100000\n"), 1, "cpu.max: 1 CPU");
+    is_int((int) rd_cpus_quota("5000 100000\n"), 1, "cpu.max: a twentieth is 1");
+    is_int((int) rd_cpus_quota("junk"), 0, "cpu.max: junk is no quota");
+    if (mkdtemp(root) == NULL) {
+        ok(0, "mkdtemp");
+        return;
+    }
+    base = rd_cpus_usable(root, "/nonexistent/cgroup");
+    ok(base >= 1, "without a cgroup file: online CPUs in the affinity mask (%ld)", base);
+    snprintf(p, sizeof(p), "%s/a", root);
+    mkdir(p, 0700);
+    snprintf(p, sizeof(p), "%s/a/b", root);
+    mkdir(p, 0700);
+    snprintf(self, sizeof(self), "%s/self", root);
+    put_file(self, "0::/a/b\n");
+    snprintf(p, sizeof(p), "%s/a/b/cpu.max", root);
+    put_file(p, "max 100000\n");
+    is_int((int) rd_cpus_usable(root, self), (int) base, "no quota anywhere: as many as before");
+    snprintf(p, sizeof(p), "%s/a/cpu.max", root);
+    put_file(p, "100000 100000\n");
+    is_int((int) rd_cpus_usable(root, self), 1, "a parent's quota of 1 CPU counts");
+    put_file(p, "900000000 100000\n");
+    is_int((int) rd_cpus_usable(root, self), (int) base, "a quota above the CPUs changes nothing");
+    put_file(self, "12:cpu:/x\n0::/\n");
+    is_int((int) rd_cpus_usable(root, self), (int) base, "the root cgroup, v1 lines skipped");
+    snprintf(p, sizeof(p), "%s/a/b/cpu.max", root);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/a/cpu.max", root);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/a/b", root);
+    rmdir(p);
+    snprintf(p, sizeof(p), "%s/a", root);
+    rmdir(p);
+    unlink(self);
+    rmdir(root);
+}
+
 int
 main(void)
 {
@@ -594,6 +672,7 @@ main(void)
     test_structure();
     test_types();
     test_env();
+    test_cpus();
 
     unlink(path);
     return done_testing();
