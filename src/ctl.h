@@ -1,13 +1,25 @@
 /*
  * ctl.h -- reporterctl's subcommands that live in files of their own.
  * Each takes the loaded configuration and its own argv (argv[0] is the
- * subcommand) and returns the process exit status.
+ * subcommand) and returns the process exit status: 0, EX_USAGE (64) for
+ * a bad argument, 1 for what went wrong at run time, or a status of its
+ * own that its help names.
  */
 #ifndef RD_CTL_H
 #define RD_CTL_H
 
+#include <sysexits.h>
+
 #include "conf.h"
 #include "store.h"
+
+/* An option's value as an integer in [min, max] / a number >= min:
+ * 0, or -1 after saying on stderr what name wanted. */
+int rd_ctl_arg_long(const char *name, const char *s, long min, long max, long *out);
+int rd_ctl_arg_double(const char *name, const char *s, double min, double *out);
+/* "reporterctl: CMD takes no argument \"X\"" for argv[first] when first < argc:
+ * EX_USAGE, else 0. */
+int rd_ctl_no_more(const char *cmd, int argc, char **argv, int first);
 
 int rd_ctl_import(struct rd_conf *conf, int argc, char **argv);
 int rd_ctl_bench(struct rd_conf *conf, int argc, char **argv);

@@ -211,33 +211,29 @@ rd_ctl_bench(struct rd_conf *conf, int argc, char **argv)
     uint64_t           rnd = (uint64_t) time(NULL) * 2654435761u ^ (uint64_t) getpid();
     char               err[512];
     double             start, deadline;
-    int                opt, fatal, rc = 0, r;
+    int                opt, fatal, rc = 0, r, bad = 0;
     long               i;
 
     while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
         switch (opt) {
-        case 'n': bn.n = atol(optarg); break;
-        case 'c': bn.concurrency = atol(optarg); break;
-        case 'r': bn.rate = atof(optarg); break;
-        case 'k': bn.k = atol(optarg); break;
-        case 'p': bn.max_phone = atol(optarg); break;
+        case 'n': bad = rd_ctl_arg_long("-n", optarg, 1, 100000000, &bn.n); break;
+        case 'c': bad = rd_ctl_arg_long("--concurrency", optarg, 1, 100000, &bn.concurrency); break;
+        case 'r': bad = rd_ctl_arg_double("--rate", optarg, 0, &bn.rate); break;
+        case 'k': bad = rd_ctl_arg_long("--phones-per-task", optarg, 1, 100000, &bn.k); break;
+        case 'p': bad = rd_ctl_arg_long("--max-phone", optarg, 1, LONG_MAX, &bn.max_phone); break;
         case 'l':
-            if (parse_phones(&bn, optarg) != 0) {
+            if ((bad = parse_phones(&bn, optarg)) != 0)
                 fprintf(stderr, "reporterctl: --phones is a comma-separated list of integers\n");
-                return 1;
-            }
             break;
-        case 't': bn.timeout = atof(optarg); break;
+        case 't': bad = rd_ctl_arg_double("--timeout", optarg, 0, &bn.timeout); break;
         case 'j': bn.json = 1; break;
-        default: return 2;
+        default: return EX_USAGE;
         }
+        if (bad != 0)
+            return EX_USAGE;
     }
-    if (bn.n < 1 || bn.concurrency < 1 || bn.k < 1 || bn.k > 100000 || bn.max_phone < 1
-        || bn.rate < 0) {
-        fprintf(stderr, "reporterctl: bench needs -n >= 1, --concurrency >= 1, "
-                "1 <= --phones-per-task <= 100000, --max-phone >= 1, --rate >= 0\n");
-        return 1;
-    }
+    if (rd_ctl_no_more("bench", argc, argv, optind) != 0)
+        return EX_USAGE;
     bn.sent_at = calloc(bn.n, sizeof(double));
     bn.latency = malloc(bn.n * sizeof(double));
     bn.phones = malloc(bn.k * sizeof(int64_t));

@@ -398,18 +398,21 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
                   ? FMT_NDJSON : strcmp(optarg, "csv") == 0 ? FMT_CSV : -1;
             if ((int) fmt < 0) {
                 fprintf(stderr, "reporterctl: --format is json, ndjson or csv\n");
-                return 1;
+                return EX_USAGE;
             }
             break;
-        case 'b': batch = atol(optarg); break;
+        case 'b':
+            if (rd_ctl_arg_long("--batch", optarg, 1, 100000, &batch) != 0)
+                return EX_USAGE;
+            break;
         case 'd': drop = 1; break;
-        default: return 2;
+        default: return EX_USAGE;
         }
     }
-    if (optind + 1 != argc || batch < 1 || batch > 100000) {
+    if (optind + 1 != argc) {
         fprintf(stderr, "reporterctl: usage: import FILE|- [--format json|ndjson|csv] "
                 "[--batch 1..100000] [--drop]\n");
-        return 1;
+        return EX_USAGE;
     }
     f = strcmp(argv[optind], "-") == 0 ? stdin : fopen(argv[optind], "rb");
     if (f == NULL) {

@@ -278,11 +278,11 @@ verify_phones(struct rd_rollup *r, const char *list, int argc, char **argv, long
     *phones = NULL;
     *n = 0;
     if (list != NULL)
-        return parse_phones(list, phones, n);
+        return parse_phones(list, phones, n) != 0 ? EX_USAGE : 0;
     for (i = 0; i < argc; i++) {
         if (parse_phones(argv[i], &one, &got) != 0) {
             free(*phones);
-            return -1;
+            return EX_USAGE;
         }
         int64_t *nv = realloc(*phones, (*n + got) * sizeof(**phones));
 
@@ -290,7 +290,7 @@ verify_phones(struct rd_rollup *r, const char *list, int argc, char **argv, long
             free(one);
             free(*phones);
             fprintf(stderr, "reporterctl: out of memory\n");
-            return -1;
+            return 1;
         }
         *phones = nv;
         for (k = 0; k < got; k++)
@@ -301,7 +301,7 @@ verify_phones(struct rd_rollup *r, const char *list, int argc, char **argv, long
         return 0;
     if (rd_rollup_phones(r, phones, n, err, sizeof(err)) != RD_OK) {
         fprintf(stderr, "reporterctl: rollup --verify: %s\n", err);
-        return -1;
+        return 1;
     }
     if (pick > 0)
         sample(*phones, n, (size_t) pick);
@@ -358,19 +358,19 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
             if (*optarg == '\0' || *end != '\0' || errno != 0 || pick < 1) {
                 fprintf(stderr, "reporterctl: rollup: --sample \"%s\": a number of phones "
                         "(1 or more)\n", optarg);
-                return 1;
+                return EX_USAGE;
             }
             break;
         case 'R':
             fix = 1;
             break;
         case '?':
-            return 1;
+            return EX_USAGE;
         default:
             if (what != 0 && what != opt) {
                 fprintf(stderr, "reporterctl: rollup: one of --status, --fold, --verify, "
                         "--rebuild at a time\n");
-                return 1;
+                return EX_USAGE;
             }
             what = opt;
         }
@@ -380,12 +380,12 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
     if ((optind < argc || list != NULL || pick > 0 || fix) && what != 'v') {
         fprintf(stderr, "reporterctl: rollup: phones, --phones, --sample and --repair are "
                 "for --verify only\n");
-        return 1;
+        return EX_USAGE;
     }
     if ((optind < argc) + (list != NULL) + (pick > 0) > 1) {
         fprintf(stderr, "reporterctl: rollup --verify: phones, --phones and --sample "
                 "exclude each other\n");
-        return 1;
+        return EX_USAGE;
     }
     st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
     if (st == NULL) {
@@ -418,7 +418,7 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
         }
         break;
     case 'v':
-        rc = verify_phones(r, list, argc - optind, argv + optind, pick, &phones, &n) != 0;
+        rc = verify_phones(r, list, argc - optind, argv + optind, pick, &phones, &n);
         if (rc == 0)
             rc = verify(st, r, conf, phones, n, fix);
         free(phones);

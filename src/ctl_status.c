@@ -132,7 +132,7 @@ rd_ctl_status(struct rd_conf *conf, int argc, char **argv)
         case 's':
             if ((since = duration_s(optarg)) < 0) {
                 fprintf(stderr, "reporterctl: --since takes a duration: 90s, 15m, 1h, 7d\n");
-                return 1;
+                return EX_USAGE;
             }
             break;
         case 'o':
@@ -140,21 +140,21 @@ rd_ctl_status(struct rd_conf *conf, int argc, char **argv)
                 known |= strcmp(optarg, outcomes[i]) == 0;
             if (!known) {
                 fprintf(stderr, "reporterctl: --status is complete, error or dead_lettered\n");
-                return 1;
+                return EX_USAGE;
             }
             status = optarg;
             break;
         default:
-            return 1;
+            return EX_USAGE;
         }
     }
     if (optind == argc && since < 0 && status == NULL) {
         fprintf(stderr, "reporterctl: status needs IDs, or --since and/or --status\n");
-        return 1;
+        return EX_USAGE;
     }
     if (optind < argc && (since >= 0 || status != NULL)) {
         fprintf(stderr, "reporterctl: status takes IDs or --since/--status, not both\n");
-        return 1;
+        return EX_USAGE;
     }
     if ((client = open_client(conf)) == NULL)
         return 1;

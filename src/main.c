@@ -1,19 +1,26 @@
 /*
  * main.c -- reporterd's entry point and command line.
  *
- *   reporterd [-d] [-c FILE]            run (master + workers); -d: in the
- *                                       foreground whatever daemon: says
+ *   reporterd [-F] [-c FILE]            run (master + workers); -F
+ *                                       (--foreground, or the legacy -d): in
+ *                                       the foreground whatever daemon: says
  *   reporterd -t [-c FILE]              check the configuration
  *   reporterd -T [-c FILE]              check it and print it, secrets masked
  *   reporterd -s SIGNAL [-c FILE]       stop | quit | reload | reopen
- *   reporterd -v | -h
+ *   reporterd -v | -V | -h
+ *
+ * Every short option has a long one (usage()).  Exit status as sysexits.h:
+ * 64 a bad command line, 78 a configuration that does not load or pass
+ * -t, 1 anything else that fails.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <mongoc/mongoc.h>
@@ -35,15 +42,21 @@ static void
 usage(FILE *out)
 {
     fprintf(out,
-            "Usage: reporterd [-d] [-c FILE] [-t | -T | -s SIGNAL | -v | -h]\n"
+            "Usage: reporterd [-d] [-F] [-c FILE] [-t | -T | -s SIGNAL | -v | -h]\n"
             "\n"
-            "  -c FILE    configuration file (default " RD_DEFAULT_CONF ")\n"
-            "  -d         stay in the foreground whatever daemon: says\n"
-            "  -t         test the configuration and exit\n"
-            "  -T         test the configuration, print it (secrets masked) and exit\n"
-            "  -s SIGNAL  send a signal to the running master: stop, quit, reload, reopen\n"
-            "  -v         print the version and exit\n"
-            "  -h         print this help and exit\n");
+            "  -c, --config FILE    configuration file (default " RD_DEFAULT_CONF ")\n"
+            "  -F, --foreground     stay in the foreground whatever daemon: says\n"
+            "  -d                   stay in the foreground whatever daemon: says\n"
+            "                       (the legacy spelling of -F: elsewhere -d daemonizes)\n"
+            "  -t, --test           test the configuration and exit\n"
+            "  -T, --test-dump      test the configuration, print it (secrets masked) and exit\n"
+            "  -s, --signal SIGNAL  send a signal to the running master: stop, quit, reload,\n"
+            "                       reopen\n"
+            "  -v, -V, --version    print the version and exit\n"
+            "  -h, --help           print this help and exit\n"
+            "\n"
+            "Exit status: 0 done, 64 a bad command line, 78 a configuration that does not\n"
+            "load or pass -t, 1 any other failure.\n");
 }
 
 static int
@@ -63,7 +76,7 @@ send_signal(const struct rd_conf *conf, const char *name)
     if (i == sizeof(map) / sizeof(map[0])) {
         fprintf(stderr, "reporterd: invalid signal \"%s\": use stop, quit, reload or reopen\n",
                 name);
-        return 1;
+        return EX_USAGE;
     }
     pid = rd_pidfile_live(conf->pid, err, sizeof(err));
     if (pid < 0) {
@@ -89,14 +102,23 @@ main(int argc, char **argv)
 
     rd_shm_reexec(argv, shm_err, sizeof(shm_err));
     rd_store_capture_log();
-    while ((opt = getopt(argc, argv, "c:dtTs:vh")) != -1) {
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' }, { "foreground", no_argument, NULL, 'F' },
+        { "test", no_argument, NULL, 't' }, { "test-dump", no_argument, NULL, 'T' },
+        { "signal", required_argument, NULL, 's' }, { "version", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+    };
+
+    while ((opt = getopt_long(argc, argv, "c:dFtTs:vVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf_arg = optarg; break;
-        case 'd': foreground = 1; break;
+        case 'd':
+        case 'F': foreground = 1; break;
         case 't': test = 1; break;
         case 'T': test = dump = 1; break;
         case 's': signal_name = optarg; break;
         case 'v':
+        case 'V':
             printf("reporterd version " PACKAGE_VERSION "\n");
             return 0;
         case 'h':
@@ -104,13 +126,13 @@ main(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return 1;
+            return EX_USAGE;
         }
     }
     if (optind != argc) {
         fprintf(stderr, "reporterd: unexpected argument \"%s\"\n", argv[optind]);
         usage(stderr);
-        return 1;
+        return EX_USAGE;
     }
     /* The daemon chdirs to / and re-reads the file on reload. */
     if (realpath(conf_arg, conf_path) == NULL)
@@ -121,7 +143,7 @@ main(int argc, char **argv)
         fprintf(stderr, "reporterd: %s\n", err);
         if (test)
             fprintf(stderr, "reporterd: configuration file %s test failed\n", conf_path);
-        return 1;
+        return EX_CONFIG;
     }
     if (foreground)
         conf->daemon = 0;
@@ -139,7 +161,7 @@ main(int argc, char **argv)
                 fprintf(stderr, "reporterd: report.mode: rollup refused: %s\n"
                         "reporterd: configuration file %s test failed\n", err, conf_path);
                 rd_conf_free(conf);
-                return 1;
+                return EX_CONFIG;
             }
             if (status == RD_ERROR)
                 fprintf(stderr, "reporterd: notice: report.mode: rollup: could not check the "

@@ -37,33 +37,109 @@
 
 #define BATCH 10000
 
+/* Each command's lines of the usage. */
+static const struct {
+    const char *name;
+    const char *help;
+} helps[] = {
+    { "seed", "  seed     generate call records into MongoDB and index them by phone\n"
+              "           --phones N (200)  --records N per phone (10000)  --seed S (42)  --drop\n" },
+    { "send", "  send     publish report tasks with random phones to the task queue\n"
+              "           -n N (10)  --phones-per-task K (10)  --max-phone P (200)  --seed S\n" },
+    { "results", "  results  print results from the result queue (and ack them)\n"
+                 "           -n N (all, until --timeout)  --timeout SEC (10)\n" },
+    { "import", "  import   stream call records from FILE (JSON array, NDJSON or CSV; - = stdin)\n"
+                "           --format json|ndjson|csv  --batch N (10000)  --drop\n"
+                "           exit status 3: imported, but some records were malformed\n" },
+    { "bench", "  bench    publish tasks and measure throughput and latency\n"
+               "           -n N (100)  --concurrency C (4) | --rate R/s  --phones-per-task K (10)\n"
+               "           --max-phone P (200) | --phones 1,2,3  --timeout SEC (300)  --json\n" },
+    { "rollup", "  rollup   rollup mode (report.mode: rollup): --status (default): lag and lease;\n"
+                "           --fold: fold every unfolded record now; --verify [--phones LIST |\n"
+                "           --sample N | PHONE...] [--repair]: compare the rollups (all, these\n"
+                "           phones, or N at random) with live mode, exit status 4 when one\n"
+                "           differs, --repair recomputes those; --rebuild: recompute every rollup\n" },
+    { "status", "  status   what the task journal says: by correlation_id or message_id, or a list\n"
+                "           ID...  --json  |  --since DUR (1h)  --status complete|error|dead_lettered\n"
+                "           exit status 3: some IDs are not in the journal\n" },
+};
+
+#define NHELPS (sizeof(helps) / sizeof(helps[0]))
+
 static void
 usage(FILE *out)
 {
+    size_t i;
+
     fprintf(out,
             "Usage: reporterctl [-c FILE] COMMAND [OPTIONS]\n"
+            "       reporterctl help [COMMAND] | --help | --version\n"
             "\n"
-            "Commands:\n"
-            "  seed     generate call records into MongoDB and index them by phone\n"
-            "           --phones N (200)  --records N per phone (10000)  --seed S (42)  --drop\n"
-            "  send     publish report tasks with random phones to the task queue\n"
-            "           -n N (10)  --phones-per-task K (10)  --max-phone P (200)  --seed S\n"
-            "  results  print results from the result queue (and ack them)\n"
-            "           -n N (all, until --timeout)  --timeout SEC (10)\n"
-            "  import   stream call records from FILE (JSON array, NDJSON or CSV; - = stdin)\n"
-            "           --format json|ndjson|csv  --batch N (10000)  --drop\n"
-            "           exit status 3: imported, but some records were malformed\n"
-            "  bench    publish tasks and measure throughput and latency\n"
-            "           -n N (100)  --concurrency C (4) | --rate R/s  --phones-per-task K (10)\n"
-            "           --max-phone P (200) | --phones 1,2,3  --timeout SEC (300)  --json\n"
-            "  rollup   rollup mode (report.mode: rollup): --status (default): lag and lease;\n"
-            "           --fold: fold every unfolded record now; --verify [--phones LIST |\n"
-            "           --sample N | PHONE...] [--repair]: compare the rollups (all, these\n"
-            "           phones, or N at random) with live mode, exit status 4 when one\n"
-            "           differs, --repair recomputes those; --rebuild: recompute every rollup\n"
-            "  status   what the task journal says: by correlation_id or message_id, or a list\n"
-            "           ID...  --json  |  --since DUR (1h)  --status complete|error|dead_lettered\n"
-            "           exit status 3: some IDs are not in the journal\n");
+            "-c FILE (--config FILE) may come anywhere; the default is " RD_DEFAULT_CONF ".\n"
+            "Exit status: 0 done, 64 a bad command or argument, 78 the configuration\n"
+            "cannot be loaded, 1 a failure at run time, or as a command says.\n"
+            "\n"
+            "Commands:\n");
+    for (i = 0; i < NHELPS; i++)
+        fputs(helps[i].help, out);
+}
+
+/* The usage lines of cmd, or -1 when there is no such command. */
+static int
+command_help(FILE *out, const char *cmd)
+{
+    size_t i;
+
+    for (i = 0; i < NHELPS; i++) {
+        if (strcmp(helps[i].name, cmd) == 0) {
+            fprintf(out, "Usage: reporterctl [-c FILE] %s [OPTIONS]\n\n%s", cmd, helps[i].help);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
+rd_ctl_arg_long(const char *name, const char *s, long min, long max, long *out)
+{
+    char *end;
+    long  v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < min || v > max) {
+        fprintf(stderr, "reporterctl: %s \"%s\" is not an integer from %ld to %ld\n",
+                name, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int
+rd_ctl_arg_double(const char *name, const char *s, double min, double *out)
+{
+    char  *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(v >= min) || v > 1e12) {
+        fprintf(stderr, "reporterctl: %s \"%s\" is not a number from %g\n", name, s, min);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int
+rd_ctl_no_more(const char *cmd, int argc, char **argv, int first)
+{
+    if (first >= argc)
+        return 0;
+    fprintf(stderr, "reporterctl: %s takes no argument \"%s\" (reporterctl help %s)\n", cmd,
+            argv[first], cmd);
+    return EX_USAGE;
 }
 
 /* xorshift64*: a fixed seed gives the same data set everywhere. */
@@ -106,19 +182,31 @@ cmd_seed(struct rd_conf *conf, int argc, char **argv)
     double           started;
     size_t           n = 0, i;
 
+    long             v;
+
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
-        case 'p': phones = atoll(optarg); break;
-        case 'r': records = atoll(optarg); break;
-        case 's': rnd = strtoull(optarg, NULL, 10) | 1; break;
+        case 'p':
+            if (rd_ctl_arg_long("--phones", optarg, 1, 100000000, &v) != 0)
+                return EX_USAGE;
+            phones = v;
+            break;
+        case 'r':
+            if (rd_ctl_arg_long("--records", optarg, 0, 1000000000, &v) != 0)
+                return EX_USAGE;
+            records = v;
+            break;
+        case 's':
+            if (rd_ctl_arg_long("--seed", optarg, 0, LONG_MAX, &v) != 0)
+                return EX_USAGE;
+            rnd = (uint64_t) v | 1;
+            break;
         case 'd': drop = 1; break;
-        default: usage(stderr); return 1;
+        default: return EX_USAGE;
         }
     }
-    if (phones <= 0 || records < 0) {
-        fprintf(stderr, "reporterctl: --phones must be > 0 and --records >= 0\n");
-        return 1;
-    }
+    if (rd_ctl_no_more("seed", argc, argv, optind) != 0)
+        return EX_USAGE;
     st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
     if (st == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);
@@ -193,23 +281,6 @@ open_broker(struct rd_conf *conf)
 
 /* A whole decimal number from min to max, or -1 with a message. */
 static int
-arg_long(const char *name, const char *s, long min, long max, long *out)
-{
-    char *end;
-    long  v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0 || v < min || v > max) {
-        fprintf(stderr, "reporterctl: %s \"%s\" is not an integer from %ld to %ld\n",
-                name, s, min, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int
 cmd_send(struct rd_conf *conf, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -228,15 +299,20 @@ cmd_send(struct rd_conf *conf, int argc, char **argv)
 
     while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
         switch (opt) {
-        case 'n': rc = arg_long("-n", optarg, 0, LONG_MAX, &n); break;
-        case 'k': rc = arg_long("--phones-per-task", optarg, 1, 500, &k); break;
-        case 'p': rc = arg_long("--max-phone", optarg, 1, LONG_MAX, &maxp); break;
-        case 's': rnd = strtoull(optarg, NULL, 10) | 1; break;
-        default: usage(stderr); return 1;
+        case 'n': rc = rd_ctl_arg_long("-n", optarg, 0, LONG_MAX, &n); break;
+        case 'k': rc = rd_ctl_arg_long("--phones-per-task", optarg, 1, 500, &k); break;
+        case 'p': rc = rd_ctl_arg_long("--max-phone", optarg, 1, LONG_MAX, &maxp); break;
+        case 's':
+            rc = rd_ctl_arg_long("--seed", optarg, 0, LONG_MAX, &i);
+            rnd = (uint64_t) i | 1;
+            break;
+        default: return EX_USAGE;
         }
         if (rc != 0)
-            return 1;
+            return EX_USAGE;
     }
+    if (rd_ctl_no_more("send", argc, argv, optind) != 0)
+        return EX_USAGE;
     if ((b = open_broker(conf)) == NULL)
         return 1;
     t.phones = phones;
@@ -283,11 +359,19 @@ cmd_results(struct rd_conf *conf, int argc, char **argv)
 
     while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
         switch (opt) {
-        case 'n': n = atol(optarg); break;
-        case 't': timeout = atof(optarg); break;
-        default: usage(stderr); return 1;
+        case 'n':
+            if (rd_ctl_arg_long("-n", optarg, 1, LONG_MAX, &n) != 0)
+                return EX_USAGE;
+            break;
+        case 't':
+            if (rd_ctl_arg_double("--timeout", optarg, 0, &timeout) != 0)
+                return EX_USAGE;
+            break;
+        default: return EX_USAGE;
         }
     }
+    if (rd_ctl_no_more("results", argc, argv, optind) != 0)
+        return EX_USAGE;
     if ((b = open_broker(conf)) == NULL)
         return 1;
     if (rd_broker_consume(b, conf->rabbitmq.result_queue, 100, err, sizeof(err)) != RD_OK) {
@@ -319,57 +403,109 @@ cmd_results(struct rd_conf *conf, int argc, char **argv)
     return rc;
 }
 
+/* The commands, looked up before the configuration is read. */
+static const struct {
+    const char *name;
+    int       (*fn)(struct rd_conf *conf, int argc, char **argv);
+} commands[] = {
+    { "seed", cmd_seed }, { "send", cmd_send }, { "results", cmd_results },
+    { "import", rd_ctl_import }, { "bench", rd_ctl_bench }, { "rollup", rd_ctl_rollup },
+    { "status", rd_ctl_status },
+};
+
+/* Take -c FILE / --config FILE / --config=FILE out of argv, wherever it
+ * is before a "--"; NULL when there is none, "" when FILE is missing. */
+static const char *
+take_config(int *argc, char **argv)
+{
+    const char *path = NULL;
+    int         i, j, n;
+
+    for (i = 1; i < *argc && strcmp(argv[i], "--") != 0;) {
+        n = 0;
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            path = i + 1 < *argc ? argv[i + 1] : "";
+            n = i + 1 < *argc ? 2 : 1;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+            n = 1;
+        }
+        if (n == 0) {
+            i++;
+            continue;
+        }
+        for (j = i; j + n < *argc; j++)
+            argv[j] = argv[j + n];
+        *argc -= n;
+        argv[*argc] = NULL;
+    }
+    return path;
+}
+
 int
 main(int argc, char **argv)
 {
-    const char     *conf_path = RD_DEFAULT_CONF, *cmd;
+    const char     *conf_path, *cmd;
     struct rd_conf *conf;
     char            err[1024], shm_err[256] = "";
+    size_t          k;
     int             rc;
 
     rd_shm_reexec(argv, shm_err, sizeof(shm_err));
     rd_log_set_role("reporterctl");
     rd_store_capture_log();
-    if (argc > 2 && strcmp(argv[1], "-c") == 0) {
-        conf_path = argv[2];
-        argc -= 2;
-        argv += 2;
+    conf_path = take_config(&argc, argv);
+    if (conf_path != NULL && conf_path[0] == '\0') {
+        fprintf(stderr, "reporterctl: -c needs a FILE\n");
+        return EX_USAGE;
     }
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2;
+    if (conf_path == NULL)
+        conf_path = RD_DEFAULT_CONF;
+    if (argc < 2) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("reporterctl version " PACKAGE_VERSION "\n");
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        if (argc == 2) {
+            usage(stdout);
+            return 0;
+        }
+        if (argc == 3 && command_help(stdout, argv[2]) == 0)
+            return 0;
+        fprintf(stderr, "reporterctl: help: no command \"%s\"\n", argv[2]);
+        return EX_USAGE;
     }
     cmd = argv[1];
+    for (k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+        if (strcmp(commands[k].name, cmd) == 0)
+            break;
+    if (k == sizeof(commands) / sizeof(commands[0])) {
+        fprintf(stderr, "reporterctl: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+        return EX_USAGE;
+    }
     argc--;
     argv++;
     conf = rd_conf_load(conf_path, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);
-        return 1;
+        return EX_CONFIG;
     }
     rd_log_set_level(RD_LOG_WARN);
     if (shm_err[0] != '\0')
         rd_warn("%s", shm_err);
     mongoc_init();
-    if (strcmp(cmd, "seed") == 0)
-        rc = cmd_seed(conf, argc, argv);
-    else if (strcmp(cmd, "send") == 0)
-        rc = cmd_send(conf, argc, argv);
-    else if (strcmp(cmd, "results") == 0)
-        rc = cmd_results(conf, argc, argv);
-    else if (strcmp(cmd, "import") == 0)
-        rc = rd_ctl_import(conf, argc, argv);
-    else if (strcmp(cmd, "bench") == 0)
-        rc = rd_ctl_bench(conf, argc, argv);
-    else if (strcmp(cmd, "rollup") == 0)
-        rc = rd_ctl_rollup(conf, argc, argv);
-    else if (strcmp(cmd, "status") == 0)
-        rc = rd_ctl_status(conf, argc, argv);
-    else {
-        fprintf(stderr, "reporterctl: unknown command \"%s\"\n", cmd);
-        usage(stderr);
-        rc = 1;
-    }
+    rc = commands[k].fn(conf, argc, argv);
+    if (rc == EX_USAGE)
+        fprintf(stderr, "reporterctl: see `reporterctl help %s`\n", cmd);
     rd_conf_free(conf);
     mongoc_cleanup();
     return rc;

@@ -1,5 +1,7 @@
 /*
- * cli.test.js -- reporterd's command line: -v, -h, -d, bad options and -t.
+ * cli.test.js -- reporterd's command line: -v, -h, -d, -F, the long
+ * options, bad options and -t, and the exit statuses (64 usage, 78
+ * configuration).
  * Needs neither RabbitMQ nor MongoDB.
  */
 'use strict';
@@ -44,6 +46,31 @@ test('an unknown option fails with the usage on stderr', async () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /Usage: reporterd/);
     assert.equal(r.stdout, '', 'nothing on stdout');
+});
+
+test('long options, -F/--foreground, -V; exit 64 for a bad command line, 78 for a configuration that ' +
+    'does not load', async () => {
+    const cfg = h.writeConfig(null, { daemon: true }, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
+    for (const args of [['--foreground', '--test', '--config', cfg], ['-F', '-t', '-c', cfg], ['--test-dump', '-c', cfg]]) {
+        const r = await h.run(bin(), args);
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /test is successful/);
+    }
+    for (const v of ['-V', '--version']) assert.match((await h.run(bin(), [v])).stdout, /^reporterd version /);
+    const help = await h.run(bin(), ['--help']);
+    assert.equal(help.code, 0);
+    for (const o of ['--config FILE', '--foreground', '--test', '--test-dump', '--signal SIGNAL', '--version', '--help']) {
+        assert.ok(help.stdout.includes(o), `--help names ${o}`);
+    }
+    assert.match(help.stdout, /Exit status: 0 done, 64 a bad command line, 78/);
+    assert.equal((await h.run(bin(), ['--no-such-option'])).code, 64);
+    assert.equal((await h.run(bin(), ['-t', '-c', cfg, 'extra'])).code, 64);
+    assert.equal((await h.run(bin(), ['-s', 'bogus', '-c', cfg])).code, 64);
+    const missing = await h.run(bin(), ['-t', '-c', '/nonexistent/reporterd.yaml']);
+    assert.equal(missing.code, 78, missing.stderr);
+    const bad = h.writeConfig(null, { rabbitmq: { port: 70000 } }, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
+    assert.equal((await h.run(bin(), ['-t', '-c', bad])).code, 78);
+    assert.equal((await h.run(bin(), ['-c', bad])).code, 78, 'a start with a bad configuration');
 });
 
 test('-t accepts a complete configuration', async () => {

@@ -161,10 +161,54 @@ test('send builds tasks of 500 18-digit phones (past 8 KiB) and refuses numbers 
 
     for (const [opt, val] of [['--max-phone', '1e18'], ['--phones-per-task', '501'], ['-n', 'ten'], ['--max-phone', '0']]) {
         const bad = await ctl('send', opt, val);
-        assert.equal(bad.code, 1, `${opt} ${val}: ${bad.stderr}`);
+        assert.equal(bad.code, 64, `${opt} ${val}: EX_USAGE (${bad.stderr})`);
         assert.match(bad.stderr, new RegExp(`${opt} "${val}" is not an integer from`), `${opt} ${val}`);
     }
     assert.equal(await ctx.broker.messageCount(ctx.names.task_queue), before, 'nothing sent on a bad option');
+});
+
+test('the command line: the command is checked before the configuration, -c anywhere, help CMD, ' +
+    'numbers and extra arguments refused; exit 64 for usage, 78 for the configuration', async () => {
+    const run = (...args) => h.run(h.env.reporterctl, args, { timeoutMs: 60000 });
+    const nope = await run('-c', '/nonexistent/reporterd.yaml', 'nosuchcommand');
+    assert.equal(nope.code, 64, nope.stderr);
+    assert.match(nope.stderr, /unknown command "nosuchcommand"/);
+    assert.doesNotMatch(nope.stderr, /nonexistent/, 'the command is refused before the configuration is read');
+    const noconf = await run('-c', '/nonexistent/reporterd.yaml', 'rollup');
+    assert.equal(noconf.code, 78, noconf.stderr);
+    const later = await run('rollup', '--status', '-c', cfg);
+    assert.equal(later.code, 0, `-c after the command: ${later.stderr}`);
+    assert.match(later.stdout, /unfolded records: \d+/);
+    const eq = await run('rollup', `--config=${cfg}`);
+    assert.equal(eq.code, 0, `--config=FILE: ${eq.stderr}`);
+    const help = await run('help', 'rollup');
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: reporterctl \[-c FILE\] rollup/);
+    assert.match(help.stdout, /--repair/);
+    assert.doesNotMatch(help.stdout, /import/, 'only the command asked for');
+    assert.equal((await run('help', 'nosuch')).code, 64);
+    assert.match((await run('--version')).stdout, /^reporterctl version \d+\.\d+\.\d+$/m);
+    assert.match((await run('--help')).stdout, /Exit status: 0 done, 64/);
+    assert.equal((await run()).code, 64, 'no command');
+    for (const [args, msg] of [
+        [['results', '-n', 'abc'], /-n "abc" is not an integer/],
+        [['results', '--timeout', 'soon'], /--timeout "soon" is not a number/],
+        [['results', 'extra'], /results takes no argument "extra"/],
+        [['send', 'extra'], /send takes no argument "extra"/],
+        [['seed', '--phones', 'many'], /--phones "many" is not an integer/],
+        [['bench', '-n', '1e3'], /-n "1e3" is not an integer/],
+        [['bench', '--rate', 'fast'], /--rate "fast" is not a number/],
+        [['bench', 'extra'], /bench takes no argument "extra"/],
+        [['import', '--batch', '0', '-'], /--batch "0" is not an integer from 1 to 100000/],
+        [['import'], /usage: import FILE/],
+        [['status', '--since', 'forever'], /--since takes a duration/],
+        [['rollup', '--fold', '--verify'], /one of --status, --fold, --verify, --rebuild at a time/],
+    ]) {
+        const r = await run('-c', cfg, ...args);
+        assert.equal(r.code, 64, `${args.join(' ')}: EX_USAGE (${r.stderr})`);
+        assert.match(r.stderr, msg, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`see \`reporterctl help ${args[0]}\``), `${args.join(' ')}: names the help`);
+    }
 });
 
 test('bench --json prints valid JSON with nulls when no result arrives', async () => {

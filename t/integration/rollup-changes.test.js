@@ -246,7 +246,7 @@ test('reporterctl rollup --verify --phones / --sample / --repair, and its argume
         [['--fold', '--repair'], /for --verify only/],
     ]) {
         const r = await ctl(cfg, args);
-        assert.equal(r.code, 1, `${args.join(' ')}: exit 1 (${r.stdout}${r.stderr})`);
+        assert.equal(r.code, 64, `${args.join(' ')}: exit 64, EX_USAGE (${r.stdout}${r.stderr})`);
         assert.match(r.stderr, msg, `${args.join(' ')}: ${r.stderr}`);
     }
 });
@@ -282,7 +282,7 @@ async function ttlCase(uri, db, name) {
     await h.waitFor(async () => (await calls.db.collection(`${calls.name}_rollup`).countDocuments({})) === 0,
         20000, 'the folder to delete the rollups', 50);
     const t2 = await h.run(h.env.reporterd, ['-t', '-c', cfg]);
-    assert.equal(t2.code, 1, `-t with a TTL index fails: ${t2.stderr}`);
+    assert.equal(t2.code, 78, `-t with a TTL index fails with EX_CONFIG: ${t2.stderr}`);
     assert.match(t2.stderr, /report\.mode: rollup refused: the records collection \S+ has a TTL index on start_date \(expireAfterSeconds 86400\)/);
     const f = await ctl(cfg, ['--fold']);
     assert.equal(f.code, 1, `--fold with a TTL index: ${f.stdout}${f.stderr}`);
