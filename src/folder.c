@@ -39,6 +39,7 @@
 #define VERIFY_CREDIT_S 10          /* verification budget saved up at most, seconds */
 #define FOLLOW_WAIT_MS  200         /* a change stream's getMore waits this long at most */
 #define FOLLOW_BUSY_MS  5000        /* a busy folder reads the stream this often */
+#define VERIFY_STEP_MS  2000        /* one verification call's time, at most */
 
 static volatile sig_atomic_t f_stop, f_terminate, f_reopen;
 
@@ -160,8 +161,8 @@ on_drift(int64_t phone)
 static int follow_declined;
 
 /* Read the records' change stream (rollup_follow.c): what came, or
- * (nothing came) after waiting up to the stream's wait. */
-static void
+ * (nothing came) after waiting up to the stream's wait.  The events read. */
+static int64_t
 follow(struct rd_rollup *r, const struct rd_conf *conf)
 {
     int                       wait_ms = conf->rollup.interval_ms < FOLLOW_WAIT_MS
@@ -171,6 +172,12 @@ follow(struct rd_rollup *r, const struct rd_conf *conf)
     int                       klass, rc;
 
     rc = rd_rollup_follow(r, wait_ms, &f, why, sizeof(why), &klass, err, sizeof(err));
+    if (f.lost) {
+        rd_warn("folder: the change stream could not resume from its saved token: what "
+                "changed meanwhile is left to the verification");
+        if (rd_metrics != NULL)
+            rd_metrics_add(&rd_metrics->folder.change_lost, 1);
+    }
     if (rc == RD_DECLINED) {
         if (!follow_declined)
             rd_info("folder: not following the change stream (%s): the verification alone "
@@ -180,26 +187,28 @@ follow(struct rd_rollup *r, const struct rd_conf *conf)
         rd_warn("folder: change stream: %s", err);
     }
     if (rd_metrics != NULL)
-        __atomic_store_n(&rd_metrics->folder.following, rc == RD_OK, __ATOMIC_RELAXED);
+        __atomic_store_n(&rd_metrics->folder.following, rd_rollup_following(r), __ATOMIC_RELAXED);
     if (rc != RD_OK)
-        return;
+        return 0;
     follow_declined = 0;
-    if (f.lost)
-        rd_warn("folder: %s; what changed meanwhile is left to the verification", why);
     if (f.opened)
         rd_info("folder: following the change stream of the records (%s)",
                 f.resumed ? "from its saved token" : "from now");
+    if (f.invalidated)
+        rd_warn("folder: the records collection was dropped or renamed: %lld rollup(s) deleted "
+                "(reports read the records left); the change stream starts again",
+                (long long) f.cleared);
     if (f.corrected > 0)
         rd_info("folder: change stream: %lld rollup(s) recomputed after a delete or a "
                 "correction of a folded record", (long long) f.corrected);
     if (rd_metrics == NULL)
-        return;
+        return f.events;
     rd_metrics_add(&rd_metrics->folder.change_events, (uint64_t) f.events);
     rd_metrics_add(&rd_metrics->folder.change_corrected, (uint64_t) f.corrected);
     rd_metrics_add(&rd_metrics->folder.change_unknown, (uint64_t) f.unknown);
-    rd_metrics_add(&rd_metrics->folder.change_lost, (uint64_t) f.lost);
     if (f.events > 0)
         __atomic_store_n(&rd_metrics->folder.change_lag_ms, f.lag_ms, __ATOMIC_RELAXED);
+    return f.events;
 }
 
 /* An idle folder's pause: spent reading the change stream when there is
@@ -207,36 +216,48 @@ follow(struct rd_rollup *r, const struct rd_conf *conf)
 static void
 idle(struct rd_rollup *r, const struct rd_conf *conf)
 {
-    int64_t until = rd_now_ms() + conf->rollup.interval_ms, left;
+    int64_t until = rd_now_ms() + conf->rollup.interval_ms, left, t0, took;
+    int64_t wait = conf->rollup.interval_ms < FOLLOW_WAIT_MS ? conf->rollup.interval_ms
+                   : FOLLOW_WAIT_MS;
 
     while (!f_stop && (left = until - rd_now_ms()) > 0) {
-        follow(r, conf);
-        if (follow_declined || rd_metrics == NULL
-            || !__atomic_load_n(&rd_metrics->folder.following, __ATOMIC_RELAXED))
-            rd_sleep_ms(left, &f_stop);
+        t0 = rd_now_ms();
+        if (follow(r, conf) > 0)
+            continue;
+        /* nothing came: a stream that did not wait (closed, refused, none)
+         * must not make this a busy loop */
+        took = rd_now_ms() - t0;
+        if (took < wait)
+            rd_sleep_ms(left < wait - took ? left : wait - took, &f_stop);
     }
 }
 
-/* Recount phones for the credit saved up since the last call. */
+/* Recount phones for the credit saved up since the last call (kept in
+ * record-milliseconds, so that no fraction is lost). */
 static void
 verify(struct rd_rollup *r, const struct rd_conf *conf, int64_t *credit, int64_t *at)
 {
     struct rd_rollup_verify v;
-    int64_t                 now = rd_now_ms(), rate = conf->rollup.verify_rate;
+    int64_t                 now = rd_now_ms(), rate = conf->rollup.verify_rate, elapsed;
+    int64_t                 cap = rate * VERIFY_CREDIT_S * 1000;
     char                    err[512];
     int                     klass, rc;
 
     if (rate == 0)
         return;
-    *credit += rate * (now - *at) / 1000;
-    if (*credit > rate * VERIFY_CREDIT_S)
-        *credit = rate * VERIFY_CREDIT_S;
+    elapsed = now - *at;
+    if (elapsed > VERIFY_CREDIT_S * 1000)
+        elapsed = VERIFY_CREDIT_S * 1000;
     *at = now;
-    if (*credit <= 0)
+    *credit += rate * elapsed;
+    if (*credit > cap)
+        *credit = cap;
+    if (*credit < 1000)
         return;
     drift_n = 0;
-    rc = rd_rollup_verify(r, *credit, &v, on_drift, &klass, err, sizeof(err));
-    *credit -= v.cost;
+    rc = rd_rollup_verify(r, *credit / 1000, rd_now_ms() + VERIFY_STEP_MS, &v, on_drift, &klass,
+                          err, sizeof(err));
+    *credit -= v.cost * 1000;
     if (rc != RD_OK)
         rd_warn("folder: verification: %s", err);
     if (drift_n > 0)
@@ -375,6 +396,12 @@ rd_folder_main(const struct rd_conf *conf, int chan)
                 rd_sleep_ms(conf->rollup.interval_ms, &f_stop);
                 continue;
             }
+        }
+        /* The stream opens before anything is folded in the epoch, so that
+         * no change to a record folded in it comes before the stream. */
+        if (!rd_rollup_following(r) && !follow_declined) {
+            follow(r, conf);
+            followed_at = rd_now_ms();
         }
         rc = rd_rollup_fold(r, &step, &klass, err, sizeof(err));
         now = rd_now_ms();

@@ -179,11 +179,14 @@ struct rd_rollup_verify {
  * recomputed from its records marked up to its last batch and rewritten
  * when it differs (a record deleted, corrected or replaced after it was
  * folded), until `budget` records were read or the last phone is done
- * (a cycle ends; the next step starts over).  drift(phone) is called for
- * each phone rewritten.  RD_OK, or RD_ERROR with what was done kept.
+ * (a cycle ends; the next step starts over), or rd_now_ms() passes
+ * deadline.  drift(phone) is called for each phone rewritten.  A phone
+ * that cannot be recomputed is passed (charged 1): RD_ERROR then, err
+ * naming the first, with the rest done and the position kept.
  */
-int  rd_rollup_verify(struct rd_rollup *r, int64_t budget, struct rd_rollup_verify *v,
-                      void (*drift)(int64_t phone), int *klass, char *err, size_t errlen);
+int  rd_rollup_verify(struct rd_rollup *r, int64_t budget, int64_t deadline,
+                      struct rd_rollup_verify *v, void (*drift)(int64_t phone), int *klass,
+                      char *err, size_t errlen);
 
 /* What following the change stream did (rollup_follow.c). */
 struct rd_rollup_followed {
@@ -195,6 +198,9 @@ struct rd_rollup_followed {
     int      opened;            /* the stream was (re)opened */
     int      resumed;           /* from the saved token */
     int      lost;              /* the saved token could not be resumed from */
+    int      invalidated;       /* the records collection was dropped or
+                                   renamed: the stream ended */
+    int64_t  cleared;           /* rollups deleted for it */
 };
 
 /*
@@ -210,6 +216,8 @@ int  rd_rollup_follow(struct rd_rollup *r, int wait_ms, struct rd_rollup_followe
                       char *why, size_t len, int *klass, char *err, size_t errlen);
 /* Close the change stream, if open. */
 void rd_rollup_follow_stop(struct rd_rollup *r);
+/* Whether the change stream is open. */
+int  rd_rollup_following(const struct rd_rollup *r);
 
 /* Whether the records collection has a TTL index: RD_OK none, RD_DECLINED
  * one (why: which, and what to do), RD_ERROR. */

@@ -13,7 +13,10 @@
  * replays them, and a recompute is idempotent.  A token the server cannot
  * resume from any more (the oplog rolled past it) is dropped and the
  * stream restarts from now: what changed meanwhile is left to the
- * verification, and counted.  docs/design.md states the guarantee.
+ * verification, and counted.  A drop or a rename of the records
+ * collection ends the stream (invalidate): every rollup is deleted, so that
+ * reports read what records are left, and the stream starts again from
+ * then.  docs/design.md states the guarantee.
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,9 +30,16 @@
 #define RETRY_MS           60000        /* a stream the server refused, tried again */
 #define NOT_A_REPLICA_SET  40573
 #define HISTORY_LOST       286
-#define PREIMAGE_MISSING   280
+#define STREAM_FATAL       280      /* ChangeStreamFatalError: e.g. a token not found */
 #define INVALID_TOKEN      260
 #define UNKNOWN_FIELD      40415
+#define UNAUTHORIZED       13
+
+int
+rd_rollup_following(const struct rd_rollup *r)
+{
+    return r->stream != NULL;
+}
 
 void
 rd_rollup_follow_stop(struct rd_rollup *r)
@@ -113,6 +123,11 @@ pre_images(struct rd_rollup *r, char *why, size_t len, int *klass, char *err, si
                  e.message);
         return RD_DECLINED;
     }
+    if (e.code == UNAUTHORIZED) {
+        snprintf(why, len, "the user may not turn change stream pre-images on (collMod): %s",
+                 e.message);
+        return RD_DECLINED;
+    }
     return rd_rollup_fail(&e, "turning change stream pre-images on", klass, err, errlen);
 }
 
@@ -124,9 +139,11 @@ open_stream(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f, char
 {
     bson_t        pipeline = BSON_INITIALIZER, arr, stage, m, or, br, in, ex, *opts;
     bson_t        token = BSON_INITIALIZER;
+    mongoc_collection_t   *coll;
+    mongoc_read_concern_t *rc_none;
     const bson_t *reply;
     bson_error_t  e;
-    char          path[128];
+    char          path[128], ins[128];
     int           rc, resumed;
 
     rc = pre_images(r, why, len, klass, err, errlen);
@@ -146,8 +163,18 @@ open_stream(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f, char
     BSON_APPEND_ARRAY_BEGIN(&m, "$or", &or);
     BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &br);
     BSON_APPEND_DOCUMENT_BEGIN(&br, "operationType", &in);
-    BCON_APPEND(&in, "$in", "[", BCON_UTF8("delete"), BCON_UTF8("replace"), "]");
+    BCON_APPEND(&in, "$in", "[", BCON_UTF8("delete"), BCON_UTF8("replace"), BCON_UTF8("drop"),
+                BCON_UTF8("rename"), BCON_UTF8("dropDatabase"), BCON_UTF8("invalidate"), "]");
     bson_append_document_end(&br, &in);
+    bson_append_document_end(&or, &br);
+    /* a record that arrives with a mark of this epoch (restored from an
+     * export): the tail leaves it out when its batch is done */
+    snprintf(ins, sizeof(ins), "fullDocument.%s", r->field);
+    BSON_APPEND_DOCUMENT_BEGIN(&or, "2", &br);
+    BSON_APPEND_UTF8(&br, "operationType", "insert");
+    BSON_APPEND_DOCUMENT_BEGIN(&br, ins, &ex);
+    BSON_APPEND_BOOL(&ex, "$exists", true);
+    bson_append_document_end(&br, &ex);
     bson_append_document_end(&or, &br);
     BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &br);
     BSON_APPEND_UTF8(&br, "operationType", "update");
@@ -164,10 +191,18 @@ open_stream(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f, char
                     "maxAwaitTimeMS", BCON_INT64(wait_ms > 0 ? wait_ms : 1));
     if (resumed)
         BSON_APPEND_DOCUMENT(opts, "resumeAfter", &token);
-    r->stream = mongoc_collection_watch(r->records, &pipeline, opts);
+    /* The records' handle reads with an explicit "local" level, which mongod
+     * refuses for $changeStream: the stream goes without one (majority). */
+    coll = mongoc_collection_copy(r->records);
+    rc_none = mongoc_read_concern_new();
+    mongoc_collection_set_read_concern(coll, rc_none);
+    r->stream = mongoc_collection_watch(coll, &pipeline, opts);
+    mongoc_read_concern_destroy(rc_none);
+    mongoc_collection_destroy(coll);
     if (mongoc_change_stream_error_document(r->stream, &e, &reply)) {
         rd_rollup_follow_stop(r);
-        if (resumed && (e.code == HISTORY_LOST || e.code == INVALID_TOKEN)) {
+        if (resumed && (e.code == HISTORY_LOST || e.code == INVALID_TOKEN
+                        || e.code == STREAM_FATAL)) {
             bson_t *sel = BCON_NEW("_id", BCON_UTF8(STREAM_ID));
 
             /* from now on; what changed meanwhile is the verification's */
@@ -189,7 +224,9 @@ open_stream(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f, char
         r->token_saved_at = rd_now_ms();
         f->opened = 1;
         f->resumed = resumed;
-        rc = RD_OK;
+        /* from now: the point it starts from is kept at once, so that a
+         * folder that dies before the first event resumes there */
+        rc = resumed ? RD_OK : save_token(r, klass, err, errlen);
     }
     bson_destroy(opts);
     bson_destroy(&pipeline);
@@ -229,7 +266,8 @@ sub_document(const bson_t *ev, const char *key, bson_t *out)
     return bson_init_static(out, data, len);
 }
 
-/* One event: recompute the phones of the record before and after it. */
+/* One event: recompute the phones of the record before and after it.
+ * RD_AGAIN: the stream's end (the collection dropped or renamed). */
 static int
 apply_event(struct rd_rollup *r, const bson_t *ev, struct rd_rollup_followed *f, int *klass,
             char *err, size_t errlen)
@@ -238,15 +276,23 @@ apply_event(struct rd_rollup *r, const bson_t *ev, struct rd_rollup_followed *f,
     bson_t                   pre, post;
     bson_iter_t              it;
     int64_t                  phones[2];
-    int                      n = 0, i;
+    int                      n = 0, i, insert = 0;
 
     f->events++;
     if (bson_iter_init_find(&it, ev, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it))
         f->lag_ms = rd_wall_ms() - bson_iter_date_time(&it);
+    if (bson_iter_init_find(&it, ev, "operationType") && BSON_ITER_HOLDS_UTF8(&it)) {
+        const char *op = bson_iter_utf8(&it, NULL);
+
+        if (strcmp(op, "insert") != 0 && strcmp(op, "update") != 0
+            && strcmp(op, "replace") != 0 && strcmp(op, "delete") != 0)
+            return RD_AGAIN;    /* the collection went: the stream ends */
+        insert = strcmp(op, "insert") == 0;
+    }
     if (sub_document(ev, "fullDocumentBeforeChange", &pre)) {
         if (folded_phone(r, &pre, &phones[n]))
             n++;
-    } else {
+    } else if (!insert) {
         f->unknown++;           /* no pre-image: the verification will find it */
     }
     if (sub_document(ev, "fullDocument", &post) && folded_phone(r, &post, &phones[n])
@@ -257,6 +303,26 @@ apply_event(struct rd_rollup *r, const bson_t *ev, struct rd_rollup_followed *f,
             return RD_ERROR;
         f->corrected += c.changed;
     }
+    return RD_OK;
+}
+
+/* The records collection was dropped or renamed: no rollup can be trusted
+ * (the records they sum are gone), so none is kept; the stream starts
+ * again from now, at the next call. */
+static int
+invalidated(struct rd_rollup *r, struct rd_rollup_followed *f, int *klass, char *err,
+            size_t errlen)
+{
+    bson_t *sel = BCON_NEW("_id", BCON_UTF8(STREAM_ID));
+    int64_t removed;
+
+    rd_rollup_follow_stop(r);
+    mongoc_collection_delete_one(r->batches, sel, NULL, NULL, NULL);
+    bson_destroy(sel);
+    f->invalidated = 1;
+    if (rd_rollup_clear(r, &removed, klass, err, errlen) != RD_OK)
+        return RD_ERROR;
+    f->cleared = removed;
     return RD_OK;
 }
 
@@ -281,8 +347,11 @@ rd_rollup_follow(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f,
         if (rd_now_ms() < r->stream_retry_at)
             return RD_DECLINED;
         rc = open_stream(r, wait_ms, f, why, len, klass, err, errlen);
-        if (rc == RD_AGAIN)     /* the token was lost (why says so): from now */
+        if (rc == RD_AGAIN) {   /* the token was lost (f->lost; why): from now */
             rc = open_stream(r, wait_ms, f, again, sizeof(again), klass, err, errlen);
+            if (rc == RD_DECLINED)
+                snprintf(why, len, "%s", again);
+        }
         if (rc == RD_DECLINED)
             r->stream_retry_at = rd_now_ms() + RETRY_MS;
         if (rc != RD_OK)
@@ -290,7 +359,10 @@ rd_rollup_follow(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f,
     }
     while (n < EVENTS_PER_CALL && mongoc_change_stream_next(r->stream, &ev)) {
         n++;
-        if (apply_event(r, ev, f, klass, err, errlen) != RD_OK) {
+        rc = apply_event(r, ev, f, klass, err, errlen);
+        if (rc == RD_AGAIN)
+            return invalidated(r, f, klass, err, errlen);
+        if (rc != RD_OK) {
             /* reopened from the saved token, the event comes again */
             rd_rollup_follow_stop(r);
             return RD_ERROR;
@@ -298,8 +370,6 @@ rd_rollup_follow(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f,
     }
     if (mongoc_change_stream_error_document(r->stream, &e, &reply)) {
         rd_rollup_follow_stop(r);
-        if (e.code == PREIMAGE_MISSING)
-            r->stream_retry_at = 0;
         return rd_rollup_fail(&e, "following the change stream", klass, err, errlen);
     }
     if (n > 0 || rd_now_ms() - r->token_saved_at >= SAVE_EVERY_MS)

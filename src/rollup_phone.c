@@ -10,10 +10,11 @@
  * Why the result is exact: when it is asked to cover batch `upto`, every
  * batch up to upto is wholly marked (batches finish in order, and upto is
  * being applied), so the records marked up to upto are final.  The swap
- * happens only if the rollup still has the epoch and last it was read
- * with (a missing one: the insert fails with a duplicate key if someone
- * made it meanwhile): a concurrent apply or recompute makes this one read
- * again.  A rollup of another epoch is only ever read by reports of that
+ * happens only if the rollup still has the epoch, last and version v it
+ * was read with (a missing one: the insert fails with a duplicate key if
+ * someone made it meanwhile): a concurrent apply (which moves last) or
+ * recompute (which moves v) makes this one read again, so that sums read
+ * before a delete never overwrite sums read after it.  A rollup of another epoch is only ever read by reports of that
  * epoch, with that epoch's marks, so replacing it never makes a report
  * wrong, only slower until the phone is folded again.
  */
@@ -70,7 +71,7 @@ recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, struct rd_rollu
 {
     struct sums_ctx  b;
     bson_t          *sel, p = BSON_INITIALIZER, stage, m, lte, doc = BSON_INITIALIZER, reply;
-    bson_value_t     old_e, old_last;
+    bson_value_t     old_e, old_last, old_v;
     bson_t           old = BSON_INITIALIZER;
     mongoc_cursor_t *cur;
     const bson_t    *d;
@@ -81,7 +82,7 @@ recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, struct rd_rollu
     int              found = 0, ours = 0, rc;
     bool             ok;
 
-    old_e.value_type = old_last.value_type = BSON_TYPE_NULL;
+    old_e.value_type = old_last.value_type = old_v.value_type = BSON_TYPE_NULL;
     sel = BCON_NEW("_id", BCON_INT64(phone));
     cur = mongoc_collection_find_with_opts(r->rollups, sel, NULL, NULL);
     bson_destroy(sel);
@@ -91,6 +92,8 @@ recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, struct rd_rollu
             bson_value_copy(bson_iter_value(&it), &old_e);
         if (bson_iter_init_find(&it, d, "last"))
             bson_value_copy(bson_iter_value(&it), &old_last);
+        if (bson_iter_init_find(&it, d, "v"))
+            bson_value_copy(bson_iter_value(&it), &old_v);
         ours = old_e.value_type == BSON_TYPE_UTF8
                && strcmp(old_e.value.v_utf8.str, r->epoch) == 0;
         last = ours ? rd_rollup_int64(d, "last", 0) : -1;
@@ -140,6 +143,7 @@ recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, struct rd_rollu
         }
     }
     BSON_APPEND_INT64(&doc, "last", target);
+    BSON_APPEND_INT64(&doc, "v", (found ? rd_rollup_int64(&old, "v", 0) : 0) + 1);
     if (!found) {
         ok = mongoc_collection_insert_one(r->rollups, &doc, NULL, &reply, &e);
         rc = !ok && e.code == RD_ROLLUP_DUPLICATE_KEY ? RD_AGAIN : RD_OK;
@@ -149,6 +153,7 @@ recompute_once(struct rd_rollup *r, int64_t phone, int64_t upto, struct rd_rollu
         BSON_APPEND_INT64(sel, "_id", phone);
         BSON_APPEND_VALUE(sel, "e", &old_e);            /* null: missing */
         BSON_APPEND_VALUE(sel, "last", &old_last);
+        BSON_APPEND_VALUE(sel, "v", &old_v);            /* null: missing */
         ok = mongoc_collection_replace_one(r->rollups, sel, &doc, NULL, &reply, &e);
         rc = ok && rd_rollup_int64(&reply, "matchedCount", 0) == 0 ? RD_AGAIN : RD_OK;
         bson_destroy(sel);
@@ -162,6 +167,7 @@ done:
     bson_destroy(&doc);
     bson_value_destroy(&old_e);
     bson_value_destroy(&old_last);
+    bson_value_destroy(&old_v);
     return rc;
 }
 

@@ -46,6 +46,12 @@ read_position(struct rd_rollup *r, struct position *p, int *klass, char *err, si
     bson_destroy(filter);
     if (rc != RD_OK)
         return rc == RD_AGAIN ? RD_OK : rc;
+    /* a position of another epoch is no position in this one */
+    if (!bson_iter_init_find(&it, &d, "e") || !BSON_ITER_HOLDS_UTF8(&it)
+        || strcmp(bson_iter_utf8(&it, NULL), r->epoch) != 0) {
+        bson_destroy(&d);
+        return RD_OK;
+    }
     if (bson_iter_init_find(&it, &d, "at") && BSON_ITER_HOLDS_INT64(&it)) {
         p->at = bson_iter_int64(&it);
         p->fresh = 0;
@@ -111,14 +117,16 @@ next_phones(struct rd_rollup *r, const struct position *p, int64_t *v, size_t *n
 }
 
 int
-rd_rollup_verify(struct rd_rollup *r, int64_t budget, struct rd_rollup_verify *v,
-                 void (*drift)(int64_t phone), int *klass, char *err, size_t errlen)
+rd_rollup_verify(struct rd_rollup *r, int64_t budget, int64_t deadline,
+                 struct rd_rollup_verify *v, void (*drift)(int64_t phone), int *klass, char *err,
+                 size_t errlen)
 {
     struct rd_rollup_recount c;
     struct position          p;
     int64_t                  phones[PHONES_READ];
     size_t                   n, k;
-    int                      rc, more = 1;
+    char                     why[512];
+    int                      rc, more = 1, failed = 0;
 
     memset(v, 0, sizeof(*v));
     if (r->epoch[0] == '\0') {
@@ -128,12 +136,20 @@ rd_rollup_verify(struct rd_rollup *r, int64_t budget, struct rd_rollup_verify *v
     }
     if (read_position(r, &p, klass, err, errlen) != RD_OK)
         return RD_ERROR;
-    while (budget > 0 && more) {
+    while (budget > 0 && more && rd_now_ms() < deadline) {
         if (next_phones(r, &p, phones, &n, klass, err, errlen) != RD_OK)
-            return RD_ERROR;
-        for (k = 0; k < n && budget > 0; k++) {
-            if (rd_rollup_recompute(r, phones[k], -1, &c, klass, err, errlen) != RD_OK)
-                goto save;      /* what was verified so far stays done */
+            goto save;          /* what was verified so far stays done */
+        for (k = 0; k < n && budget > 0 && rd_now_ms() < deadline; k++) {
+            if (rd_rollup_recompute(r, phones[k], -1, &c, klass, why, sizeof(why)) != RD_OK) {
+                /* charged and passed: one phone does not hold the cycle */
+                if (failed++ == 0)
+                    snprintf(err, errlen, "%s", why);
+                v->cost++;
+                budget--;
+                p.at = phones[k];
+                p.fresh = 0;
+                continue;
+            }
             v->phones++;
             v->records += c.records;
             v->cost += c.records > 0 ? c.records : 1;
@@ -156,7 +172,10 @@ rd_rollup_verify(struct rd_rollup *r, int64_t budget, struct rd_rollup_verify *v
             more = 0;
         }
     }
-    return write_position(r, &p, klass, err, errlen);
+    if (write_position(r, &p, klass, failed ? why : err, failed ? sizeof(why) : errlen) != RD_OK
+        && !failed)
+        return RD_ERROR;
+    return failed ? RD_ERROR : RD_OK;
 save:
     {
         char ignored[64];

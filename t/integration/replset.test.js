@@ -648,8 +648,9 @@ const WRITTEN = ['lag', 'wc', 'direct', 'stepdown', 'held', 'wc189', 'majority',
     'calls_roll_rollup', 'calls_roll_rollup_batches', 'replset_sync'];
 
 test('change streams (MongoDB 6.0): update, replace and delete events with pre-images (collMod ' +
-    'changeStreamPreAndPostImages), updateDescription, $match after $changeStream, resumeAfter a token; ' +
-    'a standalone server refuses $changeStream with 40573 (rollup mode follows the records so)', async (t) => {
+    'changeStreamPreAndPostImages), updateDescription, $match after $changeStream, resumeAfter a token, ' +
+    'readConcern "local" refused, invalidate after a drop; a standalone server refuses $changeStream with 40573 ' +
+    '(rollup mode follows the records so)', async (t) => {
     if (unusable(t)) return;
     const { Long } = h.lazyRequire('mongodb');
     const c = db.collection('cs');
@@ -696,6 +697,19 @@ test('change streams (MongoDB 6.0): update, replace and delete events with pre-i
     }, 20000, 'two events after the resume token', 10);
     assert.deepEqual(seen.map((e) => e.operationType), ['replace', 'delete']);
     await again.close();
+
+    /* an explicit read concern other than majority is refused (InvalidOptions) */
+    await assert.rejects(db.command({ aggregate: 'cs', pipeline: [{ $changeStream: {} }], cursor: {},
+        readConcern: { level: 'local' } }), (e) => e.code === 72);
+
+    /* a drop ends the stream: drop, then invalidate, and the cursor closes */
+    const ends = c.watch([{ $match: { operationType: 'nothing' } }]);
+    assert.equal(await ends.tryNext(), null);
+    await c.drop();
+    let inv = null;
+    await h.waitFor(async () => (inv = await ends.tryNext()) !== null, 20000, 'the invalidate event', 10);
+    assert.equal(inv.operationType, 'invalidate', 'delivered whatever the $match says');
+    await ends.close();
 
     if (!mongo.external) {
         const solo = await h.startMongo();

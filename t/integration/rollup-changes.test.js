@@ -365,6 +365,21 @@ test('a replica set: the folder follows the change stream with pre-images, and e
         `${followed - changed} ms after the last one; last lag ` +
         `${await metric(port, 'reporterd_rollup_change_lag_seconds')} s; ${corrected} rollups recomputed`);
 
+    /* a record restored with the mark of a batch already applied (an
+     * export loaded back): the tail leaves it out, the stream's insert
+     * event puts it into its phone's rollup */
+    const rb = await h.rollupField(calls.db, `${calls.name}_rollup`);
+    const folded = await calls.coll.findOne({ phone: phones[9], [rb]: { $exists: true } });
+    assert.ok(folded, `a record of ${phones[9]} folded (${rb})`);
+    const { ObjectId } = h.lazyRequire('mongodb');
+    const copy = Object.assign({}, folded, { _id: new ObjectId() });
+    const e0 = await metric(port, 'reporterd_rollup_change_events_total');
+    await calls.coll.insertOne(copy);
+    calls.records.push({ _id: copy._id, phone: copy.phone, start_date: copy.start_date, end_date: copy.end_date });
+    await h.waitFor(async () => (await metric(port, 'reporterd_rollup_change_events_total')) > e0, 30000,
+        'the folder to read the insert of a marked record', 20);
+    await check(calls, [phones[9]], 'a record inserted with a mark of this epoch');
+
     /* a folder stopped, changes made meanwhile, a folder started: it resumes
      * from the token it saved and applies them */
     await d.shutdown('SIGQUIT');
@@ -376,5 +391,16 @@ test('a replica set: the folder follows the change stream with pre-images, and e
         'the restarted folder to read the events made while no folder ran', 20);
     await d.waitForLog(/following the change stream of the records \(from its saved token\)/);
     await check(calls, phones, 'changes made while no folder ran');
+
+    /* the records collection dropped: the stream ends (invalidate), the
+     * rollups go, every report answers what is left: nothing */
+    await calls.coll.drop();
+    calls.records = [];
+    await d.waitForLog(/the records collection was dropped or renamed: \d+ rollup\(s\) deleted/, 30000);
+    await check(calls, phones, 'the records collection dropped');
+    await calls.insert(history(rnd, phones.slice(0, 2)));
+    await d.waitForLog(/following the change stream of the records \(from now\)/);
+    await waitFolded(cfg);
+    await check(calls, phones, 'records again after the drop');
     await d.shutdown('SIGQUIT');
 });

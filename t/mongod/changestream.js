@@ -33,6 +33,10 @@
  *                for an event; every reply has cursor.postBatchResumeToken
  *   history      the newest HISTORY events are kept; a token older than that
  *                fails with 286 ChangeStreamHistoryLost
+ *   readConcern  none or "majority"; another level fails with 72
+ *                InvalidOptions, as mongod refuses it
+ *   invalidate   a drop of the watched collection ends the stream with an
+ *                "invalidate" event and closes the cursor
  *
  * Known deviations: update vs replace is decided per write command (a
  * command all of whose statements are replacements makes replace events);
@@ -91,7 +95,16 @@ class ChangeStreams {
     /* Called by ReplSet.commit with the entry it made. */
     record(entry, ops) {
         let idx = 0;
+        const base = { seq: entry.seq, wall: entry.wall, secs: entry.secs, inc: entry.inc };
         for (const o of ops) {
+            if (o.op === 'c' && (o.name === 'drop' || o.name === 'dropDatabase')) {
+                /* a collection stream ends: drop, then invalidate */
+                const coll = o.name === 'drop' ? o.cmd.drop : '*';
+                const type = o.name === 'drop' ? 'drop' : 'dropDatabase';
+                this.events.push(Object.assign({ idx: idx++, db: o.db, coll, type }, base));
+                this.events.push(Object.assign({ idx: idx++, db: o.db, coll, type: 'invalidate' }, base));
+                continue;
+            }
             if (!['i', 'u', 'd'].includes(o.op) || ['local', 'admin', 'config'].includes(o.db)) continue;
             this.events.push({
                 seq: entry.seq, idx: idx++, wall: entry.wall, secs: entry.secs, inc: entry.inc,
@@ -116,6 +129,13 @@ class ChangeStreams {
         const lib = m.lib;
         if (typeof cmd.aggregate !== 'string') {
             throw new lib.CmdError(73, 'InvalidNamespace', "this test server's $changeStream watches one collection");
+        }
+        /* mongod: a change stream reads majority-committed data; an explicit
+         * other level is refused */
+        const rc = cmd.readConcern;
+        if (rc && typeof rc === 'object' && rc.level !== undefined && rc.level !== 'majority') {
+            throw new lib.CmdError(72, 'InvalidOptions',
+                `Only 'majority' read concern is supported for $changeStream, got ${rc.level}`);
         }
         const spec = cmd.pipeline[0].$changeStream || {};
         const s = {
@@ -185,8 +205,14 @@ class ChangeStreams {
             const e = this.events[i];
             if (e.seq > limit) break;
             s.pos = { seq: e.seq, idx: e.idx };
-            if (e.db !== s.db || e.coll !== s.coll) continue;
+            if (e.db !== s.db || (e.coll !== s.coll && e.coll !== '*')) continue;
             const doc = this.eventDoc(m, s, e);
+            if (e.type === 'invalidate') {
+                /* delivered whatever the filter says; the cursor closes */
+                out.push(BSON.serialize(doc));
+                s.closed = true;
+                break;
+            }
             if (s.matchers.every((q) => q.test(BSON.deserialize(BSON.serialize(doc))))) out.push(BSON.serialize(doc));
         }
         /* past everything visible: resume after the newest entry */
@@ -202,6 +228,11 @@ class ChangeStreams {
             clusterTime: new Timestamp({ t: e.secs, i: e.inc }),
             wallTime: new Date(e.wall),
         };
+        if (e.type === 'invalidate') return doc;
+        if (e.type === 'drop' || e.type === 'dropDatabase') {
+            doc.ns = e.type === 'drop' ? { db: e.db, coll: e.coll } : { db: e.db };
+            return doc;
+        }
         if (e.type === 'insert' || e.type === 'replace') doc.fullDocument = BSON.deserialize(e.post, NUMBERS);
         if (e.type === 'update') {
             if (s.fullDocument === 'updateLookup') {
@@ -232,6 +263,10 @@ class ChangeStreams {
 
     reply(m, s, id, name, batch) {
         const pbrt = { _data: token(s.pos.seq, Math.min(s.pos.idx, 0xffffffff)) };
+        if (s.closed) {
+            this.cursors.delete(id.toString());
+            id = Long.ZERO;
+        }
         return new m.lib.RawReply(s.ns, id, name, batch, {}, { postBatchResumeToken: pbrt });
     }
 
@@ -248,7 +283,8 @@ class ChangeStreams {
             await this.rs.waitUntil(() => {
                 const limit = this.visible(m);
                 for (let i = this.firstAfter(s.pos); i < this.events.length && this.events[i].seq <= limit; i++) {
-                    if (this.events[i].db === s.db && this.events[i].coll === s.coll) return true;
+                    const e = this.events[i];
+                    if (e.db === s.db && (e.coll === s.coll || e.coll === '*')) return true;
                 }
                 return false;
             }, Date.now() + wait, m);
