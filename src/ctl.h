@@ -3,7 +3,9 @@
  * Each takes the loaded configuration and its own argv (argv[0] is the
  * subcommand) and returns the process exit status: 0, EX_USAGE (64) for
  * a bad argument, 1 for what went wrong at run time, or a status of its
- * own that its help names.
+ * own that its help names.  With conf NULL it only checks its arguments
+ * (0 or EX_USAGE): reporterctl does that before it reads the
+ * configuration.
  */
 #ifndef RD_CTL_H
 #define RD_CTL_H

@@ -234,6 +234,8 @@ rd_ctl_bench(struct rd_conf *conf, int argc, char **argv)
     }
     if (rd_ctl_no_more("bench", argc, argv, optind) != 0)
         return EX_USAGE;
+    if (conf == NULL)
+        return 0;              /* the arguments checked, nothing done */
     bn.sent_at = calloc(bn.n, sizeof(double));
     bn.latency = malloc(bn.n * sizeof(double));
     bn.phones = malloc(bn.k * sizeof(int64_t));

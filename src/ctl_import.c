@@ -414,6 +414,8 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
                 "[--batch 1..100000] [--drop]\n");
         return EX_USAGE;
     }
+    if (conf == NULL)
+        return 0;              /* the arguments checked, nothing done */
     f = strcmp(argv[optind], "-") == 0 ? stdin : fopen(argv[optind], "rb");
     if (f == NULL) {
         fprintf(stderr, "reporterctl: cannot open %s: %s\n", argv[optind], strerror(errno));

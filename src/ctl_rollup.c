@@ -387,6 +387,8 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
                 "exclude each other\n");
         return EX_USAGE;
     }
+    if (conf == NULL)
+        return 0;              /* the arguments checked, nothing done */
     st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
     if (st == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);

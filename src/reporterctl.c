@@ -207,6 +207,8 @@ cmd_seed(struct rd_conf *conf, int argc, char **argv)
     }
     if (rd_ctl_no_more("seed", argc, argv, optind) != 0)
         return EX_USAGE;
+    if (conf == NULL)
+        return 0;              /* the arguments checked, nothing done */
     st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
     if (st == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);
@@ -313,6 +315,8 @@ cmd_send(struct rd_conf *conf, int argc, char **argv)
     }
     if (rd_ctl_no_more("send", argc, argv, optind) != 0)
         return EX_USAGE;
+    if (conf == NULL)
+        return 0;              /* the arguments checked, nothing done */
     if ((b = open_broker(conf)) == NULL)
         return 1;
     t.phones = phones;
@@ -372,6 +376,8 @@ cmd_results(struct rd_conf *conf, int argc, char **argv)
     }
     if (rd_ctl_no_more("results", argc, argv, optind) != 0)
         return EX_USAGE;
+    if (conf == NULL)
+        return 0;              /* the arguments checked, nothing done */
     if ((b = open_broker(conf)) == NULL)
         return 1;
     if (rd_broker_consume(b, conf->rabbitmq.result_queue, 100, err, sizeof(err)) != RD_OK) {
@@ -494,6 +500,13 @@ main(int argc, char **argv)
     }
     argc--;
     argv++;
+    optind = 0;                 /* getopt starts afresh for each pass */
+    rc = commands[k].fn(NULL, argc, argv);
+    if (rc != 0) {
+        fprintf(stderr, "reporterctl: see `reporterctl help %s`\n", cmd);
+        return rc;
+    }
+    optind = 0;
     conf = rd_conf_load(conf_path, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);

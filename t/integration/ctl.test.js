@@ -167,7 +167,7 @@ test('send builds tasks of 500 18-digit phones (past 8 KiB) and refuses numbers 
     assert.equal(await ctx.broker.messageCount(ctx.names.task_queue), before, 'nothing sent on a bad option');
 });
 
-test('the command line: the command is checked before the configuration, -c anywhere, help CMD, ' +
+test('the command line: the command and its arguments are checked before the configuration, -c anywhere, help CMD, ' +
     'numbers and extra arguments refused; exit 64 for usage, 78 for the configuration', async () => {
     const run = (...args) => h.run(h.env.reporterctl, args, { timeoutMs: 60000 });
     const nope = await run('-c', '/nonexistent/reporterd.yaml', 'nosuchcommand');
@@ -176,6 +176,9 @@ test('the command line: the command is checked before the configuration, -c anyw
     assert.doesNotMatch(nope.stderr, /nonexistent/, 'the command is refused before the configuration is read');
     const noconf = await run('-c', '/nonexistent/reporterd.yaml', 'rollup');
     assert.equal(noconf.code, 78, noconf.stderr);
+    const badargs = await run('-c', '/nonexistent/reporterd.yaml', 'results', '-n', 'abc');
+    assert.equal(badargs.code, 64, `the arguments are checked before the configuration: ${badargs.stderr}`);
+    assert.doesNotMatch(badargs.stderr, /nonexistent/);
     const later = await run('rollup', '--status', '-c', cfg);
     assert.equal(later.code, 0, `-c after the command: ${later.stderr}`);
     assert.match(later.stdout, /unfolded records: \d+/);
