@@ -1,6 +1,14 @@
 /*
- * status.c -- the status process and its endpoints: /metrics, /healthz,
- * and, with status.tasks on, /tasks/<correlation_id> (status_tasks.h).
+ * status.c -- the status process and its endpoints: /metrics, the probes
+ * /livez (the master and this process run), /readyz (a worker can take a
+ * task: JSON saying what is missing when none can) and /healthz (kept for
+ * existing checks: /readyz as text), and, with status.tasks on,
+ * /tasks/<correlation_id> (status_tasks.h).
+ *
+ * Idle or slow clients cannot lock the probes out: up to CONNECTIONS
+ * connections (half of them from one address), each closed after
+ * IDLE_TIMEOUT_S without a byte; a /tasks lookup waits a bounded time for
+ * a database client (status_tasks.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,6 +19,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +32,9 @@
 #include "status.h"
 #include "status_tasks.h"
 #include "util.h"
+
+#define CONNECTIONS     1000        /* at most (less when the fd limit is lower) */
+#define IDLE_TIMEOUT_S  3           /* a connection that sends nothing this long goes */
 
 static volatile sig_atomic_t s_stop, s_reopen;
 
@@ -239,6 +251,8 @@ render_metrics(size_t *len)
     return b.p;
 }
 
+static char *text(const char *s, size_t *len);
+
 /* The master's problem for a text/plain body: a byte that is not part of
  * valid UTF-8 (a message cut in the middle of a character, or read while
  * the master rewrites it) or a control character becomes '?'. */
@@ -265,12 +279,17 @@ problem_text(char *out, size_t size)
     out[o] = '\0';
 }
 
-static char *
-render_health(unsigned *code, size_t *len)
-{
-    int   i, workers = 0, broker = 0, db = 0, both = 0, n, more, waiting;
-    char *out = malloc(1024), problem[sizeof(rd_metrics->problem)];
+/* The workers, and how many reach the broker, the database, and both. */
+struct readiness {
+    int workers, broker, db, both;
+};
 
+static void
+readiness(struct readiness *r)
+{
+    int i;
+
+    memset(r, 0, sizeof(*r));
     for (i = 0; i < RD_METRICS_WORKERS; i++) {
         const struct rd_metrics_worker *w = &rd_metrics->workers[i];
         int b, d;
@@ -279,11 +298,97 @@ render_health(unsigned *code, size_t *len)
             continue;
         b = __atomic_load_n(&w->broker_up, __ATOMIC_RELAXED);
         d = __atomic_load_n(&w->db_up, __ATOMIC_RELAXED);
-        workers++;
-        broker += b;
-        db += d;
-        both += b && d;
+        r->workers++;
+        r->broker += b;
+        r->db += d;
+        r->both += b && d;
     }
+}
+
+/* /livez: the master runs (this process is its child) and this one
+ * answers.  A database or broker outage is not a reason to restart. */
+static char *
+render_live(unsigned *code, size_t *len)
+{
+    char buf[160];
+
+    if (getppid() == rd_master_pid) {
+        *code = MHD_HTTP_OK;
+        snprintf(buf, sizeof(buf), "ok: the master (pid %ld) and the status process run\n",
+                 (long) rd_master_pid);
+    } else {
+        *code = MHD_HTTP_SERVICE_UNAVAILABLE;
+        snprintf(buf, sizeof(buf), "unavailable: the master (pid %ld) is gone\n",
+                 (long) rd_master_pid);
+    }
+    return text(buf, len);
+}
+
+/* /readyz: 200 when at least one worker can take a task; else 503 with
+ * what is missing.  JSON. */
+static char *
+render_ready(unsigned *code, size_t *len)
+{
+    struct readiness r;
+    char             problem[sizeof(rd_metrics->problem)], esc[2 * sizeof(problem)];
+    char            *out = malloc(3 * sizeof(problem) + 512), missing[128];
+    int              n, waiting;
+    size_t           i, o = 0;
+
+    if (out == NULL)
+        return NULL;
+    readiness(&r);
+    *code = r.both > 0 ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    waiting = __atomic_load_n(&rd_metrics->problem_workers, __ATOMIC_RELAXED);
+    problem[0] = '\0';
+    if (waiting > 0)
+        problem_text(problem, sizeof(problem));
+    for (i = 0; problem[i] != '\0' && o + 2 < sizeof(esc); i++) {
+        if (problem[i] == '"' || problem[i] == '\\')
+            esc[o++] = '\\';
+        esc[o++] = problem[i];
+    }
+    esc[o] = '\0';
+    /* what no worker has: the workers themselves, the broker, the database;
+     * when each is reached by some worker but none has both, "both" */
+    missing[0] = '\0';
+    if (r.both == 0) {
+        if (r.workers == 0)
+            strcat(missing, "\"workers\"");
+        if (r.workers > 0 && r.broker == 0)
+            strcat(missing, "\"broker\"");
+        if (r.workers > 0 && r.db == 0)
+            strcat(missing, missing[0] ? ", \"database\"" : "\"database\"");
+        if (missing[0] == '\0')
+            strcat(missing, "\"a worker with both the broker and the database\"");
+    }
+    n = snprintf(out, 3 * sizeof(problem) + 512,
+                 "{\"ready\": %s, \"workers\": %d, \"workers_ready\": %d, "
+                 "\"workers_with_broker\": %d, \"workers_with_database\": %d, "
+                 "\"missing\": [%s]%s%s%s}\n",
+                 r.both > 0 ? "true" : "false", r.workers, r.both, r.broker, r.db, missing,
+                 waiting > 0 ? ", \"problem\": \"" : "", waiting > 0 ? esc : "",
+                 waiting > 0 ? "\"" : "");
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    *len = (size_t) n;
+    return out;
+}
+
+static char *
+render_health(unsigned *code, size_t *len)
+{
+    struct readiness rd;
+    int              workers, broker, db, both, n, more, waiting;
+    char            *out = malloc(1024), problem[sizeof(rd_metrics->problem)];
+
+    readiness(&rd);
+    workers = rd.workers;
+    broker = rd.broker;
+    db = rd.db;
+    both = rd.both;
     if (out == NULL)
         return NULL;
     out[0] = '\0';
@@ -357,13 +462,18 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
         type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (strcmp(url, "/healthz") == 0) {
         body = render_health(&code, &len);
+    } else if (strcmp(url, "/livez") == 0) {
+        body = render_live(&code, &len);
+    } else if (strcmp(url, "/readyz") == 0) {
+        body = render_ready(&code, &len);
+        type = "application/json";
     } else if (conf->status.tasks && strncmp(url, "/tasks/", 7) == 0) {
         /* on this connection's own thread: a slow database waits here */
         body = rd_status_tasks_get(url + 7, &code, &len);
         type = "application/json";
     } else {
         code = MHD_HTTP_NOT_FOUND;
-        body = text("not found: try /metrics or /healthz\n", &len);
+        body = text("not found: try /metrics, /livez, /readyz or /healthz\n", &len);
     }
     /* Every body above is written whole and its length given: no buffer
      * goes out beyond what was written into it. */
@@ -414,6 +524,8 @@ rd_status_main(const struct rd_conf *conf)
     struct sigaction        sa;
     sigset_t                none;
     char                    err[256];
+    struct rlimit           nofile;
+    unsigned                limit = CONNECTIONS;
     int                     fd;
 
     rd_log_set_role("status");
@@ -462,13 +574,17 @@ rd_status_main(const struct rd_conf *conf)
     }
     /* With lookups on, a thread per connection: one waiting on the
      * database holds back no other request. */
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
+        && nofile.rlim_cur < CONNECTIONS + 64)
+        limit = nofile.rlim_cur > 96 ? (unsigned) nofile.rlim_cur - 64 : 32;
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
                          | (conf->status.tasks ? MHD_USE_THREAD_PER_CONNECTION : 0),
                          0, NULL, NULL, handle, (void *) conf,
                          MHD_OPTION_LISTEN_SOCKET, fd,
                          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 10,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 64,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) IDLE_TIMEOUT_S,
+                         MHD_OPTION_CONNECTION_LIMIT, limit,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, limit / 2,
                          MHD_OPTION_END);
     if (d == NULL) {
         rd_error("cannot serve status on %s: MHD_start_daemon() failed: %s",
@@ -476,7 +592,7 @@ rd_status_main(const struct rd_conf *conf)
         rd_status_tasks_close();
         return 1;
     }
-    rd_info("serving /metrics and /healthz%s on %s",
+    rd_info("serving /metrics and /healthz, /livez, /readyz%s on %s",
             conf->status.tasks ? " and /tasks/<correlation_id>" : "", conf->status.listen);
     while (!s_stop) {
         sigsuspend(&none);

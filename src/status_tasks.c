@@ -4,7 +4,8 @@
  * after fork and after the privilege drop, each lookup with a time limit
  * of its own.  The status process serves connections on threads of their
  * own when this route is on, so a slow database holds back only the
- * lookups, never /healthz or /metrics.
+ * lookups, never /healthz or /metrics; and a lookup waits at most
+ * POP_WAIT_MS for one of the pool's clients (all busy: 503).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,21 @@
 #include "store.h"
 #include "util.h"
 
+#define POP_WAIT_MS  2000
+
 static mongoc_client_pool_t *pool;
+
+/* A client of the pool, waiting at most POP_WAIT_MS; NULL: none came. */
+static mongoc_client_t *
+pop_bounded(void)
+{
+    int64_t          until = rd_now_ms() + POP_WAIT_MS;
+    mongoc_client_t *c;
+
+    while ((c = mongoc_client_pool_try_pop(pool)) == NULL && rd_now_ms() < until)
+        rd_sleep_ms(10, NULL);
+    return c;
+}
 static const struct rd_conf *tconf;
 
 int
@@ -162,7 +177,13 @@ rd_status_tasks_get(const char *id, unsigned *code, size_t *len)
         return json_error("no task has that correlation_id", len);
     }
     rd_journal_filter_ids(&filter, &id, 1, 0);
-    client = mongoc_client_pool_pop(pool);
+    client = pop_bounded();
+    if (client == NULL) {
+        bson_destroy(&filter);
+        *code = 503;
+        return json_error("every database client is busy with lookups (the database is slow "
+                          "or away): try again", len);
+    }
     rc = rd_journal_find(client, tconf, &filter, collect, &f, &klass, err, sizeof(err));
     mongoc_client_pool_push(pool, client);
     bson_destroy(&filter);

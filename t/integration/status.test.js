@@ -1,8 +1,11 @@
 /*
- * status.test.js -- the status process: GET /healthz and GET /metrics read
- * with curl from the running daemon.  The task counters must equal what
- * the test sent, by outcome; health must say 503 with a reason when no
- * worker reaches the broker, and when the database goes away.
+ * status.test.js -- the status process: GET /healthz, /livez, /readyz and
+ * /metrics read with curl from the running daemon.  The task counters must
+ * equal what the test sent, by outcome; readiness and health must say 503
+ * with a reason when no worker reaches the broker, and when the database
+ * goes away, while /livez stays 200; the probes answer within 1 s under 200
+ * idle connections, and with the database stopped while /tasks lookups
+ * wait on it.
  */
 'use strict';
 
@@ -54,6 +57,13 @@ test('/healthz and /metrics follow what the daemon did', async () => {
     const health = await curl(`${base}/healthz`);
     assert.match(health.body, /^ok: 2 of 2 workers/);
     assert.equal((await curl(`${base}/nope`)).status, 404);
+    const live = await curl(`${base}/livez`);
+    assert.equal(live.status, 200);
+    assert.match(live.body, /^ok: the master \(pid \d+\) and the status process run/);
+    const ready = await curl(`${base}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(JSON.parse(ready.body), { ready: true, workers: 2, workers_ready: 2,
+        workers_with_broker: 2, workers_with_database: 2, missing: [] });
 
     const good = 7;
     const invalid = 3;
@@ -117,6 +127,10 @@ test('/healthz and /metrics follow what the daemon did', async () => {
         await h.waitFor(async () => (await curl(`${base}/healthz`)).status === 503, 20000,
             'GET /healthz to answer 503 after the database stopped');
         assert.match((await curl(`${base}/healthz`)).body, /unavailable: no worker is connected to both/);
+        const notReady = await curl(`${base}/readyz`);
+        assert.equal(notReady.status, 503);
+        assert.ok(JSON.parse(notReady.body).missing.includes('database'), notReady.body);
+        assert.equal((await curl(`${base}/livez`)).status, 200, 'a database outage is no reason to restart');
         await ctx.mongo.restart();
     }
     await daemon.shutdown('SIGQUIT', 20000);
@@ -137,6 +151,63 @@ test('/healthz is 503 with a reason when no worker reaches the broker', async ()
     const r = await curl(`http://127.0.0.1:${port}/healthz`);
     assert.equal(r.status, 503);
     assert.match(r.body, /no worker is connected to both the broker and the database \(1 workers, 0 with the broker/);
+    const ready = await curl(`http://127.0.0.1:${port}/readyz`);
+    assert.equal(ready.status, 503);
+    const body = JSON.parse(ready.body);
+    assert.equal(body.ready, false);
+    assert.ok(body.missing.includes('broker'), ready.body);
+    assert.equal((await curl(`http://127.0.0.1:${port}/livez`)).status, 200);
     assert.ok(daemon.running(), 'the master keeps running while the broker is unreachable');
     await daemon.shutdown('SIGTERM', 10000);
+});
+
+/* GET url within 1 s: [status, ms] */
+async function timed(url) {
+    const t0 = Date.now();
+    const r = await h.run('curl', ['-sS', '-o', '/dev/null', '-m', '1', '-w', '%{http_code}', url]);
+    return [r.code === 0 ? Number(r.stdout) : 0, Date.now() - t0, r.stderr];
+}
+
+test('/livez, /readyz and /metrics answer within 1 s under 200 idle connections, and with the database ' +
+    'stopped while /tasks lookups wait on it (503 once no client is free)', async () => {
+    const net = require('node:net');
+    const port = await h.freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const daemon = h.startDaemon(ctx.writeConfig({ worker_processes: 1, journal: { enabled: true },
+        status: { listen: `127.0.0.1:${port}`, tasks: true } }));
+    await daemon.waitReady(1, 30000);
+    await daemon.waitForLog(/serving \/metrics and \/healthz/);
+    const idle = [];
+    try {
+        for (let i = 0; i < 200; i++) {
+            const c = net.connect(port, '127.0.0.1');
+            c.on('error', () => {});
+            idle.push(c);
+            await new Promise((resolve) => c.once('connect', resolve));
+        }
+        for (const path of ['/livez', '/readyz', '/metrics']) {
+            const [status, ms, err] = await timed(`${base}${path}`);
+            assert.ok(status === 200 || (path === '/readyz' && status === 503), `${path} under 200 idle connections: ${status} ${err}`);
+            assert.ok(ms < 1000, `${path} took ${ms} ms`);
+        }
+    } finally {
+        for (const c of idle) c.destroy();
+    }
+    if (!ctx.mongo.external) {
+        await ctx.mongo.stop();
+        try {
+            const lookups = [];
+            for (let i = 0; i < 24; i++) lookups.push(h.run('curl', ['-sS', '-m', '20', '-o', '/dev/null', '-w', '%{http_code}', `${base}/tasks/t${i}`]));
+            for (const path of ['/livez', '/readyz', '/metrics']) {
+                const [status, ms, err] = await timed(`${base}${path}`);
+                assert.ok(status > 0, `${path} with the database stopped: ${err}`);
+                assert.ok(ms < 1000, `${path} took ${ms} ms with the database stopped`);
+            }
+            const codes = (await Promise.all(lookups)).map((r) => Number(r.stdout));
+            assert.ok(codes.every((c) => c === 503), `every lookup ends with 503 while the database is away: ${codes}`);
+        } finally {
+            await ctx.mongo.restart();
+        }
+    }
+    await daemon.shutdown('SIGQUIT', 20000);
 });
