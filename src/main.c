@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "log.h"
 #include "master.h"
+#include "preflight.h"
 #include "process.h"
 #include "rollup.h"
 #include "shm.h"
@@ -60,7 +61,7 @@ usage(FILE *out)
 }
 
 static int
-send_signal(const struct rd_conf *conf, const char *name)
+send_signal(const char *pid_path, const char *name)
 {
     static const struct { const char *name; int sig; const char *abbrev; } map[] = {
         { "stop", SIGTERM, "TERM" }, { "quit", SIGQUIT, "QUIT" },
@@ -78,7 +79,7 @@ send_signal(const struct rd_conf *conf, const char *name)
                 name);
         return EX_USAGE;
     }
-    pid = rd_pidfile_live(conf->pid, err, sizeof(err));
+    pid = rd_pidfile_live(pid_path, err, sizeof(err));
     if (pid < 0) {
         fprintf(stderr, "reporterd: %s\n", err);
         return 1;
@@ -139,6 +140,16 @@ main(int argc, char **argv)
         snprintf(conf_path, sizeof(conf_path), "%s", conf_arg);
 
     conf = rd_conf_load(conf_path, err, sizeof(err));
+    if (conf == NULL && signal_name != NULL && strcmp(signal_name, "reload") != 0) {
+        /* stop, quit and reopen need only the pid file: a typo in the file
+         * must not keep an operator from stopping the daemon */
+        char pid_path[PATH_MAX];
+
+        rd_preflight_pid_path(conf_path, pid_path, sizeof(pid_path));
+        fprintf(stderr, "reporterd: warning: %s\nreporterd: warning: signalling the master "
+                "named by %s all the same\n", err, pid_path);
+        return send_signal(pid_path, signal_name);
+    }
     if (conf == NULL) {
         fprintf(stderr, "reporterd: %s\n", err);
         if (test)
@@ -151,8 +162,17 @@ main(int argc, char **argv)
         fprintf(stderr, "reporterd: warning: %s holds a password and is readable by other "
                 "users (chmod o-r)\n", conf_path);
     if (test) {
+        char done[1024];
+
         if (rd_conf_notice(conf, err, sizeof(err)))
             fprintf(stderr, "reporterd: notice: %s\n", err);
+        if (rd_preflight(conf, done, sizeof(done), err, sizeof(err)) != 0) {
+            fprintf(stderr, "reporterd: %s\nreporterd: configuration file %s test failed\n",
+                    err, conf_path);
+            rd_conf_free(conf);
+            return EX_CONFIG;
+        }
+        fprintf(stderr, "reporterd: checked: %s\n", done);
         if (conf->report.mode == RD_REPORT_ROLLUP) {
             mongoc_init();
             status = rd_rollup_preflight(conf, err, sizeof(err));
@@ -178,7 +198,7 @@ main(int argc, char **argv)
         return 0;
     }
     if (signal_name != NULL) {
-        status = send_signal(conf, signal_name);
+        status = send_signal(conf->pid, signal_name);
         rd_conf_free(conf);
         return status;
     }
@@ -207,6 +227,11 @@ main(int argc, char **argv)
     }
     pidfd = rd_pidfile_create(conf->pid, err, sizeof(err));
     if (pidfd < 0) {
+        char done[512], why[512];
+
+        /* the first run from a source checkout: say what to do */
+        if (rd_preflight(conf, done, sizeof(done), why, sizeof(why)) != 0 && strlen(err) + 3 < sizeof(err))
+            snprintf(err + strlen(err), sizeof(err) - strlen(err), "; %s", why);
         rd_error("%s", err);
         if (!conf->daemon && rd_log_fd() != 2)
             fprintf(stderr, "reporterd: %s\n", err);

@@ -73,6 +73,46 @@ test('long options, -F/--foreground, -V; exit 64 for a bad command line, 78 for 
     assert.equal((await h.run(bin(), ['-c', bad])).code, 78, 'a start with a bad configuration');
 });
 
+test('-t checks what the start needs beyond the file: user: exists, the pid and log directories exist ' +
+    'and can be written; it says what it checked', async () => {
+    const dir = h.tmpDir();
+    const good = h.writeConfig(dir, { error_log: `${dir}/reporterd.log` }, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
+    const r = await h.run(bin(), ['-t', '-c', good]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`checked: pid directory ${dir} writable; error_log directory ${dir} writable`));
+    for (const [what, over, msg] of [
+        ['a user that does not exist', { user: 'nosuchuser_rd' }, /user: "nosuchuser_rd": no such user/],
+        ['a pid file in a missing directory', { pid: '/nonexistent/dir/reporterd.pid' },
+            /pid: the directory "\/nonexistent\/dir" of "\/nonexistent\/dir\/reporterd.pid" does not exist/],
+        ['an error log in a missing directory', { error_log: '/nonexistent/dir/reporterd.log' },
+            /error_log: the directory "\/nonexistent\/dir" of "\/nonexistent\/dir\/reporterd.log" does not exist/],
+    ]) {
+        const cfg = h.writeConfig(null, over, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
+        const t = await h.run(bin(), ['-t', '-c', cfg]);
+        assert.equal(t.code, 78, `${what}: EX_CONFIG (${t.stderr})`);
+        assert.match(t.stderr, msg, what);
+        assert.match(t.stderr, /test failed/, what);
+    }
+});
+
+test('-s stop, quit and reopen work from the pid file when the configuration has an error; reload refuses', async () => {
+    const dir = h.tmpDir();
+    const cfg = h.writeConfig(dir, { worker_processes: 1 }, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
+    const d = h.startDaemon(cfg);
+    await d.waitForLog(/master started/, 15000);
+    fs.appendFileSync(cfg, 'no_such_key: 1\n');
+    const reload = await h.run(bin(), ['-s', 'reload', '-c', cfg]);
+    assert.equal(reload.code, 78, `a reload with a broken file is refused: ${reload.stderr}`);
+    const reopen = await h.run(bin(), ['-s', 'reopen', '-c', cfg]);
+    assert.equal(reopen.code, 0, reopen.stderr);
+    assert.match(reopen.stderr, /warning: .*no_such_key/);
+    assert.match(reopen.stderr, new RegExp(`signalling the master named by ${dir}/reporterd.pid`));
+    const quit = await h.run(bin(), ['-s', 'quit', '-c', cfg]);
+    assert.equal(quit.code, 0, quit.stderr);
+    await d.waitExit(20000);
+    assert.equal(d.exit.code, 0, 'the master stopped gracefully');
+});
+
 test('-t accepts a complete configuration', async () => {
     const cfg = h.writeConfig(null, {}, { names, mongoUri: 'mongodb://127.0.0.1:27017' });
     const r = await h.run(bin(), ['-t', '-c', cfg]);
