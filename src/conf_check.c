@@ -288,8 +288,12 @@ rd_conf_mongodb(struct rd_conf_ctx *ctx)
     m = &ctx->conf->mongodb;
 
     if (m->uri != NULL) {
+        /* A uri wins over parts that come from the environment (the old
+         * service's MONGODB_HOST ... with MONGODB_URI set); parts written
+         * in the file conflict with it. */
         for (opt = rd_conf_opts; opt < rd_conf_opts + rd_conf_nopts; opt++) {
-            if ((opt->flags & RD_CONF_FOLDED) && rd_conf_key(ctx, opt)->given)
+            if ((opt->flags & RD_CONF_FOLDED) && rd_conf_key(ctx, opt)->given
+                && !rd_conf_key(ctx, opt)->from_env)
                 return rd_conf_fail(ctx,
                                     rd_conf_later(ctx, "mongodb.uri",
                                                   opt->name, NULL),

@@ -85,6 +85,7 @@ struct rd_conf_key {
     yaml_mark_t          mark;      /* of the key, for conf_check.c */
     char                 seen;
     char                 given;     /* seen with a value that is not null */
+    char                 from_env;  /* that value came through a ${VAR} */
 };
 
 /*

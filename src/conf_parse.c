@@ -294,7 +294,9 @@ rd_conf_set(struct rd_conf *conf, const struct rd_conf_opt *opt,
 
 /*
  * ${VAR} and ${VAR:-default} come from the environment (the default when
- * VAR is unset or empty), "$$" is a "$" and any other "$" is itself.
+ * VAR is unset or empty), "$$" is a "$" and any other "$" is itself.  A
+ * value that is exactly ${VAR:-} and comes out empty leaves its key unset
+ * (rd_conf_scalar).
  */
 static int
 rd_conf_expand(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
@@ -377,6 +379,20 @@ rd_conf_expand(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
 
 
 
+/* Whether raw is exactly ${NAME:-}. */
+static int
+rd_conf_optional(const char *raw)
+{
+    size_t n;
+
+    if (strncmp(raw, "${", 2) != 0 || !(isalpha((unsigned char) raw[2]) || raw[2] == '_'))
+        return 0;
+    for (n = 2; isalnum((unsigned char) raw[n]) || raw[n] == '_'; n++)
+        ;
+    return strcmp(raw + n, ":-}") == 0;
+}
+
+
 static int
 rd_conf_is_null(yaml_node_t *node)
 {
@@ -419,6 +435,12 @@ rd_conf_scalar(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
 
     if (rd_conf_expand(ctx, opt, node, &value) != 0)
         return -1;
+    /* "${NAME:-}", an empty default written out, that comes out empty:
+     * the key is left unset, as if the line were not there */
+    if (value[0] == '\0' && rd_conf_optional(raw)) {
+        free(value);
+        return 0;
+    }
 
     rc = rd_conf_set(ctx->conf, opt, value, msg, sizeof(msg));
     if (rc != 0) {
@@ -426,6 +448,7 @@ rd_conf_scalar(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
 
     } else {
         rd_conf_key(ctx, opt)->given = 1;
+        rd_conf_key(ctx, opt)->from_env = strstr(raw, "${") != NULL;
 
         /* a password written in the file, not taken from the environment */
         if (strstr(raw, "${") == NULL

@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "log.h"
 #include "master.h"
+#include "envfile.h"
 #include "preflight.h"
 #include "process.h"
 #include "rollup.h"
@@ -46,6 +47,8 @@ usage(FILE *out)
             "Usage: reporterd [-d] [-F] [-c FILE] [-t | -T | -s SIGNAL | -v | -h]\n"
             "\n"
             "  -c, --config FILE    configuration file (default " RD_DEFAULT_CONF ")\n"
+            "      --env-file FILE  read NAME=value lines (a dotenv file, such as the old\n"
+            "                       service's .env.local) into the environment first\n"
             "  -F, --foreground     stay in the foreground whatever daemon: says\n"
             "  -d                   stay in the foreground whatever daemon: says\n"
             "                       (the legacy spelling of -F: elsewhere -d daemonizes)\n"
@@ -95,7 +98,7 @@ send_signal(const char *pid_path, const char *name)
 int
 main(int argc, char **argv)
 {
-    const char     *conf_arg = RD_DEFAULT_CONF, *signal_name = NULL;
+    const char     *conf_arg = RD_DEFAULT_CONF, *signal_name = NULL, *env_file = NULL;
     char            conf_path[PATH_MAX], err[1024], shm_err[256] = "";
     struct rd_conf *conf;
     int             opt, test = 0, dump = 0, foreground = 0, pidfd, status, ready = -1;
@@ -107,12 +110,14 @@ main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "foreground", no_argument, NULL, 'F' },
         { "test", no_argument, NULL, 't' }, { "test-dump", no_argument, NULL, 'T' },
         { "signal", required_argument, NULL, 's' }, { "version", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+        { "help", no_argument, NULL, 'h' }, { "env-file", required_argument, NULL, 'E' },
+        { NULL, 0, NULL, 0 }
     };
 
     while ((opt = getopt_long(argc, argv, "c:dFtTs:vVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf_arg = optarg; break;
+        case 'E': env_file = optarg; break;
         case 'd':
         case 'F': foreground = 1; break;
         case 't': test = 1; break;
@@ -134,6 +139,10 @@ main(int argc, char **argv)
         fprintf(stderr, "reporterd: unexpected argument \"%s\"\n", argv[optind]);
         usage(stderr);
         return EX_USAGE;
+    }
+    if (env_file != NULL && rd_envfile_load(env_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "reporterd: %s\n", err);
+        return EX_CONFIG;
     }
     /* The daemon chdirs to / and re-reads the file on reload. */
     if (realpath(conf_arg, conf_path) == NULL)

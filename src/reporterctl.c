@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "ctl.h"
 #include "conf.h"
+#include "envfile.h"
 #include "log.h"
 #include "shm.h"
 #include "store.h"
@@ -76,6 +77,7 @@ usage(FILE *out)
             "       reporterctl help [COMMAND] | --help | --version\n"
             "\n"
             "-c FILE (--config FILE) may come anywhere; the default is " RD_DEFAULT_CONF ".\n"
+            "--env-file FILE reads NAME=value lines (a dotenv file) into the environment first.\n"
             "Exit status: 0 done, 64 a bad command or argument, 78 the configuration\n"
             "cannot be loaded, 1 a failure at run time, or as a command says.\n"
             "\n"
@@ -419,21 +421,23 @@ static const struct {
     { "status", rd_ctl_status },
 };
 
-/* Take -c FILE / --config FILE / --config=FILE out of argv, wherever it
- * is before a "--"; NULL when there is none, "" when FILE is missing. */
+/* Take SHORT FILE / LONG FILE / LONG=FILE (short may be NULL) out of
+ * argv, wherever it is before a "--"; NULL when there is none, "" when
+ * FILE is missing. */
 static const char *
-take_config(int *argc, char **argv)
+take_option(int *argc, char **argv, const char *shortopt, const char *longopt)
 {
     const char *path = NULL;
+    size_t      l = strlen(longopt);
     int         i, j, n;
 
     for (i = 1; i < *argc && strcmp(argv[i], "--") != 0;) {
         n = 0;
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+        if ((shortopt != NULL && strcmp(argv[i], shortopt) == 0) || strcmp(argv[i], longopt) == 0) {
             path = i + 1 < *argc ? argv[i + 1] : "";
             n = i + 1 < *argc ? 2 : 1;
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            path = argv[i] + 9;
+        } else if (strncmp(argv[i], longopt, l) == 0 && argv[i][l] == '=') {
+            path = argv[i] + l + 1;
             n = 1;
         }
         if (n == 0) {
@@ -451,7 +455,7 @@ take_config(int *argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    const char     *conf_path, *cmd;
+    const char     *conf_path, *cmd, *env_file;
     struct rd_conf *conf;
     char            err[1024], shm_err[256] = "";
     size_t          k;
@@ -460,9 +464,10 @@ main(int argc, char **argv)
     rd_shm_reexec(argv, shm_err, sizeof(shm_err));
     rd_log_set_role("reporterctl");
     rd_store_capture_log();
-    conf_path = take_config(&argc, argv);
-    if (conf_path != NULL && conf_path[0] == '\0') {
-        fprintf(stderr, "reporterctl: -c needs a FILE\n");
+    conf_path = take_option(&argc, argv, "-c", "--config");
+    env_file = take_option(&argc, argv, NULL, "--env-file");
+    if ((conf_path != NULL && conf_path[0] == '\0') || (env_file != NULL && env_file[0] == '\0')) {
+        fprintf(stderr, "reporterctl: -c and --env-file need a FILE\n");
         return EX_USAGE;
     }
     if (conf_path == NULL)
@@ -507,6 +512,10 @@ main(int argc, char **argv)
         return rc;
     }
     optind = 0;
+    if (env_file != NULL && rd_envfile_load(env_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        return EX_CONFIG;
+    }
     conf = rd_conf_load(conf_path, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);

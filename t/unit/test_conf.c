@@ -11,6 +11,7 @@
 
 #include "conf_fixture.h"
 #include "cpus.h"
+#include "envfile.h"
 
 #ifndef RD_DEFAULT_PID
 #define RD_DEFAULT_PID  "/usr/local/var/run/reporterd.pid"
@@ -584,6 +585,35 @@ test_env(void)
         rd_conf_free(c);
     }
 
+    /* ${VAR:-}: an empty default written out leaves the key unset */
+    c = load("mongodb:\n  host: db.example\n  user: ${RD_T_EMPTY:-}\n  password: ${RD_T_UNSET:-}\n");
+    ok(c != NULL, "${VAR:-} empty: the key unset (%s)", err);
+    if (c != NULL) {
+        is_str(c->mongodb.user, NULL, "no user: no authentication");
+        is_str(c->mongodb.uri, "mongodb://db.example:27017/", "the uri built without user");
+        rd_conf_free(c);
+    }
+    c = load("mongodb:\n  uri: ${RD_T_EMPTY:-}\n  host: ${RD_T_HOST}\n");
+    ok(c != NULL && strcmp(c->mongodb.uri, "mongodb://mq.example:27017/") == 0,
+       "an empty ${MONGODB_URI:-}: the parts make the uri");
+    rd_conf_free(c);
+    setenv("RD_T_URI", "mongodb://u%40x:p@db2.example:27018/?replicaSet=rs", 1);
+    c = load("mongodb:\n  uri: ${RD_T_URI:-}\n  host: ${RD_T_HOST}\n  user: ${RD_T_HOST}\n");
+    ok(c != NULL && strcmp(c->mongodb.uri, "mongodb://u%40x:p@db2.example:27018/?replicaSet=rs") == 0,
+       "a uri wins over parts from the environment (%s)", err);
+    rd_conf_free(c);
+    fails("mongodb:\n  uri: ${RD_T_URI}\n  host: db.example\n",
+          "3:3: mongodb.host: uri and host are mutually exclusive",
+          "a part written in the file still conflicts with a uri");
+    setenv("RD_T_USER", "a b@c", 1);
+    setenv("RD_T_PASS", "p:/?#[]@!$&'()*+,;=%", 1);
+    c = load("mongodb:\n  host: h\n  port: 1\n  user: ${RD_T_USER:-}\n  password: ${RD_T_PASS:-}\n");
+    ok(c != NULL && strcmp(c->mongodb.uri,
+       "mongodb://a%20b%40c:p%3A%2F%3F%23%5B%5D%40%21%24%26%27%28%29%2A%2B%2C%3B%3D%25@h:1/") == 0,
+       "user and password percent-encoded (%s)", c != NULL ? c->mongodb.uri : err);
+    rd_conf_free(c);
+    fails("rabbitmq:\n  host: ${RD_T_EMPTY}\n",
+          "2:9: rabbitmq.host: must not be empty", "a plain ${VAR} empty is still an error");
     fails("rabbitmq:\n  host: ${RD_T_UNSET}\n",
           "2:9: rabbitmq.host: environment variable RD_T_UNSET is not set",
           "unset variable");
@@ -660,6 +690,57 @@ test_cpus(void)
     rmdir(root);
 }
 
+/* envfile.h: the old service's .env.local as it is */
+static void
+test_envfile(void)
+{
+    char        file[] = "/tmp/test-envfile.XXXXXX", e[512];
+    int         fd = mkstemp(file);
+    FILE       *f;
+    const char *v;
+
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+        ok(0, "mkstemp");
+        return;
+    }
+    fputs("# Environment for docker-compose\n"
+          "\n"
+          "MONGODB_HOST=mongo_db\n"
+          "  MONGODB_PORT = 27017  \n"
+          "export RD_E_EXPORTED=yes\n"
+          "RD_E_EMPTY=\n"
+          "RD_E_COMMENT=value # a comment\n"
+          "RD_E_HASH=a#b\n"
+          "RD_E_SQ='a \\n $x # y'\n"
+          "RD_E_DQ=\"line\\nnext \\\"q\\\" # not a comment\"  # comment\n"
+          "RD_E_OVER=from-file\n", f);
+    fclose(f);
+    setenv("RD_E_OVER", "from-env", 1);
+    ok(rd_envfile_load(file, e, sizeof(e)) == 0, "a dotenv file loads (%s)", e);
+    is_str(getenv("MONGODB_HOST"), "mongo_db", "NAME=value");
+    is_str(getenv("MONGODB_PORT"), "27017", "blanks around = and after the value");
+    is_str(getenv("RD_E_EXPORTED"), "yes", "export NAME=value");
+    is_str(getenv("RD_E_EMPTY"), "", "an empty value");
+    is_str(getenv("RD_E_COMMENT"), "value", "\" #\" starts a comment");
+    is_str(getenv("RD_E_HASH"), "a#b", "a # inside a word stays");
+    v = getenv("RD_E_SQ");
+    is_str(v, "a \\n $x # y", "single quotes: as written");
+    is_str(getenv("RD_E_DQ"), "line\nnext \"q\" # not a comment", "double quotes: escapes");
+    is_str(getenv("RD_E_OVER"), "from-file", "the file wins, as the old service's load_dotenv(override=True)");
+    unlink(file);
+
+    fd = mkstemp(file);
+    if (fd >= 0 && (f = fdopen(fd, "w")) != NULL) {
+        fputs("GOOD=1\nthis is not a variable\n", f);
+        fclose(f);
+        ok(rd_envfile_load(file, e, sizeof(e)) != 0 && strstr(e, ":2: expected NAME=value") != NULL,
+           "a line that is no NAME=value: its line number (%s)", e);
+        unlink(file);
+    }
+    ok(rd_envfile_load("/nonexistent/.env", e, sizeof(e)) != 0
+       && strstr(e, "/nonexistent/.env: No such file") != NULL, "a missing file (%s)", e);
+}
+
 int
 main(void)
 {
@@ -673,6 +754,7 @@ main(void)
     test_types();
     test_env();
     test_cpus();
+    test_envfile();
 
     unlink(path);
     return done_testing();
