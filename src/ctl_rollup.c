@@ -346,7 +346,6 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
     int               opt, what = 0, rc = 0, fix = 0;
 
     err[0] = '\0';
-    optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'P':
@@ -387,8 +386,13 @@ rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv)
                 "exclude each other\n");
         return EX_USAGE;
     }
-    if (conf == NULL)
-        return 0;              /* the arguments checked, nothing done */
+    if (conf == NULL) {         /* the arguments checked, nothing done */
+        if (what == 'v' && (list != NULL || optind < argc)) {
+            rc = verify_phones(NULL, list, argc - optind, argv + optind, 0, &phones, &n);
+            free(phones);
+        }
+        return rc;
+    }
     st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
     if (st == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);

@@ -125,7 +125,6 @@ rd_ctl_status(struct rd_conf *conf, int argc, char **argv)
     bson_t           filter, cond;
     int              opt, i, rc = 0, known;
 
-    optind = 1;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'j': s.json = 1; break;

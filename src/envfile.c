@@ -43,8 +43,8 @@ value(const char *s, char *out, size_t len)
         return NULL;
     }
     for (; *s != '\0' && *s != '\n' && *s != '\r'; s++) {
-        if (*s == '#' && (o == 0 || out[o - 1] == ' ' || out[o - 1] == '\t'))
-            break;              /* " # a comment" */
+        if (*s == '#' && o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+            break;              /* " # a comment"; "#abc" alone is a value */
         if (o + 1 >= len)
             return "the value is too long";
         out[o++] = *s;
@@ -79,15 +79,18 @@ rd_envfile_load(const char *path, char *err, size_t errlen)
             ;
         if (*s == '\0' || *s == '\n' || *s == '\r' || *s == '#')
             continue;
-        if (strncmp(s, "export ", 7) == 0)
+        if (strncmp(s, "export", 6) == 0 && (s[6] == ' ' || s[6] == '\t'))
             for (s += 7; *s == ' ' || *s == '\t'; s++)
                 ;
-        for (n = 0; (isalnum((unsigned char) s[n]) || s[n] == '_') && n + 1 < sizeof(name); n++)
+        for (n = 0; (isalnum((unsigned char) s[n]) || s[n] == '_' || s[n] == '.' || s[n] == '-')
+                    && n + 1 < sizeof(name); n++)
             name[n] = s[n];
         name[n] = '\0';
         s += n;
         while (*s == ' ' || *s == '\t')
             s++;
+        if (n > 0 && (*s == '\0' || *s == '\n' || *s == '\r' || *s == '#'))
+            continue;           /* a NAME alone: no value, as python-dotenv */
         if (n == 0 || isdigit((unsigned char) name[0]) || *s != '=') {
             snprintf(err, errlen, "%s:%d: expected NAME=value", path, lineno);
             fclose(f);

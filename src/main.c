@@ -98,7 +98,7 @@ send_signal(const char *pid_path, const char *name)
 int
 main(int argc, char **argv)
 {
-    const char     *conf_arg = RD_DEFAULT_CONF, *signal_name = NULL, *env_file = NULL;
+    const char     *conf_arg = RD_DEFAULT_CONF, *signal_name = NULL;
     char            conf_path[PATH_MAX], err[1024], shm_err[256] = "";
     struct rd_conf *conf;
     int             opt, test = 0, dump = 0, foreground = 0, pidfd, status, ready = -1;
@@ -117,7 +117,13 @@ main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "c:dFtTs:vVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf_arg = optarg; break;
-        case 'E': env_file = optarg; break;
+        case 'E':
+            /* each in order: a later file's values win */
+            if (rd_envfile_load(optarg, err, sizeof(err)) != 0) {
+                fprintf(stderr, "reporterd: %s\n", err);
+                return EX_CONFIG;
+            }
+            break;
         case 'd':
         case 'F': foreground = 1; break;
         case 't': test = 1; break;
@@ -140,9 +146,14 @@ main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    if (env_file != NULL && rd_envfile_load(env_file, err, sizeof(err)) != 0) {
-        fprintf(stderr, "reporterd: %s\n", err);
-        return EX_CONFIG;
+    if (signal_name != NULL && (test || (strcmp(signal_name, "stop") != 0
+                                         && strcmp(signal_name, "quit") != 0
+                                         && strcmp(signal_name, "reload") != 0
+                                         && strcmp(signal_name, "reopen") != 0))) {
+        fprintf(stderr, test ? "reporterd: -s and -t exclude each other\n"
+                : "reporterd: invalid signal \"%s\": use stop, quit, reload or reopen\n",
+                signal_name);
+        return EX_USAGE;
     }
     /* The daemon chdirs to / and re-reads the file on reload. */
     if (realpath(conf_arg, conf_path) == NULL)
@@ -154,7 +165,10 @@ main(int argc, char **argv)
          * must not keep an operator from stopping the daemon */
         char pid_path[PATH_MAX];
 
-        rd_preflight_pid_path(conf_path, pid_path, sizeof(pid_path));
+        if (rd_preflight_pid_path(conf_path, pid_path, sizeof(pid_path)) == NULL) {
+            fprintf(stderr, "reporterd: %s\n", err);
+            return EX_CONFIG;
+        }
         fprintf(stderr, "reporterd: warning: %s\nreporterd: warning: signalling the master "
                 "named by %s all the same\n", err, pid_path);
         return send_signal(pid_path, signal_name);

@@ -6,6 +6,7 @@
  * when the configuration does not load.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pwd.h>
@@ -16,19 +17,6 @@
 #include <unistd.h>
 
 #include "preflight.h"
-
-/* Whether uid/gid may write into (create files in) directory st. */
-static int
-writable_by(const struct stat *st, uid_t uid, gid_t gid)
-{
-    if (uid == 0)
-        return 1;
-    if (st->st_uid == uid)
-        return (st->st_mode & (S_IWUSR | S_IXUSR)) == (S_IWUSR | S_IXUSR);
-    if (st->st_gid == gid)
-        return (st->st_mode & (S_IWGRP | S_IXGRP)) == (S_IWGRP | S_IXGRP);
-    return (st->st_mode & (S_IWOTH | S_IXOTH)) == (S_IWOTH | S_IXOTH);
-}
 
 /* path's directory exists and the invoking user may create files in it. */
 static int
@@ -46,7 +34,8 @@ check_dir(const char *key, const char *path, const char *hint, char *done, size_
                  path, hint);
         return -1;
     }
-    if (!writable_by(&st, geteuid(), getegid())) {
+    /* as the kernel will decide it: groups, ACLs, read-only mounts */
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
         snprintf(err, errlen, "%s: the directory \"%s\" cannot be written by uid %ld%s", key,
                  dir, (long) geteuid(), hint);
         return -1;
@@ -83,8 +72,9 @@ rd_preflight(const struct rd_conf *conf, char *done, size_t donelen, char *err, 
     if (conf->error_log != NULL && strcmp(conf->error_log, "stderr") != 0) {
         if (check_dir("error_log", conf->error_log, "", done, donelen, err, errlen) != 0)
             return -1;
-        /* workers reopen the log after they dropped to user: */
-        if (pw != NULL && stat(conf->error_log, &st) == 0 && pw->pw_uid != 0
+        /* workers reopen the log after they dropped to user: (a start as
+         * root gives the file to user: itself) */
+        if (pw != NULL && geteuid() != 0 && stat(conf->error_log, &st) == 0 && pw->pw_uid != 0
             && st.st_uid != pw->pw_uid && !(st.st_mode & S_IWOTH)
             && !(st.st_gid == pw->pw_gid && (st.st_mode & S_IWGRP))) {
             snprintf(err, errlen, "error_log: \"%s\" cannot be written by user %s, who "
@@ -98,15 +88,61 @@ rd_preflight(const struct rd_conf *conf, char *done, size_t donelen, char *err, 
     return 0;
 }
 
+/* ${NAME} and ${NAME:-default} in s expanded from the environment into
+ * out; -1 when a NAME without a default is unset. */
+static int
+expand(const char *s, char *out, size_t len)
+{
+    size_t o = 0, n;
+    char   name[256];
+
+    while (*s != '\0' && o + 1 < len) {
+        const char *close, *def = NULL, *val;
+
+        if (s[0] != '$' || s[1] != '{' || (close = strchr(s, '}')) == NULL) {
+            out[o++] = *s++;
+            continue;
+        }
+        n = strcspn(s + 2, ":}");
+        if (n == 0 || n >= sizeof(name))
+            return -1;
+        memcpy(name, s + 2, n);
+        name[n] = '\0';
+        if (s[2 + n] == ':' && s[3 + n] == '-')
+            def = s + 4 + n;
+        val = getenv(name);
+        if (val == NULL || *val == '\0') {
+            if (def == NULL && val == NULL)
+                return -1;
+            if (def != NULL) {
+                n = (size_t) (close - def);
+                if (o + n >= len)
+                    return -1;
+                memcpy(out + o, def, n);
+                o += n;
+            }
+        } else {
+            n = strlen(val);
+            if (o + n >= len)
+                return -1;
+            memcpy(out + o, val, n);
+            o += n;
+        }
+        s = close + 1;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
 const char *
 rd_preflight_pid_path(const char *conf_path, char *buf, size_t len)
 {
-    char  line[PATH_MAX + 16], *v, *end;
+    char  line[PATH_MAX + 16], value[PATH_MAX], *v, *end;
     FILE *f = fopen(conf_path, "r");
 
     snprintf(buf, len, "%s", RD_PREFLIGHT_DEFAULT_PID);
     if (f == NULL)
-        return buf;
+        return NULL;            /* no file: no guess at whose daemon to signal */
     while (fgets(line, sizeof(line), f) != NULL) {
         if (strncmp(line, "pid:", 4) != 0)
             continue;               /* a top-level key only */
@@ -120,7 +156,12 @@ rd_preflight_pid_path(const char *conf_path, char *buf, size_t len)
             end--;
         }
         *end = '\0';
-        if (*v != '\0' && strstr(v, "${") == NULL) {
+        if (expand(v, value, sizeof(value)) != 0) {
+            fclose(f);
+            return NULL;        /* a ${NAME} that cannot be resolved */
+        }
+        v = value;
+        if (*v != '\0') {
             char copy[PATH_MAX];
 
             snprintf(copy, sizeof(copy), "%s", conf_path);

@@ -21,8 +21,10 @@ int rd_preflight(const struct rd_conf *conf, char *done, size_t donelen, char *e
                  size_t errlen);
 
 /* The pid file of the configuration at conf_path when it does not load:
- * its top-level `pid:` scalar read as text (relative to the file's
- * directory), else the default.  Into buf, returned. */
+ * its top-level `pid:` scalar read as text, ${NAME} and ${NAME:-default}
+ * expanded (relative to the file's directory), or the default when it has
+ * none.  Into buf, returned; NULL when the file cannot be read or a
+ * ${NAME} cannot be resolved. */
 const char *rd_preflight_pid_path(const char *conf_path, char *buf, size_t len);
 
 #endif

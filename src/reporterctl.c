@@ -37,6 +37,7 @@
 #endif
 
 #define BATCH 10000
+#define MAX_ENV_FILES 16
 
 /* Each command's lines of the usage. */
 static const struct {
@@ -292,7 +293,7 @@ cmd_send(struct rd_conf *conf, int argc, char **argv)
         { "max-phone", required_argument, NULL, 'p' },
         { "seed", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 }
     };
-    long              n = 10, k = 10, maxp = 200, i, j, sent = 0;
+    long              n = 10, k = 10, maxp = 200, i, j, sent = 0, seed = 0;
     uint64_t          rnd = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32);
     struct rd_broker *b;
     struct rd_publish p = { 0 };
@@ -307,8 +308,8 @@ cmd_send(struct rd_conf *conf, int argc, char **argv)
         case 'k': rc = rd_ctl_arg_long("--phones-per-task", optarg, 1, 500, &k); break;
         case 'p': rc = rd_ctl_arg_long("--max-phone", optarg, 1, LONG_MAX, &maxp); break;
         case 's':
-            rc = rd_ctl_arg_long("--seed", optarg, 0, LONG_MAX, &i);
-            rnd = (uint64_t) i | 1;
+            rc = rd_ctl_arg_long("--seed", optarg, 0, LONG_MAX, &seed);
+            rnd = (uint64_t) seed | 1;
             break;
         default: return EX_USAGE;
         }
@@ -422,10 +423,10 @@ static const struct {
 };
 
 /* Take SHORT FILE / LONG FILE / LONG=FILE (short may be NULL) out of
- * argv, wherever it is before a "--"; NULL when there is none, "" when
- * FILE is missing. */
+ * argv, wherever it is before a "--": every one, the last wins, or (once)
+ * the first only.  NULL when there is none, "" when FILE is missing. */
 static const char *
-take_option(int *argc, char **argv, const char *shortopt, const char *longopt)
+take_option(int *argc, char **argv, const char *shortopt, const char *longopt, int once)
 {
     const char *path = NULL;
     size_t      l = strlen(longopt);
@@ -448,6 +449,8 @@ take_option(int *argc, char **argv, const char *shortopt, const char *longopt)
             argv[j] = argv[j + n];
         *argc -= n;
         argv[*argc] = NULL;
+        if (once)
+            break;
     }
     return path;
 }
@@ -455,7 +458,8 @@ take_option(int *argc, char **argv, const char *shortopt, const char *longopt)
 int
 main(int argc, char **argv)
 {
-    const char     *conf_path, *cmd, *env_file;
+    const char     *conf_path, *cmd, *env_files[MAX_ENV_FILES];
+    size_t          nenv, e;
     struct rd_conf *conf;
     char            err[1024], shm_err[256] = "";
     size_t          k;
@@ -464,12 +468,18 @@ main(int argc, char **argv)
     rd_shm_reexec(argv, shm_err, sizeof(shm_err));
     rd_log_set_role("reporterctl");
     rd_store_capture_log();
-    conf_path = take_option(&argc, argv, "-c", "--config");
-    env_file = take_option(&argc, argv, NULL, "--env-file");
-    if ((conf_path != NULL && conf_path[0] == '\0') || (env_file != NULL && env_file[0] == '\0')) {
-        fprintf(stderr, "reporterctl: -c and --env-file need a FILE\n");
+    conf_path = take_option(&argc, argv, "-c", "--config", 0);
+    if (conf_path != NULL && conf_path[0] == '\0') {
+        fprintf(stderr, "reporterctl: -c needs a FILE\n");
         return EX_USAGE;
     }
+    /* every --env-file, in order: a later file's values win */
+    for (nenv = 0; nenv < MAX_ENV_FILES
+                   && (env_files[nenv] = take_option(&argc, argv, NULL, "--env-file", 1)) != NULL; nenv++)
+        if (env_files[nenv][0] == '\0') {
+            fprintf(stderr, "reporterctl: --env-file needs a FILE\n");
+            return EX_USAGE;
+        }
     if (conf_path == NULL)
         conf_path = RD_DEFAULT_CONF;
     if (argc < 2) {
@@ -491,7 +501,10 @@ main(int argc, char **argv)
         }
         if (argc == 3 && command_help(stdout, argv[2]) == 0)
             return 0;
-        fprintf(stderr, "reporterctl: help: no command \"%s\"\n", argv[2]);
+        if (argc > 3)
+            fprintf(stderr, "reporterctl: help takes one command\n");
+        else
+            fprintf(stderr, "reporterctl: help: no command \"%s\"\n", argv[2]);
         return EX_USAGE;
     }
     cmd = argv[1];
@@ -512,10 +525,11 @@ main(int argc, char **argv)
         return rc;
     }
     optind = 0;
-    if (env_file != NULL && rd_envfile_load(env_file, err, sizeof(err)) != 0) {
-        fprintf(stderr, "reporterctl: %s\n", err);
-        return EX_CONFIG;
-    }
+    for (e = 0; e < nenv; e++)
+        if (rd_envfile_load(env_files[e], err, sizeof(err)) != 0) {
+            fprintf(stderr, "reporterctl: %s\n", err);
+            return EX_CONFIG;
+        }
     conf = rd_conf_load(conf_path, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);

@@ -473,7 +473,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
         type = "application/json";
     } else {
         code = MHD_HTTP_NOT_FOUND;
-        body = text("not found: try /metrics, /livez, /readyz or /healthz\n", &len);
+        body = text("not found: try /metrics or /healthz (or /livez, /readyz)\n", &len);
     }
     /* Every body above is written whole and its length given: no buffer
      * goes out beyond what was written into it. */
@@ -592,7 +592,7 @@ rd_status_main(const struct rd_conf *conf)
         rd_status_tasks_close();
         return 1;
     }
-    rd_info("serving /metrics and /healthz, /livez, /readyz%s on %s",
+    rd_info("serving /metrics and /healthz%s on %s (and the probes /livez, /readyz)",
             conf->status.tasks ? " and /tasks/<correlation_id>" : "", conf->status.listen);
     while (!s_stop) {
         sigsuspend(&none);

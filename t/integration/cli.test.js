@@ -111,6 +111,10 @@ test('-s stop, quit and reopen work from the pid file when the configuration has
     assert.equal(quit.code, 0, quit.stderr);
     await d.waitExit(20000);
     assert.equal(d.exit.code, 0, 'the master stopped gracefully');
+    const nofile = await h.run(bin(), ['-s', 'stop', '-c', `${dir}/no-such.yaml`]);
+    assert.equal(nofile.code, 78, `no file: no guess at whose daemon to signal (${nofile.stderr})`);
+    assert.doesNotMatch(nofile.stderr, /signalling/);
+    assert.equal((await h.run(bin(), ['-t', '-s', 'stop', '-c', cfg])).code, 64, '-t and -s exclude each other');
 });
 
 test('-t accepts a complete configuration', async () => {

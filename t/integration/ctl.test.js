@@ -176,6 +176,8 @@ test('the command line: the command and its arguments are checked before the con
     assert.doesNotMatch(nope.stderr, /nonexistent/, 'the command is refused before the configuration is read');
     const noconf = await run('-c', '/nonexistent/reporterd.yaml', 'rollup');
     assert.equal(noconf.code, 78, noconf.stderr);
+    const badphones = await run('-c', '/nonexistent/reporterd.yaml', 'rollup', '--verify', '--phones', 'abc');
+    assert.equal(badphones.code, 64, `rollup --verify --phones abc before the configuration: ${badphones.stderr}`);
     const badargs = await run('-c', '/nonexistent/reporterd.yaml', 'results', '-n', 'abc');
     assert.equal(badargs.code, 64, `the arguments are checked before the configuration: ${badargs.stderr}`);
     assert.doesNotMatch(badargs.stderr, /nonexistent/);

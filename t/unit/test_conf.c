@@ -713,7 +713,11 @@ test_envfile(void)
           "RD_E_HASH=a#b\n"
           "RD_E_SQ='a \\n $x # y'\n"
           "RD_E_DQ=\"line\\nnext \\\"q\\\" # not a comment\"  # comment\n"
-          "RD_E_OVER=from-file\n", f);
+          "RD_E_OVER=from-file\n"
+          "RD_E_HASHVAL=#abc\n"
+          "export\tRD_E_TAB=t\n"
+          "RD_E_BARE\n"
+          "RD_E_EQ=a=b=c\r\n", f);
     fclose(f);
     setenv("RD_E_OVER", "from-env", 1);
     ok(rd_envfile_load(file, e, sizeof(e)) == 0, "a dotenv file loads (%s)", e);
@@ -727,6 +731,10 @@ test_envfile(void)
     is_str(v, "a \\n $x # y", "single quotes: as written");
     is_str(getenv("RD_E_DQ"), "line\nnext \"q\" # not a comment", "double quotes: escapes");
     is_str(getenv("RD_E_OVER"), "from-file", "the file wins, as the old service's load_dotenv(override=True)");
+    is_str(getenv("RD_E_HASHVAL"), "#abc", "a value that starts with # is a value");
+    is_str(getenv("RD_E_TAB"), "t", "export and a tab");
+    ok(getenv("RD_E_BARE") == NULL, "a NAME alone sets nothing");
+    is_str(getenv("RD_E_EQ"), "a=b=c", "= inside a value, CRLF");
     unlink(file);
 
     fd = mkstemp(file);
