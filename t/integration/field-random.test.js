@@ -188,8 +188,12 @@ async function randomSteps(ctx, opts) {
         return all.length ? Number(all[all.length - 1][1]) : 0;
     };
     /* Kill a folder only once it has folded (else the master throttles it
-     * as a crash loop, and the test would only wait). */
-    const killable = () => (d.log.match(/folder: folded batch/g) || []).length
+     * as a crash loop, and the test would only wait), only one the master
+     * has said it spawned (pid 0 would be this test's own process group),
+     * and never one killed already (its successor is not spawned yet). */
+    const killed = new Set();
+    const killable = () => folderPid() > 0 && !killed.has(folderPid())
+        && (d.log.match(/folder: folded batch/g) || []).length
         >= (d.log.match(/spawned rollup folder/g) || []).length;
 
     const actions = [
@@ -197,7 +201,9 @@ async function randomSteps(ctx, opts) {
         ['change', 4, change],
         ['kill', 6, async () => {
             if (!killable()) return false;
-            process.kill(folderPid(), 'SIGKILL');
+            const pid = folderPid();
+            killed.add(pid);
+            process.kill(pid, 'SIGKILL');
             return true;
         }],
         ['dropRollups', 3, async () => {
