@@ -160,13 +160,19 @@ on_drift(int64_t phone)
 
 static int follow_declined;
 
+/* How long one read of the change stream waits when nothing comes. */
+static int
+follow_wait(const struct rd_conf *conf)
+{
+    return conf->rollup.interval_ms < FOLLOW_WAIT_MS ? conf->rollup.interval_ms : FOLLOW_WAIT_MS;
+}
+
 /* Read the records' change stream (rollup_follow.c): what came, or
  * (nothing came) after waiting up to the stream's wait.  The events read. */
 static int64_t
 follow(struct rd_rollup *r, const struct rd_conf *conf)
 {
-    int                       wait_ms = conf->rollup.interval_ms < FOLLOW_WAIT_MS
-                                        ? conf->rollup.interval_ms : FOLLOW_WAIT_MS;
+    int                       wait_ms = follow_wait(conf);
     struct rd_rollup_followed f;
     char                      why[512], err[512];
     int                       klass, rc;
@@ -217,8 +223,7 @@ static void
 idle(struct rd_rollup *r, const struct rd_conf *conf)
 {
     int64_t until = rd_now_ms() + conf->rollup.interval_ms, left, t0, took;
-    int64_t wait = conf->rollup.interval_ms < FOLLOW_WAIT_MS ? conf->rollup.interval_ms
-                   : FOLLOW_WAIT_MS;
+    int64_t wait = follow_wait(conf);
 
     while (!f_stop && (left = until - rd_now_ms()) > 0) {
         t0 = rd_now_ms();

@@ -381,25 +381,21 @@ static char *
 render_health(unsigned *code, size_t *len)
 {
     struct readiness rd;
-    int              workers, broker, db, both, n, more, waiting;
+    int              n, more, waiting;
     char            *out = malloc(1024), problem[sizeof(rd_metrics->problem)];
 
     readiness(&rd);
-    workers = rd.workers;
-    broker = rd.broker;
-    db = rd.db;
-    both = rd.both;
     if (out == NULL)
         return NULL;
     out[0] = '\0';
-    *code = both > 0 ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
-    if (both > 0)
+    *code = rd.both > 0 ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (rd.both > 0)
         n = snprintf(out, 1024, "ok: %d of %d workers connected to the broker "
-                     "and the database\n", both, workers);
+                     "and the database\n", rd.both, rd.workers);
     else
         n = snprintf(out, 1024, "unavailable: no worker is connected to both the "
                      "broker and the database (%d workers, %d with the broker, "
-                     "%d with the database)\n", workers, broker, db);
+                     "%d with the database)\n", rd.workers, rd.broker, rd.db);
     waiting = __atomic_load_n(&rd_metrics->problem_workers, __ATOMIC_RELAXED);
     if (waiting > 0 && n > 0 && n < 1024) {
         problem_text(problem, sizeof(problem));
