@@ -9,8 +9,9 @@
  * Signals only set flags; the cycle checks them between tasks and at least
  * once a second while waiting for a message.
  *
- *   QUIT, channel EOF, master death:  stop consuming, finish what was
- *                                     delivered, close, exit 0
+ *   QUIT, channel EOF, master death:  stop consuming, finish the task in
+ *                                     hand, give back what was delivered
+ *                                     but not begun, close, exit 0
  *   TERM, INT:                        drop everything unacked, exit 0
  *   USR1:                             reopen the log
  */
@@ -252,10 +253,12 @@ lost_broker(struct worker *w, int refused, const char *what, const char *err)
     backoff(w, what, err);
 }
 
-/* Cancel the consumer and deal with what the broker had already sent:
- * finish it (graceful stop) or put it back uncounted (database away). */
+/* Cancel the consumer and give back what the broker had already sent.
+ * A stopping worker begins no task: after a reload it would answer from
+ * the old generation's configuration (its rollup collection, whose folder
+ * has stopped following changes), and the new generation is consuming. */
 static enum rd_job_outcome
-release_consumer(struct worker *w, int put_back_all)
+release_consumer(struct worker *w)
 {
     struct rd_delivery  d;
     enum rd_job_outcome out = RD_JOB_DONE;
@@ -268,7 +271,7 @@ release_consumer(struct worker *w, int put_back_all)
     w->consuming = 0;
     while (out == RD_JOB_DONE && !w_terminate
            && rd_broker_next(w->broker, &d, 0, err, sizeof(err)) == RD_OK) {
-        out = put_back_all ? rd_job_put_back(w->broker, &d, RD_JOB_DONE) : handle(w, &d);
+        out = rd_job_put_back(w->broker, &d, RD_JOB_DONE);
         rd_delivery_free(&d);
     }
     return out == RD_JOB_STORE_LOST || out == RD_JOB_BROKER_REFUSED ? RD_JOB_DONE : out;
@@ -281,7 +284,7 @@ release_consumer(struct worker *w, int put_back_all)
 static void
 pause_for_store(struct worker *w)
 {
-    int graceful = release_consumer(w, 1) == RD_JOB_DONE;
+    int graceful = release_consumer(w) == RD_JOB_DONE;
 
     w->store_ok = 0;
     w->journal_ready = 0;
@@ -365,6 +368,12 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
             lost_broker(&w, 0, "lost the broker", err);
             continue;
         }
+        if (stopping()) {               /* signalled while it arrived */
+            if (rd_job_put_back(w.broker, &d, RD_JOB_DONE) != RD_JOB_DONE)
+                drop_broker(&w, 0);
+            rd_delivery_free(&d);
+            break;
+        }
         switch (handle(&w, &d)) {
         case RD_JOB_DONE:
             w.backoff_ms = 0;
@@ -391,7 +400,7 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
 
     set_state(&w, RD_CHAN_STOPPING);
     if (w.broker != NULL && !w_terminate && w.consuming
-        && release_consumer(&w, 0) != RD_JOB_DONE)
+        && release_consumer(&w) != RD_JOB_DONE)
         drop_broker(&w, 0);
     if (w.broker != NULL)
         drop_broker(&w, !w_terminate);

@@ -430,6 +430,34 @@ test('SIGHUP under a steady stream of tasks: each task completed exactly once, n
         }
     });
 
+test('after a reload, a worker of the older generation begins no task once it is told to stop: the new generation answers them all',
+    { timeout: 60000 }, async (t) => {
+        /* An old worker answers from the old configuration (its rollup
+         * collection, whose folder has stopped): an idle one, signalled
+         * while it waits for a message, gives back what arrives instead. */
+        const f = await fixture(t, { worker_processes: 2 });
+        const d = f.start();
+        await d.waitReady(2);
+        const results = await f.results();
+        d.signal('SIGHUP');
+        await d.waitForLog(/generation 2: all 2 workers consuming; stopping older generations/, 15000);
+        const N = 20;
+        for (let i = 0; i < N; i++) await f.publish({ correlation_id: 4100 + i, phones: [PHONES[i]] });
+        const got = await results.next(N, 30000);
+        for (let i = 0; i < N; i++) {
+            assertComplete(got.find((r) => r.body.correlation_id === 4100 + i), 4100 + i, [PHONES[i]]);
+        }
+        for (let i = 0; i < N; i++) await waitCompletedBy(d, 4100 + i);
+        const gen2 = allMatches(d.log, /spawned worker (\d+) \(generation 2,/).map((m) => Number(m[1]));
+        assert.equal(gen2.length, 2, 'two workers of generation 2');
+        for (let i = 0; i < N; i++) {
+            const by = completedBy(d.log, 4100 + i);
+            assert.equal(by.length, 1, `task ${4100 + i} completed once`);
+            assert.ok(gen2.includes(by[0]), `task ${4100 + i} completed by ${by[0]}, not a generation 2 worker ` +
+                `(${gen2.join(', ')}); log tail:\n${d.log.slice(-2500)}`);
+        }
+    });
+
 test('SIGHUP with a broken config: error logged, nothing applied, the same workers keep serving',
     { timeout: 60000 }, async (t) => {
         const f = await fixture(t, { worker_processes: 2 });
