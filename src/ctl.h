@@ -30,6 +30,10 @@ int rd_ctl_rollup(struct rd_conf *conf, int argc, char **argv);
 /* --drop of seed and import: the records, and with them the rollups and
  * their batches (folding starts again from batch 1). */
 int rd_ctl_drop(const struct rd_conf *conf, struct rd_store *st, char *err, size_t errlen);
+/* --if-empty of seed and import: 1 (and a line on stdout saying so) when
+ * the records collection holds a record already, so nothing is loaded;
+ * 0 when it is empty; -1 after saying on stderr what failed. */
+int rd_ctl_held(const struct rd_conf *conf, struct rd_store *st, const char *cmd);
 int rd_ctl_status(struct rd_conf *conf, int argc, char **argv);
 
 #endif

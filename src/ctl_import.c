@@ -377,7 +377,8 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "format", required_argument, NULL, 'f' }, { "batch", required_argument, NULL, 'b' },
-        { "drop", no_argument, NULL, 'd' }, { NULL, 0, NULL, 0 }
+        { "drop", no_argument, NULL, 'd' }, { "if-empty", no_argument, NULL, 'e' },
+        { NULL, 0, NULL, 0 }
     };
     struct importer *im;
     struct splitter  sp = { 0 };
@@ -387,7 +388,7 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
     size_t           cap = 0, n, i;
     ssize_t          got;
     int64_t          lineno = 0;
-    int              opt, drop = 0, rc = 0;
+    int              opt, drop = 0, if_empty = 0, rc = 0;
     long             batch = 10000;
     FILE            *f;
 
@@ -406,12 +407,13 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
                 return EX_USAGE;
             break;
         case 'd': drop = 1; break;
+        case 'e': if_empty = 1; break;
         default: return EX_USAGE;
         }
     }
-    if (optind + 1 != argc) {
+    if (optind + 1 != argc || (drop && if_empty)) {
         fprintf(stderr, "reporterctl: usage: import FILE|- [--format json|ndjson|csv] "
-                "[--batch 1..100000] [--drop]\n");
+                "[--batch 1..100000] [--drop | --if-empty]\n");
         return EX_USAGE;
     }
     if (conf == NULL)
@@ -436,6 +438,10 @@ rd_ctl_import(struct rd_conf *conf, int argc, char **argv)
     if (im->st == NULL || (drop && rd_ctl_drop(conf, im->st, err, sizeof(err)) != RD_OK)) {
         fprintf(stderr, "reporterctl: %s\n", err);
         rc = 1;
+        goto done;
+    }
+    if (if_empty && (rc = rd_ctl_held(conf, im->st, "import")) != 0) {
+        rc = rc < 0 ? 1 : 0;
         goto done;
     }
     sp.offset = skip_bom(f);

@@ -1,10 +1,11 @@
 /*
  * reporterctl.c -- the operator's tool, reading the same reporterd.yaml:
  *
- *   reporterctl [-c FILE] seed [--phones N] [--records N] [--seed S] [--drop]
+ *   reporterctl [-c FILE] seed [--phones N] [--records N] [--seed S] [--drop | --if-empty]
  *   reporterctl [-c FILE] send [-n N] [--phones-per-task K] [--max-phone P]
  *   reporterctl [-c FILE] results [-n N] [--timeout SEC]
- *   reporterctl [-c FILE] import FILE|- [--format json|ndjson|csv] [--batch N] [--drop]
+ *   reporterctl [-c FILE] import FILE|- [--format json|ndjson|csv] [--batch N]
+ *                                 [--drop | --if-empty]
  *   reporterctl [-c FILE] bench [-n N] [--concurrency C | --rate R] [--phones LIST] [--json]
  *   reporterctl [-c FILE] rollup [--status | --fold | --rebuild |
  *                                 --verify [--phones LIST | --sample N | PHONE...] [--repair]]
@@ -45,13 +46,14 @@ static const struct {
     const char *help;
 } helps[] = {
     { "seed", "  seed     generate call records into MongoDB and index them by phone\n"
-              "           --phones N (200)  --records N per phone (10000)  --seed S (42)  --drop\n" },
+              "           --phones N (200)  --records N per phone (10000)  --seed S (42)\n"
+              "           --drop | --if-empty (do nothing when the collection holds a record)\n" },
     { "send", "  send     publish report tasks with random phones to the task queue\n"
               "           -n N (10)  --phones-per-task K (10)  --max-phone P (200)  --seed S\n" },
     { "results", "  results  print results from the result queue (and ack them)\n"
                  "           -n N (all, until --timeout)  --timeout SEC (10)\n" },
     { "import", "  import   stream call records from FILE (JSON array, NDJSON or CSV; - = stdin)\n"
-                "           --format json|ndjson|csv  --batch N (10000)  --drop\n"
+                "           --format json|ndjson|csv  --batch N (10000)  --drop | --if-empty\n"
                 "           exit status 3: imported, but some records were malformed\n" },
     { "bench", "  bench    publish tasks and measure throughput and latency\n"
                "           -n N (100)  --concurrency C (4) | --rate R/s  --phones-per-task K (10)\n"
@@ -168,17 +170,33 @@ progress(int tty, int64_t done, int64_t total, double started, int final)
         fprintf(stderr, "seed: %" PRId64 "/%" PRId64 " records, %.0f/s\n", done, total, rate);
 }
 
+int
+rd_ctl_held(const struct rd_conf *conf, struct rd_store *st, const char *cmd)
+{
+    char err[512];
+    int  any;
+
+    if (rd_store_any(st, &any, err, sizeof(err)) != RD_OK) {
+        fprintf(stderr, "reporterctl: %s\n", err);
+        return -1;
+    }
+    if (any)
+        printf("%s: %s.%s holds records already: nothing loaded (--if-empty)\n", cmd,
+               conf->mongodb.database, conf->mongodb.collection);
+    return any;
+}
+
 static int
 cmd_seed(struct rd_conf *conf, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "phones", required_argument, NULL, 'p' }, { "records", required_argument, NULL, 'r' },
         { "seed", required_argument, NULL, 's' }, { "drop", no_argument, NULL, 'd' },
-        { NULL, 0, NULL, 0 }
+        { "if-empty", no_argument, NULL, 'e' }, { NULL, 0, NULL, 0 }
     };
     int64_t          phones = 200, records = 10000, total, done = 0, last = 0;
     uint64_t         rnd = 42;
-    int              drop = 0, opt, tty = isatty(STDERR_FILENO), rc = 0;
+    int              drop = 0, if_empty = 0, opt, tty = isatty(STDERR_FILENO), rc = 0;
     struct rd_store *st;
     bson_t          *docs[BATCH];
     char             err[512];
@@ -205,11 +223,16 @@ cmd_seed(struct rd_conf *conf, int argc, char **argv)
             rnd = (uint64_t) v | 1;
             break;
         case 'd': drop = 1; break;
+        case 'e': if_empty = 1; break;
         default: return EX_USAGE;
         }
     }
     if (rd_ctl_no_more("seed", argc, argv, optind) != 0)
         return EX_USAGE;
+    if (drop && if_empty) {
+        fprintf(stderr, "reporterctl: seed: --drop and --if-empty exclude each other\n");
+        return EX_USAGE;
+    }
     if (conf == NULL)
         return 0;              /* the arguments checked, nothing done */
     st = rd_store_open(&conf->mongodb, "reporterctl", err, sizeof(err));
@@ -221,6 +244,10 @@ cmd_seed(struct rd_conf *conf, int argc, char **argv)
         fprintf(stderr, "reporterctl: %s\n", err);
         rd_store_close(st);
         return 1;
+    }
+    if (if_empty && (rc = rd_ctl_held(conf, st, "seed")) != 0) {
+        rd_store_close(st);
+        return rc < 0 ? 1 : 0;
     }
     total = phones * records;
     started = rd_now_sec();

@@ -246,6 +246,31 @@ rd_store_index_phone(struct rd_store *st, char *err, size_t errlen)
 }
 
 int
+rd_store_any(struct rd_store *st, int *any, char *err, size_t errlen)
+{
+    bson_t           filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
+    const bson_t    *doc;
+    bson_error_t     e;
+    mongoc_cursor_t *cur;
+    int              rc = RD_OK;
+
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+    BSON_APPEND_INT32(&proj, "_id", 1);
+    bson_append_document_end(&opts, &proj);
+    cur = mongoc_collection_find_with_opts(st->coll, &filter, &opts, NULL);
+    *any = mongoc_cursor_next(cur, &doc);
+    if (!*any && mongoc_cursor_error(cur, &e)) {
+        snprintf(err, errlen, "find: %s", e.message);
+        rc = RD_ERROR;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&opts);
+    bson_destroy(&filter);
+    return rc;
+}
+
+int
 rd_store_drop(struct rd_store *st, char *err, size_t errlen)
 {
     bson_error_t e;

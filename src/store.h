@@ -77,6 +77,8 @@ int  rd_store_insert_many(struct rd_store *st, const bson_t **docs, size_t n,
                           char *err, size_t errlen);
 int  rd_store_index_phone(struct rd_store *st, char *err, size_t errlen);
 int  rd_store_drop(struct rd_store *st, char *err, size_t errlen);
+/* Whether the records collection holds any document (*any 0 or 1). */
+int  rd_store_any(struct rd_store *st, int *any, char *err, size_t errlen);
 
 /* Route libmongoc's own log through rd_log (warnings and above as warn,
  * the rest as debug).  First thing in main: the driver's default handler

@@ -278,6 +278,53 @@ test('import streams a JSON array, NDJSON and CSV, counting malformed records by
     assert.match(cut.stderr, /not closed/);
 });
 
+test('--if-empty, and the compose stack\'s loader (docker/mongo-seed.sh): data.json loaded into an empty collection once, the data kept on every later run', async () => {
+    const dir = h.tmpDir();
+    const seedSh = path.join(__dirname, '..', '..', 'docker', 'mongo-seed.sh');
+    const loader = (env = {}) => h.run('sh', [seedSh], {
+        timeoutMs: 120000,
+        env: Object.assign({}, process.env, { REPORTERCTL: h.env.reporterctl, REPORTERD_CONF: cfg,
+            REPORTERD_IMPORT_DIR: dir }, env),
+    });
+    const first = Array.from({ length: 40 }, (_, i) => ({ phone: 700 + (i % 4), start_date: 1000 * i, end_date: 1000 * i + 7000 }));
+    const second = [{ phone: 9, start_date: 0, end_date: 9000 }];
+    await (await collection()).drop().catch(() => {});
+    fs.writeFileSync(path.join(dir, 'data.json'), JSON.stringify(first));
+
+    let r = await loader();
+    assert.equal(r.code, 0, `the first up: ${r.stdout}${r.stderr}`);
+    assert.deepEqual(await stored(), triples(first), 'the first up loads data.json');
+
+    /* records written since, and a data.json changed: the next up keeps what the database holds */
+    await (await collection()).insertOne({ phone: 5n, start_date: 0n, end_date: 5000n }, { ignoreUndefined: true });
+    fs.writeFileSync(path.join(dir, 'data.json'), JSON.stringify(second));
+    r = await loader();
+    assert.equal(r.code, 0, `the second up: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /holds records already: nothing loaded \(--if-empty\)/);
+    assert.deepEqual(await stored(), triples([...first, { phone: 5, start_date: 0, end_date: 5000 }]),
+        'the second up kept the data');
+
+    /* the explicit reload */
+    r = await loader({ MONGO_SEED_DROP: '1' });
+    assert.equal(r.code, 0, `MONGO_SEED_DROP=1: ${r.stdout}${r.stderr}`);
+    assert.deepEqual(await stored(), triples(second), 'MONGO_SEED_DROP=1 loads data.json again');
+
+    /* no data file: synthetic records, only into an empty collection */
+    fs.unlinkSync(path.join(dir, 'data.json'));
+    r = await loader({ REPORTERD_SEED_ARGS: '--phones 3 --records 4' });
+    assert.equal(r.code, 0, `no data.json, records held: ${r.stdout}${r.stderr}`);
+    assert.deepEqual(await stored(), triples(second), 'no data.json and records held: nothing seeded');
+    await (await collection()).drop();
+    r = await loader({ REPORTERD_SEED_ARGS: '--phones 3 --records 4' });
+    assert.equal(r.code, 0, `no data.json, empty: ${r.stdout}${r.stderr}`);
+    assert.equal((await stored()).length, 12, 'no data.json and empty: 3 x 4 synthetic records');
+
+    for (const cmd of [['import', path.join(dir, 'x.json'), '--drop', '--if-empty'], ['seed', '--if-empty', '--drop']]) {
+        const u = await ctl(...cmd);
+        assert.equal(u.code, 64, `${cmd.join(' ')}: --drop with --if-empty is a usage error (${u.stderr})`);
+    }
+});
+
 const rec = (p) => `{"phone": ${p}, "start_date": 0, "end_date": ${p * 1000}}`;
 /* the document rec(p) stores */
 const recDoc = (p) => [BigInt(p), 0n, BigInt(p * 1000)];

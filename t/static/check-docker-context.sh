@@ -21,11 +21,12 @@ fi
 srcdir=$(cd "$srcdir" && pwd) || exit 99
 here=$(cd "$(dirname "$0")" && pwd) || exit 99
 
-echo "1..2"
+echo "1..3"
 for tool in node autoreconf make; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "ok 1 - the build context # SKIP no $tool"
         echo "ok 2 - the build stage in it # SKIP no $tool"
+        echo "ok 3 - the files the run stage copies are in it # SKIP no $tool"
         exit 0
     fi
 done
@@ -61,5 +62,18 @@ if (cd "$ctx" && sh -e "$tmp/run2.sh") >"$tmp/build.log" 2>&1 && [ -x "$tmp/out/
 else
     echo "not ok 2 - the build stage fails in the context docker/Dockerfile.dockerignore leaves:"
     tail -n 15 "$tmp/build.log" | sed 's/^/# /'
+    exit 1
+fi
+
+# The run stage's COPY of single files from the context (docker/reporterd.yaml,
+# the compose stack's loader): each must be in the context too.
+missing=
+for f in $(awk '/^COPY / && !/--from/ && $2 != "." { print $2 }' "$srcdir/docker/Dockerfile"); do
+    [ -f "$ctx/$f" ] || missing="$missing $f"
+done
+if [ -z "$missing" ]; then
+    echo "ok 3 - the files the run stage copies are in it"
+else
+    echo "not ok 3 - the run stage copies files the context lacks:$missing"
     exit 1
 fi

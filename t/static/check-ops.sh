@@ -42,7 +42,7 @@ skip()    { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 diag()    { sed 's/^/# /' "$1"; }
 have()    { command -v "$1" >/dev/null 2>&1; }
 
-echo "1..14"
+echo "1..15"
 
 # 1-3: man pages.  mandoc -T lint -W warning, or groff -ww where mandoc is
 # missing; any message fails.
@@ -184,14 +184,42 @@ else
     fi
 fi
 
-# 11: reporterd scales: no container_name, no published ports.
-if grep -Eq '^[[:space:]]*(container_name|ports):' "$srcdir/docker/docker-compose.yml"; then
-    not_ok "docker-compose.yml has no container_name and no ports (so --scale works)"
+# 11: reporterd scales: its service has no container_name and publishes no
+# port; rabbitmq publishes AMQP (5672) and the management UI (15672) on the
+# host, as the old stack did, so a producer there reaches the queues.
+compose_file=$srcdir/docker/docker-compose.yml
+service() {     # the lines of one service of the compose file
+    awk -v s="$1:" '/^[^ #]/ { on = 0 } /^  [A-Za-z_][A-Za-z0-9_-]*:/ { on = ($1 == s) } on' "$compose_file"
+}
+if service reporterd | grep -Eq '^[[:space:]]*(container_name|ports):'; then
+    not_ok "docker-compose.yml: reporterd has no container_name and no ports (so --scale works)"
+elif ! service rabbitmq | grep -Eq '^[[:space:]]*- "[^"]*:5672"$' \
+    || ! service rabbitmq | grep -Eq '^[[:space:]]*- "[^"]*:15672"$'; then
+    not_ok "docker-compose.yml: rabbitmq publishes 5672 and 15672 on the host"
 else
-    ok "docker-compose.yml has no container_name and no ports (so --scale works)"
+    ok "docker-compose.yml: reporterd scales (no container_name, no ports); rabbitmq publishes 5672 and 15672"
 fi
 
-# 12: the Dockerfile installs the configuration the CMD names, runs as a
+# 12: compose keeps the data: mongo_seed runs the loader the image installs
+# from docker/mongo-seed.sh (which loads with --if-empty; t/integration/
+# ctl.test.js runs it), never --drop on its own; the import directory is
+# mounted; the mongo service runs without credentials when none are set.
+seed=$(service mongo_seed)
+if printf '%s\n' "$seed" | grep -q -- '--drop'; then
+    not_ok "docker-compose.yml: mongo_seed drops nothing on up (it runs --drop)"
+elif printf '%s\n' "$seed" | grep -q '^    command: \["/usr/local/bin/reporterd-mongo-seed"\]$' \
+    && printf '%s\n' "$seed" | grep -q '^      - ./data:/import:ro$' \
+    && grep -q '^COPY docker/mongo-seed.sh /usr/local/bin/reporterd-mongo-seed$' "$srcdir/docker/Dockerfile" \
+    && grep -q -- 'import "\$how"' "$srcdir/docker/mongo-seed.sh" \
+    && grep -q -- '^    how=--if-empty$' "$srcdir/docker/mongo-seed.sh" \
+    && [ -f "$srcdir/docker/data/README" ] \
+    && ! service mongo | grep -q 'MONGO_INITDB_ROOT_[A-Z]*:?'; then
+    ok "docker-compose.yml: mongo_seed loads data/ only into an empty collection; credentials optional"
+else
+    not_ok "docker-compose.yml: mongo_seed loads data/ only into an empty collection; credentials optional"
+fi
+
+# 13: the Dockerfile installs the configuration the CMD names, runs as a
 # non-root user and checks /healthz on the port status.listen names.
 df=$srcdir/docker/Dockerfile
 if grep -q '^COPY docker/reporterd.yaml /usr/local/etc/reporterd/reporterd.yaml$' "$df" \
@@ -206,7 +234,7 @@ else
     not_ok "Dockerfile and docker/reporterd.yaml agree (config path, user, health port, foreground)"
 fi
 
-# 13: the systemd unit and logrotate use the default paths of the man pages.
+# 14: the systemd unit and logrotate use the default paths of the man pages.
 if grep -q '^ReadWritePaths=/usr/local/var/run ' "$srcdir/$UNIT" \
     && grep -q '^KillSignal=SIGQUIT$' "$srcdir/$UNIT" \
     && grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$srcdir/$UNIT" \
