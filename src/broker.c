@@ -17,6 +17,7 @@
 
 #include "broker.h"
 #include "broker_props.h"
+#include "metrics.h"
 #include "util.h"
 
 #define CH_CONSUME 1
@@ -553,6 +554,7 @@ rd_broker_publish(struct rd_broker *b, const char *queue, const char *body, size
         int64_t left = deadline - rd_now_ms();
 
         if (left <= 0) {
+            RD_METRIC(confirm_timeouts);
             snprintf(err, errlen, "no publisher confirm from the broker within %d ms",
                      b->conf->confirm_timeout_ms);
             return RD_ERROR;

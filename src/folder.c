@@ -442,6 +442,7 @@ rd_folder_main(const struct rd_conf *conf, int chan)
             if (rd_metrics != NULL) {
                 rd_metrics_add(&rd_metrics->folder.batches, 1);
                 rd_metrics_add(&rd_metrics->folder.records, (uint64_t) step.records);
+                rd_metrics_add(&rd_metrics->folder.invalid, (uint64_t) step.invalid);
                 rd_metrics_add(&rd_metrics->folder.bad_phone, (uint64_t) step.bad_phone);
                 rd_metrics_add(&rd_metrics->folder.overflowed, (uint64_t) step.overflowed);
             }

@@ -366,6 +366,8 @@ query(const struct rd_job_env *env, const struct rd_task *t, struct rd_job_facts
         bson_destroy(pipeline);
     }
     rd_metrics_db(rd_now_sec() - t1);
+    if (rc != RD_OK)
+        RD_METRIC(db_errors);
     if (env->test_delay_ms > 0)
         rd_sleep_ms(env->test_delay_ms, NULL);
     if (rc == RD_OK)

@@ -278,11 +278,14 @@ spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int in
         return;
     }
     if (proc == folder_process) {
+        if (rd_metrics != NULL)
+            __atomic_store_n(&rd_metrics->folder.spawned, 1, __ATOMIC_RELAXED);
         rd_info("spawned %s %ld", name, (long) pid);
         return;
     }
     if (rd_metrics != NULL) {
         rd_metrics->workers[slot].generation = g->number;
+        rd_metrics->workers[slot].number = index;
         __atomic_store_n(&rd_metrics->workers[slot].pid, pid, __ATOMIC_RELAXED);
     }
     rd_info("spawned %s %ld (generation %d, #%d)", name, (long) pid, g->number, index);
@@ -504,12 +507,14 @@ reload(struct master *m)
     if (conf == NULL) {
         rd_error("reload failed, keeping the running configuration: %s", err);
         rd_notify_ready("reload failed; running the previous configuration");
+        RD_METRIC(reload_failures);
         return;
     }
     /* All that can fail comes before the first change to what runs. */
     if (gen_init(&next, conf, m->cur.number + 1) != 0) {
         rd_error("reload failed, keeping the running configuration: out of memory");
         rd_notify_ready("reload failed; running the previous configuration");
+        RD_METRIC(reload_failures);
         return;
     }
     for (key = rd_conf_reload_change(m->cur.conf, conf, NULL); key != NULL;
@@ -520,6 +525,7 @@ reload(struct master *m)
         if (rd_log_open(conf->error_log, conf->log_level, err, sizeof(err)) != 0) {
             rd_error("reload failed, keeping the running configuration: %s", err);
             rd_notify_ready("reload failed; running the previous configuration");
+            RD_METRIC(reload_failures);
             gen_free(&next);
             return;
         }

@@ -31,6 +31,7 @@ struct rd_histogram {
 struct rd_metrics_worker {
     pid_t    pid;               /* 0: free */
     int      generation;
+    int      number;            /* its place in the generation, 0..worker_processes-1 */
     int      broker_up;
     int      db_up;
     char     problem[256];      /* why it exits with RD_WORKER_EXIT_FATAL */
@@ -39,11 +40,13 @@ struct rd_metrics_worker {
 /* Written by the rollup folder (folder.c); pid cleared by the master. */
 struct rd_metrics_folder {
     pid_t    pid;               /* 0: no folder */
+    int      spawned;           /* 1: the master has spawned one (set once) */
     int      lease;             /* 1: it holds the folders' lease */
     int64_t  unfolded;          /* records not folded yet */
     int64_t  behind_s;          /* age of the oldest of them */
     uint64_t batches;           /* batches folded */
     uint64_t records;           /* records folded */
+    uint64_t invalid;           /* folded records left out of the figures */
     uint64_t bad_phone;         /* folded records whose phone is not an integer */
     uint64_t new_epochs;        /* epochs it saw begin: batches lost or restored */
     uint64_t overflowed;        /* batches that met a phone past 64 bits */
@@ -70,6 +73,10 @@ struct rd_metrics {
     uint64_t                 invalid_records;   /* left out of reports' figures */
     uint64_t                 journal_writes;        /* journal.h upserts done */
     uint64_t                 journal_write_errors;  /* and failed */
+    uint64_t                 broker_reconnects;     /* connections a worker made again */
+    uint64_t                 db_errors;             /* report queries that failed */
+    uint64_t                 confirm_timeouts;      /* publishes without a confirm in time */
+    uint64_t                 reload_failures;       /* reloads that kept the old configuration */
     int                      live_workers;
     /* Written by the master only: a problem outside the configuration
      * file that keeps workers from starting ("" when none), and how many
@@ -96,6 +103,9 @@ void rd_metrics_invalid(uint64_t records);
 void rd_metrics_journal(int ok);
 void rd_metrics_state(int broker_up, int db_up);
 void rd_metrics_add(uint64_t *counter, uint64_t n);
+/* One more of a counter of the mapping: RD_METRIC(db_errors). */
+#define RD_METRIC(field) \
+    do { if (rd_metrics != NULL) rd_metrics_add(&rd_metrics->field, 1); } while (0)
 
 /* In a worker about to exit with RD_WORKER_EXIT_FATAL: say why, for the
  * master's log and /healthz. */

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
+#include "procstat.h"
 #include "status.h"
 #include "status_tasks.h"
 #include "util.h"
@@ -99,7 +100,31 @@ histogram(struct buf *b, const char *name, const char *help, const struct rd_his
         (unsigned long long) load(&h->count));
 }
 
-/* One gauge per live worker, read from the int at offset in its entry. */
+static void
+counter(struct buf *b, const char *name, const char *help, const uint64_t *v)
+{
+    put(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+        (unsigned long long) load(v));
+}
+
+static void
+gauge(struct buf *b, const char *name, const char *help, long long v)
+{
+    put(b, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
+}
+
+/* A gauge of seconds kept in milliseconds, or of bytes and seconds read
+ * as doubles. */
+static void
+gauge_f(struct buf *b, const char *name, const char *help, const char *type, double v)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.3f\n", name, help, name, type, name, v);
+}
+
+#define LOAD_INT(x) ((long long) __atomic_load_n(&(x), __ATOMIC_RELAXED))
+
+/* One gauge per live worker, read from the int at offset in its entry,
+ * labelled by its place in its generation (stable across restarts). */
 static void
 worker_gauge(struct buf *b, const char *name, const char *help, size_t offset)
 {
@@ -110,91 +135,86 @@ worker_gauge(struct buf *b, const char *name, const char *help, size_t offset)
     for (i = 0; i < RD_METRICS_WORKERS; i++) {
         w = &rd_metrics->workers[i];
         if (__atomic_load_n(&w->pid, __ATOMIC_RELAXED) != 0)
-            put(b, "%s{pid=\"%ld\",generation=\"%d\"} %d\n", name, (long) w->pid,
+            put(b, "%s{worker=\"%d\",generation=\"%d\"} %d\n", name, w->number,
                 w->generation, __atomic_load_n((const int *) ((const char *) w + offset),
                                                __ATOMIC_RELAXED));
     }
 }
 
-/* Rollup mode's folder: its lag and its work. */
+/* Rollup mode's folder: its lag and its work, shown from the first time
+ * the master spawned one, with their last values while it is down. */
 static void
 folder_metrics(struct buf *b, const struct rd_metrics_folder *f)
 {
-    put(b, "# HELP reporterd_rollup_unfolded_records Call records not folded into the rollups yet.\n"
-        "# TYPE reporterd_rollup_unfolded_records gauge\nreporterd_rollup_unfolded_records %lld\n",
-        (long long) __atomic_load_n(&f->unfolded, __ATOMIC_RELAXED));
-    put(b, "# HELP reporterd_rollup_behind_seconds Age of the oldest record not folded yet "
-        "(from its ObjectId).\n# TYPE reporterd_rollup_behind_seconds gauge\n"
-        "reporterd_rollup_behind_seconds %lld\n",
-        (long long) __atomic_load_n(&f->behind_s, __ATOMIC_RELAXED));
-    put(b, "# HELP reporterd_rollup_lease_held This host's folder holds the folders' lease.\n"
-        "# TYPE reporterd_rollup_lease_held gauge\nreporterd_rollup_lease_held %d\n",
-        __atomic_load_n(&f->lease, __ATOMIC_RELAXED));
-    put(b, "# HELP reporterd_rollup_batches_total Batches folded by this host.\n"
-        "# TYPE reporterd_rollup_batches_total counter\nreporterd_rollup_batches_total %llu\n",
-        (unsigned long long) load(&f->batches));
-    put(b, "# HELP reporterd_rollup_records_folded_total Records folded by this host.\n"
-        "# TYPE reporterd_rollup_records_folded_total counter\n"
-        "reporterd_rollup_records_folded_total %llu\n", (unsigned long long) load(&f->records));
-    put(b, "# HELP reporterd_rollup_bad_phone_records_total Folded records whose phone is not "
-        "an integer (no report can ask for them).\n"
-        "# TYPE reporterd_rollup_bad_phone_records_total counter\n"
-        "reporterd_rollup_bad_phone_records_total %llu\n", (unsigned long long) load(&f->bad_phone));
-    put(b, "# HELP reporterd_rollup_new_epochs_total Epochs this host's folder saw begin (the "
-        "batches collection dropped, replaced or restored from an older backup): every record "
-        "is folded again.\n# TYPE reporterd_rollup_new_epochs_total counter\n"
-        "reporterd_rollup_new_epochs_total %llu\n", (unsigned long long) load(&f->new_epochs));
-    put(b, "# HELP reporterd_rollup_overflowed_phones_total Batches that met a phone whose sums "
-        "pass 64 bits (reports on it answer Error).\n# TYPE reporterd_rollup_overflowed_phones_total counter\n"
-        "reporterd_rollup_overflowed_phones_total %llu\n", (unsigned long long) load(&f->overflowed));
-    put(b, "# HELP reporterd_rollup_verified_phones_total Phones the folder's verification "
-        "recounted from their records.\n# TYPE reporterd_rollup_verified_phones_total counter\n"
-        "reporterd_rollup_verified_phones_total %llu\n",
-        (unsigned long long) load(&f->verified_phones));
-    put(b, "# HELP reporterd_rollup_verified_records_total Records the folder's verification "
-        "read.\n# TYPE reporterd_rollup_verified_records_total counter\n"
-        "reporterd_rollup_verified_records_total %llu\n",
-        (unsigned long long) load(&f->verified_records));
-    put(b, "# HELP reporterd_rollup_drift_total Rollups the verification found different from "
-        "their records (a record deleted, corrected or replaced after it was folded) and "
-        "rewrote.\n# TYPE reporterd_rollup_drift_total counter\nreporterd_rollup_drift_total %llu\n",
-        (unsigned long long) load(&f->drift));
-    put(b, "# HELP reporterd_rollup_verify_cycles_total Verification cycles over every phone "
-        "finished.\n# TYPE reporterd_rollup_verify_cycles_total counter\n"
-        "reporterd_rollup_verify_cycles_total %llu\n", (unsigned long long) load(&f->verify_cycles));
-    put(b, "# HELP reporterd_rollup_verify_cycle_seconds How long the last verification cycle "
-        "took: the delay after which a delete or a correction is in every report.\n"
-        "# TYPE reporterd_rollup_verify_cycle_seconds gauge\n"
-        "reporterd_rollup_verify_cycle_seconds %.3f\n",
-        (double) __atomic_load_n(&f->verify_cycle_ms, __ATOMIC_RELAXED) / 1000.0);
-    put(b, "# HELP reporterd_rollup_change_stream_open The folder follows the records' change "
-        "stream (a replica set with pre-images).\n# TYPE reporterd_rollup_change_stream_open gauge\n"
-        "reporterd_rollup_change_stream_open %d\n", __atomic_load_n(&f->following, __ATOMIC_RELAXED));
-    put(b, "# HELP reporterd_rollup_change_events_total Deletes, updates and replaces of records "
-        "the folder read from the change stream.\n# TYPE reporterd_rollup_change_events_total counter\n"
-        "reporterd_rollup_change_events_total %llu\n", (unsigned long long) load(&f->change_events));
-    put(b, "# HELP reporterd_rollup_change_corrections_total Rollups the change stream's events "
-        "made differ from their records, rewritten.\n"
-        "# TYPE reporterd_rollup_change_corrections_total counter\n"
-        "reporterd_rollup_change_corrections_total %llu\n",
-        (unsigned long long) load(&f->change_corrected));
-    put(b, "# HELP reporterd_rollup_change_events_without_preimage_total Change events whose record "
-        "before the change was not available (left to the verification).\n"
-        "# TYPE reporterd_rollup_change_events_without_preimage_total counter\n"
-        "reporterd_rollup_change_events_without_preimage_total %llu\n",
-        (unsigned long long) load(&f->change_unknown));
-    put(b, "# HELP reporterd_rollup_change_stream_lost_total Saved resume tokens the server could not "
-        "resume from (what changed meanwhile is left to the verification).\n"
-        "# TYPE reporterd_rollup_change_stream_lost_total counter\n"
-        "reporterd_rollup_change_stream_lost_total %llu\n", (unsigned long long) load(&f->change_lost));
-    put(b, "# HELP reporterd_rollup_change_lag_seconds Age of the last change event when the folder "
-        "read it.\n# TYPE reporterd_rollup_change_lag_seconds gauge\n"
-        "reporterd_rollup_change_lag_seconds %.3f\n",
-        (double) __atomic_load_n(&f->change_lag_ms, __ATOMIC_RELAXED) / 1000.0);
-    put(b, "# HELP reporterd_rollup_refused Rollup mode is refused (a TTL index on the records): "
-        "nothing is folded and reports read their records whole.\n"
-        "# TYPE reporterd_rollup_refused gauge\nreporterd_rollup_refused %d\n",
-        __atomic_load_n(&f->refused, __ATOMIC_RELAXED));
+    gauge(b, "reporterd_rollup_folder_up", "The rollup folder process runs (0: down or "
+          "restarting; the other rollup metrics keep their last values).",
+          LOAD_INT(f->pid) != 0);
+    gauge(b, "reporterd_rollup_unfolded_records", "Call records not folded into the rollups yet.",
+          LOAD_INT(f->unfolded));
+    gauge(b, "reporterd_rollup_behind_seconds", "Age of the oldest record not folded yet "
+          "(from its ObjectId).", LOAD_INT(f->behind_s));
+    gauge(b, "reporterd_rollup_lease_held", "This host's folder holds the folders' lease.",
+          LOAD_INT(f->lease));
+    counter(b, "reporterd_rollup_batches_total", "Batches folded by this host.", &f->batches);
+    counter(b, "reporterd_rollup_records_folded_total", "Records folded by this host.", &f->records);
+    counter(b, "reporterd_rollup_invalid_records_total", "Folded records left out of the figures "
+            "(dates missing, not integers or dates, mixed, out of range or reversed), each "
+            "counted once, when it is folded.", &f->invalid);
+    counter(b, "reporterd_rollup_bad_phone_records_total", "Folded records whose phone is not "
+            "an integer (no report can ask for them).", &f->bad_phone);
+    counter(b, "reporterd_rollup_new_epochs_total", "Epochs this host's folder saw begin (the "
+            "batches collection dropped, replaced or restored from an older backup): every record "
+            "is folded again.", &f->new_epochs);
+    counter(b, "reporterd_rollup_overflowed_phones_total", "Batches that met a phone whose sums "
+            "pass 64 bits (reports on it answer Error).", &f->overflowed);
+    counter(b, "reporterd_rollup_verified_phones_total", "Phones the folder's verification "
+            "recounted from their records.", &f->verified_phones);
+    counter(b, "reporterd_rollup_verified_records_total", "Records the folder's verification "
+            "read.", &f->verified_records);
+    counter(b, "reporterd_rollup_drift_total", "Rollups the verification found different from "
+            "their records (a record deleted, corrected or replaced after it was folded) and "
+            "rewrote.", &f->drift);
+    counter(b, "reporterd_rollup_verify_cycles_total", "Verification cycles over every phone "
+            "finished.", &f->verify_cycles);
+    gauge_f(b, "reporterd_rollup_verify_cycle_seconds", "How long the last verification cycle "
+            "took: the delay after which a delete or a correction is in every report.", "gauge",
+            (double) LOAD_INT(f->verify_cycle_ms) / 1000.0);
+    gauge(b, "reporterd_rollup_change_stream_open", "The folder follows the records' change "
+          "stream (a replica set with pre-images).", LOAD_INT(f->following));
+    counter(b, "reporterd_rollup_change_events_total", "Deletes, updates and replaces of records "
+            "the folder read from the change stream.", &f->change_events);
+    counter(b, "reporterd_rollup_change_corrections_total", "Rollups the change stream's events "
+            "made differ from their records, rewritten.", &f->change_corrected);
+    counter(b, "reporterd_rollup_change_events_without_preimage_total", "Change events whose record "
+            "before the change was not available (left to the verification).", &f->change_unknown);
+    counter(b, "reporterd_rollup_change_stream_lost_total", "Saved resume tokens the server could not "
+            "resume from (what changed meanwhile is left to the verification).", &f->change_lost);
+    gauge_f(b, "reporterd_rollup_change_lag_seconds", "Age of the last change event when the folder "
+            "read it.", "gauge", (double) LOAD_INT(f->change_lag_ms) / 1000.0);
+    gauge(b, "reporterd_rollup_refused", "Rollup mode is refused (a TTL index on the records): "
+          "nothing is folded and reports read their records whole.", LOAD_INT(f->refused));
+}
+
+/* The master's standard process figures (it is this process's parent). */
+static void
+process_metrics(struct buf *b)
+{
+    struct rd_procstat ps;
+
+    if (rd_procstat_read(rd_master_pid, &ps) != 0)
+        return;
+    gauge_f(b, "process_cpu_seconds_total", "The master's user and system CPU time, seconds.",
+            "counter", ps.cpu_seconds);
+    gauge_f(b, "process_start_time_seconds", "When the master started, seconds since the epoch.",
+            "gauge", ps.start_time);
+    gauge_f(b, "process_resident_memory_bytes", "The master's resident memory, bytes.", "gauge",
+            ps.resident_bytes);
+    gauge_f(b, "process_virtual_memory_bytes", "The master's virtual memory, bytes.", "gauge",
+            ps.virtual_bytes);
+    if (ps.open_fds >= 0)
+        gauge(b, "process_open_fds", "The master's open file descriptors.", ps.open_fds);
+    if (ps.max_fds >= 0)
+        gauge(b, "process_max_fds", "The master's limit on open file descriptors.", ps.max_fds);
 }
 
 static char *
@@ -210,43 +230,46 @@ render_metrics(size_t *len)
     b.p[0] = '\0';
     put(&b, "# HELP reporterd_build_info Build information.\n# TYPE reporterd_build_info gauge\n"
         "reporterd_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
-    put(&b, "# HELP reporterd_tasks_total Tasks handled, by outcome.\n"
+    put(&b, "# HELP reporterd_tasks_total Tasks handled, by outcome (requeued: kept for "
+        "existing dashboards, the same count as reporterd_task_requeues_total).\n"
         "# TYPE reporterd_tasks_total counter\n");
     for (i = 0; i < RD_OUT_MAX; i++)
         put(&b, "reporterd_tasks_total{outcome=\"%s\"} %llu\n", outcomes[i],
             (unsigned long long) load(&m->tasks[i]));
+    counter(&b, "reporterd_task_requeues_total", "Deliveries given back to the queue unanswered "
+            "(the database away, a stopping worker); the task is answered later.",
+            &m->tasks[RD_OUT_REQUEUED]);
     histogram(&b, "reporterd_task_duration_seconds",
               "Time from taking a task to its confirmed result.", &m->task_seconds);
     histogram(&b, "reporterd_db_query_duration_seconds",
               "Time of one report aggregation in MongoDB.", &m->db_seconds);
-    put(&b, "# HELP reporterd_workers Live worker processes.\n# TYPE reporterd_workers gauge\n"
-        "reporterd_workers %d\n", __atomic_load_n(&m->live_workers, __ATOMIC_RELAXED));
-    put(&b, "# HELP reporterd_worker_restarts_total Workers replaced after dying unasked.\n"
-        "# TYPE reporterd_worker_restarts_total counter\nreporterd_worker_restarts_total %llu\n",
-        (unsigned long long) load(&m->worker_restarts));
-    put(&b, "# HELP reporterd_invalid_records_total Call records of requested phones left out "
-        "of reports' figures (dates missing, not integers or dates, mixed, out of range or "
-        "reversed).\n# TYPE reporterd_invalid_records_total counter\n"
-        "reporterd_invalid_records_total %llu\n",
-        (unsigned long long) load(&m->invalid_records));
-    put(&b, "# HELP reporterd_reloads_total Configuration reloads applied.\n"
-        "# TYPE reporterd_reloads_total counter\nreporterd_reloads_total %llu\n",
-        (unsigned long long) load(&m->reloads));
-    if (__atomic_load_n(&m->folder.pid, __ATOMIC_RELAXED) != 0)
+    gauge(&b, "reporterd_workers", "Live worker processes.", LOAD_INT(m->live_workers));
+    counter(&b, "reporterd_worker_restarts_total", "Workers replaced after dying unasked.",
+            &m->worker_restarts);
+    counter(&b, "reporterd_invalid_records_total", "Call records of requested phones left out "
+            "of reports' figures (dates missing, not integers or dates, mixed, out of range or "
+            "reversed), counted in each report that reads them.", &m->invalid_records);
+    counter(&b, "reporterd_reloads_total", "Configuration reloads applied.", &m->reloads);
+    counter(&b, "reporterd_reload_failures_total", "Reloads refused (the file did not load, the "
+            "log could not be opened): the running configuration was kept.", &m->reload_failures);
+    counter(&b, "reporterd_broker_reconnects_total", "Broker connections a worker opened again "
+            "after it lost or dropped one.", &m->broker_reconnects);
+    counter(&b, "reporterd_db_errors_total", "Report queries that failed in MongoDB (an outage, "
+            "a timeout or an error it answered).", &m->db_errors);
+    counter(&b, "reporterd_confirm_timeouts_total", "Results the broker did not confirm within "
+            "rabbitmq.confirm_timeout (the task is not acked and comes back).", &m->confirm_timeouts);
+    if (__atomic_load_n(&m->folder.spawned, __ATOMIC_RELAXED) != 0)
         folder_metrics(&b, &m->folder);
-    put(&b, "# HELP reporterd_journal_writes_total Task outcomes written to the journal.\n"
-        "# TYPE reporterd_journal_writes_total counter\nreporterd_journal_writes_total %llu\n",
-        (unsigned long long) load(&m->journal_writes));
-    put(&b, "# HELP reporterd_journal_write_errors_total Journal writes that failed (the "
-        "task was answered and acked anyway).\n"
-        "# TYPE reporterd_journal_write_errors_total counter\n"
-        "reporterd_journal_write_errors_total %llu\n",
-        (unsigned long long) load(&m->journal_write_errors));
+    counter(&b, "reporterd_journal_writes_total", "Task outcomes written to the journal.",
+            &m->journal_writes);
+    counter(&b, "reporterd_journal_write_errors_total", "Journal writes that failed (the "
+            "task was answered and acked anyway).", &m->journal_write_errors);
     worker_gauge(&b, "reporterd_worker_broker_connected",
                  "Worker connected to RabbitMQ and consuming.",
                  offsetof(struct rd_metrics_worker, broker_up));
     worker_gauge(&b, "reporterd_worker_db_connected", "Worker reached MongoDB.",
                  offsetof(struct rd_metrics_worker, db_up));
+    process_metrics(&b);
     *len = b.len;
     return b.p;
 }

@@ -60,6 +60,7 @@ struct worker {
     int64_t               db_seen_ms;   /* last time the database answered */
     int64_t               consuming_ms; /* when the consumer started */
     int                   worked;       /* told the master it finished a task */
+    int                   connected;    /* it had a broker connection before */
 };
 
 static void
@@ -202,6 +203,8 @@ connect_all(struct worker *w)
             backoff(w, "declaring queues failed", err);
             return RD_AGAIN;
         }
+        if (w->connected++)
+            RD_METRIC(broker_reconnects);
     }
     if (!w->consuming) {
         if (rd_broker_consume(w->broker, c->rabbitmq.task_queue, c->rabbitmq.prefetch,

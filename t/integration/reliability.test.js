@@ -429,6 +429,11 @@ test('server errors: transient returns the task uncounted, permanent is an Error
     assert.match(r.body.error, /^the report did not finish within mongodb\.max_time_ms \(20000 ms\), 2 times: /);
     assert.ok(await tasksTotal(port, 'requeued') > requeued, 'the first timeout went back to the queue');
     assert.equal(await ctx.broker.messageCount(names.dead_letter_queue), 0, 'nothing dead-lettered');
+    /* every failed query counted once (3 + 1 + 1 + 2); requeues have their own counter too */
+    const m = await h.readMetrics(`http://127.0.0.1:${port}`);
+    assert.equal(m.get('reporterd_db_errors_total'), 7, 'reporterd_db_errors_total');
+    assert.equal(m.get('reporterd_task_requeues_total'), m.get('reporterd_tasks_total{outcome="requeued"}'),
+        'reporterd_task_requeues_total');
     await daemon.shutdown('SIGQUIT', 20000);
 });
 

@@ -11,6 +11,7 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const h = require('../lib/harness.js');
 
 let ctx;
@@ -48,7 +49,9 @@ after(() => h.cleanup());
 test('/healthz and /metrics follow what the daemon did', async () => {
     const port = await h.freePort();
     const base = `http://127.0.0.1:${port}`;
-    const daemon = h.startDaemon(ctx.writeConfig({ worker_processes: 2, status: { listen: `127.0.0.1:${port}` } }));
+    const cfgPath = ctx.writeConfig({ worker_processes: 2, status: { listen: `127.0.0.1:${port}` } });
+    const t0 = Date.now() / 1000;
+    const daemon = h.startDaemon(cfgPath);
     await daemon.waitReady(2, 30000);
     await daemon.waitForLog(/serving \/metrics and \/healthz/);
 
@@ -106,9 +109,24 @@ test('/healthz and /metrics follow what the daemon did', async () => {
     assert.equal(m.get('reporterd_worker_restarts_total'), 0, 'restarts');
     assert.equal(m.get('reporterd_reloads_total'), 0, 'reloads');
     assert.equal(m.get('reporterd_build_info{version="0.1.0"}'), 1, 'build info');
-    const up = [...m.entries()].filter(([k]) => k.startsWith('reporterd_worker_broker_connected{'));
-    assert.equal(up.length, 2, 'one broker gauge per worker');
-    assert.ok(up.every(([, v]) => v === 1), 'both workers connected');
+    for (const k of ['reporterd_task_requeues_total', 'reporterd_reload_failures_total',
+        'reporterd_broker_reconnects_total', 'reporterd_db_errors_total', 'reporterd_confirm_timeouts_total']) {
+        assert.equal(m.get(k), 0, k);
+    }
+    /* the workers by their place in the generation, never by pid */
+    const gauges = (name) => [...m.entries()].filter(([k]) => k.startsWith(`${name}{`)).map(([k, v]) => `${k} ${v}`).sort();
+    assert.deepEqual(gauges('reporterd_worker_broker_connected'), [
+        'reporterd_worker_broker_connected{worker="0",generation="1"} 1',
+        'reporterd_worker_broker_connected{worker="1",generation="1"} 1']);
+    assert.doesNotMatch((await curl(`${base}/metrics`)).body, /pid="/, 'no pid label');
+    /* the master's process figures */
+    assert.ok(m.get('process_start_time_seconds') > t0 - 2 && m.get('process_start_time_seconds') < Date.now() / 1000,
+        `process_start_time_seconds ${m.get('process_start_time_seconds')} is when the master started (${t0})`);
+    assert.ok(m.get('process_resident_memory_bytes') > 1 << 20, `process_resident_memory_bytes ${m.get('process_resident_memory_bytes')}`);
+    assert.ok(m.get('process_virtual_memory_bytes') >= m.get('process_resident_memory_bytes'), 'virtual >= resident');
+    assert.ok(m.get('process_cpu_seconds_total') >= 0 && m.get('process_cpu_seconds_total') < 60, 'process_cpu_seconds_total');
+    assert.ok(m.get('process_open_fds') >= 3 && m.get('process_open_fds') <= m.get('process_max_fds'),
+        `process_open_fds ${m.get('process_open_fds')} of ${m.get('process_max_fds')}`);
 
     /* a reload and a killed worker show up in the counters */
     daemon.signal('SIGHUP');
@@ -118,8 +136,22 @@ test('/healthz and /metrics follow what the daemon did', async () => {
     await daemon.waitForLog(new RegExp(`worker ${victim} killed by signal 9`), 10000);
     await h.waitFor(async () => {
         m = parseMetrics((await curl(`${base}/metrics`)).body);
-        return m.get('reporterd_reloads_total') === 1 && m.get('reporterd_worker_restarts_total') === 1;
+        return m.get('reporterd_reloads_total') === 1 && m.get('reporterd_worker_restarts_total') === 1
+            && gauges('reporterd_worker_db_connected').length === 2;
     }, 10000, () => `reloads 1 and restarts 1 (got ${m.get('reporterd_reloads_total')}, ${m.get('reporterd_worker_restarts_total')})`);
+    /* the replacement takes its predecessor's series: no new one per restart */
+    assert.deepEqual(gauges('reporterd_worker_db_connected').map((x) => x.replace(/ \d+$/, '')), [
+        'reporterd_worker_db_connected{worker="0",generation="2"}',
+        'reporterd_worker_db_connected{worker="1",generation="2"}']);
+    /* a reload refused is counted, and is not a reload */
+    const goodCfg = fs.readFileSync(cfgPath, 'utf8');
+    fs.writeFileSync(cfgPath, `${goodCfg}\nno_such_key: 1\n`);
+    daemon.signal('SIGHUP');
+    await daemon.waitForLog(/reload failed, keeping the running configuration/, 10000);
+    fs.writeFileSync(cfgPath, goodCfg);
+    await h.waitFor(async () => (m = parseMetrics((await curl(`${base}/metrics`)).body)).get('reporterd_reload_failures_total') === 1,
+        10000, () => `reporterd_reload_failures_total 1 (got ${m.get('reporterd_reload_failures_total')})`);
+    assert.equal(m.get('reporterd_reloads_total'), 1, 'a refused reload is not counted as applied');
 
     /* the database goes away: idle workers notice, health turns 503 */
     if (!ctx.mongo.external) {
@@ -132,9 +164,59 @@ test('/healthz and /metrics follow what the daemon did', async () => {
         assert.ok(JSON.parse(notReady.body).missing.includes('database'), notReady.body);
         assert.equal((await curl(`${base}/livez`)).status, 200, 'a database outage is no reason to restart');
         await ctx.mongo.restart();
+        /* the workers gave their broker connections up while the database was away */
+        await h.waitFor(async () => (m = parseMetrics((await curl(`${base}/metrics`)).body)).get('reporterd_broker_reconnects_total') >= 2,
+            30000, () => `reporterd_broker_reconnects_total >= 2 after the outage (got ${m.get('reporterd_broker_reconnects_total')})`);
     }
     await daemon.shutdown('SIGQUIT', 20000);
     assert.equal(daemon.exit.code, 0);
+});
+
+test('rollup metrics: an invalid record counted once, when it is folded; the metrics stay, with reporterd_rollup_folder_up 0, while no folder runs', async () => {
+    const port = await h.freePort();
+    const base = `http://127.0.0.1:${port}`;
+    /* phone 9: 4 valid records and 3 invalid ones (reversed, a string date, no end_date) */
+    const extra = [{ phone: 9, start_date: 5000, end_date: 1000 }, { phone: 9, start_date: 'x', end_date: 2000 },
+        { phone: 9, start_date: 3000 }];
+    for (let k = 0; k < 4; k++) extra.push({ phone: 9, start_date: 1000 * k, end_date: 1000 * k + 2000 });
+    await ctx.loadRecords(extra);
+    records.push(...extra);
+    const invalid = 3;
+    const cfg = (mode) => ctx.writeConfig({ worker_processes: 1, report: { mode },
+        rollup: { batch: 100, interval: '20ms', collection: `${ctx.names.collection}_rollup_metrics` },
+        status: { listen: `127.0.0.1:${port}` } });
+    /* what the database holds (a test server restarted by an earlier test may hold less than records) */
+    const client = await h.mongoClient(ctx.mongo.uri);
+    const held = await client.db(ctx.names.database).collection(ctx.names.collection).countDocuments();
+    const daemon = h.startDaemon(cfg('rollup'));
+    await daemon.waitReady(1, 30000);
+    let m;
+    await h.waitFor(async () => {
+        m = await h.readMetrics(base);
+        return m.get('reporterd_rollup_records_folded_total') >= held;
+    }, 30000, () => `every record folded (${m && m.get('reporterd_rollup_records_folded_total')} of ${held})`);
+    assert.equal(m.get('reporterd_rollup_folder_up'), 1, 'folder up');
+    assert.equal(m.get('reporterd_rollup_records_folded_total'), held, 'every record folded once');
+    assert.equal(m.get('reporterd_rollup_invalid_records_total'), invalid, 'the invalid records, once each');
+    const reports = 3;
+    for (let i = 0; i < reports; i++) await ctx.publishTask({ correlation_id: 900 + i, phones: [9] });
+    const results = await ctx.collectResults(reports, 30000);
+    for (const r of results) h.assertReport(r.body.data, h.expectedReport(records, [9]), `task ${r.body.correlation_id}`);
+    await h.waitFor(async () => (m = await h.readMetrics(base)).get('reporterd_tasks_total{outcome="complete"}') >= reports,
+        10000, 'the tasks counted');
+    assert.equal(m.get('reporterd_invalid_records_total'), reports * invalid, 'per report: in each report that read them');
+    assert.equal(m.get('reporterd_rollup_invalid_records_total'), invalid, 'per record: once');
+
+    /* live mode after a reload: no folder runs, its metrics stay with their last values */
+    const folded = m.get('reporterd_rollup_records_folded_total');
+    cfg('live');
+    daemon.signal('SIGHUP');
+    await daemon.waitForLog(/rollup folder \d+ exited/, 30000);
+    await h.waitFor(async () => (m = await h.readMetrics(base)).get('reporterd_rollup_folder_up') === 0, 10000,
+        () => `reporterd_rollup_folder_up 0 (got ${m.get('reporterd_rollup_folder_up')})`);
+    assert.equal(m.get('reporterd_rollup_records_folded_total'), folded, 'the last value stays');
+    assert.equal(m.get('reporterd_rollup_invalid_records_total'), invalid, 'the last value stays');
+    await daemon.shutdown('SIGQUIT', 20000);
 });
 
 test('/healthz is 503 with a reason when no worker reaches the broker', async () => {
