@@ -74,5 +74,51 @@ echo "== sending $TASKS tasks"
 build/src/reporterctl -c "$dir/reporterd.yaml" send -n "$TASKS" --max-phone "$PHONES"
 echo "== results"
 build/src/reporterctl -c "$dir/reporterd.yaml" results -n "$TASKS" --timeout 60
-echo "== done; reporterd log:"
-cat "$dir/error.log"
+
+# The same tasks in both modes, one at a time: live mode (the default:
+# MongoDB aggregates each phone's records for every task) and rollup mode
+# (a folder process keeps per-phone sums; a task reads those plus the few
+# records not folded yet).
+BENCH_TASKS=${BENCH_TASKS:-20}
+bench_phones=$(seq -s, 0 $(( (PHONES < 10 ? PHONES : 10) - 1 )))
+bench() {
+    build/src/reporterctl -c "$dir/reporterd.yaml" bench -n "$BENCH_TASKS" --concurrency 1 \
+        --phones "$bench_phones" --phones-per-task 10 --timeout 300 --json
+}
+field() {       # field NAME JSON: a number from bench --json
+    printf '%s\n' "$2" | sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"
+}
+echo "== live mode: $BENCH_TASKS tasks of 10 phones, one at a time"
+live=$(bench)
+echo "$live"
+
+echo "== rollup mode: reload with report.mode: rollup, wait until every record is folded"
+cat >>"$dir/reporterd.yaml" <<YAML
+report:
+  mode: rollup
+YAML
+kill -HUP "$daemon_pid"
+for i in $(seq 1 600); do
+    grep -q 'generation 2: all 2 workers consuming' "$dir/error.log" && break
+    sleep 0.1
+done
+grep -q 'generation 2: all 2 workers consuming' "$dir/error.log" \
+    || { echo "the reload to rollup mode did not finish in 60 s; see $dir/error.log" >&2; exit 1; }
+for i in $(seq 1 600); do
+    build/src/reporterctl -c "$dir/reporterd.yaml" rollup --status | grep -q 'unfolded records: 0\b' && break
+    sleep 0.5
+done
+build/src/reporterctl -c "$dir/reporterd.yaml" rollup --status
+echo "== rollup mode: the same $BENCH_TASKS tasks"
+rollup=$(bench)
+echo "$rollup"
+
+echo
+echo "== per task, the same tasks ($BENCH_TASKS x 10 phones, $RECORDS records per phone, one at a time)"
+printf '%-8s %12s %12s %10s\n' mode "p50 ms" "p90 ms" "tasks/s"
+printf '%-8s %12s %12s %10s\n' live "$(field p50 "$live")" "$(field p90 "$live")" "$(field throughput_per_s "$live")"
+printf '%-8s %12s %12s %10s\n' rollup "$(field p50 "$rollup")" "$(field p90 "$rollup")" "$(field throughput_per_s "$rollup")"
+echo "These times are the TEST MongoDB server's: it runs pipelines in JavaScript (mingo), many"
+echo "times slower than mongod, so they say nothing about MongoDB itself -- only that rollup"
+echo "mode reads far less per task. Figures measured against the old service: docs/benchmarks.md."
+echo "== done; reporterd log: $dir/error.log"
