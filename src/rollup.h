@@ -27,7 +27,7 @@
  * only with the marks of its own epoch.
  *
  * The protocol and the proof that a report is exact at every moment are
- * in the README ("Rollup mode").  In short:
+ * in docs/design.md ("How rollup mode works").  In short:
  *
  *   claim   N = highest batch + 1; insert {_id: N, e, state: claimed, ids}
  *           listing up to rollup.batch unmarked records in _id order (a
@@ -128,7 +128,7 @@ int  rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n
 /*
  * reporterctl rollup --rebuild: recompute every phone's rollup from the
  * records folded so far (after records were deleted or edited).  Safe
- * while daemons run and fold; see the README.  *phones: rollups rebuilt.
+ * while daemons run and fold; see docs/design.md.  *phones: rollups rebuilt.
  * A phone that cannot be rebuilt is reported through skip(phone, why)
  * and the others go on; RD_OK when none was skipped, RD_ERROR otherwise
  * (err: the first reason, or why no phone could be listed).

@@ -3,7 +3,7 @@
  * claim a batch, mark its records, apply it to the phones' rollups, and
  * start a new epoch when marks no batch accounts for appear; and the
  * folder's lag.  rollup.h states the
- * protocol, the README proves it.
+ * protocol, docs/design.md proves it.
  */
 #include <stdio.h>
 #include <stdlib.h>

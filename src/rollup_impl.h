@@ -1,8 +1,8 @@
 /*
  * rollup_impl.h -- what the rollup files share and nothing else includes:
  * the handle, the epoch (which names the mark field), and the small
- * helpers every step uses.  rollup.h states the protocol; the README's
- * "Rollup mode" proves it.
+ * helpers every step uses.  rollup.h states the protocol; docs/design.md,
+ * "How rollup mode works", proves it.
  *
  *   rollup.c          the handle, the epoch, the indexes, the lease, reset
  *   rollup_fold.c     one fold step: claim, mark, apply; a new epoch when

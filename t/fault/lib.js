@@ -536,8 +536,8 @@ function startPreloadedMongo(loadFile) {
  * records (BigInt): Map phone (BigInt) -> {cnt, cnt_10, cnt_10_30, cnt_30,
  * sum_ms, sum_ms_over_15, invalid}.  Records whose phone is not an integer
  * belong to no phone.  A record is valid when its dates are both integers
- * or both Dates, within +-2^52 ms, and end >= start (README, "Task and
- * result").
+ * or both Dates, within +-2^52 ms, and end >= start (docs/messages.md,
+ * "Invalid records").
  */
 function expectedSums(records) {
     const LIM = 2n ** 52n;

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 /*
- * readme-table.js -- the README's fault-suite results come from the last
+ * readme-table.js -- the fault-suite results in docs/reliability.md come from the last
  * run's Markdown file (t/fault/run.js --out), never typed by hand.
  *
- *   node t/fault/readme-table.js --from LAST-RUN.md --readme README.md
- *       replaces what lies between the README's two markers with the
+ *   node t/fault/readme-table.js --from LAST-RUN.md --readme docs/reliability.md
+ *       replaces what lies between the document's two markers with the
  *       file's table, result line and notes (`make fault-readme`);
- *   node t/fault/readme-table.js --check --from LAST-RUN.md --readme README.md
+ *   node t/fault/readme-table.js --check --from LAST-RUN.md --readme docs/reliability.md
  *       checks that both hold a table of the same shape: the same header,
- *       and the run's scenarios among the README's, in the same order
+ *       and the run's scenarios among the document's, in the same order
  *       (`make fault` runs it after the suite).
  *
  * Exit status 0 when done or when the shapes agree, 1 otherwise, 2 on
@@ -33,7 +33,7 @@ function parseArgs(argv) {
         if (a === '--check') o.check = true;
         else if (a === '--from' && i + 1 < argv.length) o.from = argv[++i];
         else if (a === '--readme' && i + 1 < argv.length) o.readme = argv[++i];
-        else die(2, `unknown or incomplete argument ${a}\nusage: readme-table.js [--check] --from FILE --readme README.md`);
+        else die(2, `unknown or incomplete argument ${a}\nusage: readme-table.js [--check] --from FILE --readme FILE.md`);
     }
     if (!o.from || !o.readme) die(2, '--from and --readme are required');
     return o;
@@ -51,7 +51,7 @@ function tableShape(text, what) {
     return { head: lines[at], sep: lines[at + 1], rows };
 }
 
-/* The README's block between the markers: [before, block, after]. */
+/* The document's block between the markers: [before, block, after]. */
 function splitReadme(text, file) {
     const b = text.indexOf(BEGIN);
     const e = text.indexOf(END);
@@ -74,18 +74,18 @@ function main() {
     if (o.check) {
         const want = tableShape(block, `${o.readme} (fault-suite section)`);
         const problems = [];
-        if (got.head !== want.head) problems.push(`header differs:\n  run:    ${got.head}\n  README: ${want.head}`);
-        if (got.sep !== want.sep) problems.push(`column alignment differs:\n  run:    ${got.sep}\n  README: ${want.sep}`);
+        if (got.head !== want.head) problems.push(`header differs:\n  run:    ${got.head}\n  doc:    ${want.head}`);
+        if (got.sep !== want.sep) problems.push(`column alignment differs:\n  run:    ${got.sep}\n  doc:    ${want.sep}`);
         let k = 0;
         for (const r of got.rows) {
             while (k < want.rows.length && want.rows[k] !== r) k++;
-            if (k === want.rows.length) { problems.push(`scenario "${r}" is not in the README's table, or not in that order`); break; }
+            if (k === want.rows.length) { problems.push(`scenario "${r}" is not in the document's table, or not in that order`); break; }
         }
         if (problems.length) {
-            die(1, `the README's fault-suite table and ${o.from} differ in shape; run \`make fault-readme\` ` +
+            die(1, `the fault-suite table of ${o.readme} and ${o.from} differ in shape; run \`make fault-readme\` ` +
                 `after a full \`make fault\`:\n${problems.join('\n')}`);
         }
-        process.stdout.write(`readme-table: the README's fault-suite table has the shape of ${o.from}\n`);
+        process.stdout.write(`readme-table: the fault-suite table of ${o.readme} has the shape of ${o.from}\n`);
         return;
     }
     /* the run's text without its heading, which names the date */

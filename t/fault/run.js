@@ -41,8 +41,8 @@
  * failed: delivery is at least once.
  *
  * Output is TAP (one test point per scenario), then the Markdown table,
- * also written to --out; `make fault-readme` copies that file into the
- * README.
+ * also written to --out; `make fault-readme` copies that file into
+ * docs/reliability.md.
  *
  * This suite restarts the shared broker (scenario 2): never run it
  * concurrently with other tests.  Before the restart it waits (bounded by
@@ -210,8 +210,8 @@ class TaskMaker {
 }
 
 /* Contract-breaking tasks: a usable correlation_id, bad phones; each with
- * the Error result's text, as the task contract words it (README, "Task
- * and result"; the JSON type names are json-c's). */
+ * the Error result's text, as the task contract words it (docs/messages.md;
+ * the JSON type names are json-c's). */
 const INT_ARRAY = 'phones must be an array of integers, not';
 const ERROR_KINDS = [
     [(id) => `{"correlation_id": ${id}}`, 'phones missing', 'phones is missing'],
