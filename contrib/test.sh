@@ -147,11 +147,22 @@ tapstep() {
     [ "$rc" = 0 ] || step_failed "$name" "$last_failures"
 }
 
+# The README's first command, at small sizes: it must run through and print
+# both modes' per-task times.
+quickstart_small() {
+    PHONES=20 RECORDS=50 TASKS=2 BENCH_TASKS=5 bash contrib/quickstart.sh >build/quickstart.log 2>&1 \
+        || { tail -n 40 build/quickstart.log; return 1; }
+    grep -E '^(mode|live|rollup) ' build/quickstart.log
+    grep -Eq '^live +[0-9.]+ +[0-9.]+ +[0-9.]+$' build/quickstart.log \
+        && grep -Eq '^rollup +[0-9.]+ +[0-9.]+ +[0-9.]+$' build/quickstart.log
+}
+
 check "make check" build
 if [ "${REPORTERD_QUICK:-}" != 1 ]; then
     check "make check (ASan+UBSan)" build-san --enable-sanitizers
     plain "make fuzz" make -C build fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
     tapstep "install layout" build/install.tap sh t/static/check-install.sh build
+    plain "quickstart (small sizes, both modes)" quickstart_small
     tapstep "make fault (plain build)" build/fault.tap make -C build fault
     tapstep "make fault (sanitizer build, task journal on)" build-san/fault.tap make -C build-san fault FAULT_ARGS=--journal
     plain "make distcheck" make -C build distcheck

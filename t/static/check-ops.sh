@@ -239,7 +239,8 @@ if grep -q '^ReadWritePaths=/usr/local/var/run ' "$srcdir/$UNIT" \
     && grep -q '^KillSignal=SIGQUIT$' "$srcdir/$UNIT" \
     && grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$srcdir/$UNIT" \
     && grep -q '/usr/local/var/run/reporterd.pid' "$srcdir/man/reporterd.8" \
-    && grep -q '^/usr/local/var/log/reporterd/\*\.log ' "$srcdir/contrib/reporterd.logrotate"; then
+    && grep -q '^/usr/local/var/log/reporterd/\*\.log ' "$srcdir/contrib/reporterd.logrotate" \
+    && ! grep -Eq '\|\|[[:space:]]*(true|:)' "$srcdir/contrib/reporterd.logrotate"; then
     ok "$UNIT and contrib/reporterd.logrotate use the documented paths and signals"
 else
     not_ok "$UNIT and contrib/reporterd.logrotate use the documented paths and signals"
