@@ -31,6 +31,7 @@ struct rd_broker {
     char                      consumer_tag[128];
     struct rd_delivery       *early;           /* read while awaiting a confirm */
     struct rd_delivery      **early_tail;
+    char                      node[270];       /* "host:port" it is connected to */
 };
 
 static void
@@ -132,9 +133,10 @@ make_socket(struct rd_broker *b, int *fatal, char *err, size_t errlen)
     return s;
 }
 
-struct rd_broker *
-rd_broker_open(const struct rd_conf_amqp *c, const char *name, int *fatal,
-               char *err, size_t errlen)
+/* One node of rabbitmq.host: connect, log in, open the channels. */
+static struct rd_broker *
+open_node(const struct rd_conf_amqp *c, const char *host, int port, const char *name,
+          int *fatal, char *err, size_t errlen)
 {
     struct rd_broker   *b;
     amqp_socket_t      *sock;
@@ -154,12 +156,13 @@ rd_broker_open(const struct rd_conf_amqp *c, const char *name, int *fatal,
     }
     b->conf = c;
     b->early_tail = &b->early;
+    snprintf(b->node, sizeof(b->node), strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
     if ((sock = make_socket(b, fatal, err, errlen)) == NULL)
         goto fail;
     tv = ms_tv(c->connect_timeout_ms);
-    rc = amqp_socket_open_noblock(sock, c->host, c->port, &tv);
+    rc = amqp_socket_open_noblock(sock, host, port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "cannot connect to %s:%d: %s", c->host, c->port,
+        snprintf(err, errlen, "cannot connect to %s:%d: %s", host, port,
                  amqp_error_string2(rc));
         goto fail;
     }
@@ -203,17 +206,17 @@ rd_broker_open(const struct rd_conf_amqp *c, const char *name, int *fatal,
             /* authentication_failure_close: the broker says so explicitly */
             snprintf(err, errlen, "login to %s:%d as \"%s\" vhost \"%s\" refused: "
                      "403 ACCESS_REFUSED (check rabbitmq.user and the password)",
-                     c->host, c->port, c->user, c->vhost);
+                     host, port, c->user, c->vhost);
             *fatal = 1;
         } else if (reply_code(r) == AMQP_NOT_ALLOWED) {
             snprintf(err, errlen, "login to %s:%d vhost \"%s\": 530 NOT_ALLOWED (the vhost "
-                     "does not exist yet, or \"%s\" may not use it)", c->host, c->port,
+                     "does not exist yet, or \"%s\" may not use it)", host, port,
                      c->vhost, c->user);
         } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
                    && r.library_error == AMQP_STATUS_CONNECTION_CLOSED) {
             snprintf(err, errlen, "login to %s:%d: the connection was closed before the "
                      "broker answered (starting or stopping, or a proxy with no backend)",
-                     c->host, c->port);
+                     host, port);
         }
         goto fail;
     }
@@ -238,6 +241,46 @@ fail:
     amqp_destroy_connection(b->conn);
     free(b);
     return NULL;
+}
+
+struct rd_broker *
+rd_broker_open(const struct rd_conf_amqp *c, int *node, const char *name, int *fatal,
+               char *err, size_t errlen)
+{
+    struct rd_broker *b;
+    char              host[256], why[512];
+    int               n, i, k, port;
+    size_t            used = 0;
+
+    *fatal = 0;
+    n = rd_conf_amqp_node(c, -1, host, sizeof(host), &port, err, errlen);
+    if (n < 1)
+        return NULL;
+    err[0] = '\0';
+    for (k = 0; k < n; k++) {
+        i = ((*node % n) + n + k) % n;
+        if (rd_conf_amqp_node(c, i, host, sizeof(host), &port, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "rabbitmq.host: %s", why);
+            return NULL;
+        }
+        b = open_node(c, host, port, name, fatal, why, sizeof(why));
+        if (b != NULL) {
+            *node = i;
+            return b;
+        }
+        if (used < errlen)
+            used += (size_t) snprintf(err + used, errlen - used, "%s%s", k > 0 ? "; " : "", why);
+        if (*fatal)
+            return NULL;
+    }
+    *node = (*node + 1) % n;
+    return NULL;
+}
+
+const char *
+rd_broker_node(const struct rd_broker *b)
+{
+    return b->node;
 }
 
 /* A failed declare closed CH_DECLARE: say close-ok and open it again. */

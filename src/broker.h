@@ -50,8 +50,14 @@ struct rd_publish {
  * transient.  password_file is read again on every call; when it cannot
  * be (a worker running as user: may not), the password read at load is
  * used. */
-struct rd_broker *rd_broker_open(const struct rd_conf_amqp *conf, const char *name,
+struct rd_broker *rd_broker_open(const struct rd_conf_amqp *conf, int *node, const char *name,
                                  int *fatal, char *err, size_t errlen);
+/* rabbitmq.host may name several nodes of a cluster: rd_broker_open()
+ * tries them in turn from *node (an index into the list, taken modulo its
+ * length), stops at the first that lets us in and sets *node to it; when
+ * none does, err has every node's failure and *node moves one on.  A
+ * fatal failure stops at once.  The node a connection uses, "host:port": */
+const char *rd_broker_node(const struct rd_broker *b);
 
 /* Make sure the dead-letter, result and task queues exist.  Each is
  * declared passively first, so a queue someone else declared is used

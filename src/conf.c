@@ -93,7 +93,7 @@ const struct rd_conf_opt  rd_conf_opts[] = {
     RD_DURATION("worker_shutdown_timeout",    worker_shutdown_timeout_ms, 0, 3600000, "30s", 0),
 
     RD_SECTION ("rabbitmq"),
-    RD_STR     ("rabbitmq.host",              rabbitmq.host, 1, 0, "127.0.0.1", 0),
+    RD_STR     ("rabbitmq.host",              rabbitmq.host, 1, 0, "127.0.0.1", RD_CONF_LIST),
     RD_INT     ("rabbitmq.port",              rabbitmq.port, 1, 65535, NULL, 0),
     RD_STR     ("rabbitmq.user",              rabbitmq.user, 1, 0, "guest", 0),
     RD_SECRET  ("rabbitmq.password",          rabbitmq.password, "guest", 0, "rabbitmq.password_file"),

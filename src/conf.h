@@ -47,6 +47,20 @@ struct rd_conf_amqp {
     int     tls_verify;         /* on */
 };
 
+/* At most this many entries in rabbitmq.host. */
+#define RD_CONF_AMQP_NODES  64
+
+/*
+ * rabbitmq.host as the list of broker nodes it may name: "h", "h:port",
+ * "[v6]" or "[v6]:port", separated by commas (a YAML sequence is joined so
+ * at load).  An entry without a port takes rabbitmq.port.  Returns the
+ * number of entries, and with 0 <= i < that number the i-th one's host
+ * (NUL-terminated) and port; -1 with err when the list is malformed
+ * (rd_conf_load() has refused such a list already).
+ */
+int rd_conf_amqp_node(const struct rd_conf_amqp *a, int i, char *host, size_t hostlen,
+                      int *port, char *err, size_t errlen);
+
 /* socketTimeoutMS is mongodb.max_time_ms plus this, unless the uri sets it:
  * room for the reply to travel once the server's own limit fired. */
 #define RD_CONF_SOCKET_SLACK_MS  5000

@@ -644,6 +644,75 @@ rd_conf_check(struct rd_conf_ctx *ctx)
 }
 
 
+int
+rd_conf_amqp_node(const struct rd_conf_amqp *a, int i, char *host, size_t hostlen,
+                  int *port, char *err, size_t errlen)
+{
+    const char *p = a->host, *end, *h, *he, *colon;
+    char       *stop;
+    long        v;
+    int         n = 0;
+
+    for (;;) {
+        end = strchr(p, ',');
+        if (end == NULL)
+            end = p + strlen(p);
+        h = p;
+        if (*p == '[') {                        /* [v6] or [v6]:port */
+            he = memchr(p, ']', (size_t) (end - p));
+            if (he == NULL || he == p + 1) {
+                snprintf(err, errlen, "entry %d: \"[\" without an address and \"]\"", n + 1);
+                return -1;
+            }
+            h = p + 1;
+            colon = he + 1 < end ? he + 1 : NULL;
+            if (colon != NULL && *colon != ':') {
+                snprintf(err, errlen, "entry %d: \"]\" followed by neither \":port\" nor \",\"",
+                         n + 1);
+                return -1;
+            }
+        } else {
+            colon = memchr(p, ':', (size_t) (end - p));
+            if (colon != NULL && memchr(colon + 1, ':', (size_t) (end - colon - 1)) != NULL)
+                colon = NULL;                   /* a bare IPv6 address, no port */
+            he = colon != NULL ? colon : end;
+        }
+        if (he == h) {
+            snprintf(err, errlen, "entry %d is empty", n + 1);
+            return -1;
+        }
+        if (memchr(h, ' ', (size_t) (he - h)) != NULL || (size_t) (he - h) >= 256) {
+            snprintf(err, errlen, "entry %d: not a host name or address", n + 1);
+            return -1;
+        }
+        v = a->port;
+        if (colon != NULL) {
+            errno = 0;
+            v = strtol(colon + 1, &stop, 10);
+            if (stop == colon + 1 || stop != end || errno != 0 || v < 1 || v > 65535) {
+                snprintf(err, errlen, "entry %d: the port must be a number from 1 to 65535", n + 1);
+                return -1;
+            }
+        }
+        if (n == i) {
+            if ((size_t) (he - h) >= hostlen) {
+                snprintf(err, errlen, "entry %d: the host is too long", n + 1);
+                return -1;
+            }
+            memcpy(host, h, (size_t) (he - h));
+            host[he - h] = '\0';
+            *port = (int) v;
+        }
+        if (++n > RD_CONF_AMQP_NODES) {
+            snprintf(err, errlen, "more than %d entries", RD_CONF_AMQP_NODES);
+            return -1;
+        }
+        if (*end == '\0')
+            return n;
+        p = end + 1;
+    }
+}
+
 /* Derived defaults, then the checks across keys. */
 int
 rd_conf_finish(struct rd_conf_ctx *ctx)
@@ -661,6 +730,15 @@ rd_conf_finish(struct rd_conf_ctx *ctx)
 
     if (a->port == 0)
         a->port = a->tls ? 5671 : 5672;
+    {
+        char host[256], why[160];
+        int  port;
+
+        if (rd_conf_amqp_node(a, -1, host, sizeof(host), &port, why, sizeof(why)) < 0)
+            return rd_conf_fail(ctx, rd_conf_find("rabbitmq.host"),
+                                "%s (a host, host:port or [IPv6]:port, or a list of them: "
+                                "a YAML sequence or one value separated by commas)", why);
+    }
 
     if (a->dead_letter_queue == NULL) {
         n = strlen(a->task_queue);

@@ -51,6 +51,8 @@ enum rd_conf_type {
                                    except the values in names[] */
 #define RD_CONF_BARE_MS    0x40 /* a duration whose bare number is in ms,
                                    not in seconds */
+#define RD_CONF_LIST       0x80 /* a string that may be written as a YAML
+                                   sequence of scalars: kept joined by ',' */
 
 struct rd_conf_opt {
     const char          *name;      /* the dotted key */

@@ -5,9 +5,9 @@
  * Fields start from their rows' defaults.  libyaml's document API loads
  * exactly one document whose root is a mapping (or nothing).  Each node is
  * visited at most once (an alias would be a second visit), tags are
- * refused, a sequence is never valid and a mapping only where the table
- * has a section, so no document can make the walk deeper or longer than
- * the schema.  Unknown and duplicate keys are errors.  Each scalar has
+ * refused, a sequence is valid only for a list key (rabbitmq.host, one
+ * level of scalars) and a mapping only where the table has a section, so
+ * no document can make the walk deeper or longer than the schema.  Unknown and duplicate keys are errors.  Each scalar has
  * ${VAR} and ${VAR:-default} expanded, then is converted to its row's type
  * with its range checked, judged alone.
  */
@@ -501,6 +501,80 @@ rd_conf_visit(struct rd_conf_ctx *ctx, yaml_node_t *node,
 }
 
 
+/*
+ * A list key written as a sequence: each item a scalar, expanded as a
+ * value alone would be, none empty; the items joined by ',' (the form a
+ * single scalar, e.g. from the environment, takes) and set as one value.
+ */
+static int
+rd_conf_sequence(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
+    yaml_node_t *seq)
+{
+    yaml_node_item_t  *it;
+    yaml_node_t       *item;
+    char              *value, *joined = NULL, *p, msg[256];
+    size_t             len = 0, n;
+    int                rc, env = 0;
+
+    if (seq->data.sequence.items.start == seq->data.sequence.items.top)
+        return rd_conf_error(ctx, &seq->start_mark, opt->name,
+                             "an empty sequence: give at least one value");
+    for (it = seq->data.sequence.items.start;
+         it < seq->data.sequence.items.top;
+         it++)
+    {
+        item = yaml_document_get_node(ctx->doc, *it);
+        if (rd_conf_visit(ctx, item, &item->start_mark, opt->name) != 0)
+            goto fail;
+        if (item->type != YAML_SCALAR_NODE || rd_conf_is_null(item)) {
+            rd_conf_error(ctx, &item->start_mark, opt->name,
+                          "each item of the sequence must be a value, not %s",
+                          item->type == YAML_SCALAR_NODE ? "empty"
+                                                         : rd_conf_node_type(item));
+            goto fail;
+        }
+        if (strlen((char *) item->data.scalar.value) != item->data.scalar.length) {
+            rd_conf_error(ctx, &item->start_mark, opt->name, "contains a NUL byte");
+            goto fail;
+        }
+        if (rd_conf_expand(ctx, opt, item, &value) != 0)
+            goto fail;
+        env |= strstr((char *) item->data.scalar.value, "${") != NULL;
+        n = strlen(value);
+        if (n == 0) {
+            free(value);
+            rd_conf_error(ctx, &item->start_mark, opt->name, "an empty item");
+            goto fail;
+        }
+        p = realloc(joined, len + n + 2);
+        if (p == NULL) {
+            free(value);
+            rd_conf_error(ctx, NULL, opt->name, "out of memory");
+            goto fail;
+        }
+        joined = p;
+        if (len > 0)
+            joined[len++] = ',';
+        memcpy(joined + len, value, n + 1);
+        len += n;
+        free(value);
+    }
+    rc = rd_conf_set(ctx->conf, opt, joined, msg, sizeof(msg));
+    if (rc != 0) {
+        rd_conf_error(ctx, &seq->start_mark, opt->name, "%s", msg);
+    } else {
+        rd_conf_key(ctx, opt)->given = 1;
+        rd_conf_key(ctx, opt)->from_env = env;
+    }
+    free(joined);
+    return rc;
+
+fail:
+    free(joined);
+    return -1;
+}
+
+
 static int
 rd_conf_mapping(struct rd_conf_ctx *ctx, yaml_node_t *map,
     const char *section)
@@ -561,6 +635,11 @@ rd_conf_mapping(struct rd_conf_ctx *ctx, yaml_node_t *map,
                                      "expected a mapping, not %s",
                                      rd_conf_node_type(value));
             }
+
+        } else if (value->type == YAML_SEQUENCE_NODE
+                   && (opt->flags & RD_CONF_LIST)) {
+            if (rd_conf_sequence(ctx, opt, value) != 0)
+                return -1;
 
         } else if (value->type != YAML_SCALAR_NODE) {
             return rd_conf_error(ctx, &value->start_mark, name,

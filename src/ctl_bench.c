@@ -211,7 +211,7 @@ rd_ctl_bench(struct rd_conf *conf, int argc, char **argv)
     uint64_t           rnd = (uint64_t) time(NULL) * 2654435761u ^ (uint64_t) getpid();
     char               err[512];
     double             start, deadline;
-    int                opt, fatal, rc = 0, r, bad = 0;
+    int                opt, fatal, node = 0, rc = 0, r, bad = 0;
     long               i;
 
     while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
@@ -245,7 +245,7 @@ rd_ctl_bench(struct rd_conf *conf, int argc, char **argv)
         bn.latency[i] = -1;
     bn.base = ((int64_t) time(NULL) % 100000) * 1000000000LL + (int64_t) getpid() * 10000000LL % 1000000000LL;
 
-    b = rd_broker_open(&conf->rabbitmq, "reporterctl bench", &fatal, err, sizeof(err));
+    b = rd_broker_open(&conf->rabbitmq, &node, "reporterctl bench", &fatal, err, sizeof(err));
     if (b == NULL || rd_broker_declare(b, &fatal, err, sizeof(err)) != RD_OK
         || rd_broker_consume(b, conf->rabbitmq.result_queue, 1000, err, sizeof(err)) != RD_OK) {
         fprintf(stderr, "reporterctl: %s\n", err);

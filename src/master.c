@@ -257,8 +257,11 @@ spawn(struct master *m, child_proc proc, const char *name, struct gen *g, int in
         close(fds[0]);
         if (m->pidfd >= 0)
             close(m->pidfd);
-        if (rd_metrics != NULL)
+        if (rd_metrics != NULL) {
             rd_metrics_self = &rd_metrics->workers[slot];
+            rd_metrics_self->number = index;        /* the parent writes it too */
+            rd_metrics_self->node[0] = '\0';
+        }
         exit(proc(g, fds[1]));
     }
     close(fds[1]);

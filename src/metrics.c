@@ -87,6 +87,13 @@ rd_metrics_state(int broker_up, int db_up)
 }
 
 void
+rd_metrics_node(const char *node)
+{
+    if (rd_metrics_self != NULL)
+        snprintf(rd_metrics_self->node, sizeof(rd_metrics_self->node), "%s", node);
+}
+
+void
 rd_metrics_problem(const char *why)
 {
     if (rd_metrics_self != NULL)

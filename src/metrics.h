@@ -32,6 +32,7 @@ struct rd_metrics_worker {
     pid_t    pid;               /* 0: free */
     int      generation;
     int      number;            /* its place in the generation, 0..worker_processes-1 */
+    char     node[272];         /* the broker node it uses, "host:port" ("" none) */
     int      broker_up;
     int      db_up;
     char     problem[256];      /* why it exits with RD_WORKER_EXIT_FATAL */
@@ -102,6 +103,8 @@ void rd_metrics_db(double seconds);
 void rd_metrics_invalid(uint64_t records);
 void rd_metrics_journal(int ok);
 void rd_metrics_state(int broker_up, int db_up);
+/* The broker node this worker is connected to ("host:port"). */
+void rd_metrics_node(const char *node);
 void rd_metrics_add(uint64_t *counter, uint64_t n);
 /* One more of a counter of the mapping: RD_METRIC(db_errors). */
 #define RD_METRIC(field) \

@@ -296,9 +296,9 @@ open_broker(struct rd_conf *conf)
 {
     struct rd_broker *b;
     char              err[512];
-    int               fatal;
+    int               fatal, node = 0;
 
-    b = rd_broker_open(&conf->rabbitmq, "reporterctl", &fatal, err, sizeof(err));
+    b = rd_broker_open(&conf->rabbitmq, &node, "reporterctl", &fatal, err, sizeof(err));
     if (b == NULL) {
         fprintf(stderr, "reporterctl: %s\n", err);
         return NULL;

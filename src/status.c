@@ -10,6 +10,7 @@
  * IDLE_TIMEOUT_S without a byte; a /tasks lookup waits a bounded time for
  * a database client (status_tasks.c).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -141,6 +142,37 @@ worker_gauge(struct buf *b, const char *name, const char *help, size_t offset)
     }
 }
 
+/* Which broker node each connected worker uses (rabbitmq.host may list a
+ * cluster's nodes).  The label is copied byte by byte while the worker may
+ * rewrite it: anything but a host:port character is dropped. */
+static void
+worker_nodes(struct buf *b)
+{
+    const struct rd_metrics_worker *w;
+    char                            node[sizeof(w->node)];
+    size_t                          i, o;
+    int                             k;
+
+    put(b, "# HELP reporterd_worker_broker_node The broker node a connected worker uses "
+        "(one of rabbitmq.host).\n# TYPE reporterd_worker_broker_node gauge\n");
+    for (k = 0; k < RD_METRICS_WORKERS; k++) {
+        w = &rd_metrics->workers[k];
+        if (__atomic_load_n(&w->pid, __ATOMIC_RELAXED) == 0
+            || !__atomic_load_n(&w->broker_up, __ATOMIC_RELAXED))
+            continue;
+        for (i = o = 0; i < sizeof(node) - 1 && w->node[i] != '\0'; i++) {
+            char c = w->node[i];
+
+            if (isalnum((unsigned char) c) || strchr(".-_:[]%", c) != NULL)
+                node[o++] = c;
+        }
+        node[o] = '\0';
+        if (o > 0)
+            put(b, "reporterd_worker_broker_node{worker=\"%d\",generation=\"%d\",node=\"%s\"} 1\n",
+                w->number, w->generation, node);
+    }
+}
+
 /* Rollup mode's folder: its lag and its work, shown from the first time
  * the master spawned one, with their last values while it is down. */
 static void
@@ -269,6 +301,7 @@ render_metrics(size_t *len)
                  offsetof(struct rd_metrics_worker, broker_up));
     worker_gauge(&b, "reporterd_worker_db_connected", "Worker reached MongoDB.",
                  offsetof(struct rd_metrics_worker, db_up));
+    worker_nodes(&b);
     process_metrics(&b);
     *len = b.len;
     return b.p;

@@ -61,6 +61,7 @@ struct worker {
     int64_t               consuming_ms; /* when the consumer started */
     int                   worked;       /* told the master it finished a task */
     int                   connected;    /* it had a broker connection before */
+    int                   node;         /* rabbitmq.host entry to try first */
 };
 
 static void
@@ -188,7 +189,7 @@ connect_all(struct worker *w)
     }
     if (w->broker == NULL) {
         snprintf(name, sizeof(name), "reporterd worker %ld", (long) getpid());
-        w->broker = rd_broker_open(&c->rabbitmq, name, &is_fatal, err, sizeof(err));
+        w->broker = rd_broker_open(&c->rabbitmq, &w->node, name, &is_fatal, err, sizeof(err));
         if (w->broker == NULL) {
             if (is_fatal)
                 return fatal(err);
@@ -205,6 +206,7 @@ connect_all(struct worker *w)
         }
         if (w->connected++)
             RD_METRIC(broker_reconnects);
+        rd_metrics_node(rd_broker_node(w->broker));
     }
     if (!w->consuming) {
         if (rd_broker_consume(w->broker, c->rabbitmq.task_queue, c->rabbitmq.prefetch,
@@ -215,8 +217,9 @@ connect_all(struct worker *w)
         }
         w->consuming = 1;
         w->consuming_ms = rd_now_ms();
-        rd_info("consuming from \"%s\" (prefetch %d), results to \"%s\"",
-                c->rabbitmq.task_queue, c->rabbitmq.prefetch, c->rabbitmq.result_queue);
+        rd_info("consuming from \"%s\" (prefetch %d), results to \"%s\", broker %s",
+                c->rabbitmq.task_queue, c->rabbitmq.prefetch, c->rabbitmq.result_queue,
+                rd_broker_node(w->broker));
         set_state(w, RD_CHAN_CONSUMING);
     }
     return RD_OK;
@@ -246,6 +249,7 @@ lost_broker(struct worker *w, int refused, const char *what, const char *err)
 {
     int steady = w->consuming && rd_now_ms() - w->consuming_ms >= STEADY_MS;
 
+    w->node++;                          /* the next node of rabbitmq.host first */
     set_state(w, RD_CHAN_BROKER_DOWN);
     drop_broker(w, 0);
     if (steady && !refused) {
@@ -348,6 +352,8 @@ rd_worker_main(const struct rd_conf *conf, int chan, int generation)
             return atoi(x);
     }
 #endif
+    /* workers spread over the nodes of rabbitmq.host by their place */
+    w.node = rd_metrics_self != NULL ? rd_metrics_self->number : 0;
     rd_info("worker started (generation %d)", generation);
 
     while (!stopping()) {

@@ -43,9 +43,11 @@ function shuffle(a, rnd) {
 /* ------------------------------------------------------------------ */
 
 class RobustAmqp extends EventEmitter {
+    /* url: one broker, or a cluster's nodes (an array), tried in turn */
     constructor(url, label) {
         super();
-        this.url = url;
+        this.urls = Array.isArray(url) ? url : [url];
+        this.nextUrl = 0;
         this.label = label;
         this.conn = null;
         this.connecting = null;
@@ -71,7 +73,7 @@ class RobustAmqp extends EventEmitter {
             if (this.closed) throw new Error(`${this.label}: closed`);
             let c = null;
             try {
-                c = await h.lazyRequire('amqplib').connect(this.url, {
+                c = await h.lazyRequire('amqplib').connect(this.urls[this.nextUrl++ % this.urls.length], {
                     timeout: 5000,
                     clientProperties: { connection_name: `reporterd-fault ${this.label} ${process.pid}` },
                 });

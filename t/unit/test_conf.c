@@ -331,6 +331,53 @@ test_types(void)
     fails("rabbitmq:\n  queue_type: stream\n", "2:15: rabbitmq.queue_type: "
           "\"stream\" is not one of classic quorum", "bad queue_type");
 
+    /* rabbitmq.host: one node as before, or a cluster's nodes */
+    {
+        char host[256], why[160];
+        int  port;
+
+        c = load("rabbitmq:\n  host: [h1, \"h2:5673\", \"[::1]:5674\", \"::2\"]\n  port: 5600\n");
+        ok(c != NULL && strcmp(c->rabbitmq.host, "h1,h2:5673,[::1]:5674,::2") == 0,
+           "rabbitmq.host: a sequence is kept joined by commas");
+        ok(c != NULL && rd_conf_amqp_node(&c->rabbitmq, -1, host, sizeof(host), &port, why,
+                                          sizeof(why)) == 4, "four nodes");
+        ok(c != NULL && rd_conf_amqp_node(&c->rabbitmq, 0, host, sizeof(host), &port, why,
+                                          sizeof(why)) == 4 && strcmp(host, "h1") == 0 && port == 5600,
+           "a node without a port takes rabbitmq.port");
+        ok(c != NULL && rd_conf_amqp_node(&c->rabbitmq, 1, host, sizeof(host), &port, why,
+                                          sizeof(why)) == 4 && strcmp(host, "h2") == 0 && port == 5673,
+           "host:port");
+        ok(c != NULL && rd_conf_amqp_node(&c->rabbitmq, 2, host, sizeof(host), &port, why,
+                                          sizeof(why)) == 4 && strcmp(host, "::1") == 0 && port == 5674,
+           "[IPv6]:port");
+        ok(c != NULL && rd_conf_amqp_node(&c->rabbitmq, 3, host, sizeof(host), &port, why,
+                                          sizeof(why)) == 4 && strcmp(host, "::2") == 0 && port == 5600,
+           "a bare IPv6 address, as a single host always was");
+        rd_conf_free(c);
+        c = load("rabbitmq:\n  host: 10.0.0.7\n");
+        ok(c != NULL && rd_conf_amqp_node(&c->rabbitmq, 0, host, sizeof(host), &port, why,
+                                          sizeof(why)) == 1 && strcmp(host, "10.0.0.7") == 0 && port == 5672,
+           "a single host, as before");
+        rd_conf_free(c);
+        setenv("RD_TEST_HOSTS", "n1,n2:5673,n3", 1);
+        c = load("rabbitmq:\n  host: ${RD_TEST_HOSTS}\n");
+        ok(c != NULL && rd_conf_amqp_node(&c->rabbitmq, -1, host, sizeof(host), &port, why,
+                                          sizeof(why)) == 3, "a comma-separated list from the environment");
+        rd_conf_free(c);
+        unsetenv("RD_TEST_HOSTS");
+    }
+    fails("rabbitmq:\n  host: []\n", "2:9: rabbitmq.host: an empty sequence", "an empty list");
+    fails("rabbitmq:\n  host: [a, \"\"]\n", "2:13: rabbitmq.host: an empty item", "an empty item");
+    fails("rabbitmq:\n  host: \"a,,b\"\n", "2:3: rabbitmq.host: entry 2 is empty", "an empty entry");
+    fails("rabbitmq:\n  host: \"a:0\"\n", "2:3: rabbitmq.host: entry 1: the port must be a number from 1 to 65535",
+          "port 0");
+    fails("rabbitmq:\n  host: \"a:65536\"\n", "2:3: rabbitmq.host: entry 1: the port must be a number from 1 to 65535",
+          "port 65536");
+    fails("rabbitmq:\n  host: [[a]]\n", "2:10: rabbitmq.host: each item of the sequence must be a value, not a sequence",
+          "a nested sequence");
+    fails("rabbitmq:\n  user: [a, b]\n", "2:9: rabbitmq.user: expected a single value, not a sequence",
+          "only a list key takes a sequence");
+
     /* durations */
     static const struct {
         const char  *text;
