@@ -520,6 +520,59 @@ test('live mode, readPreference=primary: a report right after new records were i
     }
 });
 
+test('live mode under load, a replicaSet= URI naming every member: primary step-downs during 300 tasks lose no ' +
+    'task and give no wrong figure', { timeout: 240000 }, async (t) => {
+    if (unusable(t)) return;
+    assert.match(mongo.uri, /^mongodb:\/\/[^/]+,[^/]+\/\?.*replicaSet=/, 'the URI names every member and the set');
+    const rnd = h.prng(SEED + 7);
+    if (!live.length) await insertLive(records(rnd, 200));
+    await mongo.syncAll(ctx.names.database);
+    const d = h.startDaemon(ctx.writeConfig({ worker_processes: 2, mongodb: { uri: mongo.uri, collection: 'calls' } },
+        { fileName: 'live-stepdown.yaml' }));
+    try {
+        await d.waitReady(2, 30000);
+        if (!results) results = await ctx.results();
+        const N = 300;
+        const tasks = [];
+        for (let i = 0; i < N; i++) {
+            const ps = phones.filter(() => rnd() < 0.6);
+            if (!ps.length) ps.push(phones[0]);
+            tasks.push({ id: `sd${i}`, ps });
+        }
+        /* paced, so that the step-downs fall while tasks arrive and run */
+        const publishing = (async () => {
+            for (const x of tasks) {
+                await ctx.publishTask(JSON.stringify({ correlation_id: x.id, phones: x.ps }));
+                await h.sleep(40);
+            }
+        })();
+        const answered = () => results.messages.filter((x) => x.body && /^sd\d+$/.test(x.body.correlation_id)).length;
+        let downs = 0;
+        for (const at of [40, 120, 200]) {
+            await h.waitFor(() => answered() >= at || answered() === N, 60000, () => `${at} answered (${answered()})`, 10);
+            if (answered() === N) break;
+            await mongo.stepDown({ stepDownSecs: 1, secondaryCatchUpPeriodSecs: 10 });
+            downs++;
+            await h.sleep(2500);    /* the member that stepped down is not electable for stepDownSecs */
+        }
+        await publishing;
+        await h.waitFor(() => answered() >= N, 120000, () => `all ${N} tasks answered (${answered()})`, 20);
+        assert.ok(downs >= 2, `the primary stepped down while tasks ran (${downs} times)`);
+        const seen = new Map();
+        for (const m of results.messages.filter((x) => x.body && /^sd\d+$/.test(x.body.correlation_id))) {
+            const x = tasks[Number(m.body.correlation_id.slice(2))];
+            assert.equal(m.body.status, 'Complete', `${x.id}: ${m.raw.slice(0, 300)}`);
+            h.assertReport(m.body.data, h.expectedReport(live, x.ps, PRICE), `${x.id} (seed ${SEED})`);
+            seen.set(x.id, (seen.get(x.id) || 0) + 1);
+        }
+        assert.equal(seen.size, N, 'lost 0');
+        console.log(`# ${N} tasks, ${downs} step-downs, ${results.messages.length} results; ` +
+            `returned to the queue on the way: ${(d.log.match(/returning the task to the queue/g) || []).length}`);
+    } finally {
+        await d.shutdown();
+    }
+});
+
 /* ------------------------------------------------------------------ */
 /* rollup mode                                                        */
 /* ------------------------------------------------------------------ */
