@@ -57,7 +57,9 @@ on_signal(int sig)
 #ifdef RD_TEST_HOOKS
 /* REPORTERD_TEST_FOLDER_KILL=<file>: when that file holds the name of the
  * step just passed, remove it and SIGKILL this process, as kill -9 would
- * at the worst moment.  A test arms one kill by writing the file. */
+ * at the worst moment; "stop:<step>" SIGSTOPs it instead, as a stalled
+ * machine would, until the test sends SIGCONT.  A test arms one by writing
+ * the file. */
 static void
 test_point(const char *step)
 {
@@ -73,6 +75,12 @@ test_point(const char *step)
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
         n--;
     buf[n] = '\0';
+    if (strncmp(buf, "stop:", 5) == 0 && strcmp(buf + 5, step) == 0 && unlink(path) == 0) {
+        rd_info("test hook: stopping the folder after \"%s\"", step);
+        raise(SIGSTOP);
+        rd_info("test hook: the folder goes on after \"%s\"", step);
+        return;
+    }
     if (strcmp(buf, step) != 0 || unlink(path) != 0)
         return;
     rd_info("test hook: killing the folder after \"%s\"", step);
