@@ -23,7 +23,10 @@ const { prng } = h;
 
 const SEED = Number(process.env.REPORTERD_TEST_SEED || (Date.now() % 1000000007));
 const WORKERS = 2;
-const PRICE = 10;   /* report.price_per_second: the default */
+/* report.price_per_second: not a whole number, so every price figure of
+ * the main correctness test is rounded (at 10, the default, each is a
+ * whole number of cents and no rounding bug would show) */
+const PRICE = '7.3';
 
 let ctx;            /* harness.setup() */
 let daemon;
@@ -80,7 +83,8 @@ before(async () => {
     await ctx.loadRecords(records);
     const port = await h.freePort();
     metricsUrl = `http://127.0.0.1:${port}`;
-    const cfg = ctx.writeConfig({ worker_processes: WORKERS, status: { listen: `127.0.0.1:${port}` } });
+    const cfg = ctx.writeConfig({ worker_processes: WORKERS, status: { listen: `127.0.0.1:${port}` },
+        report: { price_per_second: PRICE } });
     daemon = h.startDaemon(cfg);
     await daemon.waitReady(WORKERS, 30000);
     await daemon.waitForLog(/serving \/metrics/);

@@ -19,7 +19,7 @@ const assert = require('node:assert/strict');
 const h = require('../lib/harness.js');
 
 const SEED = Number(process.env.REPORTERD_TEST_SEED || (Date.now() % 1000000007));
-const PRICE = 10;
+const PRICE = '7.3';      /* report.price_per_second: prices rounded, as in pipeline.test.js */
 
 let ctx;
 let records = [];            /* everything inserted so far, in insertion order */
@@ -45,7 +45,7 @@ async function insert(docs) {
 function config(extra = {}, fileName = undefined) {
     return ctx.writeConfig(h.deepMerge({
         worker_processes: 2,
-        report: { mode: 'rollup' },
+        report: { mode: 'rollup', price_per_second: PRICE },
         rollup: { batch: 40, interval: '50ms', lease: '2s' },
     }, extra), fileName ? { fileName } : {});
 }
