@@ -279,6 +279,59 @@ main(void)
 
     many_phones();
 
+    /* Each task limit at exactly the limit and one past it (under ASan in
+     * the sanitizer build: an off-by-one would write past id_text). */
+    {
+        char   id[RD_CORRELATION_ID_MAX + 2], body[1024];
+        size_t len;
+
+        memset(id, 'i', sizeof(id));
+        id[RD_CORRELATION_ID_MAX] = '\0';
+        snprintf(body, sizeof(body), "{\"correlation_id\": \"%s\", \"phones\": [1]}", id);
+        rc = parse(body, &t, err);
+        is_int(rc, RD_TASK_OK, "a correlation_id of exactly %d bytes", RD_CORRELATION_ID_MAX);
+        is_int((long long) strlen(t.id_text), RD_CORRELATION_ID_MAX, "  kept whole");
+        rd_task_free(&t);
+        id[RD_CORRELATION_ID_MAX] = 'i';
+        id[RD_CORRELATION_ID_MAX + 1] = '\0';
+        snprintf(body, sizeof(body), "{\"correlation_id\": \"%s\", \"phones\": [1]}", id);
+        expect(body, RD_TASK_UNREADABLE, "1 to 255 bytes");
+
+        /* a body of exactly max_message_size bytes, and one byte more */
+        snprintf(body, sizeof(body), "{\"correlation_id\": 1, \"phones\": [1, 2, 3]}");
+        len = strlen(body);
+        {
+            struct rd_conf_task exact = { 100, (int) len, 16 }, under = { 100, (int) len - 1, 16 };
+
+            rc = rd_task_parse(body, len, &exact, &t, err, sizeof(err));
+            is_int(rc, RD_TASK_OK, "a body of exactly max_message_size bytes");
+            rd_task_free(&t);
+            rc = rd_task_parse(body, len, &under, &t, err, sizeof(err));
+            is_int(rc, RD_TASK_UNREADABLE, "a body one byte over max_message_size");
+            rd_task_free(&t);
+        }
+
+        /* exactly max_phones phones (101 are refused above) */
+        n = snprintf(big, sizeof(big), "{\"correlation_id\": \"s\", \"phones\": [");
+        for (i = 0; i < 100; i++)
+            n += snprintf(big + n, sizeof(big) - n, "%s%d", i ? "," : "", i);
+        snprintf(big + n, sizeof(big) - n, "]}");
+        rc = parse(big, &t, err);
+        is_int(rc, RD_TASK_OK, "exactly max_phones (100) phones");
+        is_int(t.nphones, 100, "  all of them");
+        rd_task_free(&t);
+
+        /* the phone range, INT64_MIN + 1 .. INT64_MAX (json-c clamps to
+         * INT64_MIN, so that value cannot be told from one below it): the
+         * bounds, and one past each */
+        rc = parse("{\"correlation_id\": 1, \"phones\": [-9223372036854775807, 9223372036854775807]}", &t, err);
+        is_int(rc, RD_TASK_OK, "phones at INT64_MIN + 1 and INT64_MAX");
+        ok(t.nphones == 2 && t.phones[0] == INT64_MIN + 1 && t.phones[1] == INT64_MAX, "  exact");
+        rd_task_free(&t);
+        expect("{\"correlation_id\": 1, \"phones\": [9223372036854775808]}", RD_TASK_INVALID, "64-bit");
+        expect("{\"correlation_id\": 1, \"phones\": [-9223372036854775808]}", RD_TASK_INVALID, "64-bit");
+    }
+
     /* Writing a body: exact text, and it reads back. */
     {
         int64_t ph[] = { 5, -9223372036854775807LL, 9223372036854775807LL, 5 };
