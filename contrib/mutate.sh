@@ -78,13 +78,16 @@ build=$work/src/build
 # run TESTS: make check with only those tests
 run() { make -C "$build" -j"$jobs" check TESTS="$1" >"$work/run.log" 2>&1; }
 
+# selected I: 0 when mutant I is to run (every one, or those --only names)
+selected() { case $only in ''|*",${names[$1]},"*) return 0 ;; *) return 1 ;; esac; }
+
 echo "== the unmutated tree passes every test the mutants name"
-all=$(printf '%s\n' "${tests[@]}" | tr ' ' '\n' | sort -u | tr '\n' ' ')
+all=$(for i in "${!names[@]}"; do selected "$i" && echo "${tests[$i]}"; done | tr ' ' '\n' | sort -u | tr '\n' ' ')
 run "$all" || { echo "mutate.sh: the tests fail without any mutant:" >&2; tail -n 30 "$work/run.log" >&2; exit 1; }
 
 killed=0; survived=0; equivalent=0; survivors=()
 for i in "${!names[@]}"; do
-    case $only in ''|*",${names[$i]},"*) ;; *) continue ;; esac
+    selected "$i" || continue
     f=$work/src/${files[$i]}
     cp "$f" "$work/orig"
     replace "$f" "${froms[$i]}" "${tos[$i]}"
