@@ -74,6 +74,41 @@ static const char documented[] =
     "  collection: reports_journal\n"
     "  retention: 604800s\n";
 
+/* The ranges reporterd.yaml(5) documents, in the unit each key is kept in
+ * (durations in ms, or in s for heartbeat and retention; sizes in bytes;
+ * the price in whole units; strings: bytes, max only).  The table's own
+ * bounds must be these: the tests below derive the values they try from
+ * the table, so a bound changed there is caught here. */
+static const struct {
+    const char *key;
+    long long   min, max;
+} documented_ranges[] = {
+    { "worker_processes", 1, 1024 },
+    { "worker_shutdown_timeout", 0, 3600000 },
+    { "rabbitmq.port", 1, 65535 },
+    { "rabbitmq.task_queue", 1, 255 },
+    { "rabbitmq.result_queue", 1, 255 },
+    { "rabbitmq.dead_letter_queue", 1, 255 },
+    { "rabbitmq.prefetch", 1, 65535 },
+    { "rabbitmq.heartbeat", 0, 3600 },
+    { "rabbitmq.max_redeliveries", 0, 1000 },
+    { "rabbitmq.connect_timeout_ms", 1, 3600000 },
+    { "rabbitmq.confirm_timeout_ms", 1, 3600000 },
+    { "mongodb.port", 1, 65535 },
+    { "mongodb.max_time_ms", 1, 3600000 },
+    { "mongodb.connect_timeout_ms", 1, 3600000 },
+    { "task.max_phones", 1, 100000 },
+    { "task.max_message_size", 64, 67108864 },
+    { "task.max_depth", 2, 1000 },
+    { "report.price_per_second", 0, 1000000 },
+    { "rollup.collection", 1, 200 },
+    { "rollup.batch", 1, 100000 },
+    { "rollup.interval", 10, 3600000 },
+    { "rollup.lease", 1000, 3600000 },
+    { "rollup.verify_rate", 0, 100000000 },
+    { "journal.retention", 60, 315360000 },
+};
+
 /* Keys whose bound needs another key to pass the checks across keys. */
 static const struct {
     const char *key;
@@ -224,6 +259,32 @@ test_bounds(void)
         n++;
     }
     ok(n >= 20, "%d bounded keys tested", n);
+    /* every bounded key's range is the documented one, and every
+     * documented range belongs to a bounded key */
+    for (i = 0; i < sizeof(documented_ranges) / sizeof(documented_ranges[0]); i++) {
+        const struct rd_conf_opt *o = NULL;
+        size_t                    k;
+
+        for (k = 0; k < rd_conf_nopts; k++)
+            if (strcmp(rd_conf_opts[k].name, documented_ranges[i].key) == 0)
+                o = &rd_conf_opts[k];
+        ok(o != NULL && o->min == documented_ranges[i].min && o->max == documented_ranges[i].max,
+           "%s: the range is the documented %lld..%lld (the table says %lld..%lld)",
+           documented_ranges[i].key, documented_ranges[i].min, documented_ranges[i].max,
+           o ? o->min : -1, o ? o->max : -1);
+    }
+    for (i = 0; i < rd_conf_nopts; i++) {
+        const struct rd_conf_opt *o = &rd_conf_opts[i];
+        size_t                    k;
+        int                       found = 0;
+
+        if (!((o->type == RD_CONF_STR && o->max > 0) || o->type == RD_CONF_INT
+              || o->type == RD_CONF_DURATION || o->type == RD_CONF_SIZE || o->type == RD_CONF_DECIMAL))
+            continue;
+        for (k = 0; k < sizeof(documented_ranges) / sizeof(documented_ranges[0]); k++)
+            found |= strcmp(documented_ranges[k].key, o->name) == 0;
+        ok(found, "%s: its range is in the documented list", o->name);
+    }
     /* the rows of the mutation audit, by name */
     fails("task:\n  max_phones: 100001\n", "2:15: task.max_phones: 100001 is out of range (1..100000)",
           "task.max_phones: 100001");
