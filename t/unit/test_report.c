@@ -352,6 +352,7 @@ main(void)
             { 5, 2, -1, -3 },   /* c0 of the other parity */
             { -1, -1, -1, -1 }, /* n below 0 */
             { INT64_MAX, INT64_MAX, 2, -INT64_MAX }, /* c10 of the other parity, at the edge */
+            { 5, 1, -1, -2 },   /* c30 of the other parity */
         };
         struct rd_phone_sums x;
         size_t               k;
