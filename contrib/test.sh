@@ -165,7 +165,11 @@ if [ "${REPORTERD_QUICK:-}" != 1 ]; then
     plain "quickstart (small sizes, both modes)" quickstart_small
     tapstep "make fault (plain build)" build/fault.tap make -C build fault
     tapstep "make fault (sanitizer build, task journal on)" build-san/fault.tap make -C build-san fault FAULT_ARGS=--journal
-    plain "make distcheck" make -C build distcheck
+    if ! step "make distcheck" make -C build distcheck; then
+        # the logs of the tarball's own make check, which distcheck leaves on failure
+        for d in build/reporterd-*/_build/sub; do [ -d "$d" ] && show_failures "$d"; done
+        step_failed "make distcheck" 0
+    fi
 else
     echo "== REPORTERD_QUICK=1: only the build and make check in build/ ran; this run is partial"
 fi
