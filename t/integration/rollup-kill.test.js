@@ -13,6 +13,9 @@
  * next must not count that batch again.  The apply guard (a rollup whose
  * last batch is n takes no second batch n) fails this test when weakened
  * to last <= n: checked by applying that change, 3 runs of 3 red.
+ * Last, a rollup restored one batch behind (its phone's records in
+ * consecutive batches) must not take the next batch on top of what it
+ * misses: the guard's lower end (last >= the phone's previous mark).
  */
 'use strict';
 
@@ -120,4 +123,51 @@ test('the folder killed right after claim, mark, apply and lease renewal in turn
         await everyPhoneExact(`a folder stalled after "${step}" while --fold folded its batch`);
     }
     await d.shutdown('SIGQUIT', 20000);
+});
+
+test('a rollup restored one batch behind (a backup of its phone taken one batch earlier) does not take the next batch on top: it is recomputed, equal to a brute-force count', { timeout: 120000 }, async () => {
+    /* Batches of one record, so the phone's records land in consecutive
+     * batches k, k + 1, k + 2: the rollup restored at k must not take k + 2
+     * (the apply guard wants last >= k + 1, the phone's mark before it). */
+    const P = 4499;
+    const cfg = ctx.writeConfig({
+        worker_processes: 1,
+        report: { mode: 'rollup' },
+        rollup: { batch: 1, interval: '20ms', lease: '1s', verify_rate: 0, collection: `${ctx.names.collection}_behind` },
+    }, { fileName: 'behind.yaml' });
+    const db = (await h.mongoClient(ctx.mongo.uri)).db(ctx.names.database);
+    const rollups = db.collection(`${ctx.names.collection}_behind`);
+    const d = h.startDaemon(cfg);
+    await d.waitReady(1, 30000);
+    const mine = [];
+    const folded = async (label) => {
+        await h.waitFor(async () => {
+            const s = await h.run(h.env.reporterctl, ['-c', cfg, 'rollup', '--status'], { timeoutMs: 30000 });
+            return /unfolded records: 0\b/.test(s.stdout);
+        }, 60000, `every record folded (${label})`, 50);
+        return rollups.findOne({ _id: P });
+    };
+    const add = async (ms) => {
+        const r = { phone: P, start_date: 1685000000000 + 1000 * mine.length, end_date: 1685000000000 + 1000 * mine.length + ms };
+        await ctx.loadRecords([r]);
+        mine.push(r);
+    };
+    try {
+        await folded('before');
+        await add(12000);
+        const snapshot = await folded('record A');
+        assert.ok(snapshot, `a rollup of phone ${P}`);
+        await add(45000);
+        const after = await folded('record B');
+        assert.equal(Number(after.last), Number(snapshot.last) + 1, 'A and B folded in consecutive batches (the premise)');
+        await rollups.replaceOne({ _id: snapshot._id }, snapshot);      /* the restore */
+        await add(3000);
+        const got = await folded('record C');
+        const [want] = [...expectedSums(mine).values()];
+        for (const k of Object.keys(want)) {
+            assert.equal(BigInt(got[k].toString()), want[k], `phone ${P}: ${k} after a restore one batch behind`);
+        }
+    } finally {
+        await d.shutdown('SIGQUIT', 20000);
+    }
 });
