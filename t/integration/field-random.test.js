@@ -127,13 +127,25 @@ async function randomSteps(ctx, opts) {
         pid: `${ctx.dir}/random.pid`,
         mongodb: opts.replset ? { uri: h.uriWith(ctx.mongo.uri, { readPreference: 'secondaryPreferred' }) } : {},
     });
-    /* The documented delay after a change to folded records: one whole
-     * verification cycle after it, i.e. two cycle ends. */
+    /* The documented delay after a change to folded records: a
+     * verification cycle that started after it has ended.  Read from the
+     * cycle's own record in the batches collection ({_id: "verify",
+     * started}): a cycle started at or after t0, then a later start (that
+     * cycle ended).  Counting cycle ends on /metrics is not enough: after a
+     * reload the new folder may end a cycle it resumed from long before,
+     * and the old folder may end one of its own collection. */
     async function followed() {
-        const name = 'reporterd_rollup_verify_cycles_total';
-        const c0 = (await h.readMetrics(`http://127.0.0.1:${port}`)).get(name);
-        await h.waitFor(async () => (await h.readMetrics(`http://127.0.0.1:${port}`)).get(name) >= c0 + 2,
-            60000, 'two ends of the verification cycle', 20);
+        const t0 = Date.now();
+        const batches = () => db.collection(`${ctx.names.collection}_${rollupName}_batches`);
+        const started = async () => {
+            const v = await batches().findOne({ _id: 'verify' }).catch(() => null);
+            return v && v.started instanceof Date ? v.started.getTime() : 0;
+        };
+        let first = 0;
+        await h.waitFor(async () => (first = await started()) >= t0, 60000,
+            'a verification cycle that started after the change', 20);
+        await h.waitFor(async () => (await started()) > first, 60000,
+            'that verification cycle to end', 20);
     }
     /* 1-3 folded or unfolded records of a requested phone: deleted,
      * corrected (end_date), moved to another phone, or replaced */
