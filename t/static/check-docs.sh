@@ -3,7 +3,8 @@
 # the configuration keys, the reporterctl commands, the reporterd options
 # and the metrics are each documented where a user looks for them; the man
 # pages carry one date; the README stays short and its links lead to files;
-# every file under docs/ is distributed.  Output is TAP.
+# every file under docs/ is distributed; the README keeps the table of
+# what rollup mode guarantees after a record changes.  Output is TAP.
 #
 #   REPORTERD=src/reporterd REPORTERCTL=src/reporterctl sh t/static/check-docs.sh
 #
@@ -66,7 +67,7 @@ report() {
 }
 : >"$tmp/problems"
 
-echo "1..7"
+echo "1..8"
 
 # a: every key of the option table (rd_conf_opts[] in src/conf.c: one
 # RD_<TYPE>("key", ...) row each, sections left out) has an entry in
@@ -233,5 +234,27 @@ if [ "$ndocs" -eq 0 ]; then
     echo "no file under docs/" >>"$tmp/problems"
 fi
 report "every file under docs/ ($ndocs) is in Makefile.am's EXTRA_DIST"
+
+# h: the README has one table of what rollup mode guarantees after a
+# record changes: a row per deployment (standalone, a replica set with
+# pre-images, one without) by change (insert, delete, update, replace,
+# TTL expiry), every cell filled.
+head='| deployment | insert | delete | update (duration or phone) | replace, re-import | TTL expiry |'
+nhead=$(grep -cxF "$head" "$README")
+if [ "$nhead" -ne 1 ]; then
+    echo "README.md has $nhead tables headed \"$head\" (want 1)" >>"$tmp/problems"
+else
+    awk -v head="$head" '$0 == head { on = 1; next }
+        on && !/^\|/ { exit }
+        on && !/^\|---/ { print }' "$README" >"$tmp/guarantees"
+    for dep in 'standalone' 'replica set, MongoDB 6.0+ with pre-images' 'replica set without pre-images'; do
+        grep -qF "| $dep" "$tmp/guarantees" || echo "README.md's guarantee table has no row \"$dep\""
+    done >>"$tmp/problems"
+    while read -r row; do
+        cells=$(printf '%s\n' "$row" | sed 's/\\|//g' | awk -F'|' '{ c = 0; for (i = 2; i < NF; i++) if ($i ~ /[^ ]/) c++; print c }')
+        [ "$cells" -eq 6 ] || echo "README.md's guarantee table: $cells filled cells (want 6) in: $row"
+    done <"$tmp/guarantees" >>"$tmp/problems"
+fi
+report "README.md has the table of what rollup mode guarantees after a change, per deployment"
 
 [ $failed -eq 0 ]
