@@ -5,7 +5,9 @@
  * rd_conf_free(), rd_conf_dump() and the reload's comparison are all
  * driven by it: adding a key is adding a row here (and a field in
  * conf.h).  Also what every other conf*.c file uses while loading: errors
- * placed at file:line:col of their key, and reading a whole file.
+ * placed at file:line:col of their key (or of the later of the keys that
+ * do not go together), reading a whole file, and a secret read from its
+ * file.
  */
 
 #include <errno.h>
@@ -17,6 +19,8 @@
 
 #include "conf_impl.h"
 #include "cpus.h"
+
+#define RD_CONF_MAX_SECRET  (64 * 1024)
 
 #ifndef RD_DEFAULT_PID
 #define RD_DEFAULT_PID  "/usr/local/var/run/reporterd.pid"
@@ -294,6 +298,126 @@ failed:
     close(fd);
     errno = saved;
     return NULL;
+}
+
+
+/* Of the key named, whether the file gave it a value that is not null. */
+int
+rd_conf_given(struct rd_conf_ctx *ctx, const char *name)
+{
+    return rd_conf_key(ctx, rd_conf_find(name))->given;
+}
+
+
+/*
+ * Of the keys named (NULL-terminated), the one that comes last in the
+ * file: errors about keys that do not go together point there.
+ */
+const struct rd_conf_opt *
+rd_conf_later(struct rd_conf_ctx *ctx, const char *name, ...)
+{
+    va_list                    ap;
+    const struct rd_conf_opt  *opt, *last;
+    struct rd_conf_key        *key, *lkey;
+
+    last = rd_conf_find(name);
+    lkey = rd_conf_key(ctx, last);
+
+    va_start(ap, name);
+    while ((name = va_arg(ap, const char *)) != NULL) {
+        opt = rd_conf_find(name);
+        key = rd_conf_key(ctx, opt);
+        if (key->seen && (!lkey->seen || key->mark.index > lkey->mark.index)) {
+            last = opt;
+            lkey = key;
+        }
+    }
+    va_end(ap);
+    return last;
+}
+
+
+/* An error about a key found after parsing: at the key, else its section. */
+int
+rd_conf_fail(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
+    const char *fmt, ...)
+{
+    va_list              ap;
+    char                 section[32];
+    const yaml_mark_t   *mark;
+    struct rd_conf_key  *key;
+
+    key = rd_conf_key(ctx, opt);
+    mark = key->seen ? &key->mark : NULL;
+
+    if (mark == NULL && strchr(opt->name, '.') != NULL) {
+        snprintf(section, sizeof(section), "%.*s",
+                 (int) (strchr(opt->name, '.') - opt->name), opt->name);
+        key = rd_conf_key(ctx, rd_conf_find(section));
+        mark = key->seen ? &key->mark : NULL;
+    }
+
+    va_start(ap, fmt);
+    rd_conf_verror(ctx, mark, opt->name, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+
+char *
+rd_conf_read_secret(const char *path, char *err, size_t errlen)
+{
+    struct stat  st;
+    const char  *op;
+    char        *buf;
+    size_t       len;
+
+    buf = rd_conf_slurp(path, RD_CONF_MAX_SECRET, &len, &st, &op);
+    if (buf == NULL) {
+        snprintf(err, errlen, "%s \"%s\": %s", op, path, strerror(errno));
+        return NULL;
+    }
+    if (strlen(buf) != len) {
+        free(buf);
+        snprintf(err, errlen, "\"%s\" contains a NUL byte", path);
+        return NULL;
+    }
+    if (len > 0 && buf[len - 1] == '\n')
+        buf[len - 1] = '\0';
+    return buf;
+}
+
+
+/* A secret's file (its row's .file key) replaces it; giving both is an
+ * error. */
+int
+rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password)
+{
+    const struct rd_conf_opt  *pw, *file;
+    const char                *path;
+    char                      *buf, **field, err[512];
+
+    pw = rd_conf_find(password);
+    file = rd_conf_find(pw->file);
+    path = *(char **) rd_conf_field(ctx->conf, file);
+
+    if (path == NULL)
+        return 0;
+
+    if (rd_conf_key(ctx, pw)->given)
+        return rd_conf_fail(ctx,
+                            rd_conf_later(ctx, pw->name, file->name, NULL),
+                            "%s and %s are mutually exclusive",
+                            pw->name, file->name);
+
+    buf = rd_conf_read_secret(path, err, sizeof(err));
+    if (buf == NULL)
+        return rd_conf_fail(ctx, file, "%s", err);
+
+    field = rd_conf_field(ctx->conf, pw);
+    free(*field);
+    *field = buf;
+    return 0;
 }
 
 

@@ -3,12 +3,16 @@
  * one else: the option table's row and the load context.  Outside
  * src/conf*.c, include conf.h.  Calls go one way, down this list:
  *
- *     conf_parse.c  rd_conf_load(): the YAML walked against the table,
- *                   each scalar expanded (${VAR}) and converted
- *     conf_check.c  what the table cannot say: derived values, cross-checks
- *     conf_dump.c   the effective configuration back out as YAML
- *     conf.c        the option table, errors at file:line:col, reading a
- *                   file, rd_conf_free() and what a reload cannot change
+ *     conf_parse.c    rd_conf_load(): the YAML walked against the table,
+ *                     each scalar expanded (${VAR})
+ *     conf_value.c    a scalar converted to its row's type, range-checked
+ *     conf_check.c    what the table cannot say: derived values, cross-checks
+ *     conf_dump.c     the effective configuration back out as YAML
+ *     conf_mongodb.c  the mongodb URI, the driver's limits, a task's budget
+ *     conf_addr.c     status.listen and rabbitmq.host's nodes parsed
+ *     conf.c          the option table, errors at file:line:col, reading a
+ *                     file or a secret, rd_conf_free() and what a reload
+ *                     cannot change
  */
 #ifndef RD_CONF_IMPL_H
 #define RD_CONF_IMPL_H
@@ -84,7 +88,7 @@ const struct rd_conf_opt *rd_conf_find(const char *name);
 void *rd_conf_field(const struct rd_conf *conf, const struct rd_conf_opt *opt);
 
 struct rd_conf_key {
-    yaml_mark_t          mark;      /* of the key, for conf_check.c */
+    yaml_mark_t          mark;      /* of the key, for errors after the walk */
     char                 seen;
     char                 given;     /* seen with a value that is not null */
     char                 from_env;  /* that value came through a ${VAR} */
@@ -113,9 +117,22 @@ struct rd_conf_key *rd_conf_key(struct rd_conf_ctx *ctx,
     const struct rd_conf_opt *opt);
 char *rd_conf_slurp(const char *path, size_t max, size_t *len,
     struct stat *st, const char **op);
+int rd_conf_given(struct rd_conf_ctx *ctx, const char *name);
+const struct rd_conf_opt *rd_conf_later(struct rd_conf_ctx *ctx,
+    const char *name, ...);
+int rd_conf_fail(struct rd_conf_ctx *ctx, const struct rd_conf_opt *opt,
+    const char *fmt, ...) RD_CONF_PRINTF(3, 4);
+int rd_conf_password_file(struct rd_conf_ctx *ctx, const char *password);
+
+/* conf_value.c */
+int rd_conf_set(struct rd_conf *conf, const struct rd_conf_opt *opt,
+    const char *s, char *msg, size_t len);
 
 /* conf_check.c */
 int rd_conf_finish(struct rd_conf_ctx *ctx);
+
+/* conf_mongodb.c */
+int rd_conf_mongodb_finish(struct rd_conf_ctx *ctx);
 int rd_conf_uri_password(const char *uri, size_t *start, size_t *end);
 
 #endif
