@@ -12,39 +12,30 @@
 # srcdir: the top of the source tree (default: this script's ../..).
 # Skipped when node, autoreconf or make is missing.
 
-LC_ALL=C
-export LC_ALL
-
-if [ -z "${srcdir:-}" ]; then
-    srcdir=$(dirname "$0")/../..
-fi
-srcdir=$(cd "$srcdir" && pwd) || exit 99
+# shellcheck source=SCRIPTDIR/tap.sh
+. "$(dirname "$0")/tap.sh" || exit 99
 here=$(cd "$(dirname "$0")" && pwd) || exit 99
 
 echo "1..3"
 for tool in node autoreconf make; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "ok 1 - the build context # SKIP no $tool"
-        echo "ok 2 - the build stage in it # SKIP no $tool"
-        echo "ok 3 - the files the run stage copies are in it # SKIP no $tool"
+    if ! have "$tool"; then
+        skip "the build context" "no $tool"
+        skip "the build stage in it" "no $tool"
+        skip "the files the run stage copies are in it" "no $tool"
         exit 0
     fi
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-docker.XXXXXX") || exit 99
-trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
-
 ctx=$tmp/context
 mkdir "$ctx" || exit 99
 if ! node "$here/dockerignore.js" "$srcdir" "$srcdir/docker/Dockerfile.dockerignore" >"$tmp/files"; then
-    echo "not ok 1 - the build context (dockerignore.js failed)"
+    not_ok "the build context (dockerignore.js failed)"
     exit 1
 fi
 # A file another test removes meanwhile (make check -j) is not missed.
 (cd "$srcdir" && tr '\n' '\0' <"$tmp/files" | xargs -0 cp --parents -p -t "$ctx" 2>/dev/null)
 chmod -R u+w "$ctx"
-echo "ok 1 - the build context: $(wc -l <"$tmp/files") files"
+ok "the build context: $(wc -l <"$tmp/files") files"
 
 # The RUN after `COPY . .` in the build stage, its continuation lines joined.
 awk '
@@ -53,15 +44,15 @@ awk '
     run { line = $0; cont = sub(/\\$/, "", line); printf "%s ", line; if (!cont) exit }
 ' "$srcdir/docker/Dockerfile" >"$tmp/run.sh"
 if ! grep -q configure "$tmp/run.sh"; then
-    echo "not ok 2 - the build stage's RUN after COPY . . not found in docker/Dockerfile"
+    not_ok "the build stage's RUN after COPY . . not found in docker/Dockerfile"
     exit 1
 fi
 sed -e "s|DESTDIR=/out|DESTDIR=$tmp/out|" -e "s|\$(nproc)|2|" "$tmp/run.sh" >"$tmp/run2.sh"
 if (cd "$ctx" && sh -e "$tmp/run2.sh") >"$tmp/build.log" 2>&1 && [ -x "$tmp/out/usr/local/sbin/reporterd" ]; then
-    echo "ok 2 - the build stage in it: $(tr -s ' ' <"$tmp/run.sh" | cut -c1-120)"
+    ok "the build stage in it: $(tr -s ' ' <"$tmp/run.sh" | cut -c1-120)"
 else
-    echo "not ok 2 - the build stage fails in the context docker/Dockerfile.dockerignore leaves:"
-    tail -n 15 "$tmp/build.log" | sed 's/^/# /'
+    not_ok "the build stage fails in the context docker/Dockerfile.dockerignore leaves:"
+    tail -n 15 "$tmp/build.log" | diag
     exit 1
 fi
 
@@ -72,8 +63,8 @@ for f in $(awk '/^COPY / && !/--from/ && $2 != "." { print $2 }' "$srcdir/docker
     [ -f "$ctx/$f" ] || missing="$missing $f"
 done
 if [ -z "$missing" ]; then
-    echo "ok 3 - the files the run stage copies are in it"
+    ok "the files the run stage copies are in it"
 else
-    echo "not ok 3 - the run stage copies files the context lacks:$missing"
+    not_ok "the run stage copies files the context lacks:$missing"
     exit 1
 fi

@@ -14,13 +14,9 @@
 #              the command check is skipped without one.
 # srcdir:      the top of the source tree (default: this script's ../..).
 
-LC_ALL=C
-export LC_ALL
+# shellcheck source=SCRIPTDIR/tap.sh
+. "$(dirname "$0")/tap.sh" || exit 99
 
-if [ -z "${srcdir:-}" ]; then
-    srcdir=$(dirname "$0")/../..
-fi
-srcdir=$(cd "$srcdir" && pwd) || exit 99
 if [ -z "${REPORTERD:-}" ] && [ -x "$srcdir/src/reporterd" ]; then
     REPORTERD=$srcdir/src/reporterd
 fi
@@ -36,36 +32,12 @@ case ${REPORTERCTL:-} in
     *) REPORTERCTL=$(pwd)/$REPORTERCTL ;;
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-docs.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
-
 README=$srcdir/README.md
 OPS=$srcdir/docs/operations.md
 MAN_D=$srcdir/man/reporterd.8
 MAN_CTL=$srcdir/man/reporterctl.1
 MAN_YAML=$srcdir/man/reporterd.yaml.5
 README_MAX_LINES=320
-
-n=0
-failed=0
-ok()      { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok()  { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip()    { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-# Print a file as TAP diagnostics.
-diag()    { sed 's/^/# /' "$1"; }
-# One line per problem goes to $tmp/problems; report() turns them into
-# the test point.
-report() {
-    if [ -s "$tmp/problems" ]; then
-        not_ok "$1"
-        diag "$tmp/problems"
-    else
-        ok "$1"
-    fi
-    : >"$tmp/problems"
-}
-: >"$tmp/problems"
 
 echo "1..8"
 

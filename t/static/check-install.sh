@@ -5,11 +5,12 @@
 # nothing but the configuration.  Prints TAP.
 set -u
 build=${1:?usage: check-install.sh BUILDDIR}
-dest=$(mktemp -d /tmp/reporterd-install.XXXXXX)
-trap 'rm -rf "$dest"' EXIT
-n=0; failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# shellcheck source=SCRIPTDIR/tap.sh
+. "$(dirname "$0")/tap.sh" || exit 99
+dest=$tmp/destdir
+mkdir "$dest" || exit 99
+# nok TEXT [LINE...]: a failing test point, each LINE a diagnostic.
+nok() { not_ok "$1"; shift; for l in "$@"; do echo "#   $l"; done; }
 prefix=$(sed -n 's/^prefix = //p' "$build/Makefile")
 
 make -s -C "$build" install DESTDIR="$dest" >/dev/null 2>&1 || nok "make install DESTDIR"
@@ -40,4 +41,4 @@ left=$(cd "$dest" && find . -type f | sed 's|^\./||')
 if [ "$left" = "${prefix#/}/etc/reporterd/reporterd.yaml" ]; then ok "make uninstall leaves only the configuration"
 else nok "make uninstall leaves only the configuration" "left: $(echo $left)"; fi
 echo "1..$n"
-exit $failed
+[ "$failed" -eq 0 ]

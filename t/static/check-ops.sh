@@ -9,13 +9,9 @@
 # REPORTERD: the reporterd binary (default: $srcdir/src/reporterd).
 # srcdir:    the top of the source tree (default: this script's ../..).
 
-LC_ALL=C
-export LC_ALL
+# shellcheck source=SCRIPTDIR/tap.sh
+. "$(dirname "$0")/tap.sh" || exit 99
 
-if [ -z "${srcdir:-}" ]; then
-    srcdir=$(dirname "$0")/../..
-fi
-srcdir=$(cd "$srcdir" && pwd) || exit 99
 if [ -z "${REPORTERD:-}" ] && [ -x "$srcdir/src/reporterd" ]; then
     REPORTERD=$srcdir/src/reporterd
 fi
@@ -24,23 +20,10 @@ case ${REPORTERD:-} in
     *) REPORTERD=$(pwd)/$REPORTERD ;;
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-ops.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
-
 MANPAGES="man/reporterd.8 man/reporterd.yaml.5 man/reporterctl.1"
 UNIT=contrib/reporterd.service
 ENVFILE=$srcdir/docker/.env.example
 CONF=$srcdir/docker/reporterd.yaml
-
-n=0
-failed=0
-ok()      { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok()  { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip()    { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-# Print a command's output as TAP diagnostics.
-diag()    { sed 's/^/# /' "$1"; }
-have()    { command -v "$1" >/dev/null 2>&1; }
 
 echo "1..15"
 

@@ -9,29 +9,13 @@
 #
 # srcdir: the top of the source tree (default: this script's ../..).
 
-LC_ALL=C
-export LC_ALL
-
-if [ -z "${srcdir:-}" ]; then
-    srcdir=$(dirname "$0")/../..
-fi
-srcdir=$(cd "$srcdir" && pwd) || exit 99
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-prometheus.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
+# shellcheck source=SCRIPTDIR/tap.sh
+. "$(dirname "$0")/tap.sh" || exit 99
 
 ALERTS=$srcdir/contrib/prometheus/alerts.yml
 RULETESTS=$srcdir/contrib/prometheus/alerts.test.yml
 DASH=$srcdir/contrib/grafana/reporterd.json
 
-n=0
-failed=0
-ok()      { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok()  { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip()    { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-diag()    { sed 's/^/# /' "$1"; }
-have()    { command -v "$1" >/dev/null 2>&1; }
 names()   { grep -o '\(reporterd\|process\)_[a-z_]*[a-z]' "$@" | sed 's/_bucket$//' | sort -u; }
 
 echo "1..5"
