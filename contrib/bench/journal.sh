@@ -16,22 +16,16 @@
 # t/node_modules.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-$top/build}
-NODE=${NODE:-node}
-export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 REPORTERCTL=$BUILD/src/reporterctl
 DB=journalbench
 COLLECTION=calls
-RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
 ROUNDS=${ROUNDS:-3}
 TASKS=${TASKS:-300}
 PHONES=${PHONES:-200}
 RECORDS=${RECORDS:-100}
 BASELINE=${BASELINE:-}
-mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
-out=
 while [ $# -gt 0 ]; do
     case $1 in
         --mongo) mongo_uri=$2; shift 2 ;;
@@ -40,26 +34,18 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-work=$(mktemp -d /tmp/reporterd-journal.XXXXXX)
-tag=bench-journal-$$
-task_queue=$tag.tasks
-result_queue=$tag.results
-daemon_pid=
-mongod_pid=
-# shellcheck source=lib.sh
-. "$here/lib.sh"
-bench_start
+bench_start journal
+queues
 write_conf "$work/off.yaml" live 1
 write_conf "$work/on.yaml" live 1
 printf 'journal:\n  enabled: on\n' >>"$work/on.yaml"
-"$REPORTERCTL" -c "$work/off.yaml" seed --phones "$PHONES" --records "$RECORDS" --drop >/dev/null 2>&1
+seed "$work/off.yaml" "$PHONES" "$RECORDS" 2>/dev/null
 
 run() {         # run BUILD MODE: one bench row
     REPORTERD=$1/src/reporterd start_daemon "$work/$2.yaml" "$work/error-live.log" 1
     "$1/src/reporterctl" -c "$work/$2.yaml" bench -n "$TASKS" --concurrency 1 \
         --phones-per-task 10 --max-phone "$PHONES" --json
-    stop_pid "$daemon_pid" QUIT
-    daemon_pid=
+    stop_daemon
 }
 row() {
     "$NODE" -e '

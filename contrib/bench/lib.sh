@@ -1,14 +1,46 @@
-# contrib/bench/lib.sh -- what the benchmark scripts share, sourced by them:
-# their --help, the build they need, the database and broker probe, the
-# start and the clean-up of a run, stopping a process by pid, the test MongoDB server, the broker URL as the
-# configuration's variables, a configuration for one run, a reporterd that
-# consumes, and whether the old service can run.  The caller sets `work` (a
-# scratch directory), `task_queue` and `result_queue` before the functions
-# that use them, and REPORTERD, REPORTERCTL, NODE, DB and COLLECTION.
+# shellcheck shell=bash
+# contrib/bench/lib.sh -- what the benchmark scripts share, sourced by them
+# first thing: the defaults they share (BUILD, NODE, NODE_PATH, REPORTERD,
+# REPORTERCTL, DB, RABBITMQ_URL, PER_TASK, mongo_uri, out; a script sets
+# its own after sourcing), their --help and the options they have in common,
+# the build they need, the database and broker probe, the start and the
+# clean-up of a run, this run's queues, stopping a process by pid, the test
+# MongoDB server, the broker URL as the configuration's variables, a
+# configuration for one run, seeding, a free port, a reporterd that
+# consumes and its stop, a bench at a concurrency, and the old service:
+# whether it can run, its consumers' start and stop.  The caller sets
+# COLLECTION, names its run (bench_start NAME: the scratch directory `work`
+# and the queues' prefix `tag`) and names the queues (queues) before the
+# functions that use them.
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD=${BUILD:-$(cd "$bench_dir/../.." && pwd)/build}
+REPORTERD=${REPORTERD:-$BUILD/src/reporterd}
+REPORTERCTL=${REPORTERCTL:-$BUILD/src/reporterctl}
+NODE=${NODE:-node}
+export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+DB=${DB:-reporterd_bench}
+RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
+PER_TASK=10                 # phones per task
+mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
+out=
 
 # usage: the caller's header comment, from line 2 to `set -euo`
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+
+# bench_option ARGS...: the option at $1, when it is none of the caller's
+# own: --mongo URI (mongo_uri) or --out FILE (out), two arguments the
+# caller shifts; -h or --help prints the usage and exits 0; anything else
+# is an unknown argument (exit 2).  journal.sh and verify.sh parse their
+# own (no --help, or --help only once every argument is known)
+# shellcheck disable=SC2034 # out: the caller's
+bench_option() {
+    case $1 in
+        --mongo) mongo_uri=$2 ;;
+        --out) out=$2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "${0##*/}: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+}
 
 # need_build: reporterd, reporterctl and the Node packages the probe uses
 need_build() {
@@ -21,34 +53,50 @@ need_build() {
 
 probe() { "$NODE" "$bench_dir/scale-probe.js" "$@"; }
 
-# bench_start: from here on, however the script ends, bench_finish cleans
-# up; then the database (use_database) and the broker (amqp_env)
+# bench_start NAME: the scratch directory (work, /tmp/reporterd-NAME.*) and
+# the queues' prefix (tag, bench-NAME-PID); from here on, however the
+# script ends, bench_finish cleans up; then the database (use_database) and
+# the broker (amqp_env)
 bench_start() {
+    work=$(mktemp -d "/tmp/reporterd-$1.XXXXXX")
+    tag=bench-$1-$$
+    task_queue=; result_queue=; daemon_pids=; old_pids=; mongod_pid=
     trap bench_finish EXIT
     trap 'exit 1' HUP INT TERM
     use_database
     amqp_env "$RABBITMQ_URL"
 }
-# bench_finish: reporterd, the old service (the caller's stop_old, when it
-# has one), this run's queues, the test server and the scratch directory
+# bench_finish: reporterd, the old service, this run's queues, the test
+# server and the scratch directory
 bench_finish() {
-    stop_pid "${daemon_pid:-}" QUIT
-    if declare -F stop_old >/dev/null; then stop_old; fi
+    stop_services
     drop_queues
     stop_pid "${mongod_pid:-}" TERM
     rm -rf "$work"
 }
+
+# queues [RUN]: after deleting the previous ones, this run's queue names:
+# $tag.tasks and $tag.results, or with RUN $tag.RUN.tasks and
+# $tag.RUN.results
+# shellcheck disable=SC2120 # RUN is optional
+queues() {
+    drop_queues
+    task_queue=$tag${*:+.$*}.tasks
+    result_queue=$tag${*:+.$*}.results
+}
+# drop_queues: delete this run's queues, if any, and forget their names
 drop_queues() {
     [ -z "${task_queue:-}" ] || probe delete-queues "$RABBITMQ_URL" "$task_queue" "$result_queue" \
         "$task_queue.dead" 2>/dev/null || true
+    task_queue=; result_queue=
 }
 
 # stop_pid PID SIGNAL: signal it and wait (bounded) for it to go
 stop_pid() {
-    local pid=$1 sig=$2 i
+    local pid=$1 sig=$2
     [ -n "$pid" ] || return 0
     kill "-$sig" "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
         sleep 0.1
     done
@@ -76,6 +124,7 @@ use_database() {
     hostport=$(sed -n 's/^listening //p' "$work/mongod.out")
     [ -n "$hostport" ] || { echo "$0: the test MongoDB server did not start" >&2; exit 1; }
     mongo_uri="mongodb://$hostport/"
+    # shellcheck disable=SC2034 # the caller's tables use it
     server="the test MongoDB server (t/mongod/server.js, one Node.js thread)"
 }
 
@@ -127,22 +176,47 @@ CONF
     chmod 600 "$1"
 }
 
+# seed CONF PHONES RECORDS: reseed the database (reporterctl seed --drop);
+# its last line on stderr
+seed() {
+    "$REPORTERCTL" -c "$1" seed --phones "$2" --records "$3" --drop 2>&1 \
+        | tr '\r' '\n' | tail -n 1 >&2
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now
+free_port() { "$NODE" -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
+
 # start_daemon CONF LOG WORKERS: reporterd on CONF (whose error_log is
-# LOG) until WORKERS workers consume; sets daemon_pid
+# LOG) until WORKERS workers consume; its pid is added to daemon_pids
 start_daemon() {
-    local c
+    local c pid
     rm -f "$2"
     "$REPORTERD" -c "$1" &
-    daemon_pid=$!
+    pid=$!
+    daemon_pids="$daemon_pids $pid"
     for _ in $(seq 1 600); do
         c=$(grep -c 'consuming from' "$2" 2>/dev/null || true)
         [ "${c:-0}" -ge "$3" ] && return 0
-        kill -0 "$daemon_pid" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     echo "$0: reporterd ($1) did not start consuming:" >&2
     tail -n 20 "$2" >&2 || true
     exit 1
+}
+# stop_daemon: every reporterd start_daemon started, with QUIT, in order
+stop_daemon() {
+    local p
+    for p in $daemon_pids; do stop_pid "$p" QUIT; done
+    daemon_pids=
+}
+
+# bench CONF N CONCURRENCY: bench JSON of N tasks of PER_TASK random phones
+# below $phones (the caller's) at CONCURRENCY
+# shellcheck disable=SC2154 # phones
+bench() {
+    "$REPORTERCTL" -c "$1" bench -n "$2" --concurrency "$3" --phones-per-task "$PER_TASK" \
+        --max-phone "$phones" --timeout $(( $2 * 30 + 60 )) --json
 }
 
 # old_service_status: nothing when contrib/bench/python/run.sh can run the
@@ -151,3 +225,21 @@ old_service_status() {
     local why
     why=$("$bench_dir/python/run.sh" --check 2>&1) || echo "not available: $why"
 }
+# start_old N: N consumers of the old service (contrib/bench/python/run.sh)
+# on this run's queues and database, their pids added to old_pids
+start_old() {
+    for _ in $(seq 1 "$1"); do
+        RABBITMQ_QUEUE_NAME=$task_queue RABBITMQ_QUEUE_NAME_RESULT=$result_queue \
+            MONGODB_URI=$mongo_uri MONGODB_DB_NAME=$DB MONGODB_COLLECTION=$COLLECTION \
+            "$bench_dir/python/run.sh" >>"$work/old.log" 2>&1 &
+        old_pids="$old_pids $!"
+    done
+}
+# stop_old: those consumers, with TERM
+stop_old() {
+    local p
+    for p in $old_pids; do stop_pid "$p" TERM; done
+    old_pids=
+}
+# stop_services: reporterd and the old service, whichever runs
+stop_services() { stop_daemon; stop_old; }

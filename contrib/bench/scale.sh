@@ -37,51 +37,27 @@
 # (the table says which).
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-$top/build}
-REPORTERD=${REPORTERD:-$BUILD/src/reporterd}
-REPORTERCTL=${REPORTERCTL:-$BUILD/src/reporterctl}
-NODE=${NODE:-node}
-export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 export MONGOC_DISABLE_SHM=1
-DB=${DB:-reporterd_bench}
-RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
 LIVE_DOCS=${LIVE_DOCS:-2000000}
 LIVE_MIN=${LIVE_MIN:-3}
 LIVE_MAX_DOCS=${LIVE_MAX_DOCS:-500000}
 ROLLUP_SAMPLES=${ROLLUP_SAMPLES:-100}
 ROLLUP_BATCH=${ROLLUP_BATCH:-10000}
 COLLECTION=${COLLECTION:-calls}
-PER_TASK=10
-mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
 sizes="20x100 20x1000 20x10000 20x100000 200x10000"
-out=
-
-# shellcheck source=lib.sh
-. "$here/lib.sh"
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --mongo) mongo_uri=$2; shift 2 ;;
         --sizes) sizes=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "scale.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+        *) bench_option "$@"; shift 2 ;;
     esac
 done
 need_build
 
-work=$(mktemp -d /tmp/reporterd-scale.XXXXXX)
-tag=bench-scale-$$
-task_queue=$tag.tasks
-result_queue=$tag.results
-daemon_pid=
-mongod_pid=
-old_pid=
-
-stop_old() { stop_pid "$old_pid" TERM; }
-bench_start
+bench_start scale
+queues
 write_conf "$work/live.yaml" live 1
 write_conf "$work/rollup.yaml" rollup 1
 "$REPORTERD" -t -c "$work/live.yaml" >/dev/null 2>"$work/conf-check" \
@@ -141,8 +117,7 @@ for size in $sizes; do
     [ "$live_n" -le "$ROLLUP_SAMPLES" ] || live_n=$ROLLUP_SAMPLES
 
     echo "== $phones phones x $records records: seed" >&2
-    "$REPORTERCTL" -c "$work/live.yaml" seed --phones "$phones" --records "$records" --drop 2>&1 \
-        | tr '\r' '\n' | tail -n 1 >&2
+    seed "$work/live.yaml" "$phones" "$records"
     probe explain-live "$mongo_uri" "$DB" "$COLLECTION" "$fixed" >"$work/explain"
 
     if [ $((PER_TASK * records)) -gt "$LIVE_MAX_DOCS" ]; then
@@ -154,7 +129,7 @@ for size in $sizes; do
     start_daemon "$work/live.yaml" "$work/error-live.log" 1
     live_docs=$(examined "$work/live.yaml" 1)
     live_json=$(measure "$work/live.yaml" "$live_n" "$phones")
-    stop_pid "$daemon_pid" QUIT; daemon_pid=
+    stop_daemon
     live_p50=$(p50 "$live_json")
     row "$records" "$phones" live "$live_n" "$live_docs" "$live_json" "" >>"$table"
     echo "   live: $live_json (find explain: $(cat "$work/explain") documents)" >&2
@@ -162,10 +137,7 @@ for size in $sizes; do
 
     if [ -z "$old_status" ]; then
         echo "== old service: $live_n samples" >&2
-        RABBITMQ_QUEUE_NAME=$task_queue RABBITMQ_QUEUE_NAME_RESULT=$result_queue \
-            MONGODB_URI=$mongo_uri MONGODB_DB_NAME=$DB MONGODB_COLLECTION=$COLLECTION \
-            "$here/python/run.sh" >"$work/old.log" 2>&1 &
-        old_pid=$!
+        start_old 1
         if old_docs=$(examined "$work/live.yaml" 1) \
             && old_json=$(measure "$work/live.yaml" "$live_n" "$phones"); then
             old_p50=$(p50 "$old_json")
@@ -173,7 +145,7 @@ for size in $sizes; do
         else
             echo "| $(thousands "$records") | $phones | old Python service | not available: no answer (see the recipe) | | | | | |" >>"$table"
         fi
-        stop_pid "$old_pid" TERM; old_pid=
+        stop_old
     fi
 
     echo "== fold" >&2
@@ -191,7 +163,7 @@ for size in $sizes; do
     read -r tail_n _ < <(probe tail "$mongo_uri" "$DB" "$COLLECTION" "${COLLECTION}_rollup" "$fixed")
     roll_docs=$(examined "$work/rollup.yaml")
     roll_json=$(measure "$work/rollup.yaml" "$ROLLUP_SAMPLES" "$phones")
-    stop_pid "$daemon_pid" QUIT; daemon_pid=
+    stop_daemon
     roll_p50=$(p50 "$roll_json")
     speedup=$("$NODE" -e 'const [a, b] = process.argv.slice(1).map(Number);
         console.log(a > 0 && b > 0 ? (a / b).toFixed(0) + "x" : "-")' "${live_p50:-0}" "$roll_p50")

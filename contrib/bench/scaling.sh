@@ -18,75 +18,33 @@
 # Environment: BUILD, DB (reporterd_bench), RABBITMQ_URL, OLD_SERVICE_DIR, PYTHON.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-$top/build}
-REPORTERD=${REPORTERD:-$BUILD/src/reporterd}
-REPORTERCTL=${REPORTERCTL:-$BUILD/src/reporterctl}
-NODE=${NODE:-node}
-export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 export MONGOC_DISABLE_SHM=1
-DB=${DB:-reporterd_bench}
 COLLECTION=calls
-RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
-mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
 records=200
 phones=50
 tasks=120
-out=
-
-# shellcheck source=lib.sh
-. "$here/lib.sh"
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --mongo) mongo_uri=$2; shift 2 ;;
         --records) records=$2; shift 2 ;;
         --phones) phones=$2; shift 2 ;;
         --tasks) tasks=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "scaling.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+        *) bench_option "$@"; shift 2 ;;
     esac
 done
 need_build
 
-work=$(mktemp -d /tmp/reporterd-scaling.XXXXXX)
-tag=bench-scaling-$$
-task_queue=
-result_queue=
-daemon_pid=
-second_pid=
-mongod_pid=
-old_pids=
-
-stop_old() {
-    local p
-    for p in $old_pids; do stop_pid "$p" TERM; done
-    old_pids=
-    stop_pid "$second_pid" QUIT
-    second_pid=
-}
-bench_start
+bench_start scaling
 old_status=$(old_service_status)
-
-queues() {
-    drop_queues
-    task_queue=$tag.$1.tasks
-    result_queue=$tag.$1.results
-}
-bench() {
-    "$REPORTERCTL" -c "$1" bench -n "$2" --concurrency "$3" --phones-per-task 10 \
-        --max-phone "$phones" --timeout $(( $2 * 30 + 60 )) --json
-}
 
 rows=$work/rows
 : >"$rows"
 echo "scaling.sh: $server; broker $AMQP_HOST:$AMQP_PORT; $phones phones x $records records" >&2
 queues seed
 write_conf "$work/seed.yaml" live 1
-"$REPORTERCTL" -c "$work/seed.yaml" seed --phones "$phones" --records "$records" --drop 2>&1 \
-    | tr '\r' '\n' | tail -n 1 >&2
+seed "$work/seed.yaml" "$phones" "$records"
 
 # run SETUP PROCESSES: one measurement
 run() {
@@ -96,11 +54,7 @@ run() {
     case $setup in
         old)
             if [ -n "$old_status" ]; then echo "old $p - $old_status" >>"$rows"; return; fi
-            for _ in $(seq 1 "$p"); do
-                RABBITMQ_QUEUE_NAME=$task_queue RABBITMQ_QUEUE_NAME_RESULT=$result_queue \
-                    MONGODB_URI=$mongo_uri MONGODB_DB_NAME=$DB "$here/python/run.sh" >>"$work/old.log" 2>&1 &
-                old_pids="$old_pids $!"
-            done ;;
+            start_old "$p" ;;
         one)
             start_daemon "$work/$name.yaml" "$work/error-live.log" "$p" ;;
         two)
@@ -112,22 +66,18 @@ run() {
             sed -e "s|^pid: .*|pid: $work/b.pid|" -e "s|^error_log: .*|error_log: $work/error-b.log|" \
                 -i "$work/$name-b.yaml"
             start_daemon "$work/$name-b.yaml" "$work/error-b.log" $(( p / 2 ))
-            second_pid=$daemon_pid
             start_daemon "$work/$name-a.yaml" "$work/error-a.log" $(( p / 2 )) ;;
     esac
     echo "== $setup, $p processes: $tasks tasks" >&2
     bench "$work/$name.yaml" $(( 2 * p )) "$p" >/dev/null
     json=$(bench "$work/$name.yaml" "$tasks" "$p")
-    stop_old
-    stop_pid "$daemon_pid" QUIT
-    daemon_pid=
+    stop_services
     echo "   $json" >&2
     echo "$setup $p $json" >>"$rows"
 }
 for p in 1 2 4; do run old "$p"; run one "$p"; done
 run two 4
 drop_queues
-task_queue=
 
 "$NODE" - "$rows" "$server" "$phones" "$records" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" >"$work/result.md" <<'JS'
 const [file, server, phones, records, when, cpus] = process.argv.slice(2);

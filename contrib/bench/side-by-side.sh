@@ -33,72 +33,29 @@
 # MIN_TASKS (20), MAX_TASKS (300), OLD_SERVICE_DIR, PYTHON.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-$top/build}
-REPORTERD=${REPORTERD:-$BUILD/src/reporterd}
-REPORTERCTL=${REPORTERCTL:-$BUILD/src/reporterctl}
-NODE=${NODE:-node}
-export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 export MONGOC_DISABLE_SHM=1
-DB=${DB:-reporterd_bench}
 COLLECTION=calls            # the old service reads <db>.calls
-RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
 BUDGET=${BUDGET:-400000}
 MIN_TASKS=${MIN_TASKS:-20}
 MAX_TASKS=${MAX_TASKS:-300}
-PER_TASK=10
-mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
 sizes="1 20 200 2000"
 procs="1 2"
 phones=50
-out=
-
-# shellcheck source=lib.sh
-. "$here/lib.sh"
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --mongo) mongo_uri=$2; shift 2 ;;
         --sizes) sizes=$2; shift 2 ;;
         --procs) procs=$2; shift 2 ;;
         --phones) phones=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "side-by-side.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+        *) bench_option "$@"; shift 2 ;;
     esac
 done
 need_build
 
-work=$(mktemp -d /tmp/reporterd-sbs.XXXXXX)
-tag=bench-sbs-$$
-task_queue=
-result_queue=
-daemon_pid=
-mongod_pid=
-old_pids=
-
-stop_old() {
-    local p
-    for p in $old_pids; do stop_pid "$p" TERM; done
-    old_pids=
-}
-bench_start
-free_port() { "$NODE" -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
-
+bench_start sbs
 old_status=$(old_service_status)
-
-# queues RUN: this run's own queue names, into a fresh configuration
-queues() {
-    drop_queues
-    task_queue=$tag.$1.tasks
-    result_queue=$tag.$1.results
-}
-# bench CONF N CONCURRENCY: bench JSON
-bench() {
-    "$REPORTERCTL" -c "$1" bench -n "$2" --concurrency "$3" --phones-per-task "$PER_TASK" \
-        --max-phone "$phones" --timeout $(( $2 * 30 + 60 )) --json
-}
 
 # counters MODE: reporterd's task and database time sums and counts on
 # /metrics (port); nothing for the old service
@@ -118,8 +75,7 @@ for n in $sizes; do
     echo "== $phones phones x $n records: seed" >&2
     queues seed
     write_conf "$work/seed.yaml" live 1
-    "$REPORTERCTL" -c "$work/seed.yaml" seed --phones "$phones" --records "$n" --drop 2>&1 \
-        | tr '\r' '\n' | tail -n 1 >&2
+    seed "$work/seed.yaml" "$phones" "$n"
     folded=
     for p in $procs; do
         for mode in old live rollup; do
@@ -131,11 +87,7 @@ for n in $sizes; do
                     continue
                 fi
                 write_conf "$work/$run.yaml" live "$p"
-                for _ in $(seq 1 "$p"); do
-                    RABBITMQ_QUEUE_NAME=$task_queue RABBITMQ_QUEUE_NAME_RESULT=$result_queue \
-                        MONGODB_URI=$mongo_uri MONGODB_DB_NAME=$DB "$here/python/run.sh" >>"$work/old.log" 2>&1 &
-                    old_pids="$old_pids $!"
-                done
+                start_old "$p"
             else
                 if [ "$mode" = rollup ] && [ -z "$folded" ]; then
                     write_conf "$work/fold.yaml" rollup 1
@@ -152,14 +104,13 @@ for n in $sizes; do
             m0=$(counters "$mode")
             json=$(bench "$work/$run.yaml" "$tasks" "$p")
             m1=$(counters "$mode")
-            if [ "$mode" = old ]; then stop_old; else stop_pid "$daemon_pid" QUIT; daemon_pid=; fi
+            stop_services
             echo "   $json" >&2
             echo "$n $p $mode $json|$m0|$m1" >>"$rows"
         done
     done
 done
 drop_queues
-task_queue=
 
 "$NODE" - "$rows" "$server" "$phones" "$PER_TASK" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" >"$work/result.md" <<'JS' || status=$?
 const [file, server, phones, perTask, when, cpus] = process.argv.slice(2);

@@ -15,21 +15,15 @@
 # at the end.  Needs a build (BUILD, default ./build) and its t/node_modules.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-$top/build}
-NODE=${NODE:-node}
-export NODE_PATH=${NODE_PATH:-$BUILD/t/node_modules}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 REPORTERD=$BUILD/src/reporterd
 REPORTERCTL=$BUILD/src/reporterctl
 DB=verifybench
 COLLECTION=calls
-RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
 PHONES=${PHONES:-100}
 RECORDS=${RECORDS:-1000}
 RATES=${RATES:-10000 100000000}
-mongo_uri=${REPORTERD_TEST_MONGODB_URI:-}
-out=
 while [ $# -gt 0 ]; do
     case $1 in
         --mongo) mongo_uri=$2; shift 2 ;;
@@ -38,21 +32,14 @@ while [ $# -gt 0 ]; do
         *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-# shellcheck source=lib.sh
-. "$here/lib.sh"
 [ -z "${usage_only:-}" ] || { usage; exit 0; }
 need_build
 
-work=$(mktemp -d /tmp/reporterd-verify.XXXXXX)
-tag=bench-verify-$$
-task_queue=$tag.tasks
-result_queue=$tag.results
-daemon_pid=
-mongod_pid=
-bench_start
-port=$("$NODE" -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+bench_start verify
+queues
+port=$(free_port)
 ROLLUP_INTERVAL=1s VERIFY_RATE=0 write_conf "$work/fold.yaml" rollup 1
-"$REPORTERCTL" -c "$work/fold.yaml" seed --phones "$PHONES" --records "$RECORDS" --drop >/dev/null 2>&1
+seed "$work/fold.yaml" "$PHONES" "$RECORDS" 2>/dev/null
 "$REPORTERCTL" -c "$work/fold.yaml" rollup --fold >/dev/null
 
 metric() { probe metrics "http://127.0.0.1:$port" "$1"; }
@@ -70,8 +57,7 @@ metric() { probe metrics "http://127.0.0.1:$port" "$1"; }
         "$NODE" -e 'const [n, rate, s] = process.argv.slice(1).map(Number);
             console.log(`| ${n} | ${rate} | ${s.toFixed(2)} | ${Math.round(n / s)} |`);' \
             "$((PHONES * RECORDS))" "$rate" "$cycle"
-        stop_pid "$daemon_pid" QUIT
-        daemon_pid=
+        stop_daemon
     done
 } | tee "$work/table.md"
 [ -z "$out" ] || cp "$work/table.md" "$out"
