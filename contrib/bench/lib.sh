@@ -30,8 +30,8 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 # bench_option ARGS...: the option at $1, when it is none of the caller's
 # own: --mongo URI (mongo_uri) or --out FILE (out), two arguments the
 # caller shifts; -h or --help prints the usage and exits 0; anything else
-# is an unknown argument (exit 2).  journal.sh and verify.sh parse their
-# own (no --help, or --help only once every argument is known)
+# is an unknown argument (exit 2).  verify.sh parses its own (--help only
+# once every argument is known)
 # shellcheck disable=SC2034 # out: the caller's
 bench_option() {
     case $1 in

@@ -12,7 +12,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 REPORTERD=${REPORTERD:-$here/build/src/reporterd}
 REPORTERCTL=${REPORTERCTL:-$here/build/src/reporterctl}
-config=${1:?usage: run.sh CONFIG [OUT.md] [-- BENCH OPTIONS]}
+usage="usage: run.sh CONFIG [OUT.md] [-- BENCH OPTIONS]"
+case ${1:-} in
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+    ''|-*) echo "$usage" >&2; exit 2 ;;
+esac
+config=$1
+[ -r "$config" ] || { echo "run.sh: cannot read the configuration $config" >&2; exit 2; }
 out=${2:-bench-results.md}
 shift $(( $# >= 2 ? 2 : 1 ))
 [ "${1:-}" = "--" ] && shift
@@ -20,7 +26,9 @@ bench_opts=("$@")
 [ ${#bench_opts[@]} -gt 0 ] || bench_opts=(-n 200 --concurrency 8)
 
 work=$(mktemp -d /tmp/reporterd-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+pid=
+trap '[ -z "$pid" ] || { kill -QUIT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm -rf "$work"' EXIT
+trap 'exit 1' HUP INT TERM
 {
     echo "# reporterd benchmark"
     echo
@@ -39,18 +47,25 @@ for n in 1 2 4; do
     grep -q '^worker_processes:' "$cfg" || echo "worker_processes: $n" >> "$cfg"
     "$REPORTERD" -c "$cfg" &
     pid=$!
+    c=0
     for _ in $(seq 1 300); do
         c=$(grep -c 'consuming from' "$work/error-$n.log" 2>/dev/null || true)
         [ "${c:-0}" -ge "$n" ] && break
-        kill -0 "$pid" 2>/dev/null || { echo "reporterd exited; see $work/error-$n.log" >&2; exit 1; }
+        kill -0 "$pid" 2>/dev/null || { echo "reporterd exited:" >&2; tail -n 20 "$work/error-$n.log" >&2; pid=; exit 1; }
         sleep 0.1
     done
+    if [ "${c:-0}" -lt "$n" ]; then
+        echo "run.sh: $n workers did not all consume within 30 s:" >&2
+        tail -n 20 "$work/error-$n.log" >&2
+        exit 1
+    fi
     json=$("$REPORTERCTL" -c "$cfg" bench --json "${bench_opts[@]}")
     # resident memory after the run: the master and its largest worker
     rss() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
     master_rss=$(rss "$pid")
     worker_rss=$(for c in $(pgrep -P "$pid"); do rss "$c"; echo; done | sort -n | tail -n 1)
     kill -QUIT "$pid"; wait "$pid" || true
+    pid=
     echo "workers=$n $json"
     node -e '
         const [n, r, m, w] = [process.argv[1], JSON.parse(process.argv[2]), process.argv[3], process.argv[4]];

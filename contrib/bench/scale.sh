@@ -140,7 +140,6 @@ for size in $sizes; do
         start_old 1
         if old_docs=$(examined "$work/live.yaml" 1) \
             && old_json=$(measure "$work/live.yaml" "$live_n" "$phones"); then
-            old_p50=$(p50 "$old_json")
             row "$records" "$phones" "old Python service" "$live_n" "$old_docs" "$old_json" "" >>"$table"
         else
             echo "| $(thousands "$records") | $phones | old Python service | not available: no answer (see the recipe) | | | | | |" >>"$table"

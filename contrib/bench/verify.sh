@@ -43,21 +43,23 @@ seed "$work/fold.yaml" "$PHONES" "$RECORDS" 2>/dev/null
 "$REPORTERCTL" -c "$work/fold.yaml" rollup --fold >/dev/null
 
 metric() { probe metrics "http://127.0.0.1:$port" "$1"; }
+# reporterd runs in this shell, not in a pipeline's subshell, so that an
+# early exit stops it
 {
     echo "| records | rollup.verify_rate (records/s) | cycle (s) | records recounted per second |"
     echo "|---:|---:|---:|---:|"
-    for rate in $RATES; do
-        ROLLUP_INTERVAL=1s VERIFY_RATE=$rate write_conf "$work/$rate.yaml" rollup 1 "127.0.0.1:$port"
-        start_daemon "$work/$rate.yaml" "$work/error-rollup.log" 1
-        for _ in $(seq 1 36000); do
-            [ "$(metric reporterd_rollup_verify_cycles_total 2>/dev/null)" -ge 2 ] 2>/dev/null && break
-            sleep 0.1
-        done
-        cycle=$(metric reporterd_rollup_verify_cycle_seconds)
-        "$NODE" -e 'const [n, rate, s] = process.argv.slice(1).map(Number);
-            console.log(`| ${n} | ${rate} | ${s.toFixed(2)} | ${Math.round(n / s)} |`);' \
-            "$((PHONES * RECORDS))" "$rate" "$cycle"
-        stop_daemon
-    done
 } | tee "$work/table.md"
+for rate in $RATES; do
+    ROLLUP_INTERVAL=1s VERIFY_RATE=$rate write_conf "$work/$rate.yaml" rollup 1 "127.0.0.1:$port"
+    start_daemon "$work/$rate.yaml" "$work/error-rollup.log" 1
+    for _ in $(seq 1 36000); do
+        [ "$(metric reporterd_rollup_verify_cycles_total 2>/dev/null)" -ge 2 ] 2>/dev/null && break
+        sleep 0.1
+    done
+    cycle=$(metric reporterd_rollup_verify_cycle_seconds)
+    "$NODE" -e 'const [n, rate, s] = process.argv.slice(1).map(Number);
+        console.log(`| ${n} | ${rate} | ${s.toFixed(2)} | ${Math.round(n / s)} |`);' \
+        "$((PHONES * RECORDS))" "$rate" "$cycle" | tee -a "$work/table.md"
+    stop_daemon
+done
 [ -z "$out" ] || cp "$work/table.md" "$out"
