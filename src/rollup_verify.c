@@ -186,6 +186,48 @@ save:
     return RD_ERROR;
 }
 
+/* A TTL the collection itself carries (a clustered collection made with
+ * expireAfterSeconds, MongoDB 5.3+; a time series' too): listIndexes does
+ * not show it, listCollections' options do.  RD_OK none, RD_DECLINED one. */
+static int
+ttl_option(struct rd_rollup *r, char *why, size_t len, int *klass, char *err, size_t errlen)
+{
+    mongoc_database_t *db = mongoc_client_get_database(rd_store_client(r->store),
+                                                       r->conf->mongodb.database);
+    const char        *name = mongoc_collection_get_name(r->records);
+    bson_t            *opts = BCON_NEW("filter", "{", "name", BCON_UTF8(name), "}");
+    mongoc_cursor_t   *cur;
+    const bson_t      *d;
+    bson_error_t       e;
+    bson_iter_t        it;
+    int                found = 0;
+
+    mongoc_database_set_read_prefs(db, mongoc_collection_get_read_prefs(r->records));
+    cur = mongoc_database_find_collections_with_opts(db, opts);
+    while (!found && mongoc_cursor_next(cur, &d)) {
+        if (bson_iter_init_find(&it, d, "options") && BSON_ITER_HOLDS_DOCUMENT(&it)
+            && bson_iter_recurse(&it, &it) && bson_iter_find(&it, "expireAfterSeconds")
+            && BSON_ITER_HOLDS_NUMBER(&it)) {
+            found = 1;
+            snprintf(why, len, "the records collection %s expires its records itself "
+                     "(created with expireAfterSeconds %" PRId64 "): MongoDB deletes them as "
+                     "they expire, and rollup mode cannot follow a stream of deletes exactly; "
+                     "use report.mode: live, or a collection without expiry", name,
+                     bson_iter_as_int64(&it));
+        }
+    }
+    if (mongoc_cursor_error(cur, &e)) {
+        mongoc_cursor_destroy(cur);
+        bson_destroy(opts);
+        mongoc_database_destroy(db);
+        return rd_rollup_fail(&e, "listing the records' collection options", klass, err, errlen);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    mongoc_database_destroy(db);
+    return found ? RD_DECLINED : RD_OK;
+}
+
 int
 rd_rollup_ttl(struct rd_rollup *r, char *why, size_t len, int *klass, char *err, size_t errlen)
 {
@@ -223,7 +265,9 @@ rd_rollup_ttl(struct rd_rollup *r, char *why, size_t len, int *klass, char *err,
         return rd_rollup_fail(&e, "listing the records' indexes", klass, err, errlen);
     }
     mongoc_cursor_destroy(cur);
-    return found ? RD_DECLINED : RD_OK;
+    if (found)
+        return RD_DECLINED;
+    return ttl_option(r, why, len, klass, err, errlen);
 }
 
 int

@@ -11,7 +11,8 @@
  *   2. reporterctl rollup --verify --phones / --sample / --repair on rollups
  *      corrupted on purpose (the folder's verification off), and the argument
  *      errors;
- *   3. a TTL index on the records: -t fails naming it, --fold is refused, the
+ *   3. a TTL index on the records (or a clustered collection created with
+ *      expireAfterSeconds): -t fails naming it, --fold is refused, the
  *      folder refuses to fold and deletes the rollups, and while MongoDB's TTL
  *      monitor expires records every report equals the oracle over what is
  *      left; with the index dropped, folding starts again (on a standalone
@@ -321,6 +322,57 @@ test('the same on a replica set', async (t) => {
         return;
     }
     await ttlCase(rs.uri, (await h.mongoClient(rs.uri)).db(ctx.names.database), 'ttlrs');
+});
+
+test('a clustered collection that expires its records (created with expireAfterSeconds, which listIndexes does not show) refuses rollup mode too', async (t) => {
+    const calls = new Calls('clustered');
+    try {
+        await calls.db.createCollection(calls.name, { clusteredIndex: { key: { _id: 1 }, unique: true },
+            expireAfterSeconds: 86400 });
+    } catch (e) {
+        t.skip(`the server has no clustered collections with expireAfterSeconds (MongoDB 5.3+): ${e.message}`);
+        return;
+    }
+    const rnd = h.prng(SEED + 3);
+    const phones = [5001, 5002, 5003];
+    const now = Date.now();
+    const docs = [];
+    /* the _id is the record's date, as a clustered collection keeps it */
+    let k = 0;
+    for (const p of phones) {
+        for (let i = 0; i < 12; i++, k++) {
+            const r = record(rnd, p, new Date(now - 2 * DAY - k * 1000));
+            r._id = r.start_date;
+            docs.push(r);
+        }
+        for (let i = 0; i < 8; i++, k++) {
+            const r = record(rnd, p, new Date(now - 60000 - k * 1000));
+            r._id = r.start_date;
+            docs.push(r);
+        }
+    }
+    await calls.insert(docs);
+    const port = await h.freePort();
+    const cfg = calls.config({ rollup: { verify_rate: 0 }, status: { listen: `127.0.0.1:${port}` } });
+    const t1 = await h.run(h.env.reporterd, ['-t', '-c', cfg]);
+    assert.equal(t1.code, 78, `-t on a collection that expires its records fails with EX_CONFIG: ${t1.stderr}`);
+    assert.match(t1.stderr, /report\.mode: rollup refused: the records collection \S+ expires its records itself \(created with expireAfterSeconds 86400\)/);
+    const d = h.startDaemon(cfg);
+    await d.waitReady(2, 30000);
+    await h.waitFor(async () => (await metric(port, 'reporterd_rollup_refused')) === 1, 20000,
+        'the folder to refuse rollup mode', 50);
+    assert.match(d.log, /rollup mode refused: .*expires its records itself/);
+    const f = await ctl(cfg, ['--fold']);
+    assert.equal(f.code, 1, `--fold on a collection that expires its records: ${f.stdout}${f.stderr}`);
+    assert.equal(await calls.db.collection(`${calls.name}_rollup`).countDocuments({}), 0, 'no rollup was made');
+    await check(calls, phones, 'refused, before expiry');
+    /* MongoDB deletes the records whose _id is older than a day */
+    const left = calls.records.filter((r) => r._id.getTime() > now - DAY);
+    await h.waitFor(async () => (await calls.coll.countDocuments({})) === left.length, 150000,
+        `the TTL monitor to delete the ${calls.records.length - left.length} expired records`, 200);
+    calls.records = left;
+    await check(calls, phones, 'after the TTL monitor deleted records');
+    await d.shutdown('SIGQUIT');
 });
 
 test('a replica set: the folder follows the change stream with pre-images, and every change is in every report once its event is read (verification off)', async (t) => {

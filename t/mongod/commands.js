@@ -520,6 +520,60 @@ const commands = {
         return { expireAfterSeconds_old: old, expireAfterSeconds_new: spec.expireAfterSeconds, ok: 1 };
     },
 
+    /* create, for a collection made with options: clusteredIndex (on _id,
+     * unique) with expireAfterSeconds (MongoDB 5.3+: a TTL on the _id's
+     * date, which listIndexes does not show: ttl.js deletes by it), and
+     * changeStreamPreAndPostImages; others are refused. */
+    create: (cmd, ctx) => {
+        const name = collName(cmd, 'create');
+        if (getColl(ctx.db, name, false)) throw new CmdError(48, 'NamespaceExists', `Collection ${ctx.db}.${name} already exists.`);
+        for (const k of ['capped', 'timeseries', 'viewOn', 'pipeline', 'validator', 'collation', 'storageEngine']) {
+            if (cmd[k] !== undefined) throw new CmdError(72, 'InvalidOptions', `this test server's create does not take '${k}'`);
+        }
+        const options = {};
+        if (cmd.clusteredIndex !== undefined) {
+            const ci = cmd.clusteredIndex;
+            if (!isPlainObject(ci) || !isPlainObject(ci.key) || Object.keys(ci.key).join() !== '_id'
+                || Number(ci.key._id) !== 1 || ci.unique !== true) {
+                throw new CmdError(72, 'InvalidOptions', "The clustered index must be {key: {_id: 1}, unique: true}");
+            }
+            options.clusteredIndex = { v: 2, key: { _id: 1 }, name: ci.name || '_id_', unique: true };
+        }
+        if (cmd.expireAfterSeconds !== undefined) {
+            const secs = Number(cmd.expireAfterSeconds);
+            if (!options.clusteredIndex) throw new CmdError(72, 'InvalidOptions', "'expireAfterSeconds' requires clustering to be enabled");
+            if (!Number.isInteger(secs) || secs < 0) throw new CmdError(72, 'InvalidOptions', "'expireAfterSeconds' must be a non-negative integer");
+            options.expireAfterSeconds = Long.fromNumber(secs);
+        }
+        const coll = getColl(ctx.db, name, true);
+        if (isPlainObject(cmd.changeStreamPreAndPostImages)) {
+            options.changeStreamPreAndPostImages = { enabled: !!cmd.changeStreamPreAndPostImages.enabled };
+            coll.preAndPostImages = !!cmd.changeStreamPreAndPostImages.enabled;
+        }
+        coll.options = options;
+        return { ok: 1 };
+    },
+
+    /* listCollections: a filter on name alone (or none); nameOnly. */
+    listCollections: (cmd, ctx) => {
+        const filter = isPlainObject(cmd.filter) ? cmd.filter : {};
+        for (const k of Object.keys(filter)) {
+            if (k !== 'name' || typeof filter.name !== 'string') {
+                throw new CmdError(72, 'InvalidOptions', "this test server's listCollections filters on {name: <string>} only");
+            }
+        }
+        const db = getDb(ctx.db, false);
+        const items = [];
+        for (const c of db ? db.collections.values() : []) {
+            if (filter.name !== undefined && c.name !== filter.name) continue;
+            items.push(cmd.nameOnly === true ? { name: c.name, type: 'collection' }
+                : { name: c.name, type: 'collection', options: Object.assign({}, c.options || {}),
+                    info: { readOnly: false }, idIndex: { v: 2, key: { _id: 1 }, name: '_id_' } });
+        }
+        const bs = isPlainObject(cmd.cursor) ? optInt(cmd.cursor, 'batchSize', 0) : undefined;
+        return cursorReply(`${ctx.db}.$cmd.listCollections`, items, null, bs, false);
+    },
+
     listIndexes: (cmd, ctx) => {
         const name = collName(cmd, 'listIndexes');
         const coll = getColl(ctx.db, name, false);

@@ -44,7 +44,7 @@
  *
  *   Roles (mongod's command dispatch): on a member that is not a writable
  *     primary, a write (insert, update, delete, findAndModify,
- *     createIndexes, drop, dropDatabase, collMod) fails with 10107
+ *     createIndexes, drop, dropDatabase, collMod, create) fails with 10107
  *     NotWritablePrimary "not primary"; a read (find, aggregate, count,
  *     explain, listIndexes) fails with 13435 NotPrimaryNoSecondaryOk "not
  *     primary and secondaryOk=false" unless the OP_MSG carries a
@@ -65,7 +65,7 @@
  *     resulting state of every document it inserted or changed (its BSON,
  *     with the numeric types the primary would return), the _id of every
  *     document it removed, the collections it created and, for
- *     createIndexes, drop, dropDatabase and collMod, the command itself.
+ *     createIndexes, drop, dropDatabase, collMod and create, the command itself.
  *     A secondary applies the entries in order, each when its wall time +
  *     the member's lag has come; reads there (find, aggregate, count...)
  *     see only what it applied.  The lag is per member and changes at run
@@ -159,9 +159,9 @@ const BSONlib = require('bson');
 const { ChangeStreams } = require('./changestream.js');
 
 const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'createIndexes', 'dropIndexes', 'drop',
-    'dropDatabase', 'collMod']);
-const READS = new Set(['find', 'aggregate', 'count', 'explain', 'listIndexes']);
-const DDL = new Set(['createIndexes', 'dropIndexes', 'drop', 'dropDatabase', 'collMod']);
+    'dropDatabase', 'collMod', 'create']);
+const READS = new Set(['find', 'aggregate', 'count', 'explain', 'listIndexes', 'listCollections']);
+const DDL = new Set(['createIndexes', 'dropIndexes', 'drop', 'dropDatabase', 'collMod', 'create']);
 const RETRYABLE_WRITES = new Set(['insert', 'update', 'delete', 'findAndModify']);
 const HELLO = new Set(['hello', 'isMaster', 'ismaster']);
 /* mongod's RetriableError, NotPrimaryError and ShutdownError codes */

@@ -4,7 +4,8 @@
  * (`--setParameter ttlMonitorSleepSecs=N`, default 60 as in mongod) it
  * deletes, in every collection with a TTL index (a single field with
  * expireAfterSeconds), the documents whose indexed field is a date older
- * than now - expireAfterSeconds.  A value that is not a date never
+ * than now - expireAfterSeconds, and in every clustered collection made
+ * with expireAfterSeconds, those whose _id is such a date.  A value that is not a date never
  * expires, as in mongod (an array's dates: mongod takes the earliest;
  * this server's query on the field matches when any element does, which
  * is the same test).
@@ -24,7 +25,12 @@ async function ttlPass(runCommand) {
     const now = Date.now();
     for (const db of [...databases.values()]) {
         for (const coll of [...db.collections.values()]) {
-            for (const spec of coll.indexes) {
+            /* a clustered collection's TTL (create's expireAfterSeconds):
+             * the _id's date, as mongod 5.2+ */
+            const opts = coll.options || {};
+            const specs = opts.expireAfterSeconds !== undefined
+                ? [{ key: { _id: 1 }, expireAfterSeconds: opts.expireAfterSeconds }, ...coll.indexes] : coll.indexes;
+            for (const spec of specs) {
                 const secs = spec.expireAfterSeconds === undefined ? NaN : Number(spec.expireAfterSeconds);
                 const fields = Object.keys(spec.key || {});
                 if (!Number.isFinite(secs) || fields.length !== 1) continue;
