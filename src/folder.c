@@ -398,12 +398,15 @@ rd_folder_main(const struct rd_conf *conf, int chan)
         set_lease(1);
         if (refused || rd_now_ms() >= ttl_at) {
             rc = check_ttl(r, &refused, &klass, err, sizeof(err));
-            ttl_at = rd_now_ms() + conf->rollup.interval_ms;
             if (rc == RD_ERROR) {
+                /* nothing is folded until a check has said there is no
+                 * TTL index: the next round checks again */
                 backoff = rd_backoff_next(backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-                rd_warn("folder: %s; retrying in %lld ms", err, (long long) backoff);
+                rd_warn("folder: %s (nothing is folded until the records collection's "
+                        "indexes can be read); retrying in %lld ms", err, (long long) backoff);
                 continue;
             }
+            ttl_at = rd_now_ms() + conf->rollup.interval_ms;
             if (rc == RD_DECLINED) {
                 backoff = 0;
                 rd_sleep_ms(conf->rollup.interval_ms, &f_stop);

@@ -603,6 +603,13 @@ rd_rollup_fold(struct rd_rollup *r, struct rd_rollup_step *step, int *klass,
         if (was[0] != '\0' && strcmp(was, r->epoch) != 0)
             step->new_epoch = 1;
         snprintf(step->epoch, sizeof(step->epoch), "%s", r->epoch);
+        if (rd_rollup_following(r) && strcmp(r->stream_epoch, r->epoch) != 0) {
+            /* A new epoch: nothing is folded in it before the stream of
+             * its own marks is open (the caller opens it), or a change to
+             * a record folded meanwhile would come before the stream. */
+            rd_rollup_follow_stop(r);
+            return RD_AGAIN;
+        }
         bson_init(&batch);
         rc = oldest_open(r, &batch, klass, err, errlen);
         if (rc == RD_OK) {

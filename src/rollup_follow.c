@@ -16,9 +16,13 @@
  * verification, and counted.  A drop or a rename of the records
  * collection ends the stream (invalidate): every rollup is deleted, so that
  * reports read what records are left, and the stream starts again from
- * then.  docs/design.md states the guarantee.
+ * then.  The phones the events of one read name are recomputed once each,
+ * after the read; an update that changes only marks (rb, rb_<epoch>: a
+ * folder's, or the removal of an old epoch's) changes no sum and is passed.
+ * docs/design.md states the guarantee.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rollup_impl.h"
@@ -266,17 +270,62 @@ sub_document(const bson_t *ev, const char *key, bson_t *out)
     return bson_init_static(out, data, len);
 }
 
-/* One event: recompute the phones of the record before and after it.
- * RD_AGAIN: the stream's end (the collection dropped or renamed). */
+/* Whether an update changes only marks (fields rb and rb_*): no record's
+ * phone or dates, so no sum. */
 static int
-apply_event(struct rd_rollup *r, const bson_t *ev, struct rd_rollup_followed *f, int *klass,
-            char *err, size_t errlen)
+marks_only(const bson_t *ev)
 {
-    struct rd_rollup_recount c;
-    bson_t                   pre, post;
-    bson_iter_t              it;
-    int64_t                  phones[2];
-    int                      n = 0, i, insert = 0;
+    bson_t      ud, fields;
+    bson_iter_t it;
+    const char *k;
+    int         n = 0;
+
+    if (!sub_document(ev, "updateDescription", &ud))
+        return 0;
+    if (sub_document(&ud, "updatedFields", &fields) && bson_iter_init(&it, &fields)) {
+        while (bson_iter_next(&it)) {
+            k = bson_iter_key(&it);
+            if (strncmp(k, "rb", 2) != 0 || (k[2] != '\0' && k[2] != '_'))
+                return 0;
+            n++;
+        }
+    }
+    if (bson_iter_init_find(&it, &ud, "removedFields") && BSON_ITER_HOLDS_ARRAY(&it)) {
+        bson_iter_t a;
+
+        if (!bson_iter_recurse(&it, &a))
+            return 0;
+        while (bson_iter_next(&a)) {
+            if (!BSON_ITER_HOLDS_UTF8(&a))
+                return 0;
+            k = bson_iter_utf8(&a, NULL);
+            if (strncmp(k, "rb", 2) != 0 || (k[2] != '\0' && k[2] != '_'))
+                return 0;
+            n++;
+        }
+    }
+    if (bson_iter_init_find(&it, &ud, "truncatedArrays") && BSON_ITER_HOLDS_ARRAY(&it)) {
+        uint32_t       len;
+        const uint8_t *data;
+
+        bson_iter_array(&it, &len, &data);
+        if (len > 5)            /* an empty BSON array is 5 bytes */
+            return 0;
+    }
+    return n > 0;
+}
+
+/* One event: the phones of the record before and after it, added to
+ * phones[] (room for two more).  RD_AGAIN: the stream's end (the
+ * collection dropped or renamed). */
+static int
+read_event(struct rd_rollup *r, const bson_t *ev, struct rd_rollup_followed *f,
+           int64_t *phones, size_t *np)
+{
+    bson_t      pre, post;
+    bson_iter_t it;
+    int64_t     phone;
+    int         insert = 0, before = 0;
 
     f->events++;
     if (bson_iter_init_find(&it, ev, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it))
@@ -288,17 +337,45 @@ apply_event(struct rd_rollup *r, const bson_t *ev, struct rd_rollup_followed *f,
             && strcmp(op, "replace") != 0 && strcmp(op, "delete") != 0)
             return RD_AGAIN;    /* the collection went: the stream ends */
         insert = strcmp(op, "insert") == 0;
+        if (strcmp(op, "update") == 0 && marks_only(ev))
+            return RD_OK;
     }
     if (sub_document(ev, "fullDocumentBeforeChange", &pre)) {
-        if (folded_phone(r, &pre, &phones[n]))
-            n++;
+        if (folded_phone(r, &pre, &phone)) {
+            phones[(*np)++] = phone;
+            before = 1;
+        }
     } else if (!insert) {
         f->unknown++;           /* no pre-image: the verification will find it */
     }
-    if (sub_document(ev, "fullDocument", &post) && folded_phone(r, &post, &phones[n])
-        && (n == 0 || phones[0] != phones[n]))
-        n++;
+    if (sub_document(ev, "fullDocument", &post) && folded_phone(r, &post, &phone)
+        && (!before || phones[*np - 1] != phone))
+        phones[(*np)++] = phone;
+    return RD_OK;
+}
+
+static int
+by_phone(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+    return (x > y) - (x < y);
+}
+
+/* Each phone of phones[] recomputed once. */
+static int
+recompute_phones(struct rd_rollup *r, int64_t *phones, size_t n, struct rd_rollup_followed *f,
+                 int *klass, char *err, size_t errlen)
+{
+    struct rd_rollup_recount c;
+    size_t                   i;
+
+    if (n == 0)
+        return RD_OK;
+    qsort(phones, n, sizeof(*phones), by_phone);
     for (i = 0; i < n; i++) {
+        if (i > 0 && phones[i] == phones[i - 1])
+            continue;
         if (rd_rollup_recompute(r, phones[i], -1, &c, klass, err, errlen) != RD_OK)
             return RD_ERROR;
         f->corrected += c.changed;
@@ -317,11 +394,15 @@ invalidated(struct rd_rollup *r, struct rd_rollup_followed *f, int *klass, char 
     int64_t removed;
 
     rd_rollup_follow_stop(r);
+    f->invalidated = 1;
+    /* the token goes only once the rollups have: a folder that fails in
+     * between reopens from it, reads the drop again and clears again */
+    if (rd_rollup_clear(r, &removed, klass, err, errlen) != RD_OK) {
+        bson_destroy(sel);
+        return RD_ERROR;
+    }
     mongoc_collection_delete_one(r->batches, sel, NULL, NULL, NULL);
     bson_destroy(sel);
-    f->invalidated = 1;
-    if (rd_rollup_clear(r, &removed, klass, err, errlen) != RD_OK)
-        return RD_ERROR;
     f->cleared = removed;
     return RD_OK;
 }
@@ -333,6 +414,8 @@ rd_rollup_follow(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f,
     const bson_t *ev;
     bson_error_t  e;
     const bson_t *reply;
+    int64_t       phones[2 * EVENTS_PER_CALL];
+    size_t        np = 0;
     int           rc, n = 0;
 
     memset(f, 0, sizeof(*f));
@@ -359,18 +442,18 @@ rd_rollup_follow(struct rd_rollup *r, int wait_ms, struct rd_rollup_followed *f,
     }
     while (n < EVENTS_PER_CALL && mongoc_change_stream_next(r->stream, &ev)) {
         n++;
-        rc = apply_event(r, ev, f, klass, err, errlen);
-        if (rc == RD_AGAIN)
+        if (read_event(r, ev, f, phones, &np) == RD_AGAIN)
             return invalidated(r, f, klass, err, errlen);
-        if (rc != RD_OK) {
-            /* reopened from the saved token, the event comes again */
-            rd_rollup_follow_stop(r);
-            return RD_ERROR;
-        }
     }
+    /* Either way the token is not saved past events not applied: the
+     * stream reopened from the saved one brings them again. */
     if (mongoc_change_stream_error_document(r->stream, &e, &reply)) {
         rd_rollup_follow_stop(r);
         return rd_rollup_fail(&e, "following the change stream", klass, err, errlen);
+    }
+    if (recompute_phones(r, phones, np, f, klass, err, errlen) != RD_OK) {
+        rd_rollup_follow_stop(r);
+        return RD_ERROR;
     }
     if (n > 0 || rd_now_ms() - r->token_saved_at >= SAVE_EVERY_MS)
         return save_token(r, klass, err, errlen);

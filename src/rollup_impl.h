@@ -40,6 +40,7 @@ struct rd_rollup {
     char                  field[sizeof(RD_ROLLUP_FIELD) + RD_ROLLUP_EPOCH_LEN + 1];
     int                   indexed;          /* the indexes of this epoch exist */
     int                   stale;            /* a rollup of another epoch was seen */
+    int64_t               epoch_read_at;    /* a report's last read of the epoch */
     mongoc_change_stream_t *stream;         /* the records' change stream, NULL: closed */
     char                  stream_epoch[RD_ROLLUP_EPOCH_LEN + 1];   /* whose marks it filters */
     int64_t               stream_retry_at;  /* refused: not before then */

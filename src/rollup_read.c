@@ -11,6 +11,8 @@
 #include "rollup_impl.h"
 #include "util.h"
 
+#define EPOCH_READ_MS  1000     /* a report reads the epoch again after this */
+
 /* The phones' rollups of this epoch into stats[], their last batches into
  * last[] and has[] = 1; a rollup of another epoch sets r->stale. */
 static int
@@ -140,13 +142,20 @@ rd_rollup_report(struct rd_rollup *r, struct rd_phone_sums *stats, size_t n,
 
     if (n == 0)
         return RD_OK;
-    /* The epoch is read once, and again after a rollup of another one was
-     * seen; whichever it is, each rollup is used with its own marks. */
-    if (r->epoch[0] == '\0' || r->stale) {
+    /* The epoch is read again after a rollup of another one was seen, and
+     * at least every EPOCH_READ_MS: only the current epoch's rollups are
+     * followed after a change of their records (a rollup of an epoch that
+     * ended keeps its sums, true to its marks, but nothing corrects it any
+     * more), so a worker that knew an older one stops using its rollups
+     * within that time.  No epoch at all: every phone is read whole. */
+    if (r->epoch[0] == '\0' || r->stale || rd_now_ms() - r->epoch_read_at >= EPOCH_READ_MS) {
         rc = rd_rollup_epoch(r, 0, klass, err, errlen);
         if (rc == RD_ERROR)
             return rc;
+        if (rc == RD_AGAIN)
+            r->epoch[0] = '\0';
         r->stale = 0;
+        r->epoch_read_at = rd_now_ms();
     }
     last = calloc(n, sizeof(*last));
     has = calloc(n, 1);

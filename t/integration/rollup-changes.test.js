@@ -17,6 +17,9 @@
  *      monitor expires records every report equals the oracle over what is
  *      left; with the index dropped, folding starts again (on a standalone
  *      server and on a replica set);
+ *   3b. a new epoch (the batches collection dropped) while a worker knows the
+ *      old one: within a second its reports stop using the old epoch's
+ *      rollups, which nothing corrects any more;
  *   4. on a replica set (the test server's replica-set mode, or
  *      REPORTERD_TEST_MONGODB_URI naming one of MongoDB 6.0+), with the
  *      verification off: the folder follows the change stream with
@@ -310,6 +313,53 @@ async function ttlCase(uri, db, name) {
     await d.shutdown('SIGQUIT');
 }
 
+test('a new epoch (the batches collection dropped): a worker stops using the rollups of the epoch that ended within a second, so a change nothing follows in them any more is in its reports', async () => {
+    const calls = new Calls('epoch');
+    const rnd = h.prng(SEED + 4);
+    const P = 6001;
+    const docs = [];
+    for (let p = 1; p <= 40; p++) for (let k = 0; k < 60; k++) docs.push(record(rnd, p));
+    await calls.insert(docs);
+    await calls.insert(Array.from({ length: 20 }, () => record(rnd, P)));   /* last in _id order */
+    /* fold everything at once, then run a daemon whose folder refolds one
+     * record per batch: after a new epoch, P's turn comes last */
+    const fast = calls.config({ rollup: { batch: 1000 } });
+    const fold = await ctl(fast, ['--fold']);
+    assert.equal(fold.code, 0, `--fold: ${fold.stdout}${fold.stderr}`);
+    const cfg = calls.config({ rollup: { batch: 1, verify_rate: 0 } });
+    const d = h.startDaemon(cfg);
+    try {
+        await epochEnds(calls, d, P);
+    } finally {
+        await d.shutdown('SIGQUIT');
+    }
+});
+
+async function epochEnds(calls, d, P) {
+    await d.waitReady(2, 30000);
+    const rollups = calls.db.collection(`${calls.name}_rollup`);
+    const batches = calls.db.collection(`${calls.name}_rollup_batches`);
+    const e1 = (await batches.findOne({ _id: 'epoch' })).e;
+    await check(calls, [P], 'P from its rollup of the first epoch');
+    await check(calls, [P], 'P again (both workers know the first epoch)');
+
+    await batches.drop();
+    const e2 = await h.waitFor(async () => {
+        const doc = await batches.findOne({ _id: 'epoch' });
+        return doc && doc.e !== e1 ? doc.e : null;
+    }, 20000, 'the folder to start a new epoch', 20);
+    await new Promise((resolve) => setTimeout(resolve, 1200));   /* the documented second */
+    await calls.remove(calls.of(P).slice(0, 3));
+    const seen = await rollups.findOne({ _id: P });
+    assert.ok(seen && seen.e === e1, `P still has its rollup of the first epoch when it is reported ` +
+        `(the refold, one record per batch, reaches P last): ${JSON.stringify(seen)}`);
+    await check(calls, [P], 'P after a delete, a second into the new epoch');
+    await check(calls, [P], 'P again (the other worker)');
+    const still = await rollups.findOne({ _id: P });
+    console.log(`# new epoch ${e2} after ${e1}: P's rollup during the reports was of epoch ` +
+        `${seen ? seen.e : 'none'}, after them ${still ? still.e : 'none'}`);
+}
+
 test('a TTL index refuses rollup mode: -t and --fold say why, the rollups go, every report stays exact while records expire', async () => {
     await ttlCase(ctx.mongo.uri, client.db(ctx.names.database), 'ttl');
 });
@@ -358,6 +408,14 @@ test('a clustered collection that expires its records (created with expireAfterS
     assert.equal(t1.code, 78, `-t on a collection that expires its records fails with EX_CONFIG: ${t1.stderr}`);
     assert.match(t1.stderr, /report\.mode: rollup refused: the records collection \S+ expires its records itself \(created with expireAfterSeconds 86400\)/);
     const d = h.startDaemon(cfg);
+    try {
+        await clusteredRefused(calls, cfg, d, port, phones, now);
+    } finally {
+        await d.shutdown('SIGQUIT');
+    }
+});
+
+async function clusteredRefused(calls, cfg, d, port, phones, now) {
     await d.waitReady(2, 30000);
     await h.waitFor(async () => (await metric(port, 'reporterd_rollup_refused')) === 1, 20000,
         'the folder to refuse rollup mode', 50);
@@ -365,15 +423,14 @@ test('a clustered collection that expires its records (created with expireAfterS
     const f = await ctl(cfg, ['--fold']);
     assert.equal(f.code, 1, `--fold on a collection that expires its records: ${f.stdout}${f.stderr}`);
     assert.equal(await calls.db.collection(`${calls.name}_rollup`).countDocuments({}), 0, 'no rollup was made');
-    await check(calls, phones, 'refused, before expiry');
-    /* MongoDB deletes the records whose _id is older than a day */
+    /* MongoDB deletes the records whose _id is older than a day (here the
+     * monitor may have done so already) */
     const left = calls.records.filter((r) => r._id.getTime() > now - DAY);
     await h.waitFor(async () => (await calls.coll.countDocuments({})) === left.length, 150000,
         `the TTL monitor to delete the ${calls.records.length - left.length} expired records`, 200);
     calls.records = left;
     await check(calls, phones, 'after the TTL monitor deleted records');
-    await d.shutdown('SIGQUIT');
-});
+}
 
 test('a replica set: the folder follows the change stream with pre-images, and every change is in every report once its event is read (verification off)', async (t) => {
     const rs = await h.startMongo({ replset: { members: 2, lagMs: 0, name: 'rdchg' } });
