@@ -270,22 +270,28 @@ sub_document(const bson_t *ev, const char *key, bson_t *out)
     return bson_init_static(out, data, len);
 }
 
-/* Whether an update changes only marks (fields rb and rb_*): no record's
- * phone or dates, so no sum. */
+/* Whether a field is a mark: rb_<epoch> (RD_ROLLUP_FIELD), or rb of the
+ * versions before epochs. */
+static int
+is_mark(const char *k)
+{
+    return strcmp(k, "rb") == 0 || strncmp(k, RD_ROLLUP_FIELD, sizeof(RD_ROLLUP_FIELD) - 1) == 0;
+}
+
+/* Whether an update changes only marks: no record's phone or dates, so no
+ * sum. */
 static int
 marks_only(const bson_t *ev)
 {
     bson_t      ud, fields;
     bson_iter_t it;
-    const char *k;
     int         n = 0;
 
     if (!sub_document(ev, "updateDescription", &ud))
         return 0;
     if (sub_document(&ud, "updatedFields", &fields) && bson_iter_init(&it, &fields)) {
         while (bson_iter_next(&it)) {
-            k = bson_iter_key(&it);
-            if (strncmp(k, "rb", 2) != 0 || (k[2] != '\0' && k[2] != '_'))
+            if (!is_mark(bson_iter_key(&it)))
                 return 0;
             n++;
         }
@@ -296,10 +302,7 @@ marks_only(const bson_t *ev)
         if (!bson_iter_recurse(&it, &a))
             return 0;
         while (bson_iter_next(&a)) {
-            if (!BSON_ITER_HOLDS_UTF8(&a))
-                return 0;
-            k = bson_iter_utf8(&a, NULL);
-            if (strncmp(k, "rb", 2) != 0 || (k[2] != '\0' && k[2] != '_'))
+            if (!BSON_ITER_HOLDS_UTF8(&a) || !is_mark(bson_iter_utf8(&a, NULL)))
                 return 0;
             n++;
         }
